@@ -1,0 +1,60 @@
+# Two commands matter: `make run` and `make test` (see README.md).
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+HOST ?= 127.0.0.1
+PORT ?= 8000
+DEMO_PORT_BASE ?= 9001
+UVICORN_FLAGS := --loop uvloop --http httptools --no-access-log --no-server-header --timeout-graceful-shutdown 20
+
+.PHONY: help install run test lint typecheck pytest bench lock clean
+
+help:
+	@echo "make run     create .venv, install, start the gateway on routes.yaml with demo upstreams"
+	@echo "make test    lint (ruff), type-check (mypy) and run the tests (pytest)"
+	@echo "make bench   wrk benchmarks against stub upstreams (needs wrk: apt-get install wrk)"
+
+# The venv is rebuilt when the lock files change. PYTHON=... picks the interpreter.
+$(VENV)/.installed: requirements.lock requirements-dev.lock pyproject.toml
+	@python=$$(scripts/find-python) || exit 1; \
+	if [ ! -x $(PY) ] || ! $(PY) -c 'import sys; sys.exit(sys.version_info[:2] not in ((3,13),(3,12)))' 2>/dev/null; then \
+		rm -rf $(VENV); echo "creating $(VENV) with $$python"; "$$python" -m venv $(VENV) || exit 1; \
+	fi
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.lock
+	@touch $@
+
+install: $(VENV)/.installed
+
+# Ctrl-C stops the gateway and the demo upstreams alike.
+run: install
+	@trap 'kill $$demo 2>/dev/null; wait $$demo 2>/dev/null' EXIT INT TERM; \
+	$(PY) -m gateway.demo --host 127.0.0.1 --port-base $(DEMO_PORT_BASE) & demo=$$!; \
+	echo "demo upstreams on 127.0.0.1:$(DEMO_PORT_BASE)-$$(($(DEMO_PORT_BASE)+2)); gateway on http://$(HOST):$(PORT)"; \
+	echo "try: curl -s http://$(HOST):$(PORT)/api/users/1/dashboard"; \
+	LOG_FORMAT=$${LOG_FORMAT:-text} $(VENV)/bin/uvicorn config.asgi:application --host $(HOST) --port $(PORT) $(UVICORN_FLAGS)
+
+lint: install
+	$(VENV)/bin/ruff format --check gateway config tests bench manage.py
+	$(VENV)/bin/ruff check gateway config tests bench manage.py
+
+typecheck: install
+	$(VENV)/bin/mypy
+
+pytest: install
+	$(VENV)/bin/pytest -n 2 --dist loadgroup
+
+test: lint typecheck pytest
+
+bench: install
+	$(PY) -m bench
+
+# Re-pin every dependency (needs network): runtime first, then dev on top.
+lock:
+	@python=$$(scripts/find-python) || exit 1; rm -rf build/lock && "$$python" -m venv build/lock && \
+	build/lock/bin/pip install --quiet -e . && build/lock/bin/pip freeze --exclude-editable > requirements.lock.new && \
+	build/lock/bin/pip install --quiet -e '.[dev]' && build/lock/bin/pip freeze --exclude-editable > build/all.txt && \
+	{ echo "-r requirements.lock"; comm -13 <(sort requirements.lock.new) <(sort build/all.txt); } > requirements-dev.lock && \
+	mv requirements.lock.new requirements.lock && echo "pins updated: review git diff"
+
+clean:
+	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,71 @@
+"""The routes file: `load_route_table(path)` -> a frozen `RouteTable`, or
+`RoutesFileError` carrying every problem, each with its line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .document import NOT_SUPPORTED_YET, read_document
+from .model import *  # noqa: F403
+from .model import RouteTable
+from .reader import Reader
+from .source import Problem, parse_yaml
+
+__all__ = [
+    "NOT_SUPPORTED_YET",
+    "Problem",
+    "RoutesFileError",
+    "load_route_table",
+    "parse_route_table",
+]
+
+MAX_FILE_SIZE = 4 * 1024 * 1024
+
+
+class RoutesFileError(Exception):
+    """The routes file is missing, unreadable or invalid. `lines()` gives
+    `PATH:LINE: message`, one per problem, in file order."""
+
+    def __init__(self, path: str, problems: list[Problem]) -> None:
+        self.path = path
+        self.problems = sorted(problems, key=lambda p: p.line)
+        super().__init__("\n".join(self.lines()))
+
+    def lines(self) -> list[str]:
+        return [
+            f"{self.path}:{p.line}: {p.message}" if p.line else f"{self.path}: {p.message}"
+            for p in self.problems
+        ]
+
+
+def parse_route_table(text: str, source: str = "routes.yaml") -> RouteTable:
+    """Parse routes-file text (with `${VAR}` taken from the environment)."""
+    root, problems = parse_yaml(text)
+    if root is None:
+        raise RoutesFileError(source, problems)
+    reader = Reader()
+    reader.problems.extend(problems)
+    table = read_document(reader, root, source)
+    if reader.problems or table is None:
+        raise RoutesFileError(source, reader.problems or [Problem(1, "invalid routes file")])
+    return table
+
+
+def load_route_table(path: str | Path) -> RouteTable:
+    """Read and parse the routes file at `path`."""
+    name = str(path)
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_FILE_SIZE + 1)
+    except OSError as exc:
+        raise RoutesFileError(
+            name, [Problem(0, f"cannot read the routes file: {exc.strerror}")]
+        ) from None
+    if len(data) > MAX_FILE_SIZE:
+        raise RoutesFileError(name, [Problem(1, f"larger than {MAX_FILE_SIZE} bytes")])
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise RoutesFileError(name, [Problem(line, "not valid UTF-8")]) from None
+    return parse_route_table(text, name)

@@ -1,0 +1,247 @@
+"""The routes file as frozen, typed values.
+
+Nothing here is mutable and no raw YAML reaches these types: `gateway.config.build`
+turns the parsed document into them once, at load time, and the request path only
+reads them. Durations are float seconds, sizes are int bytes, header names are
+lower-case.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+__all__ = [
+    "ApiKey",
+    "ApiKeyProvider",
+    "AuthProvider",
+    "Backend",
+    "CacheSpec",
+    "CircuitBreaker",
+    "CorsPolicy",
+    "FieldRef",
+    "GatewaySettings",
+    "JwtProvider",
+    "ParamRef",
+    "PathSegment",
+    "Proxy",
+    "QueryRef",
+    "RateLimit",
+    "Retries",
+    "Route",
+    "RouteTable",
+    "Template",
+    "Upstream",
+]
+
+
+# --- templates ---------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class ParamRef:
+    """`{name}`: a parameter of the route path."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class QueryRef:
+    """`{query.NAME}`: the client's query parameter NAME (empty when absent)."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class FieldRef:
+    """`{KEY.a.b}`: field a.b of the body of the backend placed under KEY."""
+
+    key: str
+    path: tuple[str, ...]
+
+
+type TemplatePart = str | ParamRef | QueryRef | FieldRef
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    """A string with `{...}` holes, split into literal text and references."""
+
+    parts: tuple[TemplatePart, ...]
+    source: str
+
+    @property
+    def refs(self) -> tuple[ParamRef | QueryRef | FieldRef, ...]:
+        return tuple(p for p in self.parts if not isinstance(p, str))
+
+    @property
+    def is_literal(self) -> bool:
+        return all(isinstance(p, str) for p in self.parts)
+
+
+@dataclass(frozen=True, slots=True)
+class PathSegment:
+    """One segment of a route path: a literal, `{x}` or (last only) `{x:path}`."""
+
+    literal: str | None = None
+    param: str | None = None
+    is_path: bool = False
+
+
+# --- policies ------------------------------------------------------------------
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CorsPolicy:
+    allow_origins: tuple[str, ...]
+    allow_headers: tuple[str, ...] = ()
+    allow_methods: tuple[str, ...] = ()
+    expose_headers: tuple[str, ...] = ()
+    allow_credentials: bool = False
+    max_age: float = 600.0
+
+    @property
+    def any_origin(self) -> bool:
+        return "*" in self.allow_origins
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RateLimit:
+    limit: int
+    window: float
+    burst: int
+    key: Literal["client", "ip", "global"] | str  # or "header:<lower-case name>"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CacheSpec:
+    ttl: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Retries:
+    attempts: int = 1
+    backoff: float = 0.05
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CircuitBreaker:
+    failures: int
+    cooldown: float
+
+
+# --- auth providers ------------------------------------------------------------
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ApiKey:
+    id: str
+    digest: bytes  # sha256 of the key; plain keys are hashed at load time
+    scopes: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ApiKeyProvider:
+    name: str
+    header: str = "x-api-key"
+    keys: tuple[ApiKey, ...] = ()
+    identity_header: str | None = None
+    type: Literal["api_key"] = "api_key"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JwtProvider:
+    name: str
+    algorithms: tuple[str, ...]
+    issuer: str | None = None
+    audience: str | None = None
+    jwks_url: str | None = None
+    secret: str | None = None
+    public_key: str | None = None
+    scopes_claim: str = "scope"
+    identity_claim: str = "sub"
+    claims_to_headers: tuple[tuple[str, str], ...] = ()
+    type: Literal["jwt"] = "jwt"
+
+
+type AuthProvider = ApiKeyProvider | JwtProvider
+
+
+# --- upstreams, backends, routes -------------------------------------------------
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Upstream:
+    name: str
+    scheme: Literal["http", "https"]
+    host: str
+    port: int
+    base_path: str  # "" or "/prefix" (no trailing slash)
+    timeout: float = 5.0
+    headers: tuple[tuple[str, str], ...] = ()
+    retries: Retries = field(default_factory=Retries)
+    circuit_breaker: CircuitBreaker | None = None
+    max_connections: int = 100
+
+    @property
+    def origin(self) -> str:
+        return f"{self.scheme}://{self.host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Backend:
+    name: str
+    upstream: str
+    path: Template
+    query: tuple[tuple[str, Template], ...] = ()
+    key: str | None = None
+    required: bool = True
+    target: tuple[str, ...] = ()
+    allow: tuple[tuple[str, ...], ...] = ()
+    deny: tuple[tuple[str, ...], ...] = ()
+    rename: tuple[tuple[tuple[str, ...], str], ...] = ()
+    method: Literal["GET", "POST"] = "GET"
+    forward_headers: tuple[str, ...] = ()
+
+    @property
+    def depends_on(self) -> frozenset[str]:
+        """Keys of the backends whose bodies this one's path or query read."""
+        templates = (self.path, *(t for _, t in self.query))
+        return frozenset(r.key for t in templates for r in t.refs if isinstance(r, FieldRef))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Proxy:
+    upstream: str
+    path: Template
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Route:
+    name: str
+    path: str
+    segments: tuple[PathSegment, ...]
+    methods: frozenset[str]
+    timeout: float
+    max_body_size: int
+    backends: tuple[Backend, ...] = ()
+    proxy: Proxy | None = None
+    auth: tuple[str, ...] = ()
+    scopes: frozenset[str] = frozenset()
+    rate_limit: RateLimit | None = None
+    cache: CacheSpec | None = None
+    cors: CorsPolicy | None = None
+    line: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GatewaySettings:
+    timeout: float = 10.0
+    max_body_size: int = 1024 * 1024
+    max_response_size: int = 10 * 1024 * 1024
+    forward_headers: tuple[str, ...] = ("accept-language",)
+    cors: CorsPolicy | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RouteTable:
+    """A whole, valid routes file."""
+
+    source: str
+    settings: GatewaySettings
+    upstreams: Mapping[str, Upstream]  # read-only views (MappingProxyType)
+    auth: Mapping[str, AuthProvider]
+    routes: tuple[Route, ...]

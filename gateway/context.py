@@ -1,0 +1,106 @@
+"""Who is asking: the per-request context every later stage reads.
+
+The client address follows SPEC 3.4: the TCP peer, unless the peer is a trusted
+proxy (TRUSTED_PROXIES); then the right-most X-Forwarded-For address that is not
+itself trusted. An untrusted peer's own X-Forwarded-For is ignored, so it can
+neither hide behind another address nor spend somebody else's rate limit.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from django.core.handlers.asgi import ASGIRequest
+
+__all__ = [
+    "ClientAddress",
+    "GatewayRequest",
+    "Networks",
+    "RequestContext",
+    "make_request_id",
+    "resolve_client",
+]
+
+type Networks = Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network]
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._\-]{1,128}")
+
+
+@dataclass(slots=True)
+class RequestContext:
+    request_id: str
+    client: str  # the client address, for logs and rate limits
+    forwarded_for: str  # the X-Forwarded-For value sent to backends
+    forwarded_proto: str
+    forwarded_host: str
+    started: float = field(default_factory=time.perf_counter)
+    route: str | None = None
+    identity: str | None = None
+    completed: bool | None = None
+
+
+class GatewayRequest(ASGIRequest):
+    """Django's ASGI request plus the gateway's context (set by middleware)."""
+
+    gateway: RequestContext
+
+
+def make_request_id(incoming: str | None) -> str:
+    """Keep a well-formed client X-Request-ID; otherwise make a new one."""
+    if incoming and _REQUEST_ID.fullmatch(incoming):
+        return incoming
+    return os.urandom(16).hex()
+
+
+@lru_cache(maxsize=4096)
+def _parse_ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    text = text.strip()
+    if text.startswith("[") and "]" in text:  # "[v6]:port"
+        text = text[1 : text.index("]")]
+    elif text.count(":") == 1:  # "v4:port"
+        text = text.partition(":")[0]
+    try:
+        ip = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip
+
+
+def _trusted(ip: ipaddress.IPv4Address | ipaddress.IPv6Address | None, networks: Networks) -> bool:
+    return ip is not None and any(ip in net for net in networks)
+
+
+@dataclass(frozen=True, slots=True)
+class ClientAddress:
+    client: str  # the address rate limits and logs use
+    forwarded_for: str  # the X-Forwarded-For value sent to backends
+    via_trusted_proxy: bool  # the peer is a trusted proxy: its X-Forwarded-* are believed
+
+
+def resolve_client(peer: str | None, forwarded_for: str | None, trusted: Networks) -> ClientAddress:
+    peer = peer or "unknown"
+    peer_ip = _parse_ip(peer)
+    client = str(peer_ip) if peer_ip is not None else peer
+    if not trusted or not _trusted(peer_ip, trusted):
+        return ClientAddress(client, client, via_trusted_proxy=False)
+    if not forwarded_for:
+        return ClientAddress(client, client, via_trusted_proxy=True)
+    onward = f"{forwarded_for}, {client}"
+    hops = [hop for hop in (h.strip() for h in forwarded_for.split(",")) if hop]
+    for hop in reversed(hops):
+        ip = _parse_ip(hop)
+        if ip is None:
+            # Garbage where a trusted proxy should have written an address:
+            # believe nothing further left.
+            return ClientAddress(client, onward, via_trusted_proxy=True)
+        if not _trusted(ip, trusted):
+            return ClientAddress(str(ip), onward, via_trusted_proxy=True)
+    first = _parse_ip(hops[0]) if hops else None
+    return ClientAddress(str(first) if first else client, onward, via_trusted_proxy=True)

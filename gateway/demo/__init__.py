@@ -1,0 +1,1 @@
+"""Demo upstreams for `make run`: three small JSON services on loopback ports."""

@@ -1,0 +1,134 @@
+"""Errors the gateway itself produces, and the one place their bodies are built.
+
+    GatewayError                 status, title, type slug; `detail` is safe to show
+    ├── BadRequest               400  malformed input (path, parameters, body)
+    ├── NotFound                 404  no route
+    ├── MethodNotAllowed         405  the path matches, the method does not (Allow)
+    ├── PayloadTooLarge          413  body over the route's max_body_size
+    ├── BackendFailed            502, 503, 504 or an upstream 4xx (see pipeline.merge)
+    └── InternalError            500  a bug: logged with its traceback, never shown
+
+Every error response is `application/problem+json` (RFC 9457) with `type`,
+`title`, `status`, `detail`, `request_id`, and `route` / `backend` when known.
+Upstream bodies, hosts and Python tracebacks never appear in it.
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+
+import orjson
+from django.http import HttpResponse
+
+__all__ = [
+    "BackendFailed",
+    "BadRequest",
+    "GatewayError",
+    "InternalError",
+    "MethodNotAllowed",
+    "NotFound",
+    "PayloadTooLarge",
+    "problem_response",
+]
+
+PROBLEM_TYPE = "urn:gateway:problem:"
+
+
+class GatewayError(Exception):
+    status = 500
+    slug = "internal-error"
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        backend: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.backend = backend
+        self.headers = headers or {}
+
+
+class BadRequest(GatewayError):
+    status = 400
+    slug = "bad-request"
+
+
+class NotFound(GatewayError):
+    status = 404
+    slug = "not-found"
+
+
+class MethodNotAllowed(GatewayError):
+    status = 405
+    slug = "method-not-allowed"
+
+    def __init__(self, allowed: frozenset[str]) -> None:
+        methods = ", ".join(sorted(allowed))
+        super().__init__(f"allowed methods: {methods}", headers={"Allow": methods})
+
+
+class PayloadTooLarge(GatewayError):
+    status = 413
+    slug = "payload-too-large"
+
+
+class BackendFailed(GatewayError):
+    """A required backend failed, or every backend did; `status` is decided per failure."""
+
+    slug = "backend-failed"
+
+    def __init__(self, status: int, detail: str, *, backend: str, slug: str) -> None:
+        super().__init__(detail, backend=backend)
+        self.status = status
+        self.slug = slug
+
+
+class InternalError(GatewayError):
+    status = 500
+    slug = "internal-error"
+
+
+def problem_response(
+    status: int,
+    detail: str,
+    *,
+    request_id: str,
+    slug: str | None = None,
+    route: str | None = None,
+    backend: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> HttpResponse:
+    """The only place an error body is built."""
+    title = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
+    body: dict[str, object] = {
+        "type": PROBLEM_TYPE + (slug or title.lower().replace(" ", "-")),
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "request_id": request_id,
+    }
+    if route is not None:
+        body["route"] = route
+    if backend is not None:
+        body["backend"] = backend
+    content = orjson.dumps(body)
+    response = HttpResponse(content, status=status, content_type="application/problem+json")
+    response.headers["Content-Length"] = str(len(content))
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def error_response(error: GatewayError, *, request_id: str, route: str | None) -> HttpResponse:
+    return problem_response(
+        error.status,
+        error.detail,
+        request_id=request_id,
+        slug=error.slug,
+        route=route,
+        backend=error.backend,
+        headers=error.headers,
+    )

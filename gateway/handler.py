@@ -1,0 +1,228 @@
+"""The ASGI entry for HTTP: Django's ASGIHandler without its per-request threads.
+
+Django's stock handler wraps every request in asgiref's ThreadSensitiveContext,
+closes every response through `sync_to_async`, logs every 4xx/5xx through
+`sync_to_async`, and runs the request_started / request_finished receivers
+(database and cache cleanup: we have neither). Each costs a thread hop; together
+they cap a trivial async view at under 1,000 req/s where this handler serves
+several thousand. What stays is Django's: the request class, URL resolving, the
+middleware chain and async views.
+
+It also does what the stock handler cannot:
+- matches the route before reading the body, so the route's `max_body_size` is
+  enforced as the body arrives (413 before it is stored, not after);
+- answers its own errors (undecodable requests) as problem+json;
+- cancels the view when the client disconnects, and never prints a traceback.
+
+Pinned to the Django version in requirements.lock; tests/test_handler.py
+checks the methods it relies on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import tempfile
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
+from typing import IO, Any, cast
+
+from django.conf import settings
+from django.core import signals
+from django.core.handlers.asgi import ASGIHandler
+from django.db import close_old_connections, reset_queries
+from django.http import HttpResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
+from django.urls import set_script_prefix
+
+from . import registry
+from .context import GatewayRequest, make_request_id
+from .errors import PayloadTooLarge, problem_response
+from .router import Match
+
+__all__ = ["GatewayHandler"]
+
+logger = logging.getLogger("gateway")
+type Scope = dict[str, Any]
+type Receive = Any
+type Send = Any
+
+
+def _disconnect_request_signals() -> None:
+    """Django's own request signal receivers only clean up databases and URLconf
+    state we do not use; each would otherwise run (or hop threads) per request."""
+    from django.core.handlers.base import reset_urlconf
+
+    signals.request_started.disconnect(reset_queries)
+    signals.request_started.disconnect(close_old_connections)
+    signals.request_finished.disconnect(close_old_connections)
+    signals.request_finished.disconnect(reset_urlconf)
+
+
+class GatewayHandler(ASGIHandler):
+    request_class = GatewayRequest
+
+    def __init__(self) -> None:
+        super().__init__()
+        _disconnect_request_signals()
+        set_script_prefix("/")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            raise ValueError(f"GatewayHandler serves HTTP only, not {scope['type']!r}")
+        await self.handle(scope, receive, send)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        state = registry.current()
+        limit = state.settings.max_body_size if state else settings.FILE_UPLOAD_MAX_MEMORY_SIZE
+        if state is not None:
+            raw_path = scope.get("raw_path")
+            path = raw_path.decode("latin-1") if raw_path else scope["path"]
+            found = state.match(scope["method"], path)
+            scope["gateway.state"] = state
+            scope["gateway.match"] = found
+            if isinstance(found, Match):
+                limit = found.route.max_body_size
+        body = await self._read_body(scope, receive, limit)
+        if body is None:
+            return  # the client went away before sending its whole body
+        request = self._create_request(scope, body)
+        if isinstance(request, HttpResponseBase):
+            await self.send_response(request, send)
+            return
+        await self._respond(request, receive, send)
+
+    async def _read_body(self, scope: Scope, receive: Receive, limit: int) -> IO[bytes] | None:
+        """Read the body into a spooled file (memory, then disk), refusing it
+        once it passes `limit`: by its Content-Length before reading anything,
+        otherwise as soon as the bytes received pass the limit."""
+        declared = _content_length(scope)
+        if declared is not None and declared > limit:
+            return self._too_large(scope, limit)
+        body: IO[bytes] | None = None
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                if body is not None:
+                    body.close()
+                return None
+            chunk = message.get("body", b"")
+            if chunk:
+                size += len(chunk)
+                if size > limit:
+                    if body is not None:
+                        body.close()
+                    return self._too_large(scope, limit)
+                if body is None:
+                    # Owned by the request from here on; it closes the file.
+                    body = tempfile.SpooledTemporaryFile(  # noqa: SIM115
+                        max_size=settings.FILE_UPLOAD_MAX_MEMORY_SIZE, mode="w+b"
+                    )
+                # A write past the memory threshold goes to disk; it lands in
+                # the page cache and costs less than a thread hop would.
+                body.write(chunk)
+            if not message.get("more_body", False):
+                break
+        scope["gateway.body_size"] = size
+        if body is None:
+            return io.BytesIO()
+        body.seek(0)
+        return body
+
+    @staticmethod
+    def _too_large(scope: Scope, limit: int) -> IO[bytes]:
+        scope["gateway.body_error"] = PayloadTooLarge(
+            f"the request body is larger than {limit} bytes"
+        )
+        scope["gateway.body_size"] = 0
+        return io.BytesIO()
+
+    def _create_request(self, scope: Scope, body: IO[bytes]) -> GatewayRequest | HttpResponseBase:
+        try:
+            return GatewayRequest(scope, body)
+        except Exception:  # undecodable headers or query string
+            body.close()
+            return problem_response(
+                400,
+                "the request could not be decoded",
+                request_id=make_request_id(None),
+                headers={"Connection": "close"},
+            )
+
+    async def _respond(self, request: GatewayRequest, receive: Receive, send: Send) -> None:
+        """Run the middleware chain and view, send the response; cancel all of it
+        if the client disconnects first."""
+        task = asyncio.current_task()
+        assert task is not None
+        state = {"finished": False, "disconnected": False}
+
+        async def watch_disconnect() -> None:
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    break
+            if not state["finished"]:
+                state["disconnected"] = True
+                task.cancel()
+
+        watcher = asyncio.create_task(watch_disconnect())
+        response: HttpResponseBase | None = None
+        started = False
+        try:
+            response = await self.get_response_async(request)
+            started = True
+            await self.send_response(response, send)
+        except asyncio.CancelledError:
+            if state["disconnected"] and task.uncancel() == 0:
+                return  # the client left; everything it started was cancelled
+            raise
+        except Exception:
+            if not started:
+                raise
+            # The response had started (an upstream broke mid-stream): all we
+            # can do is cut the connection, which the server does when we return.
+            logger.warning(
+                "response aborted while streaming", exc_info=logger.isEnabledFor(logging.DEBUG)
+            )
+        finally:
+            state["finished"] = True
+            watcher.cancel()
+            if response is not None:
+                if (closer := getattr(response, "aclose_upstream", None)) is not None:
+                    await closer()
+                response.close()
+
+    async def get_response_async(self, request: Any) -> HttpResponseBase:
+        """Django's, minus `set_urlconf` (the default URLconf is the only one)
+        and minus logging 4xx/5xx on a thread: problem responses say it all."""
+        chain: Any = self._middleware_chain  # type: ignore[attr-defined]
+        response = await chain(request)
+        response._resource_closers.append(request.close)
+        return cast(HttpResponseBase, response)
+
+    async def send_response(self, response: HttpResponseBase, send: Send) -> None:
+        headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.items()]
+        if (raw := getattr(response, "raw_headers", None)) is not None:
+            headers.extend(raw)
+        await send(
+            {"type": "http.response.start", "status": response.status_code, "headers": headers}
+        )
+        if response.streaming:
+            parts = cast(AsyncGenerator[bytes], aiter(cast(StreamingHttpResponse, response)))
+            async with aclosing(parts):
+                async for part in parts:
+                    if part:
+                        await send({"type": "http.response.body", "body": part, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        else:
+            body = cast(HttpResponse, response).content
+            await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length":
+            return int(value) if value.isdigit() else None
+    return None

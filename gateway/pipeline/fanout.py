@@ -1,0 +1,77 @@
+"""Fork/join under a deadline: run a route's backends concurrently, start each
+dependent backend as soon as the ones it reads have finished, stop everything
+once the route has failed.
+
+The route deadline is a real total deadline (`asyncio.timeout` around the whole
+join); a backend still running when it passes ends as a timeout. A required
+backend's failure cancels its siblings at once. A client disconnect cancels the
+calling task, and with it every backend task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Protocol
+
+from .outcome import Failure, Outcome
+
+__all__ = ["FanoutPlan", "fan_out"]
+
+
+class FanoutPlan(Protocol):
+    @property
+    def index(self) -> int: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def required(self) -> bool: ...
+    @property
+    def deps(self) -> tuple[int, ...]: ...
+
+
+type Call[P] = Callable[[P, Sequence[Outcome | None]], Awaitable[Outcome]]
+
+
+class _RouteFailed(Exception):
+    pass
+
+
+async def fan_out[P: FanoutPlan](
+    plans: Sequence[P], call: Call[P], deadline: float
+) -> list[Outcome]:
+    """Run `call(plan, outcomes_so_far)` for each plan; return one Outcome per plan."""
+    outcomes: list[Outcome | None] = [None] * len(plans)
+    route_failed = False
+    if len(plans) == 1:
+        try:
+            async with asyncio.timeout(deadline):
+                outcomes[0] = await call(plans[0], outcomes)
+        except TimeoutError:
+            pass
+    else:
+        tasks: list[asyncio.Task[None]] = []
+
+        async def run(plan: P) -> None:
+            for dep in plan.deps:
+                await tasks[dep]  # its outcome is in `outcomes` once it is done
+            outcome = await call(plan, outcomes)
+            outcomes[plan.index] = outcome
+            if not outcome.ok and plan.required:
+                raise _RouteFailed
+
+        try:
+            async with asyncio.timeout(deadline):
+                try:
+                    async with asyncio.TaskGroup() as group:
+                        tasks.extend(group.create_task(run(plan)) for plan in plans)
+                except* _RouteFailed:
+                    route_failed = True
+        except TimeoutError:
+            pass
+    missing = Failure.CANCELLED if route_failed else Failure.TIMEOUT
+    detail = "" if route_failed else "timed out (route deadline)"
+    return [
+        outcome or Outcome(plan.name, plan.required, failure=missing, detail=detail)
+        for plan, outcome in zip(plans, outcomes, strict=True)
+    ]

@@ -1,0 +1,153 @@
+"""The handler of a proxy route: pass the request through, stream the answer
+back (SPEC 3.2, 3.3).
+
+Request bodies come from the handler's spooled file (memory up to 2.5 MiB, then
+disk) and are streamed on in chunks; response bodies are streamed as they
+arrive, raw (not decompressed). Neither is ever held whole in memory.
+The route deadline bounds the wait for the upstream's response headers; while
+the body streams, the upstream's `timeout` is an inactivity timeout per read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping
+
+import httpx
+from django.http import StreamingHttpResponse
+
+from ..config.model import GatewaySettings, Route, Upstream
+from ..context import GatewayRequest
+from ..errors import BackendFailed
+from ..router import Match
+from .backend import classify_transport_error
+from .outcome import Failure, failure_error
+from .request import RenderInput, hop_by_hop_names, render_path
+
+__all__ = ["ProxyHandler", "ProxyResponse"]
+
+CHUNK = 64 * 1024
+# Set by the gateway on the way in; a client's own copies never pass.
+_OWNED_REQUEST = frozenset(
+    {
+        b"host",
+        b"content-length",
+        b"expect",
+        b"x-forwarded-for",
+        b"x-forwarded-proto",
+        b"x-forwarded-host",
+        b"x-request-id",
+    }
+)
+# Set by the gateway (or its server) on the way out; like nginx, the upstream's
+# Date and Server are not repeated.
+_OWNED_RESPONSE = frozenset({b"x-request-id", b"date", b"server"})
+
+
+class ProxyResponse(StreamingHttpResponse):
+    """A streamed upstream answer. `raw_headers` keeps the upstream's headers
+    as they came (repeated ones such as Set-Cookie included); the handler sends
+    them after the ones middleware set on `headers`."""
+
+    def __init__(self, upstream: httpx.Response, headers: list[tuple[bytes, bytes]]) -> None:
+        super().__init__(self._relay(upstream), status=upstream.status_code)
+        del self.headers["Content-Type"]  # Django's default; the upstream's is in raw_headers
+        self.raw_headers = headers
+        self._upstream = upstream
+
+    @staticmethod
+    async def _relay(upstream: httpx.Response) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in upstream.aiter_raw():
+                yield chunk
+        finally:
+            await upstream.aclose()
+
+    async def aclose_upstream(self) -> None:
+        await self._upstream.aclose()
+
+
+class ProxyHandler:
+    def __init__(
+        self,
+        route: Route,
+        settings: GatewaySettings,
+        upstreams: Mapping[str, Upstream],
+        clients: Mapping[str, httpx.AsyncClient],
+    ) -> None:
+        assert route.proxy is not None
+        self.route = route
+        self.template = route.proxy.path
+        self.upstream = upstreams[route.proxy.upstream]
+        self.client = clients[route.proxy.upstream]
+        self.backend_name = route.proxy.upstream
+        dropped = set(_OWNED_REQUEST)
+        if "cookie" not in settings.forward_headers:
+            dropped.add(b"cookie")
+        self.dropped = frozenset(dropped)
+        self.static_headers = tuple(
+            (n.encode(), v.encode("latin-1")) for n, v in self.upstream.headers
+        )
+        static_names = {n for n, _ in self.static_headers}
+        self.dropped_with_static = frozenset(dropped | static_names)
+        t = self.upstream.timeout
+        self.timeouts = {"connect": t, "read": t, "write": t, "pool": t}
+
+    async def __call__(self, request: GatewayRequest, match: Match) -> ProxyResponse:
+        upstream = self.upstream
+        path = upstream.base_path + render_path(
+            self.template, RenderInput(match.params, match.path_params, {})
+        )
+        query: bytes = request.scope.get("query_string", b"")
+        raw_path = path.encode("ascii") + (b"?" + query if query else b"")
+        url = httpx.URL(
+            scheme=upstream.scheme, host=upstream.host, port=upstream.port, raw_path=raw_path
+        )
+        incoming = request.scope["headers"]
+        hop = hop_by_hop_names(incoming)
+        dropped = self.dropped_with_static
+        headers = [(n, v) for n, v in incoming if n not in dropped and n not in hop]
+        ctx = request.gateway
+        headers += [
+            (b"x-request-id", ctx.request_id.encode()),
+            (b"x-forwarded-for", ctx.forwarded_for.encode("latin-1")),
+            (b"x-forwarded-proto", ctx.forwarded_proto.encode("latin-1")),
+            (b"x-forwarded-host", ctx.forwarded_host.encode("latin-1")),
+            *self.static_headers,
+        ]
+        size: int = request.scope.get("gateway.body_size", 0)
+        content: bytes | AsyncIterator[bytes] | None = None
+        if size:
+            headers.append((b"content-length", str(size).encode()))
+            content = request.read() if size <= CHUNK * 16 else _read_chunks(request)
+        outgoing = httpx.Request(
+            request.method,
+            url,
+            headers=headers,
+            content=content,
+            extensions={"timeout": self.timeouts},
+        )
+        try:
+            async with asyncio.timeout(self.route.timeout):
+                response = await self.client.send(outgoing, stream=True)
+        except TimeoutError:
+            raise self._failed(Failure.TIMEOUT) from None
+        except httpx.TransportError as exc:
+            raise self._failed(classify_transport_error(exc)) from None
+        hop_back = hop_by_hop_names(response.headers.raw)
+        back = [
+            (name, value)
+            for name, value in ((n.lower(), v) for n, v in response.headers.raw)
+            if name not in hop_back and name not in _OWNED_RESPONSE
+        ]
+        return ProxyResponse(response, back)
+
+    def _failed(self, failure: Failure) -> BackendFailed:
+        return failure_error(self.backend_name, failure, status=failure.route_status)
+
+
+async def _read_chunks(request: GatewayRequest) -> AsyncIterator[bytes]:
+    """The spooled body in chunks. Reads hit memory or the page cache; they are
+    short enough to do on the loop, and a thread hop per chunk would cost more."""
+    while chunk := request.read(CHUNK):
+        yield chunk

@@ -1,0 +1,63 @@
+"""The one mutable holder: the gateway currently serving.
+
+A `Gateway` is everything built from one routes table (router, per-route
+handlers, upstream clients). Loading builds a new one beside the old and swaps
+this single reference; a request keeps the Gateway it started with until it ends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from .config.model import GatewaySettings, RouteTable
+from .pipeline import Handler, build_route_handler
+from .router import BadPath, Match, NoMatch, Router, split_path
+from .upstream import UpstreamClients
+
+__all__ = ["Gateway", "build_gateway", "current", "install", "lifecycle"]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Gateway:
+    table: RouteTable
+    router: Router
+    handlers: Mapping[str, Handler]
+
+    @property
+    def settings(self) -> GatewaySettings:
+        return self.table.settings
+
+    def match(self, method: str, raw_path: str) -> Match | NoMatch | BadPath:
+        try:
+            segments = split_path(raw_path)
+        except BadPath as exc:
+            return exc
+        return self.router.match(method, segments)
+
+
+def build_gateway(table: RouteTable, clients: UpstreamClients) -> Gateway:
+    by_upstream = clients.for_upstreams(table.upstreams)
+    handlers = {
+        route.name: build_route_handler(route, table.settings, table.upstreams, by_upstream)
+        for route in table.routes
+    }
+    return Gateway(table=table, router=Router(table.routes), handlers=handlers)
+
+
+@dataclass(slots=True)
+class Lifecycle:
+    draining: bool = False  # set on shutdown: /readyz answers 503 from then on
+
+
+lifecycle = Lifecycle()
+_current: Gateway | None = None
+
+
+def current() -> Gateway | None:
+    return _current
+
+
+def install(gateway: Gateway | None) -> None:
+    global _current
+    _current = gateway
