@@ -20,6 +20,26 @@ def _fail(lines: list[str]) -> NoReturn:
     raise SystemExit(1)
 
 
+def _no_proxy_headers(app: object, trusted_hosts: object = None) -> object:
+    """Stands in for uvicorn's ProxyHeadersMiddleware: returns the app untouched."""
+    return app
+
+
+def _keep_the_tcp_peer() -> bool:
+    """uvicorn rewrites scope["client"] from X-Forwarded-For for peers in
+    FORWARDED_ALLOW_IPS (loopback by default) unless started with
+    --no-proxy-headers; a local client could then claim any address. SPEC 3.4
+    makes TRUSTED_PROXIES the one place client addresses are decided, so the
+    gateway switches uvicorn's rewriting off however it was started. uvicorn
+    wraps the app after importing it, so replacing the class now is enough;
+    tests/integration/test_process.py starts uvicorn without the flag to prove it."""
+    uvicorn_config = sys.modules.get("uvicorn.config")
+    if uvicorn_config is None or not hasattr(uvicorn_config, "ProxyHeadersMiddleware"):
+        return False
+    setattr(uvicorn_config, "ProxyHeadersMiddleware", _no_proxy_headers)  # noqa: B010
+    return True
+
+
 def build_application() -> object:
     import django
     from django.core.exceptions import ImproperlyConfigured
@@ -35,12 +55,14 @@ def build_application() -> object:
     from .config import RoutesFileError, load_route_table
     from .handler import GatewayHandler
     from .lifespan import GatewayApplication
-    from .upstream import UpstreamClients
+    from .upstream import TRANSPORTS, UpstreamClients
 
     try:
         table = load_route_table(settings.ROUTES_FILE)
     except RoutesFileError as exc:
         _fail([*exc.lines(), f"gateway: not starting: {settings.ROUTES_FILE} is invalid"])
-    clients = UpstreamClients("httpx" if settings.UPSTREAM_TRANSPORT == "httpx" else "aiohttp")
+    kind = next(k for k in TRANSPORTS if k == settings.UPSTREAM_TRANSPORT)
+    clients = UpstreamClients(kind)
     registry.install(registry.build_gateway(table, clients))
+    _keep_the_tcp_peer()
     return GatewayApplication(GatewayHandler(), clients)

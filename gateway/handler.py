@@ -50,14 +50,17 @@ type Send = Any
 
 
 def _disconnect_request_signals() -> None:
-    """Django's own request signal receivers only clean up databases and URLconf
-    state we do not use; each would otherwise run (or hop threads) per request."""
+    """Django's own request signal receivers only clean up databases, caches and
+    URLconf state we do not use; each would otherwise run (or hop threads) per
+    request. tests/test_handler.py checks that none is left."""
+    from django.core.cache import close_caches
     from django.core.handlers.base import reset_urlconf
 
     signals.request_started.disconnect(reset_queries)
     signals.request_started.disconnect(close_old_connections)
     signals.request_finished.disconnect(close_old_connections)
     signals.request_finished.disconnect(reset_urlconf)
+    signals.request_finished.disconnect(close_caches)
 
 
 class GatewayHandler(ASGIHandler):

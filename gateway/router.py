@@ -103,7 +103,7 @@ class Router:
                 and (route := self._walk(node.param, segments, i + 1, method, allowed))
             ):
                 return route
-        if node.tail:
+        if node.tail and i < len(segments):  # "/files/{p:path}" needs the "/" after files
             if route := node.tail.get(method):
                 return route
             allowed.update(node.tail)

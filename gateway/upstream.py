@@ -2,9 +2,10 @@
 upstream (so each gets its own `max_connections`), owned by the ASGI lifespan.
 
 `create_upstream_client` is the one factory. The default transport is aiohttp's
-pool behind httpx's API (`httpx-aiohttp`): measured here it carries several
-times the throughput of httpx's own pool under concurrency (see README,
-Performance). `UPSTREAM_TRANSPORT=httpx` selects httpx's pool instead.
+pool behind httpx's API (gateway/transport.py): measured here it carries
+several times the throughput of httpx's own pool under concurrency (see
+README, Performance). `UPSTREAM_TRANSPORT` selects another for comparison:
+`httpx` (httpx's own pool) or `httpx-aiohttp` (that package's transport).
 
 Whatever the transport, a client:
 - never follows redirects (a 3xx goes back to the caller);
@@ -22,13 +23,14 @@ from typing import Literal
 
 import aiohttp
 import httpx
-from httpx_aiohttp import AiohttpTransport
 
 from .config.model import Upstream
+from .transport import AiohttpTransport
 
-__all__ = ["UpstreamClients", "create_upstream_client"]
+__all__ = ["TRANSPORTS", "TransportKind", "UpstreamClients", "create_upstream_client"]
 
-type TransportKind = Literal["aiohttp", "httpx"]
+type TransportKind = Literal["aiohttp", "httpx-aiohttp", "httpx"]
+TRANSPORTS: tuple[TransportKind, ...] = ("aiohttp", "httpx-aiohttp", "httpx")
 KEEPALIVE_SECONDS = 30.0
 
 
@@ -42,25 +44,22 @@ class _NoCookies(http.cookiejar.CookieJar):
         return None
 
 
-def _aiohttp_transport(limits: httpx.Limits) -> httpx.AsyncBaseTransport:
-    transport = AiohttpTransport(limits=limits, trust_env=False)
+def _httpx_aiohttp_transport(limits: httpx.Limits) -> httpx.AsyncBaseTransport:
+    """httpx-aiohttp's transport, kept selectable so `make bench` can compare it."""
+    from httpx_aiohttp import AiohttpTransport as PackagedTransport
+
+    transport = PackagedTransport(limits=limits, trust_env=False)
 
     def make_session() -> aiohttp.ClientSession:
         connector = aiohttp.TCPConnector(
             limit=limits.max_connections or 100,
-            limit_per_host=0,
             keepalive_timeout=KEEPALIVE_SECONDS,
             ssl=transport.ssl_context,
-            ttl_dns_cache=10,
         )
         return aiohttp.ClientSession(
             connector=connector,
             cookie_jar=aiohttp.DummyCookieJar(),
-            trust_env=False,
-            # Send only the headers we set: no default User-Agent, and above all
-            # no Accept-Encoding the client did not ask for (bodies pass raw).
-            skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),
-            timeout=aiohttp.ClientTimeout(total=None),
+            skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type", "Accept"),
         )
 
     transport.client = make_session  # created lazily, inside the running loop
@@ -75,7 +74,11 @@ def create_upstream_client(upstream: Upstream, kind: TransportKind) -> httpx.Asy
     )
     transport: httpx.AsyncBaseTransport
     if kind == "aiohttp":
-        transport = _aiohttp_transport(limits)
+        transport = AiohttpTransport(
+            max_connections=upstream.max_connections, keepalive_expiry=KEEPALIVE_SECONDS
+        )
+    elif kind == "httpx-aiohttp":
+        transport = _httpx_aiohttp_transport(limits)
     else:
         transport = httpx.AsyncHTTPTransport(limits=limits, trust_env=False, retries=0)
     client = httpx.AsyncClient(

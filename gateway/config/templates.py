@@ -18,7 +18,6 @@ __all__ = ["parse_route_path", "parse_template"]
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _QUERY_NAME = re.compile(r"[A-Za-z0-9_.\-~\[\]]+")
 _FIELD = re.compile(r"[A-Za-z0-9_\-]+")
-_HOLE = re.compile(r"\{([^{}]*)\}")
 # RFC 3986 pchar minus "%": what a literal route segment may hold.
 _LITERAL_SEGMENT = re.compile(r"[A-Za-z0-9\-._~!$&'()*+,;=:@]*")
 # Static text of an upstream path: pchar and "/", percent-escapes allowed.
@@ -60,43 +59,52 @@ def parse_route_path(path: str) -> tuple[tuple[PathSegment, ...], str | None]:
 
 
 def parse_template(text: str, *, is_path: bool) -> tuple[Template | None, str | None]:
-    """Split `/accounts/{user.account_id}` into literal text and references."""
+    """Split `/accounts/{user.account_id}` into literal text and references.
+    `{{` and `}}` stand for literal braces."""
     parts: list[TemplatePart] = []
-    position = 0
-    for match in _HOLE.finditer(text):
-        static = text[position : match.start()]
-        if problem := _check_static(static, is_path):
-            return None, problem
-        if static:
-            parts.append(static)
-        ref, problem = _parse_ref(match.group(1))
+    static: list[str] = []
+    skeleton: list[str] = []  # the text with every hole as "x", for the dot-segment check
+    i = 0
+    while i < len(text):
+        char = text[i]
+        if char in "{}" and text.startswith(char * 2, i):
+            static.append(char)
+            skeleton.append(char)
+            i += 2
+            continue
+        if char == "}":
+            return None, "unbalanced '}' (write '}}' for a literal brace)"
+        if char != "{":
+            static.append(char)
+            skeleton.append(char)
+            i += 1
+            continue
+        end = text.find("}", i)
+        if end < 0 or "{" in text[i + 1 : end]:
+            return None, "unbalanced '{' (write '{{' for a literal brace)"
+        ref, problem = _parse_ref(text[i + 1 : end])
         if ref is None:
             return None, problem
+        if static:
+            parts.append("".join(static))
+            static = []
         parts.append(ref)
-        position = match.end()
-    tail = text[position:]
-    if problem := _check_static(tail, is_path):
-        return None, problem
-    if tail:
-        parts.append(tail)
+        skeleton.append("x")
+        i = end + 1
+    if static:
+        parts.append("".join(static))
     if is_path:
         if not text.startswith("/"):
             return None, "must start with '/'"
-        if any(seg in (".", "..") for seg in re.split(r"/", _strip_holes(text))):
+        for part in parts:
+            if isinstance(part, str) and not _STATIC_PATH.fullmatch(part):
+                return (
+                    None,
+                    f"{part!r} has characters that need percent-encoding (or a '?': use `query`)",
+                )
+        if any(seg in (".", "..") for seg in "".join(skeleton).split("/")):
             return None, "'.' and '..' segments are not allowed"
     return Template(parts=tuple(parts), source=text), None
-
-
-def _check_static(static: str, is_path: bool) -> str | None:
-    if "{" in static or "}" in static:
-        return "unbalanced '{' or '}'"
-    if is_path and not _STATIC_PATH.fullmatch(static):
-        return f"{static!r} has characters that need percent-encoding (or a '?': use `query`)"
-    return None
-
-
-def _strip_holes(text: str) -> str:
-    return _HOLE.sub("x", text)
 
 
 def _parse_ref(ref: str) -> tuple[ParamRef | QueryRef | FieldRef | None, str | None]:

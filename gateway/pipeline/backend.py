@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+import aiohttp
 import httpx
 import orjson
 
@@ -23,14 +24,14 @@ __all__ = ["call_upstream", "classify_transport_error"]
 def classify_transport_error(exc: httpx.TransportError) -> Failure:
     """httpx (or the transport under it) failed: a timeout or a connection error.
 
-    httpx-aiohttp maps every aiohttp connection error (a reset, a server that
-    hung up) to httpx.ConnectTimeout; the original exception, kept as the
-    cause, tells what really happened."""
+    httpx-aiohttp's transport maps every aiohttp connection error (a reset, a
+    server that hung up) to httpx.ConnectTimeout; the original exception, kept
+    as the cause, tells what really happened."""
     if isinstance(exc, httpx.TimeoutException):
         cause = exc.__cause__
-        if cause is None or isinstance(cause, TimeoutError):
-            return Failure.TIMEOUT
-        return Failure.CONNECT
+        if isinstance(cause, aiohttp.ClientError) and not isinstance(cause, TimeoutError):
+            return Failure.CONNECT
+        return Failure.TIMEOUT
     if isinstance(exc, httpx.DecodingError):
         return Failure.INVALID
     return Failure.CONNECT

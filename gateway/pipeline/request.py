@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from typing import Any
-from urllib.parse import quote, unquote, urlencode
+from urllib.parse import quote, unquote
 
 from ..config.model import FieldRef, ParamRef, QueryRef, Template
 from ..errors import BadRequest
@@ -152,7 +152,7 @@ def render_query(query: Iterable[tuple[str, Template]], values: RenderInput) -> 
             else:
                 text.append(_field_text(part, values.bodies))
         pairs.append((name, "".join(text)))
-    return urlencode(pairs, quote_via=quote)
+    return "&".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in pairs)
 
 
 def hop_by_hop_names(headers: Iterable[tuple[bytes, bytes]]) -> frozenset[bytes]:

@@ -1,0 +1,220 @@
+"""A stub upstream for integration tests, run as its own process:
+
+    python -m tests.integration.stub --port N
+
+Behaviour is chosen by path, so one process serves a whole test module:
+
+    /echo/...              JSON of what arrived: method, raw path, query, headers, body size
+    /delay/{ms}/...        waits, then echoes (also ?ms= on any path)
+    /status/{code}         answers that status with a small JSON body
+    /json?body=...         answers the given JSON text verbatim
+    /text                  a non-JSON body
+    /big/{bytes}           streams that many bytes (1 MiB chunks), as application/octet-stream
+    /bigjson/{bytes}       a JSON string of about that many bytes
+    /dribble/{n}/{ms}      n chunks, one every ms milliseconds (a valid JSON list)
+    /hang                  never answers; notes when the caller disconnects
+    /cookie/set            answers with two Set-Cookie headers
+    /redirect              302 to /echo
+    /flaky/{id}/{n}        fails n times (503) for this id, then answers 200
+    /users/{id} ...        demo-ish JSON: {"id", "account_id"}
+    /_stats                {"paths": {path: count}, "disconnects": n, "active": n}
+    /_reset                clears the stats
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import re
+from typing import Any
+from urllib.parse import parse_qs
+
+import orjson
+import uvicorn
+
+STATS: dict[str, Any] = {"paths": collections.Counter(), "disconnects": 0, "active": 0}
+FLAKY: collections.Counter[str] = collections.Counter()
+
+
+async def _start(send: Any, status: int, headers: list[tuple[bytes, bytes]]) -> None:
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+
+
+async def _json(
+    send: Any, status: int, body: object, extra: list[tuple[bytes, bytes]] = ()
+) -> None:  # type: ignore[assignment]
+    content = orjson.dumps(body)
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(content)).encode()),
+    ]
+    await _start(send, status, headers + list(extra))
+    await send({"type": "http.response.body", "body": content})
+
+
+async def _read_body(receive: Any) -> bytes:
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            break
+    return b"".join(chunks)
+
+
+async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] == "lifespan":
+        while (await receive())["type"] != "lifespan.shutdown":
+            await send({"type": "lifespan.startup.complete"})
+        await send({"type": "lifespan.shutdown.complete"})
+        return
+    path: str = scope["path"]
+    raw_path = scope.get("raw_path", path.encode()).decode("latin-1")
+    query = parse_qs(scope["query_string"].decode("latin-1"))
+    if path == "/_stats":
+        await _json(send, 200, {**STATS, "paths": dict(STATS["paths"])})
+        return
+    if path == "/_reset":
+        STATS["paths"].clear()
+        STATS["disconnects"] = 0
+        FLAKY.clear()
+        await _json(send, 200, {})
+        return
+    STATS["paths"][raw_path] += 1
+    STATS["active"] += 1
+    try:
+        await _route(scope, receive, send, path, raw_path, query)
+    finally:
+        STATS["active"] -= 1
+
+
+async def _route(
+    scope: dict[str, Any],
+    receive: Any,
+    send: Any,
+    path: str,
+    raw_path: str,
+    query: dict[str, list[str]],
+) -> None:
+    body = await _read_body(receive)
+    if "ms" in query:
+        await asyncio.sleep(int(query["ms"][0]) / 1000)
+    if m := re.fullmatch(r"/delay/(\d+)(/.*)?", path):
+        await asyncio.sleep(int(m.group(1)) / 1000)
+    if path.startswith(("/echo", "/delay", "/v2/")):
+        await _json(
+            send,
+            200,
+            {
+                "method": scope["method"],
+                "path": path,
+                "raw_path": raw_path,
+                "query": scope["query_string"].decode("latin-1"),
+                "headers": [
+                    [k.decode("latin-1"), v.decode("latin-1")] for k, v in scope["headers"]
+                ],
+                "body_size": len(body),
+                "body": body[:200].decode("latin-1"),
+            },
+        )
+    elif m := re.fullmatch(r"/status/(\d+)", path):
+        await _json(
+            send, int(m.group(1)), {"error": "as requested", "secret": "upstream-internal-detail"}
+        )
+    elif path == "/json":
+        content = query.get("body", ["{}"])[0].encode()
+        await _start(
+            send,
+            200,
+            [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(content)).encode()),
+            ],
+        )
+        await send({"type": "http.response.body", "body": content})
+    elif path == "/text":
+        await _start(send, 200, [(b"content-type", b"text/plain")])
+        await send({"type": "http.response.body", "body": b"hello, not json"})
+    elif m := re.fullmatch(r"/big/(\d+)", path):
+        total = int(m.group(1))
+        await _start(
+            send,
+            200,
+            [
+                (b"content-type", b"application/octet-stream"),
+                (b"content-length", str(total).encode()),
+            ],
+        )
+        chunk = b"x" * (1 << 20)
+        sent = 0
+        while sent < total:
+            part = chunk[: min(len(chunk), total - sent)]
+            await send({"type": "http.response.body", "body": part, "more_body": True})
+            sent += len(part)
+        await send({"type": "http.response.body", "body": b""})
+    elif m := re.fullmatch(r"/bigjson/(\d+)", path):
+        await _json(send, 200, {"blob": "y" * int(m.group(1))})
+    elif m := re.fullmatch(r"/dribble/(\d+)/(\d+)", path):
+        n, ms = int(m.group(1)), int(m.group(2))
+        await _start(send, 200, [(b"content-type", b"application/json")])
+        await send({"type": "http.response.body", "body": b"[0", "more_body": True})
+        for i in range(1, n):
+            await asyncio.sleep(ms / 1000)
+            await send({"type": "http.response.body", "body": b",%d" % i, "more_body": True})
+        await send({"type": "http.response.body", "body": b"]"})
+    elif path == "/hang":
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        STATS["disconnects"] += 1
+    elif path == "/cookie/set":
+        await _json(
+            send,
+            200,
+            {"ok": True},
+            [
+                (b"set-cookie", b"session=alice-secret; Path=/"),
+                (b"set-cookie", b"theme=dark; Path=/"),
+            ],
+        )
+    elif path == "/redirect":
+        await _start(send, 302, [(b"location", b"/echo"), (b"content-length", b"0")])
+        await send({"type": "http.response.body", "body": b""})
+    elif m := re.fullmatch(r"/flaky/([^/]+)/(\d+)", path):
+        FLAKY[m.group(1)] += 1
+        if FLAKY[m.group(1)] <= int(m.group(2)):
+            await _json(send, 503, {"error": "flaky"})
+        else:
+            await _json(send, 200, {"ok": True, "attempt": FLAKY[m.group(1)]})
+    elif m := re.fullmatch(r"/users/([^/]+)", path):
+        await _json(
+            send,
+            200,
+            {"id": m.group(1), "name": "User " + m.group(1), "account_id": "acc-" + m.group(1)},
+        )
+    elif m := re.fullmatch(r"/accounts/([^/]+)", path):
+        await _json(send, 200, {"account": m.group(1), "balance": 10})
+    else:
+        await _json(send, 404, {"error": "no such stub path", "path": path})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--backlog", type=int, default=2048)
+    args = parser.parse_args()
+    uvicorn.run(
+        app,
+        host="127.0.0.1",
+        port=args.port,
+        log_level="warning",
+        backlog=args.backlog,
+        loop="uvloop",
+        http="httptools",
+    )
+
+
+if __name__ == "__main__":
+    main()
