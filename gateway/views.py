@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 
+from django.core.exceptions import BadRequest as DjangoBadRequest
+from django.core.exceptions import SuspiciousOperation
 from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 
@@ -52,6 +54,9 @@ async def route_view(request: GatewayRequest) -> HttpResponseBase:
         return await state.handlers[found.route.name](request, found)
     except GatewayError as exc:
         return error_response(exc, request_id=ctx.request_id, route=ctx.route)
+    except (SuspiciousOperation, DjangoBadRequest) as exc:  # e.g. too many query fields
+        error = BadRequest(str(exc) or "malformed request")
+        return error_response(error, request_id=ctx.request_id, route=ctx.route)
     except Exception:
         logger.exception(
             "unhandled error in route %s", ctx.route, extra={"request_id": ctx.request_id}

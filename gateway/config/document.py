@@ -98,8 +98,11 @@ def _refuse_unsupported(r: Reader, fields: dict[str, Node]) -> None:
     routes = fields.get("routes")
     if routes is not None and isinstance(routes.value, list):
         for i, node in enumerate(routes.value):
+            name_node = node.value.get("name") if isinstance(node.value, dict) else None
+            route_name = name_node.value if name_node is not None else None
+            label = f"route {route_name!r}" if isinstance(route_name, str) else f"routes[{i}]"
             for key in ("auth", "rate_limit", "cache", "cors"):
-                refuse(node, key, f"routes[{i}]")
+                refuse(node, key, label)
 
 
 def _check_route_conflicts(r: Reader, routes: list[Route]) -> None:

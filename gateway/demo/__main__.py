@@ -6,20 +6,34 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import socket
+import sys
 
 import uvicorn
 
 from .services import billing, orders, users
 
 
-async def serve(host: str, base: int) -> None:
+def bind(host: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        sys.stderr.write(f"gateway.demo: cannot listen on {host}:{port}: {exc.strerror}\n")
+        raise SystemExit(1) from None
+    return sock
+
+
+async def serve(sockets: list[socket.socket]) -> None:
     servers = [
-        uvicorn.Server(
-            uvicorn.Config(app, host=host, port=base + i, log_level="warning", lifespan="off")
-        )
-        for i, app in enumerate((users, orders, billing))
+        uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+        for app in (users, orders, billing)
     ]
-    await asyncio.gather(*(s.serve() for s in servers))
+    await asyncio.gather(
+        *(s.serve(sockets=[sock]) for s, sock in zip(servers, sockets, strict=True))
+    )
 
 
 def main() -> None:
@@ -27,8 +41,9 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port-base", type=int, default=9001)
     args = parser.parse_args()
+    sockets = [bind(args.host, args.port_base + i) for i in range(3)]
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(args.host, args.port_base))
+        asyncio.run(serve(sockets))
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ Behaviour is chosen by path, so one process serves a whole test module:
     /hang                  never answers; notes when the caller disconnects
     /cookie/set            answers with two Set-Cookie headers
     /redirect              302 to /echo
+    /hop-headers           answers with hop-by-hop headers (and one end-to-end)
     /flaky/{id}/{n}        fails n times (503) for this id, then answers 200
     /users/{id} ...        demo-ish JSON: {"id", "account_id"}
     /_stats                {"paths": {path: count}, "disconnects": n, "active": n}
@@ -179,6 +180,22 @@ async def _route(
                 (b"set-cookie", b"theme=dark; Path=/"),
             ],
         )
+    elif path == "/hop-headers":
+        await _start(
+            send,
+            200,
+            [
+                (b"content-type", b"application/json"),
+                (b"content-length", b"2"),
+                (b"connection", b"x-internal"),
+                (b"x-internal", b"secret"),
+                (b"keep-alive", b"timeout=5"),
+                (b"proxy-authenticate", b"Basic"),
+                (b"trailer", b"x-checksum"),
+                (b"x-end-to-end", b"kept"),
+            ],
+        )
+        await send({"type": "http.response.body", "body": b"{}"})
     elif path == "/redirect":
         await _start(send, 302, [(b"location", b"/echo"), (b"content-length", b"0")])
         await send({"type": "http.response.body", "body": b""})

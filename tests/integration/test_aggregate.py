@@ -113,6 +113,25 @@ routes:
       - {upstream: stub, path: /echo/one, key: one, method: POST, allow: [method, body, headers]}
       - {upstream: stub, path: /echo/two, key: two, method: POST, allow: [method, body]}
       - {upstream: stub, path: /echo/three, key: three, allow: [method, body_size]}
+  - name: headers
+    path: /headers
+    backends:
+      - {upstream: stub, path: /echo/h1, key: one, forward_headers: [X-Tenant], allow: [headers]}
+      - {upstream: stub, path: /echo/h2, key: two, allow: [headers]}
+  - name: hang
+    path: /hang
+    backends:
+      - {upstream: stub, path: /hang, key: a}
+      - {upstream: stub, path: /hang, key: b}
+  - name: item-new
+    path: /items/new
+    backends: [{upstream: stub, path: /json, query: {body: '{{"route": "new"}}'}}]
+  - name: item-by-id
+    path: /items/{id}
+    backends: [{upstream: stub, path: /json, query: {body: '{{"route": "id", "id": "{id}"}}'}}]
+  - name: item-rest
+    path: /items/{id}/{rest:path}
+    backends: [{upstream: stub, path: /json, query: {body: '{{"route": "rest", "rest": "{rest}"}}'}}]
   - name: query-refs
     path: /query-refs
     backends:
@@ -283,3 +302,62 @@ def test_unknown_path_and_method(gw: Gateway) -> None:
     response = gw.request("DELETE", "/three")
     is_problem(response, 405)
     assert response.headers["allow"] == "GET, HEAD"
+
+
+def test_headers_sent_to_backends(gw: Gateway) -> None:
+    body = gw.get(
+        "/headers",
+        headers={
+            "Accept-Language": "nl",
+            "X-Tenant": "t-1",
+            "Cookie": "s=1",
+            "Authorization": "Bearer x",
+            "X-Other": "no",
+        },
+    ).json()
+    one = dict(body["one"]["headers"])
+    two = dict(body["two"]["headers"])
+    assert (
+        one["accept-language"] == two["accept-language"] == "nl"
+    )  # settings.forward_headers (the default)
+    assert one["x-tenant"] == "t-1" and "x-tenant" not in two  # a backend's own list
+    for headers in (one, two):
+        assert (
+            "cookie" not in headers and "authorization" not in headers and "x-other" not in headers
+        )
+        assert headers["x-forwarded-for"] == "127.0.0.1" and headers["x-forwarded-proto"] == "http"
+        assert headers["x-request-id"]
+
+
+def test_client_disconnect_cancels_every_backend(gw: Gateway, stub: Stub) -> None:
+    import socket
+
+    before = stub.stats()["disconnects"]
+    with socket.create_connection(("127.0.0.1", gw.process.port)) as sock:
+        sock.sendall(b"GET /hang HTTP/1.1\r\nHost: x\r\n\r\n")
+        deadline = time.monotonic() + 3
+        while stub.stats()["active"] < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+    deadline = time.monotonic() + 3
+    while stub.stats()["disconnects"] < before + 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert stub.stats()["disconnects"] == before + 2
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("/items/new", {"route": "new"}),
+        ("/items/42", {"route": "id", "id": "42"}),
+        ("/items/new/a/b", {"route": "rest", "rest": "a/b"}),
+    ],
+)
+def test_literal_beats_parameter_and_path_matches_last(
+    gw: Gateway, path: str, expected: dict
+) -> None:
+    assert gw.get(path).json() == expected
+
+
+def test_too_many_query_fields_is_400(gw: Gateway) -> None:
+    response = gw.get("/query-refs?" + "&".join(f"f{i}=1" for i in range(1500)))
+    is_problem(response, 400)

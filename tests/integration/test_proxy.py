@@ -166,9 +166,23 @@ def gw_stub_host(body: dict) -> str:
 
 
 def test_hop_by_hop_response_headers_are_dropped(gw: Gateway) -> None:
-    response = gw.get("/p/echo/x")
-    assert "keep-alive" not in response.headers
+    response = gw.get("/p/hop-headers")
+    assert response.status_code == 200
+    assert response.headers["x-end-to-end"] == "kept"
+    for name in ("x-internal", "keep-alive", "proxy-authenticate", "trailer"):
+        assert name not in response.headers, name
     assert response.headers["x-request-id"]
+
+
+def test_undecodable_path_is_400(gw: Gateway) -> None:
+    response = raw_get(gw, "/p/%ff%fe")
+    assert response.startswith(b"HTTP/1.1 400")
+    assert b"application/problem+json" in response
+
+
+def test_too_many_query_fields_is_400(gw: Gateway) -> None:
+    response = gw.get("/p/echo/q?" + "&".join(f"f{i}=1" for i in range(1500)))
+    assert response.status_code == 200  # proxy routes pass the query string through untouched
 
 
 def test_streamed_download_keeps_memory_flat(gw: Gateway) -> None:

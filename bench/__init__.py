@@ -1,0 +1,1 @@
+"""`make bench`: wrk against stub upstreams, results as one table (README, Performance)."""
