@@ -136,8 +136,10 @@ class GatewayHandler(ASGIHandler):
 
     @staticmethod
     def _too_large(scope: Scope, limit: int) -> IO[bytes]:
+        # The rest of the body is still on the wire: close the connection after
+        # answering rather than read it.
         scope["gateway.body_error"] = PayloadTooLarge(
-            f"the request body is larger than {limit} bytes"
+            f"the request body is larger than {limit} bytes", headers={"Connection": "close"}
         )
         scope["gateway.body_size"] = 0
         return io.BytesIO()
