@@ -53,7 +53,12 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["*"])
 INSTALLED_APPS = ["gateway"]
 # Only our own async-only middleware: Django's stock middleware runs on a thread
 # under ASGI (see gateway/middleware/__init__.py).
-MIDDLEWARE = ["gateway.middleware.request_context.RequestContextMiddleware"]
+MIDDLEWARE = [
+    "gateway.middleware.request_context.RequestContextMiddleware",  # request ID, client, errors
+    "gateway.middleware.cors.CorsMiddleware",  # preflights answered before auth and limits
+    "gateway.middleware.auth.AuthMiddleware",
+    "gateway.middleware.ratelimit.RateLimitMiddleware",  # after auth: `client` keys are identities
+]
 ROOT_URLCONF = "config.urls"
 DATABASES: dict[str, dict[str, str]] = {}
 TEMPLATES: list[dict[str, object]] = []

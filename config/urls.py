@@ -7,5 +7,6 @@ from gateway import views
 urlpatterns = [
     path("healthz", views.healthz),
     path("readyz", views.readyz),
+    path("metrics", views.metrics),
     re_path(r"", views.route_view),
 ]

@@ -55,14 +55,18 @@ def build_application() -> object:
     from .config import RoutesFileError, load_route_table
     from .handler import GatewayHandler
     from .lifespan import GatewayApplication
-    from .upstream import TRANSPORTS, UpstreamClients
+    from .services import Services
+    from .upstream import TRANSPORTS
 
     try:
         table = load_route_table(settings.ROUTES_FILE)
     except RoutesFileError as exc:
         _fail([*exc.lines(), f"gateway: not starting: {settings.ROUTES_FILE} is invalid"])
-    kind = next(k for k in TRANSPORTS if k == settings.UPSTREAM_TRANSPORT)
-    clients = UpstreamClients(kind)
-    registry.install(registry.build_gateway(table, clients))
+    services = Services(
+        transport=next(k for k in TRANSPORTS if k == settings.UPSTREAM_TRANSPORT),
+        redis_url=settings.REDIS_URL,
+        failure_mode=settings.RATE_LIMIT_FAILURE_MODE,
+    )
+    registry.install(registry.build_gateway(table, services))
     _keep_the_tcp_peer()
-    return GatewayApplication(GatewayHandler(), clients)
+    return GatewayApplication(GatewayHandler(), services)

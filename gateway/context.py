@@ -40,7 +40,8 @@ class RequestContext:
     forwarded_host: str
     started: float = field(default_factory=time.perf_counter)
     route: str | None = None
-    identity: str | None = None
+    identity: str | None = None  # set by auth: the client identity
+    identity_headers: tuple[tuple[bytes, bytes], ...] = ()  # set by auth: sent to backends
     completed: bool | None = None
 
 

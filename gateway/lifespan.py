@@ -1,9 +1,8 @@
 """The ASGI application uvicorn runs: lifespan events, then HTTP to the handler.
 
 Django's ASGIHandler refuses the `lifespan` scope; this wrapper answers it.
-Start-up fails (and uvicorn exits) if the shared resources cannot open;
-shutdown marks the process draining (/readyz turns 503) and closes the
-upstream clients.
+Shutdown marks the process draining (/readyz turns 503) and closes the shared
+resources (upstream clients, Redis).
 """
 
 from __future__ import annotations
@@ -14,7 +13,7 @@ from typing import Any
 
 from . import registry
 from .handler import GatewayHandler
-from .upstream import UpstreamClients
+from .services import Services
 
 __all__ = ["GatewayApplication"]
 
@@ -22,9 +21,9 @@ logger = logging.getLogger("gateway")
 
 
 class GatewayApplication:
-    def __init__(self, handler: GatewayHandler, clients: UpstreamClients) -> None:
+    def __init__(self, handler: GatewayHandler, services: Services) -> None:
         self.handler = handler
-        self.clients = clients
+        self.services = services
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         kind = scope["type"]
@@ -60,4 +59,4 @@ class GatewayApplication:
 
     async def shutdown(self) -> None:
         registry.lifecycle.draining = True
-        await self.clients.aclose()
+        await self.services.aclose()

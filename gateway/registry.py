@@ -12,8 +12,9 @@ from dataclasses import dataclass
 
 from .config.model import GatewaySettings, RouteTable
 from .pipeline import Handler, build_route_handler
+from .policy import RoutePolicy, build_policy
 from .router import BadPath, Match, NoMatch, Router, split_path
-from .upstream import UpstreamClients
+from .services import Services
 
 __all__ = ["Gateway", "build_gateway", "current", "install", "lifecycle"]
 
@@ -23,6 +24,8 @@ class Gateway:
     table: RouteTable
     router: Router
     handlers: Mapping[str, Handler]
+    policies: Mapping[str, RoutePolicy]
+    services: Services
 
     @property
     def settings(self) -> GatewaySettings:
@@ -36,13 +39,15 @@ class Gateway:
         return self.router.match(method, segments)
 
 
-def build_gateway(table: RouteTable, clients: UpstreamClients) -> Gateway:
-    by_upstream = clients.for_upstreams(table.upstreams)
-    handlers = {
-        route.name: build_route_handler(route, table.settings, table.upstreams, by_upstream)
-        for route in table.routes
-    }
-    return Gateway(table=table, router=Router(table.routes), handlers=handlers)
+def build_gateway(table: RouteTable, services: Services) -> Gateway:
+    clients = services.clients.for_upstreams(table.upstreams)
+    return Gateway(
+        table=table,
+        router=Router(table.routes),
+        handlers={r.name: build_route_handler(r, table, clients, services) for r in table.routes},
+        policies={r.name: build_policy(r, table, services) for r in table.routes},
+        services=services,
+    )
 
 
 @dataclass(slots=True)

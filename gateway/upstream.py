@@ -27,7 +27,13 @@ import httpx
 from .config.model import Upstream
 from .transport import AiohttpTransport
 
-__all__ = ["TRANSPORTS", "TransportKind", "UpstreamClients", "create_upstream_client"]
+__all__ = [
+    "TRANSPORTS",
+    "TransportKind",
+    "UpstreamClients",
+    "create_client",
+    "create_upstream_client",
+]
 
 type TransportKind = Literal["aiohttp", "httpx-aiohttp", "httpx"]
 TRANSPORTS: tuple[TransportKind, ...] = ("aiohttp", "httpx-aiohttp", "httpx")
@@ -66,16 +72,19 @@ def _httpx_aiohttp_transport(limits: httpx.Limits) -> httpx.AsyncBaseTransport:
     return transport
 
 
-def create_upstream_client(upstream: Upstream, kind: TransportKind) -> httpx.AsyncClient:
+def create_client(
+    kind: TransportKind, *, max_connections: int, timeout: float
+) -> httpx.AsyncClient:
+    """The one factory for the gateway's outgoing HTTP clients."""
     limits = httpx.Limits(
-        max_connections=upstream.max_connections,
-        max_keepalive_connections=upstream.max_connections,
+        max_connections=max_connections,
+        max_keepalive_connections=max_connections,
         keepalive_expiry=KEEPALIVE_SECONDS,
     )
     transport: httpx.AsyncBaseTransport
     if kind == "aiohttp":
         transport = AiohttpTransport(
-            max_connections=upstream.max_connections, keepalive_expiry=KEEPALIVE_SECONDS
+            max_connections=max_connections, keepalive_expiry=KEEPALIVE_SECONDS
         )
     elif kind == "httpx-aiohttp":
         transport = _httpx_aiohttp_transport(limits)
@@ -86,10 +95,14 @@ def create_upstream_client(upstream: Upstream, kind: TransportKind) -> httpx.Asy
         follow_redirects=False,
         trust_env=False,
         cookies=_NoCookies(),
-        timeout=httpx.Timeout(upstream.timeout),
+        timeout=httpx.Timeout(timeout),
     )
     client.headers.clear()  # requests carry exactly the headers the pipeline renders
     return client
+
+
+def create_upstream_client(upstream: Upstream, kind: TransportKind) -> httpx.AsyncClient:
+    return create_client(kind, max_connections=upstream.max_connections, timeout=upstream.timeout)
 
 
 class UpstreamClients:

@@ -14,6 +14,7 @@ from django.core.exceptions import SuspiciousOperation
 from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 
+from . import metrics as gateway_metrics
 from . import registry
 from .context import GatewayRequest
 from .errors import (
@@ -26,7 +27,7 @@ from .errors import (
 )
 from .router import BadPath, NoMatch
 
-__all__ = ["healthz", "readyz", "route_view"]
+__all__ = ["healthz", "metrics", "readyz", "route_view"]
 
 logger = logging.getLogger("gateway")
 _OK = b'{"status":"ok"}'
@@ -79,8 +80,17 @@ async def readyz(request: HttpRequest) -> HttpResponseBase:
     """200 when a routes table is loaded and the process is not draining."""
     ctx = getattr(request, "gateway", None)
     request_id = ctx.request_id if ctx else ""
-    if registry.current() is None:
+    gateway = registry.current()
+    if gateway is None:
         return problem_response(503, "no routes are loaded", request_id=request_id)
     if registry.lifecycle.draining:
         return problem_response(503, "shutting down", request_id=request_id)
+    if not await gateway.services.redis_ready():
+        return problem_response(503, "redis does not answer", request_id=request_id)
     return _json(b'{"status":"ready"}')
+
+
+async def metrics(request: HttpRequest) -> HttpResponseBase:
+    """Prometheus text exposition."""
+    content = gateway_metrics.render()
+    return HttpResponse(content, content_type=gateway_metrics.CONTENT_TYPE_LATEST)

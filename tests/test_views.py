@@ -10,7 +10,7 @@ import pytest
 
 from gateway import registry
 from gateway.context import GatewayRequest
-from gateway.upstream import UpstreamClients
+from gateway.services import Services
 from gateway.views import healthz, readyz
 
 from .conftest import table
@@ -25,7 +25,11 @@ def probe_request() -> GatewayRequest:
 def installed() -> Iterator[None]:
     previous = registry.current()
     routes = table("version: 1\nroutes: []\n")
-    registry.install(registry.build_gateway(routes, UpstreamClients("aiohttp")))
+    registry.install(
+        registry.build_gateway(
+            routes, Services(transport="aiohttp", redis_url="", failure_mode="open")
+        )
+    )
     yield
     registry.install(previous)
     registry.lifecycle.draining = False

@@ -16,7 +16,7 @@ __all__ = ["NOT_SUPPORTED_YET", "read_document"]
 
 # Keys that validate but whose behaviour has not landed. A routes file that
 # uses one is refused, so that no route ever runs silently unprotected.
-NOT_SUPPORTED_YET = frozenset({"auth", "rate_limit", "cache", "cors", "retries", "circuit_breaker"})
+NOT_SUPPORTED_YET = frozenset({"retries", "circuit_breaker"})
 
 
 def read_document(r: Reader, root: Node, source: str) -> RouteTable | None:

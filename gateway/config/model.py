@@ -138,7 +138,8 @@ class ApiKey:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ApiKeyProvider:
     name: str
-    header: str = "x-api-key"
+    header: str = "x-api-key"  # lower-case, for lookups
+    header_display: str = "X-API-Key"  # as written, for WWW-Authenticate
     keys: tuple[ApiKey, ...] = ()
     identity_header: str | None = None
     type: Literal["api_key"] = "api_key"
@@ -155,8 +156,12 @@ class JwtProvider:
     public_key: str | None = None
     scopes_claim: str = "scope"
     identity_claim: str = "sub"
-    claims_to_headers: tuple[tuple[str, str], ...] = ()
+    claims_to_headers: tuple[tuple[str, str], ...] = ()  # (claim, lower-case header)
     type: Literal["jwt"] = "jwt"
+
+    @property
+    def is_hmac(self) -> bool:
+        return self.secret is not None
 
 
 type AuthProvider = ApiKeyProvider | JwtProvider

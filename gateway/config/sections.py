@@ -291,6 +291,16 @@ def _read_breaker(r: Reader, node: Node, where: str) -> CircuitBreaker | None:
     return CircuitBreaker(failures=failures, cooldown=cooldown)
 
 
+def _loads_public_key(pem: str) -> bool:
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+    try:
+        load_pem_public_key(pem.encode())
+    except (ValueError, TypeError):
+        return False
+    return True
+
+
 def read_auth_provider(r: Reader, name: str, node: Node) -> AuthProvider | None:
     where = f"auth provider {name!r}"
     if not NAME.fullmatch(name):
@@ -313,9 +323,9 @@ def _read_api_key_provider(r: Reader, name: str, node: Node, where: str) -> ApiK
     )
     if fields is None or "keys" not in fields:
         return None
-    header = "x-api-key"
-    if "header" in fields:
-        header = r.header_name(fields["header"], f"{where}: header") or header
+    header, display = "x-api-key", "X-API-Key"
+    if "header" in fields and (lower := r.header_name(fields["header"], f"{where}: header")):
+        header, display = lower, str(fields["header"].value)
     identity = None
     if "identity_header" in fields:
         identity = r.header_name(fields["identity_header"], f"{where}: identity_header")
@@ -351,7 +361,15 @@ def _read_api_key_provider(r: Reader, name: str, node: Node, where: str) -> ApiK
         seen_ids[key_id] = i
         seen_digests.add(digest)
         keys.append(ApiKey(id=key_id, digest=digest, scopes=frozenset(scopes)))
-    return ApiKeyProvider(name=name, header=header, keys=tuple(keys), identity_header=identity)
+    if identity is not None and identity in NOT_FORWARDABLE:
+        r.error(
+            fields["identity_header"],
+            f"{where}: identity_header",
+            "this header is set by the gateway",
+        )
+    return ApiKeyProvider(
+        name=name, header=header, header_display=display, keys=tuple(keys), identity_header=identity
+    )
 
 
 def _read_jwt_provider(r: Reader, name: str, node: Node, where: str) -> JwtProvider | None:
@@ -405,8 +423,12 @@ def _read_jwt_provider(r: Reader, name: str, node: Node, where: str) -> JwtProvi
             f"HS* algorithms need a 'secret', not {source!r}",
         )
         ok = False
-    if source == "secret" and text.get("secret") and len(text["secret"] or "") < 32:
-        r.error(fields["secret"], f"{where}: secret", "must be at least 32 characters")
+    if source == "public_key" and (pem := text.get("public_key")) and not _loads_public_key(pem):
+        r.error(
+            fields["public_key"],
+            f"{where}: public_key",
+            "not a PEM public key (RSA, EC or Ed25519)",
+        )
         ok = False
     if (
         source == "jwks_url"

@@ -6,41 +6,41 @@ concern and returns it unchanged when the route does not use that concern
 composition, read top to bottom:
 
     aggregate routes:  AggregateHandler  (render -> fan out -> shape -> merge)
+                       + CachedAggregate when the route has `cache` (coalescing)
     proxy routes:      ProxyHandler      (render -> stream through)
+
+Auth, rate limits and CORS are middleware (gateway/middleware/): they apply to
+every route kind and answer before any handler runs.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING
 
 import httpx
 from django.http.response import HttpResponseBase
 
-from ..config.model import GatewaySettings, Route, Upstream
+from ..config.model import Route, RouteTable
 from ..context import GatewayRequest
 from ..router import Match
-from .aggregate import AggregateHandler
+from .aggregate import AggregateHandler, CachedAggregate
 from .proxy import ProxyHandler
 
-__all__ = ["Handler", "Stage", "build_route_handler"]
+if TYPE_CHECKING:
+    from ..services import Services
+
+__all__ = ["Handler", "build_route_handler"]
 
 type Handler = Callable[[GatewayRequest, Match], Awaitable[HttpResponseBase]]
-type Stage = Callable[[Route, Handler], Handler]
-
-STAGES: tuple[Stage, ...] = ()
 
 
 def build_route_handler(
-    route: Route,
-    settings: GatewaySettings,
-    upstreams: Mapping[str, Upstream],
-    clients: Mapping[str, httpx.AsyncClient],
+    route: Route, table: RouteTable, clients: Mapping[str, httpx.AsyncClient], services: Services
 ) -> Handler:
-    handler: Handler
     if route.proxy is not None:
-        handler = ProxyHandler(route, settings, upstreams, clients)
-    else:
-        handler = AggregateHandler(route, settings, upstreams, clients)
-    for stage in STAGES:
-        handler = stage(route, handler)
-    return handler
+        return ProxyHandler(route, table, clients)
+    aggregate = AggregateHandler(route, table, clients)
+    if route.cache is not None:
+        return CachedAggregate(aggregate, route.cache.ttl, services.coalescer)
+    return aggregate

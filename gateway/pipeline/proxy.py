@@ -16,9 +16,10 @@ from collections.abc import AsyncIterator, Mapping
 import httpx
 from django.http import StreamingHttpResponse
 
-from ..config.model import GatewaySettings, Route, Upstream
+from ..config.model import Route, RouteTable
 from ..context import GatewayRequest
 from ..errors import BackendFailed
+from ..policy import credential_header_names, identity_header_names
 from ..router import Match
 from .backend import classify_transport_error
 from .outcome import Failure, failure_error
@@ -69,27 +70,30 @@ class ProxyResponse(StreamingHttpResponse):
 
 class ProxyHandler:
     def __init__(
-        self,
-        route: Route,
-        settings: GatewaySettings,
-        upstreams: Mapping[str, Upstream],
-        clients: Mapping[str, httpx.AsyncClient],
+        self, route: Route, table: RouteTable, clients: Mapping[str, httpx.AsyncClient]
     ) -> None:
         assert route.proxy is not None
         self.route = route
         self.template = route.proxy.path
-        self.upstream = upstreams[route.proxy.upstream]
+        self.upstream = table.upstreams[route.proxy.upstream]
         self.client = clients[route.proxy.upstream]
         self.backend_name = route.proxy.upstream
-        dropped = set(_OWNED_REQUEST)
-        if "cookie" not in settings.forward_headers:
-            dropped.add(b"cookie")
-        self.dropped = frozenset(dropped)
         self.static_headers = tuple(
             (n.encode(), v.encode("latin-1")) for n, v in self.upstream.headers
         )
-        static_names = {n for n, _ in self.static_headers}
-        self.dropped_with_static = frozenset(dropped | static_names)
+        # Never from the client: what the gateway sets, forged identities, and
+        # (unless settings.forward_headers names them) cookies and the
+        # credential this route's auth consumed.
+        named = {h.encode() for h in table.settings.forward_headers}
+        optional = ({b"cookie"} | credential_header_names(route, table)) - named
+        self.dropped = frozenset(
+            _OWNED_REQUEST
+            | identity_header_names(table)
+            | optional
+            | {n for n, _ in self.static_headers}
+        )
+        # With CORS the gateway owns Access-Control-*: the upstream's are dropped.
+        self.drop_cors = route.cors is not None
         t = self.upstream.timeout
         self.timeouts = {"connect": t, "read": t, "write": t, "pool": t}
 
@@ -105,7 +109,7 @@ class ProxyHandler:
         )
         incoming = request.scope["headers"]
         hop = hop_by_hop_names(incoming)
-        dropped = self.dropped_with_static
+        dropped = self.dropped
         headers = [(n, v) for n, v in incoming if n not in dropped and n not in hop]
         ctx = request.gateway
         headers += [
@@ -113,6 +117,7 @@ class ProxyHandler:
             (b"x-forwarded-for", ctx.forwarded_for.encode("latin-1")),
             (b"x-forwarded-proto", ctx.forwarded_proto.encode("latin-1")),
             (b"x-forwarded-host", ctx.forwarded_host.encode("latin-1")),
+            *ctx.identity_headers,
             *self.static_headers,
         ]
         size: int = request.scope.get("gateway.body_size", 0)
@@ -138,7 +143,9 @@ class ProxyHandler:
         back = [
             (name, value)
             for name, value in ((n.lower(), v) for n, v in response.headers.raw)
-            if name not in hop_back and name not in _OWNED_RESPONSE
+            if name not in hop_back
+            and name not in _OWNED_RESPONSE
+            and not (self.drop_cors and name.startswith(b"access-control-"))
         ]
         return ProxyResponse(response, back)
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,17 +19,15 @@ from typing import Any
 import httpx
 import pytest
 
+from ..conftest import RedisServer, free_port
+
+__all__ = ["Gateway", "GatewayFactory", "Process", "RedisServer", "Stub", "free_port"]
+
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
 GATEWAY_ARGS = ["--loop", "uvloop", "--http", "httptools", "--no-access-log", "--no-server-header"]
 
 pytestmark = pytest.mark.integration
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

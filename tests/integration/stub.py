@@ -18,6 +18,8 @@ Behaviour is chosen by path, so one process serves a whole test module:
     /hop-headers           answers with hop-by-hop headers (and one end-to-end)
     /flaky/{id}/{n}        fails n times (503) for this id, then answers 200
     /users/{id} ...        demo-ish JSON: {"id", "account_id"}
+    /jwks.json             the JWKS last set with POST /_jwks (counts fetches in stats)
+    /cors                  answers with its own Access-Control-Allow-Origin: *
     /_stats                {"paths": {path: count}, "disconnects": n, "active": n}
     /_reset                clears the stats
 """
@@ -35,6 +37,7 @@ import orjson
 import uvicorn
 
 STATS: dict[str, Any] = {"paths": collections.Counter(), "disconnects": 0, "active": 0}
+JWKS: dict[str, Any] = {"keys": []}
 FLAKY: collections.Counter[str] = collections.Counter()
 
 
@@ -77,6 +80,11 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     query = parse_qs(scope["query_string"].decode("latin-1"))
     if path == "/_stats":
         await _json(send, 200, {**STATS, "paths": dict(STATS["paths"])})
+        return
+    if path == "/_jwks":
+        JWKS.clear()
+        JWKS.update(orjson.loads(await _read_body(receive)))
+        await _json(send, 200, {})
         return
     if path == "/_reset":
         STATS["paths"].clear()
@@ -179,6 +187,15 @@ async def _route(
                 (b"set-cookie", b"session=alice-secret; Path=/"),
                 (b"set-cookie", b"theme=dark; Path=/"),
             ],
+        )
+    elif path == "/jwks.json":
+        await _json(send, 200, JWKS)
+    elif path == "/cors":
+        await _json(
+            send,
+            200,
+            {"ok": True},
+            [(b"access-control-allow-origin", b"*"), (b"access-control-max-age", b"1")],
         )
     elif path == "/hop-headers":
         await _start(

@@ -257,3 +257,9 @@ def test_client_disconnect_cancels_the_upstream_call(gw: Gateway, stub: Stub) ->
     while stub.stats()["disconnects"] == before and time.monotonic() < deadline:
         time.sleep(0.02)
     assert stub.stats()["disconnects"] == before + 1
+
+
+def test_without_cors_upstream_cors_headers_pass_through(gw: Gateway) -> None:
+    response = gw.get("/p/cors", headers={"Origin": "https://app.example.com"})
+    assert response.headers["access-control-allow-origin"] == "*"  # the upstream's own
+    assert "vary" not in response.headers

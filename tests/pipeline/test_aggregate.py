@@ -42,7 +42,7 @@ async def handler() -> AsyncIterator[tuple[AggregateHandler, Router]]:
     clients = UpstreamClients("aiohttp")
     by_name = clients.for_upstreams(routes.upstreams)
     route = routes.routes[0]
-    yield AggregateHandler(route, routes.settings, routes.upstreams, by_name), Router(routes.routes)
+    yield AggregateHandler(route, routes, by_name), Router(routes.routes)
     await clients.aclose()
 
 

@@ -1,0 +1,70 @@
+"""Prometheus metrics (SPEC 3.9), one process per container.
+
+Every family the contract names is defined here and nowhere else; the code
+that observes an event increments the family directly.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+
+__all__ = [
+    "BACKEND_DURATION",
+    "BACKEND_REQUESTS",
+    "CIRCUIT_OPEN",
+    "CONFIG_RELOADS",
+    "CONTENT_TYPE_LATEST",
+    "RATELIMIT_REJECTED",
+    "RATELIMIT_STORE_ERRORS",
+    "REQUESTS",
+    "REQUEST_DURATION",
+    "render",
+]
+
+_LATENCY_BUCKETS = (
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.075,
+    0.1,
+    0.25,
+    0.5,
+    0.75,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+)
+
+REQUESTS = Counter("gateway_requests_total", "Requests answered.", ["route", "method", "status"])
+REQUEST_DURATION = Histogram(
+    "gateway_request_duration_seconds",
+    "Time to answer a request.",
+    ["route"],
+    buckets=_LATENCY_BUCKETS,
+)
+BACKEND_REQUESTS = Counter(
+    "gateway_backend_requests_total", "Backend calls by outcome.", ["route", "backend", "outcome"]
+)
+BACKEND_DURATION = Histogram(
+    "gateway_backend_duration_seconds",
+    "Upstream call time.",
+    ["upstream"],
+    buckets=_LATENCY_BUCKETS,
+)
+RATELIMIT_REJECTED = Counter(
+    "gateway_ratelimit_rejected_total", "Requests refused with 429.", ["route"]
+)
+RATELIMIT_STORE_ERRORS = Counter(
+    "gateway_ratelimit_store_errors_total", "Rate-limit decisions the shared store could not take."
+)
+CONFIG_RELOADS = Counter("gateway_config_reloads_total", "Routes file reloads.", ["result"])
+CIRCUIT_OPEN = Gauge(
+    "gateway_circuit_open", "1 while the upstream's circuit is open.", ["upstream"]
+)
+
+
+def render() -> bytes:
+    return generate_latest()
