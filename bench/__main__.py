@@ -1,16 +1,17 @@
 """`make bench` (python -m bench): the gateway under wrk, against stub upstreams.
 
 Scenarios (each beside a direct-to-upstream baseline):
-  A  pass-through proxy to one upstream                       64 connections
-  B  three backends, each answering after 50 ms               256 connections
-  C  three backends answering at once                         64 connections
-B and C run once per upstream transport: aiohttp (ours, the default),
-httpx-aiohttp, and httpx's own pool.
+  A  pass-through proxy to one upstream                          64 connections
+  B  three backends, each answering after 50 ms                 256 connections
+  C  three backends answering at once                            64 connections
+  D  C with an API key and a rate limit checked on every request 64 connections
+B and C also run on the other upstream transports (httpx-aiohttp, and httpx's
+own pool) to show why the default is what it is.
 
 The gateway is pinned to CPU 0; wrk and the stubs share CPU 1 (when taskset
-exists). Gateway CPU per 1,000 requests comes from /proc/PID/stat; RSS is the
-gateway's resident memory after the scenario. BENCH_SECONDS sets the length of
-each measurement (default 8), after a 2 s warm-up.
+exists). Each scenario gets a fresh gateway. Gateway CPU per 1,000 requests
+comes from /proc/PID/stat; RSS is the gateway's resident memory after the run.
+BENCH_SECONDS sets each measurement's length (default 8), after a 2 s warm-up.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -35,20 +35,79 @@ SECONDS = float(os.environ.get("BENCH_SECONDS", "8"))
 WARMUP = 2.0
 GATEWAY_CPU, LOAD_CPU = "0", "1"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+API_KEY = "bench-key-0123456789"
+
+ROUTES = """
+version: 1
+settings: {{timeout: 30s}}
+upstreams:
+{upstreams}
+auth:
+  bench: {{type: api_key, keys: [{{id: bench, key: {api_key}}}]}}
+routes:
+  - name: proxy
+    path: /proxy/{{rest:path}}
+    proxy: {{upstream: u0, path: "/{{rest}}"}}
+  - name: fast3
+    path: /fast3
+    backends: &fast3
+      - {{upstream: u0, path: /users/1, key: a}}
+      - {{upstream: u1, path: /users/2, key: b}}
+      - {{upstream: u2, path: /users/3, key: c}}
+  - name: fast3-guarded
+    path: /fast3-guarded
+    auth: bench
+    rate_limit: {{limit: 1000000, window: 1s}}
+    backends: *fast3
+  - name: slow3
+    path: /slow3
+    backends:
+      - {{upstream: u0, path: /delay/50/users/1, key: a}}
+      - {{upstream: u1, path: /delay/50/users/2, key: b}}
+      - {{upstream: u2, path: /delay/50/users/3, key: c}}
+"""
+
+
+@dataclass(frozen=True)
+class Scenario:
+    key: str
+    title: str
+    path: str
+    connections: int
+    transport: str = "aiohttp"
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+SCENARIOS = [
+    Scenario("A", "A: proxy, 1 upstream", "/proxy/users/1", 64),
+    Scenario("B", "B: 3 backends x 50 ms", "/slow3", 256),
+    Scenario("C", "C: 3 backends, instant", "/fast3", 64),
+    Scenario(
+        "D", "D: C + API key + rate limit", "/fast3-guarded", 64, headers={"X-API-Key": API_KEY}
+    ),
+    *(
+        Scenario(key, title, path, conns, transport=transport)
+        for transport in ("httpx-aiohttp", "httpx")
+        for key, title, path, conns in (
+            ("B", "B: 3 backends x 50 ms", "/slow3", 256),
+            ("C", "C: 3 backends, instant", "/fast3", 64),
+        )
+    ),
+]
 
 
 def free_port() -> int:
+    import socket
+
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
 def pinned(cpus: str, command: list[str]) -> list[str]:
-    return (
-        ["taskset", "-c", cpus, *command]
-        if shutil.which("taskset") and os.cpu_count() and os.cpu_count() > 1
-        else command
-    )
+    if shutil.which("taskset") and (os.cpu_count() or 1) > 1:
+        return ["taskset", "-c", cpus, *command]
+    return command
 
 
 @dataclass
@@ -92,9 +151,8 @@ def start(command: list[str], port: int, ready: str, env: dict[str, str] | None 
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if popen.poll() is not None:
-            raise SystemExit(
-                f"{command[:6]} failed:\n{popen.stderr.read().decode() if popen.stderr else ''}"
-            )
+            error = popen.stderr.read().decode() if popen.stderr else ""
+            raise SystemExit(f"{command[:6]} failed:\n{error}")
         try:
             httpx.get(process.url + ready, timeout=1)
             return process
@@ -103,136 +161,96 @@ def start(command: list[str], port: int, ready: str, env: dict[str, str] | None 
     raise SystemExit(f"{command[:6]} did not start")
 
 
-ROUTES = """
-version: 1
-settings: {{timeout: 30s}}
-upstreams:
-{upstreams}
-routes:
-  - name: proxy
-    path: /proxy/{{rest:path}}
-    proxy: {{upstream: u0, path: "/{{rest}}"}}
-  - name: fast3
-    path: /fast3
-    backends:
-      - {{upstream: u0, path: /users/1, key: a}}
-      - {{upstream: u1, path: /users/2, key: b}}
-      - {{upstream: u2, path: /users/3, key: c}}
-  - name: slow3
-    path: /slow3
-    backends:
-      - {{upstream: u0, path: /delay/50/users/1, key: a}}
-      - {{upstream: u1, path: /delay/50/users/2, key: b}}
-      - {{upstream: u2, path: /delay/50/users/3, key: c}}
-"""
+def gateway_command(port: int) -> list[str]:
+    return [
+        sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1",
+        "--port", str(port), "--loop", "uvloop", "--http", "httptools", "--no-access-log",
+        "--no-server-header", "--backlog", "16384", "--log-level", "warning",
+    ]  # fmt: skip
 
 
 @dataclass
 class Row:
+    key: str
     scenario: str
     target: str
     connections: int
     result: WrkResult
     cpu_per_1k: float | None = None
     rss_mb: float | None = None
-    notes: list[str] = field(default_factory=list)
 
 
 def measure(
-    url: str, connections: int, gateway: Process | None
+    url: str, scenario: Scenario | None, connections: int, gateway: Process | None
 ) -> tuple[WrkResult, float | None, float | None]:
-    run_wrk(url, connections=connections, seconds=WARMUP, cpus=LOAD_CPU)
+    headers = scenario.headers if scenario else None
+    run_wrk(url, connections=connections, seconds=WARMUP, cpus=LOAD_CPU, headers=headers)
     before = gateway.cpu_seconds() if gateway else 0.0
-    result = run_wrk(url, connections=connections, seconds=SECONDS, cpus=LOAD_CPU)
+    result = run_wrk(url, connections=connections, seconds=SECONDS, cpus=LOAD_CPU, headers=headers)
     if gateway is None:
         return result, None, None
     used = gateway.cpu_seconds() - before
     return result, used / max(result.requests, 1) * 1000, gateway.rss_mb()
 
 
-def gateway_command(port: int) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "config.asgi:application",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--loop",
-        "uvloop",
-        "--http",
-        "httptools",
-        "--no-access-log",
-        "--no-server-header",
-        "--backlog",
-        "16384",
-        "--log-level",
-        "warning",
-    ]
+def run_scenario(scenario: Scenario, routes: Path) -> Row:
+    """A fresh gateway per scenario: wrk's disconnects at the end of a run cancel
+    in-flight upstream calls, which wedges httpx's own pool for good
+    (httpcore#1093) and would poison the next measurement."""
+    port = free_port()
+    env = {
+        "ROUTES_FILE": str(routes),
+        "UPSTREAM_TRANSPORT": scenario.transport,
+        "RELOAD": "false",
+        "LOG_LEVEL": "WARNING",
+    }
+    gateway = start(pinned(GATEWAY_CPU, gateway_command(port)), port, "/readyz", env)
+    try:
+        result, cpu, rss = measure(
+            gateway.url + scenario.path, scenario, scenario.connections, gateway
+        )
+    finally:
+        gateway.stop()
+    return Row(
+        scenario.key,
+        scenario.title,
+        f"gateway ({scenario.transport})",
+        scenario.connections,
+        result,
+        cpu,
+        rss,
+    )
 
 
 def main() -> None:
     require_wrk()
     ports = [free_port() for _ in range(3)]
-    stub = start(
-        pinned(
-            LOAD_CPU,
-            [
-                sys.executable,
-                "-m",
-                "bench.upstream",
-                *(a for p in ports for a in ("--port", str(p))),
-            ],
-        ),
-        ports[0],
-        "/",
-    )
+    stub_args = [
+        sys.executable,
+        "-m",
+        "bench.upstream",
+        *(a for p in ports for a in ("--port", str(p))),
+    ]
+    stub = start(pinned(LOAD_CPU, stub_args), ports[0], "/")
     rows: list[Row] = []
     workdir = Path(tempfile.mkdtemp(prefix="gateway-bench-"))
     routes = workdir / "routes.yaml"
-    routes.write_text(
-        ROUTES.format(
-            upstreams="\n".join(
-                f"  u{i}: {{url: 'http://127.0.0.1:{p}', timeout: 30s, max_connections: 512}}"
-                for i, p in enumerate(ports)
-            )
-        )
+    upstreams = "\n".join(
+        f"  u{i}: {{url: 'http://127.0.0.1:{p}', timeout: 30s, max_connections: 512}}"
+        for i, p in enumerate(ports)
     )
+    routes.write_text(ROUTES.format(upstreams=upstreams, api_key=API_KEY))
     try:
         for path, conns, name in (
             ("/users/1", 64, "baseline (direct)"),
             ("/delay/50/users/1", 256, "baseline 50 ms (direct)"),
         ):
-            result, _, _ = measure(stub.url + path, conns, None)
-            rows.append(Row(name, "upstream stub", conns, result))
+            result, _, _ = measure(stub.url + path, None, conns, None)
+            rows.append(Row("base", name, "upstream stub", conns, result))
             report(rows[-1])
-        for transport in ("aiohttp", "httpx-aiohttp", "httpx"):
-            scenarios = [
-                ("B: 3 backends x 50 ms", "/slow3", 256),
-                ("C: 3 backends, instant", "/fast3", 64),
-            ]
-            if transport == "aiohttp":
-                scenarios.insert(0, ("A: proxy, 1 upstream", "/proxy/users/1", 64))
-            for name, path, conns in scenarios:
-                # A fresh gateway per scenario: wrk's disconnects at the end of one
-                # run cancel in-flight upstream calls, which wedges httpx's own pool
-                # for good (httpcore#1093) and would poison the next measurement.
-                port = free_port()
-                env = {
-                    "ROUTES_FILE": str(routes),
-                    "UPSTREAM_TRANSPORT": transport,
-                    "RELOAD": "false",
-                    "LOG_LEVEL": "WARNING",
-                }
-                gateway = start(pinned(GATEWAY_CPU, gateway_command(port)), port, "/readyz", env)
-                try:
-                    result, cpu, rss = measure(gateway.url + path, conns, gateway)
-                finally:
-                    gateway.stop()
-                rows.append(Row(name, f"gateway ({transport})", conns, result, cpu, rss))
-                report(rows[-1])
+        for scenario in SCENARIOS:
+            rows.append(run_scenario(scenario, routes))
+            report(rows[-1])
     finally:
         stub.stop()
         shutil.rmtree(workdir, ignore_errors=True)
@@ -262,19 +280,30 @@ def table(rows: list[Row]) -> str:
 
 
 def verdicts(rows: list[Row]) -> str:
-    def find(scenario: str, target: str) -> Row | None:
-        return next(
-            (r for r in rows if r.scenario.startswith(scenario) and r.target == target), None
-        )
+    def rps(key: str, transport: str = "aiohttp") -> float:
+        row = next((r for r in rows if r.key == key and r.target == f"gateway ({transport})"), None)
+        return row.result.rps if row else 0.0
 
-    out = []
-    ours, theirs = find("B:", "gateway (aiohttp)"), find("B:", "gateway (httpx)")
-    if ours and theirs and theirs.result.rps:
-        ratio = ours.result.rps / theirs.result.rps
-        out.append(
-            f"- B with the default transport vs httpx's own pool: {ratio:.1f}x (target >= 3x): {'met' if ratio >= 3 else 'MISSED'}"
+    checks = []
+    if rps("B", "httpx"):
+        ratio = rps("B") / rps("B", "httpx")
+        checks.append(
+            ("B, default transport vs httpx's own pool", f"{ratio:.1f}x", "at least 3x", ratio >= 3)
         )
-    return "\n".join(out)
+    if rps("C"):
+        cost = 1 - rps("D") / rps("C")
+        checks.append(
+            (
+                "D (auth + rate limit) vs C, throughput cost",
+                f"{cost:.0%}",
+                "at most 15%",
+                cost <= 0.15,
+            )
+        )
+    return "\n".join(
+        f"- {name}: {value} (target {target}): {'met' if ok else 'MISSED'}"
+        for name, value, target, ok in checks
+    )
 
 
 if __name__ == "__main__":

@@ -37,8 +37,15 @@ def _ms(text: str) -> float:
 
 
 def run_wrk(
-    url: str, *, connections: int, seconds: float, threads: int = 2, cpus: str | None = None
+    url: str,
+    *,
+    connections: int,
+    seconds: float,
+    threads: int = 2,
+    cpus: str | None = None,
+    headers: dict[str, str] | None = None,
 ) -> WrkResult:
+    extra = [arg for name, value in (headers or {}).items() for arg in ("-H", f"{name}: {value}")]
     command = [
         require_wrk(),
         f"-t{threads}",
@@ -47,6 +54,7 @@ def run_wrk(
         "--timeout",
         "30s",
         "--latency",
+        *extra,
         url,
     ]
     if cpus and shutil.which("taskset"):
