@@ -79,6 +79,11 @@ RATE_LIMIT_FAILURE_MODE = _choice("RATE_LIMIT_FAILURE_MODE", "open", ("open", "c
 RELOAD = env.bool("RELOAD", default=True)
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
 LOG_FORMAT = _choice("LOG_FORMAT", "json", ("json", "text"))
+# Slow clients: complete request headers within this many seconds of connecting
+# (or of a kept-alive request's first byte); request bodies get this much grace,
+# then must keep arriving at 16 KiB/s on average. 408 otherwise.
+CLIENT_HEADER_TIMEOUT = env.float("CLIENT_HEADER_TIMEOUT", default=10.0)
+CLIENT_BODY_TIMEOUT = env.float("CLIENT_BODY_TIMEOUT", default=20.0)
 # Which transport carries upstream calls under httpx's API: "aiohttp" (default,
 # measured fastest; see README "Performance"), "httpx-aiohttp" or "httpx".
 UPSTREAM_TRANSPORT = _choice("UPSTREAM_TRANSPORT", "aiohttp", ("aiohttp", "httpx-aiohttp", "httpx"))

@@ -56,6 +56,7 @@ def build_application() -> object:
     from .handler import GatewayHandler
     from .lifespan import GatewayApplication
     from .services import Services
+    from .slowclients import guard_header_reads
     from .upstream import TRANSPORTS
 
     try:
@@ -69,4 +70,5 @@ def build_application() -> object:
     )
     registry.install(registry.build_gateway(table, services))
     _keep_the_tcp_peer()
+    guard_header_reads(settings.CLIENT_HEADER_TIMEOUT)
     return GatewayApplication(GatewayHandler(), services)

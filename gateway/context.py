@@ -19,6 +19,7 @@ from functools import lru_cache
 from django.core.handlers.asgi import ASGIRequest
 
 __all__ = [
+    "BackendLog",
     "ClientAddress",
     "GatewayRequest",
     "Networks",
@@ -29,6 +30,15 @@ __all__ = [
 
 type Networks = Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network]
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._\-]{1,128}")
+
+
+@dataclass(frozen=True, slots=True)
+class BackendLog:
+    name: str
+    status: int | None
+    duration: float  # seconds, every attempt included
+    attempts: int
+    outcome: str  # "ok" or the failure
 
 
 @dataclass(slots=True)
@@ -42,7 +52,8 @@ class RequestContext:
     route: str | None = None
     identity: str | None = None  # set by auth: the client identity
     identity_headers: tuple[tuple[bytes, bytes], ...] = ()  # set by auth: sent to backends
-    completed: bool | None = None
+    completed: bool | None = None  # aggregate routes: did every backend answer
+    backends: list[BackendLog] = field(default_factory=list)
 
 
 class GatewayRequest(ASGIRequest):

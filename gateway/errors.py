@@ -4,6 +4,7 @@
     ├── BadRequest               400  malformed input (path, parameters, body)
     ├── NotFound                 404  no route
     ├── MethodNotAllowed         405  the path matches, the method does not (Allow)
+    ├── RequestTimeout           408  the body arrived too slowly
     ├── PayloadTooLarge          413  body over the route's max_body_size
     ├── BackendFailed            502, 503, 504 or an upstream 4xx (see pipeline.merge)
     └── InternalError            500  a bug: logged with its traceback, never shown
@@ -28,6 +29,7 @@ __all__ = [
     "MethodNotAllowed",
     "NotFound",
     "PayloadTooLarge",
+    "RequestTimeout",
     "problem_response",
 ]
 
@@ -73,6 +75,11 @@ class MethodNotAllowed(GatewayError):
 class PayloadTooLarge(GatewayError):
     status = 413
     slug = "payload-too-large"
+
+
+class RequestTimeout(GatewayError):
+    status = 408
+    slug = "request-timeout"
 
 
 class BackendFailed(GatewayError):

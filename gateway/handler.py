@@ -24,6 +24,7 @@ import asyncio
 import io
 import logging
 import tempfile
+import time
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from typing import IO, Any, cast
@@ -37,9 +38,11 @@ from django.http.response import HttpResponseBase
 from django.urls import set_script_prefix
 
 from . import registry
-from .context import GatewayRequest, make_request_id
-from .errors import PayloadTooLarge, problem_response
+from .accesslog import CLIENT_CLOSED, AccessLog
+from .context import GatewayRequest, RequestContext, make_request_id
+from .errors import PayloadTooLarge, RequestTimeout, problem_response
 from .router import Match
+from .slowclients import MIN_BODY_RATE
 
 __all__ = ["GatewayHandler"]
 
@@ -70,6 +73,8 @@ class GatewayHandler(ASGIHandler):
         super().__init__()
         _disconnect_request_signals()
         set_script_prefix("/")
+        self.access_log = AccessLog(settings.LOG_FORMAT)
+        self.body_grace = settings.CLIENT_BODY_TIMEOUT
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -77,6 +82,7 @@ class GatewayHandler(ASGIHandler):
         await self.handle(scope, receive, send)
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
         state = registry.current()
         limit = state.settings.max_body_size if state else settings.FILE_UPLOAD_MAX_MEMORY_SIZE
         if state is not None:
@@ -93,41 +99,59 @@ class GatewayHandler(ASGIHandler):
         request = self._create_request(scope, body)
         if isinstance(request, HttpResponseBase):
             await self.send_response(request, send)
+            client = scope.get("client") or ("unknown", 0)
+            ctx = RequestContext(request.headers["X-Request-ID"], client[0], "", "", "")
+            self.access_log.record(ctx, scope["method"], scope["path"], 400, started)
             return
-        await self._respond(request, receive, send)
+        await self._respond(request, receive, send, started)
 
     async def _read_body(self, scope: Scope, receive: Receive, limit: int) -> IO[bytes] | None:
         """Read the body into a spooled file (memory, then disk), refusing it
         once it passes `limit`: by its Content-Length before reading anything,
-        otherwise as soon as the bytes received pass the limit."""
+        otherwise as soon as the bytes received pass the limit. A body that
+        arrives too slowly (see gateway/slowclients.py) is refused with 408."""
         declared = _content_length(scope)
         if declared is not None and declared > limit:
-            return self._too_large(scope, limit)
+            return self._refuse(
+                scope, PayloadTooLarge(f"the request body is larger than {limit} bytes")
+            )
         body: IO[bytes] | None = None
         size = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                if body is not None:
-                    body.close()
-                return None
-            chunk = message.get("body", b"")
-            if chunk:
-                size += len(chunk)
-                if size > limit:
-                    if body is not None:
-                        body.close()
-                    return self._too_large(scope, limit)
-                if body is None:
-                    # Owned by the request from here on; it closes the file.
-                    body = tempfile.SpooledTemporaryFile(  # noqa: SIM115
-                        max_size=settings.FILE_UPLOAD_MAX_MEMORY_SIZE, mode="w+b"
-                    )
-                # A write past the memory threshold goes to disk; it lands in
-                # the page cache and costs less than a thread hop would.
-                body.write(chunk)
-            if not message.get("more_body", False):
-                break
+        loop = asyncio.get_running_loop()
+        grace_ends = loop.time() + self.body_grace
+        try:
+            async with asyncio.timeout_at(grace_ends) as deadline:
+                while True:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        if body is not None:
+                            body.close()
+                        return None
+                    chunk = message.get("body", b"")
+                    if chunk:
+                        size += len(chunk)
+                        if size > limit:
+                            if body is not None:
+                                body.close()
+                            error = PayloadTooLarge(
+                                f"the request body is larger than {limit} bytes"
+                            )
+                            return self._refuse(scope, error)
+                        if body is None:
+                            # Owned by the request from here on; it closes the file.
+                            body = tempfile.SpooledTemporaryFile(  # noqa: SIM115
+                                max_size=settings.FILE_UPLOAD_MAX_MEMORY_SIZE, mode="w+b"
+                            )
+                        # A write past the memory threshold goes to disk; it lands in
+                        # the page cache and costs less than a thread hop would.
+                        body.write(chunk)
+                        deadline.reschedule(grace_ends + size / MIN_BODY_RATE)
+                    if not message.get("more_body", False):
+                        break
+        except TimeoutError:
+            if body is not None:
+                body.close()
+            return self._refuse(scope, RequestTimeout("the request body arrived too slowly"))
         scope["gateway.body_size"] = size
         if body is None:
             return io.BytesIO()
@@ -135,12 +159,11 @@ class GatewayHandler(ASGIHandler):
         return body
 
     @staticmethod
-    def _too_large(scope: Scope, limit: int) -> IO[bytes]:
-        # The rest of the body is still on the wire: close the connection after
-        # answering rather than read it.
-        scope["gateway.body_error"] = PayloadTooLarge(
-            f"the request body is larger than {limit} bytes", headers={"Connection": "close"}
-        )
+    def _refuse(scope: Scope, error: PayloadTooLarge | RequestTimeout) -> IO[bytes]:
+        """Answer `error` from the view (so middleware still runs). The rest of
+        the body is still on the wire: close the connection after answering."""
+        error.headers["Connection"] = "close"
+        scope["gateway.body_error"] = error
         scope["gateway.body_size"] = 0
         return io.BytesIO()
 
@@ -149,16 +172,19 @@ class GatewayHandler(ASGIHandler):
             return GatewayRequest(scope, body)
         except Exception:  # undecodable headers or query string
             body.close()
+            request_id = make_request_id(None)
             return problem_response(
                 400,
                 "the request could not be decoded",
-                request_id=make_request_id(None),
-                headers={"Connection": "close"},
+                request_id=request_id,
+                headers={"Connection": "close", "X-Request-ID": request_id},
             )
 
-    async def _respond(self, request: GatewayRequest, receive: Receive, send: Send) -> None:
+    async def _respond(
+        self, request: GatewayRequest, receive: Receive, send: Send, started: float
+    ) -> None:
         """Run the middleware chain and view, send the response; cancel all of it
-        if the client disconnects first."""
+        if the client disconnects first. Then write the access log line."""
         task = asyncio.current_task()
         assert task is not None
         state = {"finished": False, "disconnected": False}
@@ -174,17 +200,17 @@ class GatewayHandler(ASGIHandler):
 
         watcher = asyncio.create_task(watch_disconnect())
         response: HttpResponseBase | None = None
-        started = False
+        sending = False
         try:
             response = await self.get_response_async(request)
-            started = True
+            sending = True
             await self.send_response(response, send)
         except asyncio.CancelledError:
             if state["disconnected"] and task.uncancel() == 0:
                 return  # the client left; everything it started was cancelled
             raise
         except Exception:
-            if not started:
+            if not sending:
                 raise
             # The response had started (an upstream broke mid-stream): all we
             # can do is cut the connection, which the server does when we return.
@@ -198,6 +224,11 @@ class GatewayHandler(ASGIHandler):
                 if (closer := getattr(response, "aclose_upstream", None)) is not None:
                     await closer()
                 response.close()
+            if (ctx := getattr(request, "gateway", None)) is not None:
+                status = response.status_code if response is not None else 500
+                if state["disconnected"]:
+                    status = CLIENT_CLOSED
+                self.access_log.record(ctx, request.method or "", request.path, status, started)
 
     async def get_response_async(self, request: Any) -> HttpResponseBase:
         """Django's, minus `set_urlconf` (the default URLconf is the only one)

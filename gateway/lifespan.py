@@ -7,12 +7,20 @@ resources (upstream clients, Redis).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import signal
 import sys
+from pathlib import Path
+from types import FrameType
 from typing import Any
+
+from django.conf import settings
 
 from . import registry
 from .handler import GatewayHandler
+from .reload import Reloader
 from .services import Services
 
 __all__ = ["GatewayApplication"]
@@ -24,6 +32,7 @@ class GatewayApplication:
     def __init__(self, handler: GatewayHandler, services: Services) -> None:
         self.handler = handler
         self.services = services
+        self._reloader: asyncio.Task[None] | None = None
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         kind = scope["type"]
@@ -53,10 +62,37 @@ class GatewayApplication:
 
     async def startup(self) -> None:
         registry.lifecycle.draining = False
+        _drain_on_signals()
+        if settings.RELOAD:
+            reloader = Reloader(Path(settings.ROUTES_FILE), self.services)
+            self._reloader = asyncio.create_task(reloader.run())
         gateway = registry.current()
         routes = len(gateway.table.routes) if gateway else 0
-        logger.info("gateway ready: %d routes", routes)
+        logger.info(
+            "gateway ready: %d routes, reload %s", routes, "on" if settings.RELOAD else "off"
+        )
 
     async def shutdown(self) -> None:
         registry.lifecycle.draining = True
+        if self._reloader is not None:
+            self._reloader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reloader
         await self.services.aclose()
+
+
+def _drain_on_signals() -> None:
+    """/readyz must turn 503 the moment SIGTERM arrives, while uvicorn is still
+    finishing in-flight requests. uvicorn installs its own handlers before the
+    lifespan starts; ours marks the process draining, then hands over to them
+    (uvicorn restores the originals when it exits)."""
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        previous = signal.getsignal(sig)
+        if not callable(previous):
+            continue
+
+        def handler(signum: int, frame: FrameType | None, previous: Any = previous) -> None:
+            registry.lifecycle.draining = True
+            previous(signum, frame)
+
+        signal.signal(sig, handler)

@@ -6,7 +6,14 @@ that observes an event increments the family directly.
 
 from __future__ import annotations
 
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
 
 __all__ = [
     "BACKEND_DURATION",
@@ -20,6 +27,8 @@ __all__ = [
     "REQUEST_DURATION",
     "render",
 ]
+
+disable_created_metrics()  # type: ignore[no-untyped-call]  # no `*_created` series
 
 _LATENCY_BUCKETS = (
     0.005,

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from .config.model import GatewaySettings, RouteTable
-from .pipeline import Handler, build_route_handler
+from .pipeline import Handler, Upstreams, build_route_handler
 from .policy import RoutePolicy, build_policy
 from .router import BadPath, Match, NoMatch, Router, split_path
 from .services import Services
@@ -40,11 +40,14 @@ class Gateway:
 
 
 def build_gateway(table: RouteTable, services: Services) -> Gateway:
-    clients = services.clients.for_upstreams(table.upstreams)
+    upstreams = Upstreams(
+        clients=services.clients.for_upstreams(table.upstreams),
+        guards=services.guards_for(table.upstreams),
+    )
     return Gateway(
         table=table,
         router=Router(table.routes),
-        handlers={r.name: build_route_handler(r, table, clients, services) for r in table.routes},
+        handlers={r.name: build_route_handler(r, table, upstreams, services) for r in table.routes},
         policies={r.name: build_policy(r, table, services) for r in table.routes},
         services=services,
     )

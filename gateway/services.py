@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 
 import httpx
 import redis.asyncio as aioredis
@@ -15,9 +16,11 @@ from redis.exceptions import RedisError
 
 from .auth import JwksKeys
 from .cache import CacheStore, Coalescer, MemoryCache, RedisCache
+from .config.model import Upstream
 from .ratelimit import Limiter
 from .ratelimit.memory import MemoryLimiter
 from .ratelimit.redis import RedisLimiter
+from .resilience import UpstreamGuard
 from .upstream import TransportKind, UpstreamClients, create_client
 
 __all__ = ["Services"]
@@ -26,6 +29,13 @@ logger = logging.getLogger("gateway")
 REDIS_CONNECT_TIMEOUT = 0.5
 REDIS_TIMEOUT = 0.5
 REDIS_CONNECTIONS = 64
+# Streamed downloads may outlive a reload by minutes; their client stays open.
+RETIRED_CLIENTS_GRACE = 300.0
+
+
+async def _close_all(clients: list[httpx.AsyncClient]) -> None:
+    for client in clients:
+        await client.aclose()
 
 
 def connect_redis(url: str) -> aioredis.Redis:
@@ -57,6 +67,21 @@ class Services:
         self.fail_closed = failure_mode == "closed"
         self._jwks: dict[str, JwksKeys] = {}
         self._jwks_client: httpx.AsyncClient | None = None
+        self._guards: dict[Upstream, UpstreamGuard] = {}
+        self._retired: list[httpx.AsyncClient] = []  # closed RETIRED_CLIENTS_GRACE after a reload
+        self._closing: set[asyncio.Future[None]] = set()
+
+    def guards_for(self, upstreams: Mapping[str, Upstream]) -> dict[str, UpstreamGuard]:
+        """Breakers and retry budgets by upstream name; kept across reloads
+        while an upstream's definition is unchanged."""
+        guards = {}
+        for name, upstream in upstreams.items():
+            guard = self._guards.get(upstream)
+            if guard is None:
+                guard = self._guards[upstream] = UpstreamGuard.for_upstream(upstream)
+            guards[name] = guard
+        self._guards = {u: g for u, g in self._guards.items() if g in guards.values()}
+        return guards
 
     def jwks(self, url: str) -> JwksKeys:
         keys = self._jwks.get(url)
@@ -65,6 +90,23 @@ class Services:
                 self._jwks_client = create_client(self.transport, max_connections=4, timeout=5.0)
             keys = self._jwks[url] = JwksKeys(url, self._jwks_client)
         return keys
+
+    def retire_unused_clients(self, upstreams: Mapping[str, Upstream]) -> None:
+        """After a reload: close the clients of upstreams that changed or went
+        away, once requests that may still use them have had time to finish."""
+        retired = self.clients.retire(upstreams)
+        if retired:
+            self._retired.extend(retired)
+            asyncio.get_running_loop().call_later(
+                RETIRED_CLIENTS_GRACE, self._close_retired, retired
+            )
+
+    def _close_retired(self, clients: list[httpx.AsyncClient]) -> None:
+        closing = [c for c in clients if c in self._retired]
+        self._retired = [c for c in self._retired if c not in closing]
+        task = asyncio.ensure_future(_close_all(closing))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
     async def redis_ready(self) -> bool:
         if self.redis is None:
@@ -76,6 +118,8 @@ class Services:
             return False
 
     async def aclose(self) -> None:
+        retired, self._retired = self._retired, []
+        await _close_all(retired)
         await self.clients.aclose()
         await self.limiter.aclose()
         if self._jwks_client is not None:

@@ -122,6 +122,14 @@ class UpstreamClients:
             out[name] = client
         return out
 
+    def retire(self, keep: Mapping[str, Upstream]) -> list[httpx.AsyncClient]:
+        """Forget the clients of upstreams no longer in `keep` and return them,
+        for closing once the requests still using them are done."""
+        wanted = set(keep.values())
+        retired = [c for u, c in self._clients.items() if u not in wanted]
+        self._clients = {u: c for u, c in self._clients.items() if u in wanted}
+        return retired
+
     async def aclose(self) -> None:
         clients, self._clients = list(self._clients.values()), {}
         for client in clients:

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .document import NOT_SUPPORTED_YET, read_document
+from .document import read_document
 from .model import *  # noqa: F403
 from .model import RouteTable
 from .reader import Reader
 from .source import Problem, parse_yaml
 
 __all__ = [
-    "NOT_SUPPORTED_YET",
     "Problem",
     "RoutesFileError",
     "load_route_table",

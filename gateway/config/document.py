@@ -1,5 +1,4 @@
-"""The whole routes file: top-level keys, cross-route rules, and the features
-that parse but do not act yet."""
+"""The whole routes file: top-level keys and cross-route rules."""
 
 from __future__ import annotations
 
@@ -12,11 +11,7 @@ from .routes import read_route
 from .sections import read_auth_provider, read_settings, read_upstream
 from .source import Node
 
-__all__ = ["NOT_SUPPORTED_YET", "read_document"]
-
-# Keys that validate but whose behaviour has not landed. A routes file that
-# uses one is refused, so that no route ever runs silently unprotected.
-NOT_SUPPORTED_YET = frozenset({"retries", "circuit_breaker"})
+__all__ = ["read_document"]
 
 
 def read_document(r: Reader, root: Node, source: str) -> RouteTable | None:
@@ -34,7 +29,6 @@ def read_document(r: Reader, root: Node, source: str) -> RouteTable | None:
             "version",
             f"unsupported version {fields['version'].value!r} (expected 1)",
         )
-    _refuse_unsupported(r, fields)
     settings = read_settings(r, fields.get("settings"))
     upstreams: dict[str, Upstream] = _read_named(
         r, fields.get("upstreams"), "upstreams", read_upstream
@@ -80,29 +74,6 @@ def _read_named[T](
         if value is not None:
             out[name] = value
     return out
-
-
-def _refuse_unsupported(r: Reader, fields: dict[str, Node]) -> None:
-    def refuse(node: Node, key: str, where: str) -> None:
-        if key in NOT_SUPPORTED_YET and isinstance(node.value, dict) and key in node.value:
-            r.error(node.key_lines[key], where, f"{key!r} is not supported yet")
-
-    refuse(Node(fields, 1, {k: v.line for k, v in fields.items()}), "auth", "auth")
-    if "settings" in fields:
-        refuse(fields["settings"], "cors", "settings")
-    upstreams = fields.get("upstreams")
-    if upstreams is not None and isinstance(upstreams.value, dict):
-        for name, node in upstreams.value.items():
-            for key in ("retries", "circuit_breaker"):
-                refuse(node, key, f"upstream {name!r}")
-    routes = fields.get("routes")
-    if routes is not None and isinstance(routes.value, list):
-        for i, node in enumerate(routes.value):
-            name_node = node.value.get("name") if isinstance(node.value, dict) else None
-            route_name = name_node.value if name_node is not None else None
-            label = f"route {route_name!r}" if isinstance(route_name, str) else f"routes[{i}]"
-            for key in ("auth", "rate_limit", "cache", "cors"):
-                refuse(node, key, label)
 
 
 def _check_route_conflicts(r: Reader, routes: list[Route]) -> None:

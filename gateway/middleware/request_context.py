@@ -15,6 +15,7 @@ from django.http.response import HttpResponseBase
 
 from ..context import GatewayRequest, RequestContext, make_request_id, resolve_client
 from ..errors import problem_response
+from ..router import Match
 
 __all__ = ["RequestContextMiddleware"]
 
@@ -45,12 +46,14 @@ class RequestContextMiddleware:
         if address.via_trusted_proxy:
             proto = meta.get("HTTP_X_FORWARDED_PROTO", "").split(",")[0].strip() or proto
             host = meta.get("HTTP_X_FORWARDED_HOST", "").split(",")[0].strip() or host
+        found = request.scope.get("gateway.match")
         ctx = RequestContext(
             request_id=make_request_id(meta.get("HTTP_X_REQUEST_ID")),
             client=address.client,
             forwarded_for=address.forwarded_for,
             forwarded_proto=proto,
             forwarded_host=host,
+            route=found.route.name if isinstance(found, Match) else None,
         )
         request.gateway = ctx
         try:

@@ -16,6 +16,7 @@ every route kind and answer before any handler runs.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import httpx
@@ -23,6 +24,7 @@ from django.http.response import HttpResponseBase
 
 from ..config.model import Route, RouteTable
 from ..context import GatewayRequest
+from ..resilience import UpstreamGuard
 from ..router import Match
 from .aggregate import AggregateHandler, CachedAggregate
 from .proxy import ProxyHandler
@@ -30,17 +32,25 @@ from .proxy import ProxyHandler
 if TYPE_CHECKING:
     from ..services import Services
 
-__all__ = ["Handler", "build_route_handler"]
+__all__ = ["Handler", "Upstreams", "build_route_handler"]
 
 type Handler = Callable[[GatewayRequest, Match], Awaitable[HttpResponseBase]]
 
 
+@dataclass(frozen=True, slots=True)
+class Upstreams:
+    """What a handler needs to call upstreams, by upstream name."""
+
+    clients: Mapping[str, httpx.AsyncClient]
+    guards: Mapping[str, UpstreamGuard]
+
+
 def build_route_handler(
-    route: Route, table: RouteTable, clients: Mapping[str, httpx.AsyncClient], services: Services
+    route: Route, table: RouteTable, upstreams: Upstreams, services: Services
 ) -> Handler:
     if route.proxy is not None:
-        return ProxyHandler(route, table, clients)
-    aggregate = AggregateHandler(route, table, clients)
+        return ProxyHandler(route, table, upstreams.clients, upstreams.guards)
+    aggregate = AggregateHandler(route, table, upstreams.clients, upstreams.guards)
     if route.cache is not None:
         return CachedAggregate(aggregate, route.cache.ttl, services.coalescer)
     return aggregate

@@ -14,14 +14,17 @@ import httpx
 import orjson
 from django.http import HttpResponse
 
+from .. import metrics
 from ..cache import Coalescer, cache_key
 from ..config.model import FieldRef, ParamRef, QueryRef, Route, RouteTable
-from ..context import GatewayRequest
+from ..context import BackendLog, GatewayRequest
 from ..policy import identity_header_names
+from ..resilience import UpstreamGuard
 from ..router import Match
 from .calls import BackendCall, BackendPlan
 from .fanout import fan_out
 from .merge import merge_outcomes
+from .outcome import Outcome
 from .request import RenderInput, encode_segment
 from .shape import compile_shape
 
@@ -33,7 +36,11 @@ _NOT_FORWARDED = frozenset({b"accept-encoding"})
 
 class AggregateHandler:
     def __init__(
-        self, route: Route, table: RouteTable, clients: Mapping[str, httpx.AsyncClient]
+        self,
+        route: Route,
+        table: RouteTable,
+        clients: Mapping[str, httpx.AsyncClient],
+        guards: Mapping[str, UpstreamGuard],
     ) -> None:
         self.route = route
         settings, upstreams = table.settings, table.upstreams
@@ -51,6 +58,7 @@ class AggregateHandler:
                 backend=b,
                 upstream=upstreams[b.upstream],
                 client=clients[b.upstream],
+                guard=guards[b.upstream],
                 shape=compile_shape(b),
                 must_be_object=b.key is None and not self.single,
                 forward=frozenset(
@@ -85,7 +93,9 @@ class AggregateHandler:
         self._check_client_values(values)
         call = BackendCall(request, values, self.sends_body)
         outcomes = await fan_out(self.plans, call, self.route.timeout)
+        _record(request, self.route.name, outcomes)
         body, completed = merge_outcomes(outcomes, self.keys, self.single)
+        request.gateway.completed = completed
         return orjson.dumps(body), completed
 
     async def __call__(self, request: GatewayRequest, match: Match) -> HttpResponse:
@@ -127,6 +137,16 @@ class CachedAggregate:
         response = json_response(filled.content, filled.completed)
         response.headers["X-Cache"] = "HIT" if filled.hit else "MISS"
         return response
+
+
+def _record(request: GatewayRequest, route: str, outcomes: list[Outcome]) -> None:
+    """Each backend's result, for the access log and metrics."""
+    for outcome in outcomes:
+        label = outcome.outcome_label
+        metrics.BACKEND_REQUESTS.labels(route, outcome.name, label).inc()
+        request.gateway.backends.append(
+            BackendLog(outcome.name, outcome.status, outcome.duration, outcome.attempts, label)
+        )
 
 
 def json_response(content: bytes, completed: bool) -> HttpResponse:

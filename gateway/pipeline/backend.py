@@ -1,4 +1,4 @@
-"""One upstream call of an aggregate route: httpx in, an `Outcome` out.
+"""Upstream calls of an aggregate route: httpx in, an `Outcome` out.
 
 Foreign errors are translated here and nowhere else. The per-attempt timeout
 (the upstream's `timeout`) covers connect, headers and the whole body, so a
@@ -16,9 +16,17 @@ import aiohttp
 import httpx
 import orjson
 
+from .. import metrics
+from ..resilience import UpstreamGuard, backoff_delay, is_retryable_status
 from .outcome import Failure, Outcome
 
-__all__ = ["call_upstream", "classify_transport_error"]
+__all__ = [
+    "call_backend",
+    "call_upstream",
+    "classify_transport_error",
+    "retryable",
+    "upstream_failed",
+]
 
 
 def classify_transport_error(exc: httpx.TransportError) -> Failure:
@@ -59,8 +67,8 @@ async def call_upstream(
     attempt_timeout: float,
     max_size: int,
 ) -> Outcome:
-    """Send `request`, fill in `outcome` (status, parsed body or failure)."""
-    started = time.perf_counter()
+    """One attempt: send `request`, fill in `outcome` (status, parsed body or failure)."""
+    outcome.failure, outcome.detail, outcome.status, outcome.raw = None, "", None, None
     try:
         async with asyncio.timeout(attempt_timeout):
             response = await client.send(request, stream=True)
@@ -79,8 +87,6 @@ async def call_upstream(
     except httpx.TransportError as exc:
         outcome.failure = classify_transport_error(exc)
         return outcome
-    finally:
-        outcome.duration = time.perf_counter() - started
     if content is None:
         outcome.failure = Failure.TOO_LARGE
         return outcome
@@ -89,3 +95,67 @@ async def call_upstream(
     except orjson.JSONDecodeError:
         outcome.failure = Failure.INVALID
     return outcome
+
+
+def upstream_failed(outcome: Outcome) -> bool:
+    """Did the upstream itself fail (for the circuit breaker)? A 4xx, a bad
+    body or an oversized one are answers, not unavailability."""
+    if outcome.failure in (Failure.TIMEOUT, Failure.CONNECT):
+        return True
+    return outcome.failure is Failure.STATUS and (outcome.status or 0) >= 500
+
+
+def retryable(outcome: Outcome) -> bool:
+    if outcome.failure in (Failure.TIMEOUT, Failure.CONNECT):
+        return True
+    return outcome.failure is Failure.STATUS and is_retryable_status(outcome.status or 0)
+
+
+async def call_backend(
+    guard: UpstreamGuard,
+    client: httpx.AsyncClient,
+    request: httpx.Request,
+    outcome: Outcome,
+    *,
+    attempt_timeout: float,
+    max_size: int,
+) -> Outcome:
+    """Every attempt of one backend call: circuit breaker first, then retries
+    (GET and HEAD only, on connection errors, attempt timeouts and 502/503/504,
+    within the retry budget), each after a jittered, doubling back-off. The
+    route deadline, outside, bounds all of it."""
+    idempotent = request.method in ("GET", "HEAD")
+    breaker = guard.breaker
+    guard.budget.record_request()
+    started = time.perf_counter()
+    try:
+        while True:
+            if breaker is not None and not breaker.allow():
+                outcome.failure, outcome.detail = Failure.CIRCUIT_OPEN, ""
+                return outcome
+            outcome.attempts += 1
+            attempt_started = time.perf_counter()
+            try:
+                await call_upstream(
+                    client, request, outcome, attempt_timeout=attempt_timeout, max_size=max_size
+                )
+            except BaseException:
+                if breaker is not None:
+                    breaker.release_trial()
+                raise
+            metrics.BACKEND_DURATION.labels(guard.upstream).observe(
+                time.perf_counter() - attempt_started
+            )
+            if breaker is not None:
+                breaker.record(success=not upstream_failed(outcome))
+            if (
+                outcome.ok
+                or not idempotent
+                or outcome.attempts >= guard.retries.attempts
+                or not retryable(outcome)
+                or not guard.budget.try_retry()
+            ):
+                return outcome
+            await asyncio.sleep(backoff_delay(guard.retries.backoff, outcome.attempts))
+    finally:
+        outcome.duration = time.perf_counter() - started

@@ -10,7 +10,8 @@ import httpx
 
 from ..config.model import Backend, Upstream
 from ..context import GatewayRequest
-from .backend import call_upstream
+from ..resilience import UpstreamGuard
+from .backend import call_backend
 from .outcome import Failure, Outcome
 from .request import MissingField, RenderInput, render_path, render_query
 from .shape import Shape, ShapeError, shape_body
@@ -32,6 +33,7 @@ class BackendPlan:
     backend: Backend
     upstream: Upstream
     client: httpx.AsyncClient
+    guard: UpstreamGuard
     shape: Shape
     must_be_object: bool  # merged at the top level: its body must be an object
     forward: frozenset[bytes]  # client headers copied to this backend
@@ -97,8 +99,13 @@ class BackendCall:
             raw_path=raw.encode("ascii"),
         )
         request = httpx.Request(backend.method, url, headers=headers, content=content)
-        await call_upstream(
-            plan.client, request, outcome, attempt_timeout=upstream.timeout, max_size=plan.max_size
+        await call_backend(
+            plan.guard,
+            plan.client,
+            request,
+            outcome,
+            attempt_timeout=upstream.timeout,
+            max_size=plan.max_size,
         )
         if outcome.ok:
             self._shape(plan, outcome)

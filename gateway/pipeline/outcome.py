@@ -41,7 +41,13 @@ class Outcome:
     failure: Failure | None = None
     detail: str = ""
     status: int | None = None  # the upstream's HTTP status, when one came back
-    duration: float = 0.0
+    duration: float = 0.0  # all attempts, back-off included
+    attempts: int = 0
+
+    @property
+    def outcome_label(self) -> str:
+        """For metrics and logs: "ok", or the failure's name."""
+        return "ok" if self.failure is None else self.failure.name.lower()
 
     @property
     def ok(self) -> bool:

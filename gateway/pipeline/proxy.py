@@ -11,15 +11,17 @@ the body streams, the upstream's `timeout` is an inactivity timeout per read.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Mapping
 
 import httpx
 from django.http import StreamingHttpResponse
 
+from .. import metrics
 from ..config.model import Route, RouteTable
-from ..context import GatewayRequest
-from ..errors import BackendFailed
+from ..context import BackendLog, GatewayRequest
 from ..policy import credential_header_names, identity_header_names
+from ..resilience import UpstreamGuard, backoff_delay, is_retryable_status
 from ..router import Match
 from .backend import classify_transport_error
 from .outcome import Failure, failure_error
@@ -70,13 +72,18 @@ class ProxyResponse(StreamingHttpResponse):
 
 class ProxyHandler:
     def __init__(
-        self, route: Route, table: RouteTable, clients: Mapping[str, httpx.AsyncClient]
+        self,
+        route: Route,
+        table: RouteTable,
+        clients: Mapping[str, httpx.AsyncClient],
+        guards: Mapping[str, UpstreamGuard],
     ) -> None:
         assert route.proxy is not None
         self.route = route
         self.template = route.proxy.path
         self.upstream = table.upstreams[route.proxy.upstream]
         self.client = clients[route.proxy.upstream]
+        self.guard = guards[route.proxy.upstream]
         self.backend_name = route.proxy.upstream
         self.static_headers = tuple(
             (n.encode(), v.encode("latin-1")) for n, v in self.upstream.headers
@@ -99,9 +106,8 @@ class ProxyHandler:
 
     async def __call__(self, request: GatewayRequest, match: Match) -> ProxyResponse:
         upstream = self.upstream
-        path = upstream.base_path + render_path(
-            self.template, RenderInput(match.params, match.path_params, {})
-        )
+        values = RenderInput(match.params, match.path_params, {})
+        path = upstream.base_path + render_path(self.template, values)
         query: bytes = request.scope.get("query_string", b"")
         raw_path = path.encode("ascii") + (b"?" + query if query else b"")
         url = httpx.URL(
@@ -132,13 +138,9 @@ class ProxyHandler:
             content=content,
             extensions={"timeout": self.timeouts},
         )
-        try:
-            async with asyncio.timeout(self.route.timeout):
-                response = await self.client.send(outgoing, stream=True)
-        except TimeoutError:
-            raise self._failed(Failure.TIMEOUT) from None
-        except httpx.TransportError as exc:
-            raise self._failed(classify_transport_error(exc)) from None
+        # Retried only when nothing of a body has been sent: GET and HEAD without one.
+        idempotent = request.method in ("GET", "HEAD") and not size
+        response = await self._send(outgoing, idempotent, request)
         hop_back = hop_by_hop_names(response.headers.raw)
         back = [
             (name, value)
@@ -149,8 +151,73 @@ class ProxyHandler:
         ]
         return ProxyResponse(response, back)
 
-    def _failed(self, failure: Failure) -> BackendFailed:
-        return failure_error(self.backend_name, failure, status=failure.route_status)
+    async def _send(
+        self, outgoing: httpx.Request, idempotent: bool, request: GatewayRequest
+    ) -> httpx.Response:
+        """Until response headers: the circuit breaker, retries within the budget,
+        all of it under the route deadline."""
+        guard, breaker = self.guard, self.guard.breaker
+        guard.budget.record_request()
+        started = time.perf_counter()
+        attempts, status, failure = 0, None, None
+        try:
+            async with asyncio.timeout(self.route.timeout):
+                while True:
+                    if breaker is not None and not breaker.allow():
+                        failure = Failure.CIRCUIT_OPEN
+                        break
+                    attempts += 1
+                    attempt_started = time.perf_counter()
+                    response: httpx.Response | None = None
+                    try:
+                        response = await self.client.send(outgoing, stream=True)
+                        failure, status = None, response.status_code
+                    except httpx.TransportError as exc:
+                        failure, status = classify_transport_error(exc), None
+                    except BaseException:
+                        if breaker is not None:
+                            breaker.release_trial()
+                        raise
+                    metrics.BACKEND_DURATION.labels(guard.upstream).observe(
+                        time.perf_counter() - attempt_started
+                    )
+                    broken = failure is not None or (status or 0) >= 500
+                    if breaker is not None:
+                        breaker.record(success=not broken)
+                    retry = failure is not None or is_retryable_status(status or 0)
+                    if (
+                        retry
+                        and idempotent
+                        and attempts < guard.retries.attempts
+                        and guard.budget.try_retry()
+                    ):
+                        if response is not None:
+                            await response.aclose()
+                        await asyncio.sleep(backoff_delay(guard.retries.backoff, attempts))
+                        continue
+                    if response is not None:
+                        self._log(request, status, started, attempts, "ok")
+                        return response
+                    break
+        except TimeoutError:
+            failure = Failure.TIMEOUT
+        assert failure is not None
+        self._log(request, status, started, attempts, failure.name.lower())
+        raise failure_error(self.backend_name, failure, status=failure.route_status)
+
+    def _log(
+        self,
+        request: GatewayRequest,
+        status: int | None,
+        started: float,
+        attempts: int,
+        outcome: str,
+    ) -> None:
+        metrics.BACKEND_REQUESTS.labels(self.route.name, self.backend_name, outcome).inc()
+        log = BackendLog(
+            self.backend_name, status, time.perf_counter() - started, attempts, outcome
+        )
+        request.gateway.backends.append(log)
 
 
 async def _read_chunks(request: GatewayRequest) -> AsyncIterator[bytes]:

@@ -11,6 +11,7 @@ Behaviour is chosen by path, so one process serves a whole test module:
     /text                  a non-JSON body
     /big/{bytes}           streams that many bytes (1 MiB chunks), as application/octet-stream
     /bigjson/{bytes}       a JSON string of about that many bytes
+    /bigchunked/{bytes}    that many bytes of JSON whitespace, chunked (no Content-Length)
     /dribble/{n}/{ms}      n chunks, one every ms milliseconds (a valid JSON list)
     /hang                  never answers; notes when the caller disconnects
     /cookie/set            answers with two Set-Cookie headers
@@ -164,6 +165,16 @@ async def _route(
             await send({"type": "http.response.body", "body": part, "more_body": True})
             sent += len(part)
         await send({"type": "http.response.body", "body": b""})
+    elif m := re.fullmatch(r"/bigchunked/(\d+)", path):
+        total = int(m.group(1))
+        await _start(send, 200, [(b"content-type", b"application/json")])
+        chunk = b" " * (1 << 20)
+        sent = 0
+        while sent < total:
+            part = chunk[: min(len(chunk), total - sent)]
+            await send({"type": "http.response.body", "body": part, "more_body": True})
+            sent += len(part)
+        await send({"type": "http.response.body", "body": b"{}"})
     elif m := re.fullmatch(r"/bigjson/(\d+)", path):
         await _json(send, 200, {"blob": "y" * int(m.group(1))})
     elif m := re.fullmatch(r"/dribble/(\d+)/(\d+)", path):

@@ -14,7 +14,7 @@ from gateway.context import GatewayRequest, RequestContext
 from gateway.errors import BackendFailed, BadRequest
 from gateway.pipeline.aggregate import AggregateHandler
 from gateway.router import Match, Router, split_path
-from gateway.upstream import UpstreamClients
+from gateway.services import Services
 
 from ..conftest import table
 
@@ -39,11 +39,11 @@ routes:
 @pytest.fixture
 async def handler() -> AsyncIterator[tuple[AggregateHandler, Router]]:
     routes = table(ROUTES)
-    clients = UpstreamClients("aiohttp")
-    by_name = clients.for_upstreams(routes.upstreams)
-    route = routes.routes[0]
-    yield AggregateHandler(route, routes, by_name), Router(routes.routes)
-    await clients.aclose()
+    services = Services(transport="aiohttp", redis_url="", failure_mode="open")
+    clients = services.clients.for_upstreams(routes.upstreams)
+    guards = services.guards_for(routes.upstreams)
+    yield AggregateHandler(routes.routes[0], routes, clients, guards), Router(routes.routes)
+    await services.aclose()
 
 
 def make_request(

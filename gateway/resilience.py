@@ -1,0 +1,129 @@
+"""Retries and circuit breakers, per upstream and process (SPEC 3.1).
+
+- `RetryBudget` (after Finagle's and Envoy's): retries may add at most
+  `PERCENT` of the upstream's recent requests, plus a small reserve so that a
+  lone request can still be retried. A failing upstream therefore sees at most
+  ~10% extra load from retries, however many clients push at it.
+- `CircuitBreaker`: `failures` consecutive failures open it for `cooldown`;
+  then one trial request is let through (half-open): its success closes the
+  circuit, its failure opens it again. While open, calls fail at once, without
+  touching the network. `gateway_circuit_open{upstream}` is 1 until it closes.
+- `backoff_delay`: `backoff` doubling per attempt, with jitter.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass, field
+
+from . import metrics
+from .config.model import CircuitBreaker as BreakerSpec
+from .config.model import Retries, Upstream
+
+__all__ = ["CircuitBreaker", "RetryBudget", "UpstreamGuard", "backoff_delay", "is_retryable_status"]
+
+RETRYABLE_STATUSES = frozenset({502, 503, 504})
+
+
+def is_retryable_status(status: int) -> bool:
+    return status in RETRYABLE_STATUSES
+
+
+def backoff_delay(backoff: float, retry: int) -> float:
+    """The pause before retry number `retry` (1, 2, ...): backoff * 2**(retry-1),
+    jittered to between half and all of it so that clients do not retry in step."""
+    ceiling: float = backoff * 2.0 ** (retry - 1)
+    return ceiling * (0.5 + random.random() / 2)  # noqa: S311 (jitter, not a secret)
+
+
+class RetryBudget:
+    """Allow a retry while retries in the last WINDOW seconds stay under
+    PERCENT of the requests in that window, plus RESERVE."""
+
+    WINDOW = 10
+    PERCENT = 0.1
+    RESERVE = 3
+
+    def __init__(self) -> None:
+        self._requests = [0] * self.WINDOW
+        self._retries = [0] * self.WINDOW
+        self._second = [0] * self.WINDOW
+
+    def _slot(self) -> int:
+        now = int(time.monotonic())
+        slot = now % self.WINDOW
+        if self._second[slot] != now:
+            self._second[slot], self._requests[slot], self._retries[slot] = now, 0, 0
+        return slot
+
+    def _live(self, counts: list[int]) -> int:
+        horizon = int(time.monotonic()) - self.WINDOW
+        return sum(n for n, second in zip(counts, self._second, strict=True) if second > horizon)
+
+    def record_request(self) -> None:
+        self._requests[self._slot()] += 1
+
+    def try_retry(self) -> bool:
+        slot = self._slot()
+        if self._live(self._retries) >= self._live(self._requests) * self.PERCENT + self.RESERVE:
+            return False
+        self._retries[slot] += 1
+        return True
+
+
+@dataclass
+class CircuitBreaker:
+    upstream: str
+    spec: BreakerSpec
+    failures: int = 0
+    opened_at: float | None = None
+    trial_in_flight: bool = False
+
+    def allow(self) -> bool:
+        """May a call go out now? Half-open lets exactly one trial through."""
+        if self.opened_at is None:
+            return True
+        if self.trial_in_flight or time.monotonic() - self.opened_at < self.spec.cooldown:
+            return False
+        self.trial_in_flight = True
+        return True
+
+    def record(self, success: bool) -> None:
+        self.trial_in_flight = False
+        if success:
+            self.failures = 0
+            if self.opened_at is not None:
+                self.opened_at = None
+                metrics.CIRCUIT_OPEN.labels(self.upstream).set(0)
+            return
+        self.failures += 1
+        if self.opened_at is not None or self.failures >= self.spec.failures:
+            self.opened_at = time.monotonic()  # open, or open again after a failed trial
+            metrics.CIRCUIT_OPEN.labels(self.upstream).set(1)
+
+    def release_trial(self) -> None:
+        """The trial call ended without an answer either way (it was cancelled)."""
+        self.trial_in_flight = False
+
+    @property
+    def is_open(self) -> bool:
+        return self.opened_at is not None
+
+
+@dataclass
+class UpstreamGuard:
+    """Everything that decides whether (and how often) to call one upstream."""
+
+    upstream: str
+    retries: Retries
+    breaker: CircuitBreaker | None
+    budget: RetryBudget = field(default_factory=RetryBudget)
+
+    @classmethod
+    def for_upstream(cls, upstream: Upstream) -> UpstreamGuard:
+        breaker = None
+        if upstream.circuit_breaker is not None:
+            breaker = CircuitBreaker(upstream.name, upstream.circuit_breaker)
+            metrics.CIRCUIT_OPEN.labels(upstream.name).set(0)
+        return cls(upstream.name, upstream.retries, breaker)

@@ -1,0 +1,96 @@
+"""Circuit breakers, retry budgets, back-off (gateway/resilience.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.config.model import CircuitBreaker as BreakerSpec
+from gateway.resilience import CircuitBreaker, RetryBudget, backoff_delay
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 5000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    fake = Clock()
+    monkeypatch.setattr("gateway.resilience.time.monotonic", fake)
+    return fake
+
+
+def test_breaker_opens_after_consecutive_failures(clock: Clock) -> None:
+    breaker = CircuitBreaker("u", BreakerSpec(failures=3, cooldown=10))
+    for _ in range(2):
+        assert breaker.allow()
+        breaker.record(success=False)
+    breaker.record(success=True)  # not consecutive: starts again
+    for _ in range(3):
+        assert breaker.allow()
+        breaker.record(success=False)
+    assert breaker.is_open and not breaker.allow()
+
+
+def test_half_open_lets_one_trial_through(clock: Clock) -> None:
+    breaker = CircuitBreaker("u", BreakerSpec(failures=1, cooldown=10))
+    breaker.record(success=False)
+    clock.now += 9.9
+    assert not breaker.allow()
+    clock.now += 0.1
+    assert breaker.allow()  # the trial
+    assert not breaker.allow()  # only one at a time
+    breaker.record(success=False)  # the trial failed: open again, for a full cooldown
+    clock.now += 5
+    assert not breaker.allow()
+    clock.now += 5
+    assert breaker.allow()
+    breaker.record(success=True)
+    assert not breaker.is_open and breaker.allow() and breaker.allow()
+
+
+def test_cancelled_trial_frees_the_slot(clock: Clock) -> None:
+    breaker = CircuitBreaker("u", BreakerSpec(failures=1, cooldown=1))
+    breaker.record(success=False)
+    clock.now += 1
+    assert breaker.allow()
+    breaker.release_trial()
+    assert breaker.allow()
+
+
+def test_retry_budget_caps_retries_at_ten_percent(clock: Clock) -> None:
+    budget = RetryBudget()
+    granted = 0
+    for _ in range(1000):  # a failing upstream under load: every call wants a retry
+        budget.record_request()
+        granted += budget.try_retry()
+    assert granted <= 1000 * RetryBudget.PERCENT + RetryBudget.RESERVE
+    assert granted >= 100
+
+
+def test_retry_budget_reserve_lets_a_lone_request_retry(clock: Clock) -> None:
+    budget = RetryBudget()
+    budget.record_request()
+    assert budget.try_retry() and budget.try_retry()
+
+
+def test_retry_budget_window_slides(clock: Clock) -> None:
+    budget = RetryBudget()
+    budget.record_request()
+    granted = 0
+    while budget.try_retry():
+        granted += 1
+    assert granted == RetryBudget.RESERVE + 1  # under 0.1 * 1 + RESERVE
+    clock.now += RetryBudget.WINDOW + 1  # the old retries have left the window
+    budget.record_request()
+    assert budget.try_retry()
+
+
+def test_backoff_doubles_with_jitter() -> None:
+    for retry, ceiling in ((1, 0.1), (2, 0.2), (3, 0.4)):
+        delays = [backoff_delay(0.1, retry) for _ in range(200)]
+        assert all(ceiling / 2 <= d <= ceiling for d in delays)
+        assert len(set(delays)) > 100
