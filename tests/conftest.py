@@ -15,6 +15,8 @@ import pytest
 
 from gateway.config import RouteTable, parse_route_table
 
+from .processes import PYTHON, Stub, start_process
+
 
 def table(yaml_text: str) -> RouteTable:
     """Parse a routes file written inline (dedented)."""
@@ -96,3 +98,17 @@ def shared_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
     server.start()
     yield server
     server.kill()
+
+
+@pytest.fixture(scope="module")
+def stub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stub]:
+    port = free_port()
+    log = tmp_path_factory.mktemp("stub") / "stub.log"
+    process = start_process(
+        [PYTHON, "-m", "tests.integration.stub", "--port", str(port)],
+        port,
+        log,
+        ready_path="/_stats",
+    )
+    yield Stub(process)
+    process.stop()

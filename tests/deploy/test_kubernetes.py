@@ -1,0 +1,161 @@
+"""The kustomize base and overlays, validated offline (issue 5)."""
+
+from __future__ import annotations
+
+import copy
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from .manifests import (
+    ROOT,
+    Doc,
+    check_gateway_deployment,
+    check_redis_wiring,
+    check_scaling,
+    find,
+    render,
+    tool,
+)
+
+TREES = ["k8s/base", "k8s/overlays/production"]
+
+
+@pytest.fixture(scope="module", params=TREES)
+def docs(request: pytest.FixtureRequest) -> list[Doc]:
+    return render(request.param)
+
+
+@pytest.fixture(scope="module")
+def base() -> list[Doc]:
+    return render("k8s/base")
+
+
+def validate(docs: list[Doc], tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    rendered = tmp_path / "rendered.yaml"
+    rendered.write_text(yaml.safe_dump_all(docs))
+    return subprocess.run(
+        [tool("kubernetes-validate"), "--strict", "--quiet", str(rendered)],
+        capture_output=True,
+        text=True,
+    )
+
+
+def test_every_object_validates_against_the_kubernetes_schemas(
+    docs: list[Doc], tmp_path: Path
+) -> None:
+    result = validate(docs, tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert {d["kind"] for d in docs} >= {
+        "Deployment", "Service", "ConfigMap", "HorizontalPodAutoscaler", "PodDisruptionBudget", "NetworkPolicy",
+    }  # fmt: skip
+
+
+def test_strict_validation_can_fail(base: list[Doc], tmp_path: Path) -> None:
+    broken = copy.deepcopy(base)
+    find(broken, "Deployment", "gateway")["spec"]["template"]["spec"]["containers"][0][
+        "readinessProbes"
+    ] = {}
+    assert validate(broken, tmp_path).returncode != 0
+
+
+def test_gateway_deployment(docs: list[Doc]) -> None:
+    assert check_gateway_deployment(docs) == []
+
+
+def test_redis_wiring(docs: list[Doc]) -> None:
+    assert check_redis_wiring(docs) == []
+
+
+def test_scaling(docs: list[Doc]) -> None:
+    assert check_scaling(docs) == []
+
+
+def test_base_values(base: list[Doc]) -> None:
+    assert find(base, "Deployment", "gateway")["spec"]["replicas"] == 2
+    assert (
+        find(base, "ConfigMap", "gateway-routes")["metadata"]["name"] == "gateway-routes"
+    )  # no hash suffix
+
+
+def test_overlay_customises(base: list[Doc]) -> None:
+    production = render("k8s/overlays/production")
+    deployment = find(production, "Deployment", "gateway")
+    assert deployment["metadata"]["namespace"] == "gateway"
+    assert deployment["spec"]["replicas"] == 4
+    assert (
+        deployment["spec"]["template"]["spec"]["containers"][0]["image"]
+        == "registry.example.com/platform/gateway:1.0.0"
+    )
+    assert find(production, "HorizontalPodAutoscaler", "gateway")["spec"]["minReplicas"] == 4
+
+
+def mutate(docs: list[Doc], change) -> list[Doc]:  # type: ignore[no-untyped-def]
+    broken = copy.deepcopy(docs)
+    change(find(broken, "Deployment", "gateway")["spec"]["template"]["spec"])
+    return broken
+
+
+@pytest.mark.parametrize(
+    ("change", "complaint"),
+    [
+        (lambda pod: pod["containers"][0].pop("readinessProbe"), "no readinessProbe"),
+        (lambda pod: pod["containers"][0].pop("livenessProbe"), "no livenessProbe"),
+        (
+            lambda pod: pod["containers"][0]["readinessProbe"]["httpGet"].update(path="/ready"),
+            "readinessProbe points at",
+        ),
+        (
+            lambda pod: pod["containers"][0]["volumeMounts"][0].update(subPath="routes.yaml"),
+            "subPath",
+        ),
+        (lambda pod: pod["containers"][0]["ports"][0].update(containerPort=8080), "container port"),
+        (lambda pod: pod["securityContext"].update(runAsUser=0), "non-root"),
+        (
+            lambda pod: pod["containers"][0]["securityContext"].update(
+                readOnlyRootFilesystem=False
+            ),
+            "writable",
+        ),
+        (lambda pod: pod.update(terminationGracePeriodSeconds=25), "terminationGracePeriodSeconds"),
+        (lambda pod: pod["containers"][0].pop("lifecycle"), "preStop"),
+        (lambda pod: pod["volumes"].pop(), "/tmp"),
+    ],
+)
+def test_checks_catch_a_broken_deployment(base: list[Doc], change, complaint: str) -> None:  # type: ignore[no-untyped-def]
+    problems = check_gateway_deployment(mutate(base, change))
+    assert any(complaint in p for p in problems), problems
+
+
+def test_checks_catch_broken_redis_wiring(base: list[Doc]) -> None:
+    broken = copy.deepcopy(base)
+    env = find(broken, "Deployment", "gateway")["spec"]["template"]["spec"]["containers"][0]["env"]
+    next(e for e in env if e["name"] == "REDIS_URL")["value"] = "redis://gateway-redis:6380/0"
+    find(broken, "NetworkPolicy", "gateway-redis")["spec"]["ingress"][0]["from"] = [
+        {"podSelector": {"matchLabels": {}}}
+    ]
+    problems = check_redis_wiring(broken)
+    assert any("6380" in p for p in problems) and any(
+        "more than the gateway" in p for p in problems
+    )
+
+
+def test_cluster_routes_file_passes_check_routes() -> None:
+    env = {**os.environ, "ACME_API_KEY_SHA256": "0" * 64}
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check_routes", "k8s/base/routes.yaml"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_configmap_holds_the_cluster_routes_file(base: list[Doc]) -> None:
+    data = find(base, "ConfigMap", "gateway-routes")["data"]["routes.yaml"]
+    assert data == (ROOT / "k8s/base/routes.yaml").read_text()
