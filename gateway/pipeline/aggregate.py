@@ -18,6 +18,7 @@ from .. import metrics
 from ..cache import Coalescer, cache_key
 from ..config.model import FieldRef, ParamRef, QueryRef, Route, RouteTable
 from ..context import BackendLog, GatewayRequest
+from ..httpfast import Origin
 from ..policy import identity_header_names
 from ..resilience import UpstreamGuard
 from ..router import Match
@@ -58,6 +59,10 @@ class AggregateHandler:
                 backend=b,
                 upstream=upstreams[b.upstream],
                 client=clients[b.upstream],
+                origin=Origin(upstreams[b.upstream]),
+                timeouts=dict.fromkeys(
+                    ("connect", "read", "write", "pool"), upstreams[b.upstream].timeout
+                ),
                 guard=guards[b.upstream],
                 shape=compile_shape(b),
                 must_be_object=b.key is None and not self.single,

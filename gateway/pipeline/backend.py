@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterable
 
 import aiohttp
 import httpx
 import orjson
 
 from .. import metrics
+from ..httpfast import send
 from ..resilience import UpstreamGuard, backoff_delay, is_retryable_status
 from .outcome import Failure, Outcome
 
@@ -46,12 +48,17 @@ def classify_transport_error(exc: httpx.TransportError) -> Failure:
 
 
 async def _read_limited(response: httpx.Response, limit: int) -> bytes | None:
-    declared = response.headers.get("content-length")
+    headers = response.headers
+    declared = headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         return None
+    # Without a Content-Encoding the transport's bytes are the body: read them
+    # directly, past httpx's decoder and re-chunker. Otherwise httpx decodes.
+    encoded = headers.get("content-encoding", "identity").strip().lower() != "identity"
+    stream: AsyncIterable[bytes] = response.aiter_bytes() if encoded else response.stream  # type: ignore[assignment]
     chunks = []
     size = 0
-    async for chunk in response.aiter_bytes():
+    async for chunk in stream:
         size += len(chunk)
         if size > limit:
             return None
@@ -71,7 +78,7 @@ async def call_upstream(
     outcome.failure, outcome.detail, outcome.status, outcome.raw = None, "", None, None
     try:
         async with asyncio.timeout(attempt_timeout):
-            response = await client.send(request, stream=True)
+            response = await send(client, request)
             try:
                 outcome.status = response.status_code
                 if not 200 <= response.status_code < 300:

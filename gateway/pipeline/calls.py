@@ -10,6 +10,7 @@ import httpx
 
 from ..config.model import Backend, Upstream
 from ..context import GatewayRequest
+from ..httpfast import Origin, build_request
 from ..resilience import UpstreamGuard
 from .backend import call_backend
 from .outcome import Failure, Outcome
@@ -33,6 +34,8 @@ class BackendPlan:
     backend: Backend
     upstream: Upstream
     client: httpx.AsyncClient
+    origin: Origin
+    timeouts: dict[str, float]  # httpx's timeout extension for each attempt
     guard: UpstreamGuard
     shape: Shape
     must_be_object: bool  # merged at the top level: its body must be an object
@@ -83,7 +86,6 @@ class BackendCall:
             outcome.failure = Failure.DEPENDENCY
             outcome.detail = f"could not run: {exc}"
             return outcome
-        raw = path + "?" + query if query else path
         headers = list(self.base)
         headers.extend((n, v) for n, v in self.headers if n in plan.forward)
         headers.extend(plan.static_headers)
@@ -92,13 +94,14 @@ class BackendCall:
             content = self.body
             if self.content_type:
                 headers.append((b"content-type", self.content_type.encode("latin-1")))
-        url = httpx.URL(
-            scheme=upstream.scheme,
-            host=upstream.host,
-            port=upstream.port,
-            raw_path=raw.encode("ascii"),
+        request = build_request(
+            backend.method,
+            plan.origin.url(path, query),
+            plan.origin.host_header,
+            headers,
+            content,
+            extensions={"timeout": plan.timeouts},
         )
-        request = httpx.Request(backend.method, url, headers=headers, content=content)
         await call_backend(
             plan.guard,
             plan.client,

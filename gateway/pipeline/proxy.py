@@ -20,6 +20,7 @@ from django.http import StreamingHttpResponse
 from .. import metrics
 from ..config.model import Route, RouteTable
 from ..context import BackendLog, GatewayRequest
+from ..httpfast import Origin, build_request, send
 from ..policy import credential_header_names, identity_header_names
 from ..resilience import UpstreamGuard, backoff_delay, is_retryable_status
 from ..router import Match
@@ -83,6 +84,7 @@ class ProxyHandler:
         self.template = route.proxy.path
         self.upstream = table.upstreams[route.proxy.upstream]
         self.client = clients[route.proxy.upstream]
+        self.origin = Origin(self.upstream)
         self.guard = guards[route.proxy.upstream]
         self.backend_name = route.proxy.upstream
         self.static_headers = tuple(
@@ -108,11 +110,9 @@ class ProxyHandler:
         upstream = self.upstream
         values = RenderInput(match.params, match.path_params, {})
         path = upstream.base_path + render_path(self.template, values)
-        query: bytes = request.scope.get("query_string", b"")
-        raw_path = path.encode("ascii") + (b"?" + query if query else b"")
-        url = httpx.URL(
-            scheme=upstream.scheme, host=upstream.host, port=upstream.port, raw_path=raw_path
-        )
+        # The client's query string goes on as it came (uvicorn hands it over raw).
+        query = request.scope.get("query_string", b"").decode("latin-1")
+        url = self.origin.url(path, query)
         incoming = request.scope["headers"]
         hop = hop_by_hop_names(incoming)
         dropped = self.dropped
@@ -129,13 +129,14 @@ class ProxyHandler:
         size: int = request.scope.get("gateway.body_size", 0)
         content: bytes | AsyncIterator[bytes] | None = None
         if size:
-            headers.append((b"content-length", str(size).encode()))
             content = request.read() if size <= CHUNK * 16 else _read_chunks(request)
-        outgoing = httpx.Request(
-            request.method,
+        outgoing = build_request(
+            request.method or "GET",
             url,
-            headers=headers,
-            content=content,
+            self.origin.host_header,
+            headers,
+            content,
+            content_length=size,
             extensions={"timeout": self.timeouts},
         )
         # Retried only when nothing of a body has been sent: GET and HEAD without one.
@@ -170,7 +171,7 @@ class ProxyHandler:
                     attempt_started = time.perf_counter()
                     response: httpx.Response | None = None
                     try:
-                        response = await self.client.send(outgoing, stream=True)
+                        response = await send(self.client, outgoing)
                         failure, status = None, response.status_code
                     except httpx.TransportError as exc:
                         failure, status = classify_transport_error(exc), None
