@@ -84,9 +84,17 @@ LOG_FORMAT = _choice("LOG_FORMAT", "json", ("json", "text"))
 # then must keep arriving at 16 KiB/s on average. 408 otherwise.
 CLIENT_HEADER_TIMEOUT = env.float("CLIENT_HEADER_TIMEOUT", default=10.0)
 CLIENT_BODY_TIMEOUT = env.float("CLIENT_BODY_TIMEOUT", default=20.0)
-# Which transport carries upstream calls under httpx's API: "aiohttp" (default,
-# measured fastest; see README "Performance"), "httpx-aiohttp" or "httpx".
-UPSTREAM_TRANSPORT = _choice("UPSTREAM_TRANSPORT", "aiohttp", ("aiohttp", "httpx-aiohttp", "httpx"))
+# The access log (one line per request on stdout) and the per-request metrics
+# can be switched off; /metrics still answers (rate-limit, reload and circuit
+# families keep counting).
+ACCESS_LOG = env.bool("ACCESS_LOG", default=True)
+METRICS = env.bool("METRICS", default=True)
+# Which transport carries upstream calls under httpx's API: "h1" (default: the
+# gateway's own HTTP/1.1 client, measured fastest; README "Performance"), or,
+# for comparison, "aiohttp" (aiohttp's pool), "httpx-aiohttp", "httpx".
+UPSTREAM_TRANSPORT = _choice(
+    "UPSTREAM_TRANSPORT", "h1", ("h1", "aiohttp", "httpx-aiohttp", "httpx")
+)
 
 LOGGING = {
     "version": 1,

@@ -27,21 +27,21 @@ _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"
 
 
 class AccessLog:
-    def __init__(self, fmt: str, stream: BinaryIO | None = None) -> None:
+    def __init__(self, fmt: str, stream: BinaryIO | None = None, *, enabled: bool = True) -> None:
         self._json = fmt == "json"
         self._stream = stream if stream is not None else sys.stdout.buffer
+        self._enabled = enabled
 
     def record(
         self, ctx: RequestContext, method: str, path: str, status: int, started: float
     ) -> None:
         duration = time.perf_counter() - started
-        route = ctx.route or ""
         metric_method = method if method in _METHODS else "OTHER"
-        metrics.REQUESTS.labels(route, metric_method, str(status)).inc()
-        metrics.REQUEST_DURATION.labels(route).observe(duration)
-        line = self._json_line if self._json else self._text_line
-        self._stream.write(line(ctx, method, path, status, duration))
-        self._stream.flush()
+        metrics.observe_request(ctx.route or "", metric_method, status, duration)
+        if self._enabled:
+            line = self._json_line if self._json else self._text_line
+            self._stream.write(line(ctx, method, path, status, duration))
+            self._stream.flush()
 
     @staticmethod
     def _json_line(

@@ -51,7 +51,7 @@ def build_application() -> object:
 
     from django.conf import settings
 
-    from . import registry
+    from . import metrics, registry
     from .config import RoutesFileError, load_route_table
     from .handler import GatewayHandler
     from .lifespan import GatewayApplication
@@ -70,5 +70,6 @@ def build_application() -> object:
     )
     registry.install(registry.build_gateway(table, services))
     _keep_the_tcp_peer()
+    metrics.set_enabled(settings.METRICS)
     guard_header_reads(settings.CLIENT_HEADER_TIMEOUT)
     return GatewayApplication(GatewayHandler(), services)

@@ -73,7 +73,7 @@ class GatewayHandler(ASGIHandler):
         super().__init__()
         _disconnect_request_signals()
         set_script_prefix("/")
-        self.access_log = AccessLog(settings.LOG_FORMAT)
+        self.access_log = AccessLog(settings.LOG_FORMAT, enabled=settings.ACCESS_LOG)
         self.body_grace = settings.CLIENT_BODY_TIMEOUT
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -6,6 +6,8 @@ that observes an event increments the family directly.
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     Counter,
@@ -25,7 +27,11 @@ __all__ = [
     "RATELIMIT_STORE_ERRORS",
     "REQUESTS",
     "REQUEST_DURATION",
+    "observe_backend",
+    "observe_request",
+    "observe_upstream",
     "render",
+    "set_enabled",
 ]
 
 disable_created_metrics()  # type: ignore[no-untyped-call]  # no `*_created` series
@@ -73,6 +79,42 @@ CONFIG_RELOADS = Counter("gateway_config_reloads_total", "Routes file reloads.",
 CIRCUIT_OPEN = Gauge(
     "gateway_circuit_open", "1 while the upstream's circuit is open.", ["upstream"]
 )
+
+
+# Per-request observations go through these helpers: they skip the work when
+# METRICS is off, and cache label children (prometheus-client's labels() takes
+# a lock and validates the names on every call).
+_enabled = True
+_children: dict[tuple[object, ...], Any] = {}
+
+
+def set_enabled(enabled: bool) -> None:
+    global _enabled
+    _enabled = enabled
+
+
+def _child(family: Any, *labels: str) -> Any:
+    key = (family, *labels)
+    child = _children.get(key)
+    if child is None:
+        child = _children[key] = family.labels(*labels)
+    return child
+
+
+def observe_request(route: str, method: str, status: int, seconds: float) -> None:
+    if _enabled:
+        _child(REQUESTS, route, method, str(status)).inc()
+        _child(REQUEST_DURATION, route).observe(seconds)
+
+
+def observe_backend(route: str, backend: str, outcome: str) -> None:
+    if _enabled:
+        _child(BACKEND_REQUESTS, route, backend, outcome).inc()
+
+
+def observe_upstream(upstream: str, seconds: float) -> None:
+    if _enabled:
+        _child(BACKEND_DURATION, upstream).observe(seconds)
 
 
 def render() -> bytes:

@@ -4,36 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 
 from gateway.transport import AiohttpTransport
 
-type Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
-
-
-class Server:
-    """A raw TCP server for one test; closes every connection it accepted."""
-
-    def __init__(self, handler: Handler) -> None:
-        self.handler = handler
-        self.writers: list[asyncio.StreamWriter] = []
-
-    async def __aenter__(self) -> int:
-        async def tracked(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            self.writers.append(writer)
-            await self.handler(reader, writer)
-
-        self.server = await asyncio.start_server(tracked, "127.0.0.1", 0)
-        return int(self.server.sockets[0].getsockname()[1])
-
-    async def __aexit__(self, *exc: object) -> None:
-        for writer in self.writers:
-            writer.close()
-        self.server.close()
-        await self.server.wait_closed()
+from .rawserver import RawServer
 
 
 async def read_request(reader: asyncio.StreamReader) -> bytes:
@@ -56,7 +34,7 @@ async def test_sends_the_url_byte_for_byte(client: httpx.AsyncClient) -> None:
         await writer.drain()
         writer.close()
 
-    async with Server(handler) as port:
+    async with RawServer(handler) as port:
         url = httpx.URL(
             scheme="http", host="127.0.0.1", port=port, raw_path=b"/a%2Fb/%7E?q=a%2Fb%20c&x=%26"
         )
@@ -87,7 +65,7 @@ async def test_server_hanging_up_is_a_network_error_not_a_timeout(
         await read_request(reader)
         writer.close()
 
-    async with Server(handler) as port:
+    async with RawServer(handler) as port:
         with pytest.raises(httpx.NetworkError):
             await client.get(f"http://127.0.0.1:{port}/")
 
@@ -97,7 +75,7 @@ async def test_slow_server_is_a_read_timeout(client: httpx.AsyncClient) -> None:
         await read_request(reader)
         await asyncio.sleep(2)
 
-    async with Server(handler) as port:
+    async with RawServer(handler) as port:
         with pytest.raises(httpx.ReadTimeout):
             await client.get(f"http://127.0.0.1:{port}/", timeout=0.2)
 
@@ -123,7 +101,7 @@ async def test_streamed_request_body(client: httpx.AsyncClient) -> None:
         for _ in range(10):
             yield b"x" * 1000
 
-    async with Server(handler) as port:
+    async with RawServer(handler) as port:
         response = await client.post(
             f"http://127.0.0.1:{port}/", content=body(), headers={"Content-Length": "10000"}
         )

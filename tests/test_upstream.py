@@ -41,7 +41,7 @@ async def test_client_does_not_follow_redirects(kind: str) -> None:
 
 
 async def test_clients_are_shared_while_the_upstream_is_unchanged() -> None:
-    clients = UpstreamClients("aiohttp")
+    clients = UpstreamClients("h1")
     first = clients.for_upstreams({"u": UPSTREAM})
     again = clients.for_upstreams({"u": UPSTREAM})
     assert first["u"] is again["u"]

@@ -148,7 +148,7 @@ def _record(request: GatewayRequest, route: str, outcomes: list[Outcome]) -> Non
     """Each backend's result, for the access log and metrics."""
     for outcome in outcomes:
         label = outcome.outcome_label
-        metrics.BACKEND_REQUESTS.labels(route, outcome.name, label).inc()
+        metrics.observe_backend(route, outcome.name, label)
         request.gateway.backends.append(
             BackendLog(outcome.name, outcome.status, outcome.duration, outcome.attempts, label)
         )

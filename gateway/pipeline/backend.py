@@ -150,9 +150,7 @@ async def call_backend(
                 if breaker is not None:
                     breaker.release_trial()
                 raise
-            metrics.BACKEND_DURATION.labels(guard.upstream).observe(
-                time.perf_counter() - attempt_started
-            )
+            metrics.observe_upstream(guard.upstream, time.perf_counter() - attempt_started)
             if breaker is not None:
                 breaker.record(success=not upstream_failed(outcome))
             if (

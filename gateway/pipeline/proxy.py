@@ -179,9 +179,7 @@ class ProxyHandler:
                         if breaker is not None:
                             breaker.release_trial()
                         raise
-                    metrics.BACKEND_DURATION.labels(guard.upstream).observe(
-                        time.perf_counter() - attempt_started
-                    )
+                    metrics.observe_upstream(guard.upstream, time.perf_counter() - attempt_started)
                     broken = failure is not None or (status or 0) >= 500
                     if breaker is not None:
                         breaker.record(success=not broken)
@@ -214,7 +212,7 @@ class ProxyHandler:
         attempts: int,
         outcome: str,
     ) -> None:
-        metrics.BACKEND_REQUESTS.labels(self.route.name, self.backend_name, outcome).inc()
+        metrics.observe_backend(self.route.name, self.backend_name, outcome)
         log = BackendLog(
             self.backend_name, status, time.perf_counter() - started, attempts, outcome
         )
