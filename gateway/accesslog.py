@@ -6,10 +6,15 @@ LOG_FORMAT=json (default): one JSON object per line with time, request_id,
 route, method, path, status, duration_ms, client, identity, completed and, for
 each backend, name, status, duration_ms, attempts and outcome.
 LOG_FORMAT=text: the same on one human-readable line.
+
+Lines are buffered and written at most FLUSH_SECONDS later (or once
+FLUSH_BYTES have gathered, and at shutdown): one write per request would be
+one system call per request.
 """
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import time
 from datetime import UTC, datetime
@@ -23,6 +28,8 @@ from .context import RequestContext
 __all__ = ["AccessLog"]
 
 CLIENT_CLOSED = 499  # nginx's code for "the client went away first"
+FLUSH_SECONDS = 0.1
+FLUSH_BYTES = 64 * 1024
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
@@ -31,6 +38,8 @@ class AccessLog:
         self._json = fmt == "json"
         self._stream = stream if stream is not None else sys.stdout.buffer
         self._enabled = enabled
+        self._buffer = bytearray()
+        self._flush_pending = False
 
     def record(
         self, ctx: RequestContext, method: str, path: str, status: int, started: float
@@ -40,8 +49,22 @@ class AccessLog:
         metrics.observe_request(ctx.route or "", metric_method, status, duration)
         if self._enabled:
             line = self._json_line if self._json else self._text_line
-            self._stream.write(line(ctx, method, path, status, duration))
+            self._buffer += line(ctx, method, path, status, duration)
+            if len(self._buffer) >= FLUSH_BYTES:
+                self.flush()
+            elif not self._flush_pending:
+                try:
+                    asyncio.get_running_loop().call_later(FLUSH_SECONDS, self.flush)
+                    self._flush_pending = True
+                except RuntimeError:  # no event loop (a test): write now
+                    self.flush()
+
+    def flush(self) -> None:
+        self._flush_pending = False
+        if self._buffer:
+            self._stream.write(self._buffer)
             self._stream.flush()
+            self._buffer.clear()
 
     @staticmethod
     def _json_line(

@@ -40,6 +40,18 @@ def _keep_the_tcp_peer() -> bool:
     return True
 
 
+def _tune_gc() -> None:
+    """Garbage collection for a server: move everything made while starting
+    into the permanent generation (collections no longer walk it), and let the
+    young generation grow larger between collections. Requests make many
+    short-lived objects; most die young either way."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 50, 100)
+
+
 def build_application() -> object:
     import django
     from django.core.exceptions import ImproperlyConfigured
@@ -71,5 +83,6 @@ def build_application() -> object:
     registry.install(registry.build_gateway(table, services))
     _keep_the_tcp_peer()
     metrics.set_enabled(settings.METRICS)
+    _tune_gc()
     guard_header_reads(settings.CLIENT_HEADER_TIMEOUT)
     return GatewayApplication(GatewayHandler(), services)

@@ -9,14 +9,19 @@ neither hide behind another address nor spend somebody else's rate limit.
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import os
 import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from django.core.handlers.asgi import ASGIRequest
+
+if TYPE_CHECKING:
+    from .policy import RoutePolicy
 
 __all__ = [
     "BackendLog",
@@ -54,6 +59,7 @@ class RequestContext:
     identity_headers: tuple[tuple[bytes, bytes], ...] = ()  # set by auth: sent to backends
     completed: bool | None = None  # aggregate routes: did every backend answer
     backends: list[BackendLog] = field(default_factory=list)
+    policy: RoutePolicy | None = None  # the matched route's auth, rate limit and CORS
 
 
 class GatewayRequest(ASGIRequest):
@@ -62,11 +68,17 @@ class GatewayRequest(ASGIRequest):
     gateway: RequestContext
 
 
+_ID_PREFIX = os.urandom(8).hex()
+_id_counter = itertools.count(1)
+
+
 def make_request_id(incoming: str | None) -> str:
-    """Keep a well-formed client X-Request-ID; otherwise make a new one."""
+    """Keep a well-formed client X-Request-ID; otherwise make one: 32 hex
+    digits, a random per-process prefix and a counter (unique, and no system
+    call per request)."""
     if incoming and _REQUEST_ID.fullmatch(incoming):
         return incoming
-    return os.urandom(16).hex()
+    return f"{_ID_PREFIX}{next(_id_counter):016x}"
 
 
 @lru_cache(maxsize=4096)

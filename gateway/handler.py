@@ -115,6 +115,17 @@ class GatewayHandler(ASGIHandler):
             return self._refuse(
                 scope, PayloadTooLarge(f"the request body is larger than {limit} bytes")
             )
+        pending: list[dict[str, Any]] = []
+        if not declared:
+            first = await receive()  # a request without a body: one message, already here
+            if (
+                first["type"] == "http.request"
+                and not first.get("body")
+                and not first.get("more_body")
+            ):
+                scope["gateway.body_size"] = 0
+                return io.BytesIO()
+            pending.append(first)
         body: IO[bytes] | None = None
         size = 0
         loop = asyncio.get_running_loop()
@@ -122,7 +133,7 @@ class GatewayHandler(ASGIHandler):
         try:
             async with asyncio.timeout_at(grace_ends) as deadline:
                 while True:
-                    message = await receive()
+                    message = pending.pop() if pending else await receive()
                     if message["type"] == "http.disconnect":
                         if body is not None:
                             body.close()
@@ -229,6 +240,11 @@ class GatewayHandler(ASGIHandler):
                 if state["disconnected"]:
                     status = CLIENT_CLOSED
                 self.access_log.record(ctx, request.method or "", request.path, status, started)
+
+    def make_view_atomic(self, view: Any) -> Any:
+        """There is no database: views never run in a transaction (Django's
+        version looks at every configured connection on every request)."""
+        return view
 
     async def get_response_async(self, request: Any) -> HttpResponseBase:
         """Django's, minus `set_urlconf` (the default URLconf is the only one)

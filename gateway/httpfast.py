@@ -29,7 +29,7 @@ from httpx._urlparse import ParseResult
 
 from .config.model import Upstream
 
-__all__ = ["Origin", "build_request", "send"]
+__all__ = ["Origin", "build_request", "normalized_headers", "send"]
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})  # an empty body is sent as Content-Length: 0
 
@@ -94,9 +94,18 @@ def build_request(
             raw.append((b"content-length", b"0"))
         request.stream = httpx.ByteStream(b"")
         request._content = b""
-    request.headers = httpx.Headers(raw)
+    request.headers = normalized_headers(raw)
     request.extensions = extensions if extensions is not None else {}
     return request
+
+
+def normalized_headers(raw: list[tuple[bytes, bytes]]) -> httpx.Headers:
+    """httpx.Headers from (lower-case name, value) bytes pairs, without httpx
+    normalising them again (what it would do to them changes nothing)."""
+    headers = httpx.Headers.__new__(httpx.Headers)
+    headers._list = [(name, name, value) for name, value in raw]
+    headers._encoding = None
+    return headers
 
 
 async def send(client: httpx.AsyncClient, request: httpx.Request) -> httpx.Response:

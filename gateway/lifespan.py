@@ -74,6 +74,7 @@ class GatewayApplication:
 
     async def shutdown(self) -> None:
         registry.lifecycle.draining = True
+        self.handler.access_log.flush()
         if self._reloader is not None:
             self._reloader.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -10,8 +10,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from django.http import HttpRequest
-
 from .auth import Authenticator, build_authenticator
 from .config.model import CorsPolicy, JwtProvider, Route, RouteTable
 from .context import RequestContext
@@ -145,15 +143,3 @@ def credential_header_names(route: Route, table: RouteTable) -> frozenset[bytes]
         elif provider is not None:
             names.add(provider.header.encode())
     return frozenset(names)
-
-
-def policy_of(request: HttpRequest) -> tuple[str, RoutePolicy] | None:
-    """(route name, policy) of the request's matched route, if it matched one."""
-    from .router import Match
-
-    scope = getattr(request, "scope", {})
-    found = scope.get("gateway.match")
-    state = scope.get("gateway.state")
-    if not isinstance(found, Match) or state is None:
-        return None
-    return found.route.name, state.policies[found.route.name]

@@ -177,6 +177,8 @@ class H1Connection(asyncio.Protocol):
                 self.transport.write(chunk)
                 if self._drain_waiter is not None:
                     await self._drain_waiter
+        if head_timeout is None:
+            return await waiter
         async with asyncio.timeout(head_timeout):
             return await waiter
 
@@ -196,8 +198,11 @@ class H1Connection(asyncio.Protocol):
                 return
             else:
                 self._body_waiter = asyncio.get_running_loop().create_future()
-                async with asyncio.timeout(read_timeout):
+                if read_timeout is None:
                     await self._body_waiter
+                else:
+                    async with asyncio.timeout(read_timeout):
+                        await self._body_waiter
 
     @property
     def reusable(self) -> bool:

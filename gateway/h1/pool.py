@@ -66,6 +66,8 @@ class Pool:
             if self._open < self._max:
                 self._open += 1
                 try:
+                    if connect_timeout is None:
+                        return await self._connect()
                     async with asyncio.timeout(connect_timeout):
                         return await self._connect()
                 except BaseException:

@@ -16,6 +16,14 @@ __all__ = ["H1Transport"]
 _IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS"})
 
 
+def _headers(raw: list[tuple[bytes, bytes]]) -> httpx.Headers:
+    """httpx.Headers keeping the names as sent, found case-insensitively."""
+    headers = httpx.Headers.__new__(httpx.Headers)
+    headers._list = [(name, name.lower(), value) for name, value in raw]
+    headers._encoding = None
+    return headers
+
+
 class _Body(httpx.AsyncByteStream):
     def __init__(self, pool: Pool, conn: H1Connection, timeout: float | None) -> None:
         self._pool, self._conn, self._timeout = pool, conn, timeout
@@ -131,7 +139,7 @@ class H1Transport(httpx.AsyncBaseTransport):
                 raise
             return httpx.Response(
                 status,
-                headers=headers,
+                headers=_headers(headers),
                 stream=_Body(pool, conn, read_timeout),
                 request=request,
                 extensions={"http_version": b"HTTP/1.1"},

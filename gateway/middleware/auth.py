@@ -15,7 +15,6 @@ from django.http.response import HttpResponseBase
 from ..auth import AuthError, AuthUnavailable, Principal
 from ..context import GatewayRequest
 from ..errors import problem_response
-from ..policy import policy_of
 from .request_context import GetResponse
 
 __all__ = ["AuthMiddleware"]
@@ -30,13 +29,11 @@ class AuthMiddleware:
         markcoroutinefunction(self)
 
     async def __call__(self, request: HttpRequest) -> HttpResponseBase:
-        found = policy_of(request)
-        if found is None or found[1].auth is None:
+        ctx = cast(GatewayRequest, request).gateway
+        if ctx.policy is None or ctx.policy.auth is None:
             return await self.get_response(request)
-        route, policy = found[0], found[1].auth
-        request = cast(GatewayRequest, request)
-        ctx = request.gateway
-        headers = request.scope["headers"]
+        route, policy = ctx.route, ctx.policy.auth
+        headers = cast(GatewayRequest, request).scope["headers"]
         principal: Principal | None = None
         problem = "missing credentials"
         unavailable = False

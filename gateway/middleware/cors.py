@@ -13,7 +13,8 @@ from asgiref.sync import markcoroutinefunction
 from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 
-from ..policy import RouteCors, policy_of
+from ..context import GatewayRequest
+from ..policy import RouteCors
 from ..registry import Gateway
 from ..router import Match
 from .request_context import GetResponse
@@ -39,8 +40,8 @@ class CorsMiddleware:
             if cors is not None:
                 return _preflight(cors, origin)
         response = await self.get_response(request)
-        found = policy_of(request)
-        if found is not None and (cors := found[1].cors) is not None:
+        policy = cast(GatewayRequest, request).gateway.policy
+        if policy is not None and (cors := policy.cors) is not None:
             _vary_origin(response)
             if origin and cors.allows(origin):
                 response.headers["Access-Control-Allow-Origin"] = origin

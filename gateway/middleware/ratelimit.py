@@ -18,7 +18,6 @@ from django.http.response import HttpResponseBase
 from .. import metrics
 from ..context import GatewayRequest
 from ..errors import problem_response
-from ..policy import policy_of
 from ..ratelimit import Decision, StoreUnavailable
 from ..registry import Gateway
 from .request_context import GetResponse
@@ -35,13 +34,11 @@ class RateLimitMiddleware:
         markcoroutinefunction(self)
 
     async def __call__(self, request: HttpRequest) -> HttpResponseBase:
-        found = policy_of(request)
-        if found is None or found[1].limit is None:
+        ctx = cast(GatewayRequest, request).gateway
+        if ctx.policy is None or ctx.policy.limit is None:
             return await self.get_response(request)
-        route, limit = found[0], found[1].limit
-        request = cast(GatewayRequest, request)
-        ctx = request.gateway
-        services = cast(Gateway, request.scope["gateway.state"]).services
+        route, limit = ctx.route, ctx.policy.limit
+        services = cast(Gateway, cast(GatewayRequest, request).scope["gateway.state"]).services
         try:
             decision = await services.limiter.acquire(
                 limit.bucket(ctx, request.META), limit.capacity, limit.rate

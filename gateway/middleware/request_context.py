@@ -47,6 +47,7 @@ class RequestContextMiddleware:
             proto = meta.get("HTTP_X_FORWARDED_PROTO", "").split(",")[0].strip() or proto
             host = meta.get("HTTP_X_FORWARDED_HOST", "").split(",")[0].strip() or host
         found = request.scope.get("gateway.match")
+        state = request.scope.get("gateway.state")
         ctx = RequestContext(
             request_id=make_request_id(meta.get("HTTP_X_REQUEST_ID")),
             client=address.client,
@@ -55,6 +56,8 @@ class RequestContextMiddleware:
             forwarded_host=host,
             route=found.route.name if isinstance(found, Match) else None,
         )
+        if isinstance(found, Match) and state is not None:
+            ctx.policy = state.policies[found.route.name]
         request.gateway = ctx
         try:
             if self.check_host and request.path not in _PROBES:

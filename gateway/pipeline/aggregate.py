@@ -60,9 +60,6 @@ class AggregateHandler:
                 upstream=upstreams[b.upstream],
                 client=clients[b.upstream],
                 origin=Origin(upstreams[b.upstream]),
-                timeouts=dict.fromkeys(
-                    ("connect", "read", "write", "pool"), upstreams[b.upstream].timeout
-                ),
                 guard=guards[b.upstream],
                 shape=compile_shape(b),
                 must_be_object=b.key is None and not self.single,

@@ -48,13 +48,15 @@ def classify_transport_error(exc: httpx.TransportError) -> Failure:
 
 
 async def _read_limited(response: httpx.Response, limit: int) -> bytes | None:
-    headers = response.headers
-    declared = headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        return None
+    encoded = False
+    for name, value in response.headers.raw:  # one pass, no case-insensitive lookups
+        lower = name.lower()
+        if lower == b"content-length" and value.isdigit() and int(value) > limit:
+            return None
+        if lower == b"content-encoding" and value.strip().lower() != b"identity":
+            encoded = True
     # Without a Content-Encoding the transport's bytes are the body: read them
     # directly, past httpx's decoder and re-chunker. Otherwise httpx decodes.
-    encoded = headers.get("content-encoding", "identity").strip().lower() != "identity"
     stream: AsyncIterable[bytes] = response.aiter_bytes() if encoded else response.stream  # type: ignore[assignment]
     chunks = []
     size = 0

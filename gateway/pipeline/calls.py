@@ -35,7 +35,6 @@ class BackendPlan:
     upstream: Upstream
     client: httpx.AsyncClient
     origin: Origin
-    timeouts: dict[str, float]  # httpx's timeout extension for each attempt
     guard: UpstreamGuard
     shape: Shape
     must_be_object: bool  # merged at the top level: its body must be an object
@@ -100,7 +99,8 @@ class BackendCall:
             plan.origin.host_header,
             headers,
             content,
-            extensions={"timeout": plan.timeouts},
+            # No transport timeouts: call_backend's per-attempt deadline already
+            # covers connecting, the headers and the whole body.
         )
         await call_backend(
             plan.guard,

@@ -170,16 +170,23 @@ def test_metrics_expose_every_family_and_move(start_gateway: GatewayFactory, stu
     assert sample(after, 'gateway_circuit_open{upstream="stub"}') == 0
 
 
+def logged(gw: Gateway, marker: str) -> list[str]:
+    """The gateway's output lines holding `marker` (the access log is flushed within 100 ms)."""
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline:
+        found = [line for line in gw.process.output().splitlines() if marker in line]
+        if found:
+            return found
+        time.sleep(0.05)
+    return []
+
+
 def test_access_log_line(start_gateway: GatewayFactory, stub: Stub) -> None:
     gw = start_gateway(GUARDED, STUB=stub.url)
     response = gw.get("/limited", headers={"X-Request-ID": "log-me-1"})
     assert response.status_code == 200
-    time.sleep(0.2)
-    lines = [
-        json.loads(line)
-        for line in gw.process.output().splitlines()
-        if '"request_id":"log-me-1"' in line
-    ]
+    lines = logged(gw, '"request_id":"log-me-1"')
+    lines = [json.loads(line) for line in lines]
     assert len(lines) == 1
     entry = lines[0]
     assert {
@@ -209,6 +216,5 @@ def test_access_log_line(start_gateway: GatewayFactory, stub: Stub) -> None:
 def test_text_log_format(start_gateway: GatewayFactory, stub: Stub) -> None:
     gw = start_gateway(GUARDED, STUB=stub.url, LOG_FORMAT="text")
     gw.get("/limited", headers={"X-Request-ID": "text-1"})
-    time.sleep(0.2)
-    (line,) = [line for line in gw.process.output().splitlines() if "request_id=text-1" in line]
+    (line,) = logged(gw, "request_id=text-1")
     assert " GET /limited 200 " in line and "route=limited" in line and "l=200/" in line
