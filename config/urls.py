@@ -5,8 +5,9 @@ from django.urls import path, re_path
 from gateway import views
 
 urlpatterns = [
+    # First, so that routed paths (nearly all traffic) match at the first try.
+    re_path(r"^(?!(?:healthz|readyz|metrics)$)", views.route_view),
     path("healthz", views.healthz),
     path("readyz", views.readyz),
     path("metrics", views.metrics),
-    re_path(r"", views.route_view),
 ]

@@ -261,7 +261,12 @@ class GatewayHandler(ASGIHandler):
         await send(
             {"type": "http.response.start", "status": response.status_code, "headers": headers}
         )
-        if response.streaming:
+        if (relay := getattr(response, "relay", None)) is not None:  # a proxied body, as it comes
+            async for part in relay:
+                if part:
+                    await send({"type": "http.response.body", "body": part, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        elif response.streaming:
             parts = cast(AsyncGenerator[bytes], aiter(cast(StreamingHttpResponse, response)))
             async with aclosing(parts):
                 async for part in parts:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Mapping
 
 import httpx
 from django.http import StreamingHttpResponse
@@ -51,12 +51,16 @@ _OWNED_RESPONSE = frozenset({b"x-request-id", b"date", b"server"})
 class ProxyResponse(StreamingHttpResponse):
     """A streamed upstream answer. `raw_headers` keeps the upstream's headers
     as they came (repeated ones such as Set-Cookie included); the handler sends
-    them after the ones middleware set on `headers`."""
+    them after the ones middleware set on `headers`. `relay` is the
+    transport's raw body stream: the handler sends it on chunk by chunk,
+    without Django's and httpx's generator layers (`streaming_content` yields
+    the same bytes, for anything else that reads the response)."""
 
     def __init__(self, upstream: httpx.Response, headers: list[tuple[bytes, bytes]]) -> None:
         super().__init__(self._relay(upstream), status=upstream.status_code)
         del self.headers["Content-Type"]  # Django's default; the upstream's is in raw_headers
         self.raw_headers = headers
+        self.relay: AsyncIterable[bytes] = upstream.stream  # type: ignore[assignment]
         self._upstream = upstream
 
     @staticmethod
