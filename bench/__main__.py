@@ -2,10 +2,10 @@
 beside the reference peers, in one table with every target marked met or missed.
 
   A    pass-through proxy to one upstream, 64 connections   (gateway | nginx)
-  B    3 backends each answering after 50 ms, 256 conns    (gateway on three
-       transports | Django sync view under gunicorn, 4 workers)
+  B    3 backends each answering after 50 ms, 256 conns    (gateway on each upstream
+       transport | Django sync view under gunicorn, 4 workers)
   B64  B with 64 connections                               (gateway: p50 vs the 50 ms delay)
-  C    3 backends answering at once, 64 connections        (gateway on three transports |
+  C    3 backends answering at once, 64 connections        (gateway on each transport |
        the floor: a minimal Django async view calling aiohttp directly)
   C1k  C with 1,000 routes in the table                    (routing cost stays flat)
   C0   C with no auth, no rate limit, no metrics, no access log
@@ -14,8 +14,11 @@ beside the reference peers, in one table with every target marked met or missed.
 
 The gateway (and each peer) runs on CPU 0; wrk, the stubs and the C10k client on
 CPU 1 (when taskset exists). Every scenario gets a fresh process. Gateway CPU
-per 1,000 requests comes from /proc/PID/stat. BENCH_SECONDS sets each
-measurement (default 8, after a 2 s warm-up); BENCH_C10K sets E's size.
+per 1,000 requests comes from /proc/PID/stat. The scenarios that the ratio
+targets compare run interleaved, BENCH_ROUNDS times (default 3), and report
+their median run: on a shared machine the CPU's speed drifts by tens of
+percent within minutes. BENCH_SECONDS sets each measurement (default 6, after
+a 2 s warm-up); BENCH_C10K sets E's size.
 """
 
 from __future__ import annotations
@@ -40,7 +43,8 @@ from .peers.nginx import nginx_command
 from .wrk import WrkResult, require_wrk, run_wrk
 
 ROOT = Path(__file__).resolve().parent.parent
-SECONDS = float(os.environ.get("BENCH_SECONDS", "8"))
+SECONDS = float(os.environ.get("BENCH_SECONDS", "6"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 C10K = int(os.environ.get("BENCH_C10K", "9000"))
 WARMUP = 2.0
 GATEWAY_CPU, LOAD_CPU = "0", "1"
@@ -171,6 +175,18 @@ def uvicorn_command(app: str, port: int) -> list[str]:
 
 
 @dataclass
+class Scenario:
+    key: str
+    scenario: str
+    target: str
+    starter: Callable[[], Process | None]
+    path: str
+    connections: int
+    headers: dict[str, str] | None = None
+    warmup: bool = True
+
+
+@dataclass
 class Row:
     key: str
     scenario: str
@@ -180,6 +196,7 @@ class Row:
     cpu_per_1k: float | None = None
     rss_mb: float | None = None
     note: str = ""
+    runs: int = 1
 
 
 @dataclass
@@ -190,10 +207,11 @@ class Bench:
     workdir: Path
     rows: list[Row] = field(default_factory=list)
 
-    def add(self, row: Row) -> Row:
+    def add(self, row: Row, report: bool = True) -> Row:
         self.rows.append(row)
-        rps = f"{row.result.rps:,.0f} req/s" if row.result else row.note
-        sys.stderr.write(f"  {row.key:4} {row.scenario} / {row.target}: {rps}\n")
+        if report:
+            rps = f"{row.result.rps:,.0f} req/s" if row.result else row.note
+            sys.stderr.write(f"  {row.key:4} {row.scenario} / {row.target}: {rps}\n")
         return row
 
     def measure(
@@ -232,6 +250,21 @@ class Bench:
 
     def peer_env(self) -> dict[str, str]:
         return {"PEER_UPSTREAMS": ",".join(f"http://127.0.0.1:{p}" for p in self.stub_ports)}
+
+    def run_scenario(self, s: Scenario) -> Row:
+        """One fresh process, one measurement (not yet added to the table)."""
+        process = s.starter()
+        try:
+            assert process is not None
+            result, cpu, rss = self.measure(
+                process, process.url + s.path, s.connections, s.headers, s.warmup
+            )
+        finally:
+            if process is not None:
+                process.stop()
+        row = Row(s.key, s.scenario, s.target, s.connections, result, cpu, rss)
+        sys.stderr.write(f"  {row.key:4} {row.scenario} / {row.target}: {result.rps:,.0f} req/s\n")
+        return row
 
     def run(
         self,
@@ -280,46 +313,74 @@ def main() -> None:
     more.write_text(ROUTES.format(upstreams=upstreams, api_key=API_KEY, more_routes=filler))
     bench = Bench(routes, more, ports, workdir)
     guarded = {"X-API-Key": API_KEY}
-    try:
-        for path, conns, name in (
-            ("/users/1", 64, "direct to upstream"),
-            ("/delay/50/users/1", 256, "direct to upstream, 50 ms"),
-        ):
-            result, _, _ = bench.measure(None, stub.url + path, conns)
-            bench.add(Row("base", name, "stub", conns, result))
-        bench.run("A", "proxy, 1 upstream", "gateway", bench.gateway, "/proxy/users/1", 64)
-        nginx = nginx_command(workdir, port := free_port(), ports[0])
-        if nginx is not None:
-            bench.run(
+    nginx = nginx_command(workdir, nginx_port := free_port(), ports[0])
+
+    def nginx_peer() -> Process | None:
+        return start(pinned(GATEWAY_CPU, nginx), nginx_port, "/proxy/users/1") if nginx else None
+
+    # The scenarios that the ratio targets compare run interleaved, ROUNDS times;
+    # each reports its median run, so that the machine's drift cancels out.
+    compared: list[Scenario] = [
+        Scenario("A", "proxy, 1 upstream", DEFAULT, bench.gateway, "/proxy/users/1", 64),
+        Scenario("B64", "3 backends x 50 ms", DEFAULT, bench.gateway, "/slow3", 64),
+        Scenario("C", "3 backends, instant", DEFAULT, bench.gateway, "/fast3", 64),
+        Scenario(
+            "C",
+            "3 backends, instant",
+            "floor: Django view + aiohttp",
+            lambda: floor(bench),
+            "/fast3",
+            64,
+        ),
+        Scenario(
+            "C1k", "C, 1,000 routes", DEFAULT, lambda: bench.gateway(routes=more), "/fast3", 64
+        ),
+        Scenario(
+            "C0",
+            "C, bare: no auth/limit/metrics/log",
+            DEFAULT,
+            lambda: bench.gateway(BARE),
+            "/fast3",
+            64,
+        ),
+        Scenario(
+            "D",
+            "C + auth + rate limit + metrics + log",
+            DEFAULT,
+            bench.gateway,
+            "/fast3-guarded",
+            64,
+            guarded,
+        ),
+    ]
+    if nginx:
+        compared.insert(
+            1, Scenario("A", "proxy, 1 upstream", "nginx", nginx_peer, "/proxy/users/1", 64)
+        )
+    else:
+        bench.add(
+            Row(
                 "A",
                 "proxy, 1 upstream",
                 "nginx",
-                lambda: start(pinned(GATEWAY_CPU, nginx), port, "/proxy/users/1"),
-                "/proxy/users/1",
                 64,
+                None,
+                note="nginx not installed (apt-get install nginx-light)",
             )
-        else:
-            bench.add(
-                Row(
-                    "A",
-                    "proxy, 1 upstream",
-                    "nginx",
-                    64,
-                    None,
-                    note="nginx not installed (apt-get install nginx-light)",
-                )
-            )
-        for transport in TRANSPORTS:
-            env = {"UPSTREAM_TRANSPORT": transport}
-            bench.run(
+        )
+    once: list[Scenario] = [
+        *(
+            Scenario(
                 "B",
                 "3 backends x 50 ms",
-                gateway_label(transport),
-                lambda env=env: bench.gateway(env),
+                gateway_label(t),
+                lambda t=t: bench.gateway({"UPSTREAM_TRANSPORT": t}),
                 "/slow3",
                 256,
             )
-        bench.run(
+            for t in TRANSPORTS
+        ),
+        Scenario(
             "B",
             "3 backends x 50 ms",
             "Django sync view, gunicorn -w 4",
@@ -327,46 +388,35 @@ def main() -> None:
             "/slow3",
             256,
             warmup=False,
-        )
-        bench.run("B64", "3 backends x 50 ms", "gateway", bench.gateway, "/slow3", 64)
-        for transport in TRANSPORTS:
-            env = {"UPSTREAM_TRANSPORT": transport}
-            bench.run(
+        ),
+        *(
+            Scenario(
                 "C",
                 "3 backends, instant",
-                gateway_label(transport),
-                lambda env=env: bench.gateway(env),
+                gateway_label(t),
+                lambda t=t: bench.gateway({"UPSTREAM_TRANSPORT": t}),
                 "/fast3",
                 64,
             )
-        bench.run(
-            "C",
-            "3 backends, instant",
-            "floor: Django view + aiohttp",
-            lambda: floor(bench),
-            "/fast3",
-            64,
-        )
-        bench.run(
-            "C1k", "C, 1,000 routes", "gateway", lambda: bench.gateway(routes=more), "/fast3", 64
-        )
-        bench.run(
-            "C0",
-            "C, bare: no auth/limit/metrics/log",
-            "gateway",
-            lambda: bench.gateway(BARE),
-            "/fast3",
-            64,
-        )
-        bench.run(
-            "D",
-            "C + auth + rate limit + metrics + log",
-            "gateway",
-            bench.gateway,
-            "/fast3-guarded",
-            64,
-            guarded,
-        )
+            for t in TRANSPORTS[1:]
+        ),
+    ]
+    try:
+        for path, conns, name in (
+            ("/users/1", 64, "direct to upstream"),
+            ("/delay/50/users/1", 256, "direct to upstream, 50 ms"),
+        ):
+            result, _, _ = bench.measure(None, stub.url + path, conns)
+            bench.add(Row("base", name, "stub", conns, result))
+        runs: dict[int, list[Row]] = {i: [] for i in range(len(compared))}
+        for round_ in range(1, ROUNDS + 1):
+            sys.stderr.write(f"round {round_} of {ROUNDS}\n")
+            for i, scenario in enumerate(compared):
+                runs[i].append(bench.run_scenario(scenario))
+        for i in range(len(compared)):
+            bench.add(median_row(runs[i]), report=False)
+        for scenario in once:
+            bench.add(bench.run_scenario(scenario), report=False)
         c10k(bench)
     finally:
         stub.stop()
@@ -448,6 +498,14 @@ def c10k(bench: Bench) -> None:
     bench.add(row)
 
 
+def median_row(rows: list[Row]) -> Row:
+    """The run with the median throughput, labelled with the number of runs."""
+    ordered = sorted(rows, key=lambda r: r.result.rps if r.result else 0.0)
+    row = ordered[len(ordered) // 2]
+    row.runs = len(rows)
+    return row
+
+
 def table(rows: list[Row]) -> str:
     lines = [
         "| | scenario | target | conns | req/s | p50 ms | p99 ms | errors | CPU s / 1k req | RSS MB |",
@@ -461,8 +519,9 @@ def table(rows: list[Row]) -> str:
                 f"| {r.key} | {r.scenario} | {r.target} | {r.connections:,} | {r.note} | | | | {cpu} | {rss} |"
             )
             continue
+        target = f"{r.target} (median of {r.runs})" if r.runs > 1 else r.target
         lines.append(
-            f"| {r.key} | {r.scenario} | {r.target} | {r.connections} | {r.result.rps:,.0f} | {r.result.p50_ms:.1f} | "
+            f"| {r.key} | {r.scenario} | {target} | {r.connections} | {r.result.rps:,.0f} | {r.result.p50_ms:.1f} | "
             f"{r.result.p99_ms:.1f} | {r.result.errors} | {cpu} | {rss} |"
         )
     return "\n".join(lines)
