@@ -69,7 +69,6 @@ APPEND_SLASH = False
 # size, then disk. Size limits per route are enforced as the body arrives.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 DATA_UPLOAD_MAX_MEMORY_SIZE = None
-DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
 
 # --- Gateway -----------------------------------------------------------------
 ROUTES_FILE = Path(env.str("ROUTES_FILE", default="routes.yaml"))

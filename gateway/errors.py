@@ -6,8 +6,10 @@
     ├── MethodNotAllowed         405  the path matches, the method does not (Allow)
     ├── RequestTimeout           408  the body arrived too slowly
     ├── PayloadTooLarge          413  body over the route's max_body_size
-    ├── BackendFailed            502, 503, 504 or an upstream 4xx (see pipeline.merge)
-    └── InternalError            500  a bug: logged with its traceback, never shown
+    └── BackendFailed            502, 503, 504 or an upstream 4xx (see pipeline.merge)
+
+Anything else raised while answering is a bug: it is logged with its traceback
+and answered as a bare 500 problem (never the traceback).
 
 Every error response is `application/problem+json` (RFC 9457) with `type`,
 `title`, `status`, `detail`, `request_id`, and `route` / `backend` when known.
@@ -25,7 +27,6 @@ __all__ = [
     "BackendFailed",
     "BadRequest",
     "GatewayError",
-    "InternalError",
     "MethodNotAllowed",
     "NotFound",
     "PayloadTooLarge",
@@ -92,10 +93,6 @@ class BackendFailed(GatewayError):
         self.status = status
         self.slug = slug
 
-
-class InternalError(GatewayError):
-    status = 500
-    slug = "internal-error"
 
 
 def problem_response(

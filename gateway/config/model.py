@@ -73,9 +73,6 @@ class Template:
     def refs(self) -> tuple[ParamRef | QueryRef | FieldRef, ...]:
         return tuple(p for p in self.parts if not isinstance(p, str))
 
-    @property
-    def is_literal(self) -> bool:
-        return all(isinstance(p, str) for p in self.parts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,10 +156,6 @@ class JwtProvider:
     claims_to_headers: tuple[tuple[str, str], ...] = ()  # (claim, lower-case header)
     type: Literal["jwt"] = "jwt"
 
-    @property
-    def is_hmac(self) -> bool:
-        return self.secret is not None
-
 
 type AuthProvider = ApiKeyProvider | JwtProvider
 
@@ -181,9 +174,6 @@ class Upstream:
     circuit_breaker: CircuitBreaker | None = None
     max_connections: int = 100
 
-    @property
-    def origin(self) -> str:
-        return f"{self.scheme}://{self.host}:{self.port}"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -1,0 +1,98 @@
+"""What `make run` starts: the demo upstreams and the sample routes.yaml. The
+README's first curl must answer exactly what the README shows."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+
+import pytest
+
+from ..processes import PYTHON, ROOT, Process, start_process
+from .conftest import Gateway, GatewayFactory
+
+
+def consecutive_free_ports(count: int) -> int:
+    for _ in range(50):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            base = int(probe.getsockname()[1])
+        if base + count > 65535:
+            continue
+        sockets = []
+        try:
+            for port in range(base, base + count):
+                s = socket.socket()
+                sockets.append(s)
+                s.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in sockets:
+                s.close()
+    raise RuntimeError("no three consecutive free ports")
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    base = consecutive_free_ports(3)
+    log = tmp_path_factory.mktemp("demo") / "demo.log"
+    process: Process = start_process(
+        [PYTHON, "-m", "gateway.demo", "--port-base", str(base)], base, log, ready_path="/users/1"
+    )
+    yield base
+    process.stop()
+
+
+@pytest.fixture(scope="module")
+def gw(start_gateway: GatewayFactory, demo: int) -> Gateway:
+    urls = {
+        name: f"http://127.0.0.1:{demo + i}"
+        for i, name in enumerate(("USERS_URL", "ORDERS_URL", "BILLING_URL"))
+    }
+    return start_gateway((ROOT / "routes.yaml").read_text(), **urls)
+
+
+def readme_output_after(command: str) -> str:
+    """The output the README shows for a command in a console block."""
+    readme = (ROOT / "README.md").read_text()
+    start = readme.index(command) + len(command)
+    block = readme[start:].split("\n$ ", 1)[0]
+    return block.strip("\n")
+
+
+def test_readme_dashboard_curl(gw: Gateway) -> None:
+    documented = json.loads(
+        readme_output_after("$ curl -s localhost:8000/api/users/1/dashboard | python3 -m json.tool")
+    )
+    response = gw.get("/api/users/1/dashboard")
+    assert response.status_code == 200
+    assert response.json() == documented
+    assert response.headers["x-gateway-completed"] == "true"
+
+
+def test_readme_error_and_proxy_curls(gw: Gateway) -> None:
+    missing = gw.get("/api/users/9/dashboard")
+    shown = readme_output_after("$ curl -si localhost:8000/api/users/9/dashboard")
+    assert shown.startswith(f"HTTP/1.1 {missing.status_code}")
+    body = json.loads(shown.rsplit("\n\n", 1)[1])
+    assert {k: v for k, v in missing.json().items() if k != "request_id"} == {
+        k: v for k, v in body.items() if k != "request_id"
+    }
+    catalog = gw.get("/catalog/books/42?lang=en")
+    assert catalog.json() == json.loads(
+        readme_output_after("$ curl -s localhost:8000/catalog/books/42?lang=en")
+    )
+
+
+def test_readme_partner_curl(gw: Gateway) -> None:
+    response = gw.get("/partners/users/2/orders", headers={"X-API-Key": "demo-key"})
+    shown = readme_output_after(
+        "$ curl -si localhost:8000/partners/users/2/orders -H 'X-API-Key: demo-key'"
+    )
+    assert shown.startswith("HTTP/1.1 200")
+    assert response.json() == json.loads(shown.rsplit("\n", 1)[1])
+    assert re.search(r"ratelimit-limit: 60", shown) and response.headers["ratelimit-limit"] == "60"
+    assert gw.get("/partners/users/2/orders").status_code == 401
