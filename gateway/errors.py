@@ -94,7 +94,6 @@ class BackendFailed(GatewayError):
         self.slug = slug
 
 
-
 def problem_response(
     status: int,
     detail: str,

@@ -74,7 +74,6 @@ class Template:
         return tuple(p for p in self.parts if not isinstance(p, str))
 
 
-
 @dataclass(frozen=True, slots=True)
 class PathSegment:
     """One segment of a route path: a literal, `{x}` or (last only) `{x:path}`."""
@@ -173,7 +172,6 @@ class Upstream:
     retries: Retries = field(default_factory=Retries)
     circuit_breaker: CircuitBreaker | None = None
     max_connections: int = 100
-
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
