@@ -8,26 +8,18 @@ from __future__ import annotations
 
 from typing import cast
 
-from asgiref.sync import markcoroutinefunction
 from django.http import HttpRequest
 from django.http.response import HttpResponseBase
 
 from ..auth import AuthError, AuthUnavailable, Principal
 from ..context import GatewayRequest
 from ..errors import problem_response
-from .request_context import GetResponse
+from .base import AsyncMiddleware
 
 __all__ = ["AuthMiddleware"]
 
 
-class AuthMiddleware:
-    async_capable = True
-    sync_capable = False
-
-    def __init__(self, get_response: GetResponse) -> None:
-        self.get_response = get_response
-        markcoroutinefunction(self)
-
+class AuthMiddleware(AsyncMiddleware):
     async def __call__(self, request: HttpRequest) -> HttpResponseBase:
         ctx = cast(GatewayRequest, request).gateway
         if ctx.policy is None or ctx.policy.auth is None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import cast
 
-from asgiref.sync import markcoroutinefunction
 from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 
@@ -17,21 +16,14 @@ from ..context import GatewayRequest
 from ..policy import RouteCors
 from ..registry import Gateway
 from ..router import Match
-from .request_context import GetResponse
+from .base import AsyncMiddleware
 
 __all__ = ["CorsMiddleware"]
 
 _PREFLIGHT_VARY = "Origin, Access-Control-Request-Method, Access-Control-Request-Headers"
 
 
-class CorsMiddleware:
-    async_capable = True
-    sync_capable = False
-
-    def __init__(self, get_response: GetResponse) -> None:
-        self.get_response = get_response
-        markcoroutinefunction(self)
-
+class CorsMiddleware(AsyncMiddleware):
     async def __call__(self, request: HttpRequest) -> HttpResponseBase:
         meta = request.META
         origin = meta.get("HTTP_ORIGIN")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import cast
 
-from asgiref.sync import markcoroutinefunction
 from django.http import HttpRequest
 from django.http.response import HttpResponseBase
 
@@ -20,19 +19,12 @@ from ..context import GatewayRequest
 from ..errors import problem_response
 from ..ratelimit import Decision, StoreUnavailable
 from ..registry import Gateway
-from .request_context import GetResponse
+from .base import AsyncMiddleware
 
 __all__ = ["RateLimitMiddleware"]
 
 
-class RateLimitMiddleware:
-    async_capable = True
-    sync_capable = False
-
-    def __init__(self, get_response: GetResponse) -> None:
-        self.get_response = get_response
-        markcoroutinefunction(self)
-
+class RateLimitMiddleware(AsyncMiddleware):
     async def __call__(self, request: HttpRequest) -> HttpResponseBase:
         ctx = cast(GatewayRequest, request).gateway
         if ctx.policy is None or ctx.policy.limit is None:

@@ -4,10 +4,8 @@ error net, so every response carries X-Request-ID and none shows a traceback."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 from typing import cast
 
-from asgiref.sync import markcoroutinefunction
 from django.conf import settings
 from django.core.exceptions import DisallowedHost
 from django.http import HttpRequest
@@ -16,24 +14,19 @@ from django.http.response import HttpResponseBase
 from ..context import GatewayRequest, RequestContext, make_request_id, resolve_client
 from ..errors import problem_response
 from ..router import Match
+from .base import AsyncMiddleware, GetResponse
 
 __all__ = ["RequestContextMiddleware"]
 
 logger = logging.getLogger("gateway")
 _PROBES = frozenset({"/healthz", "/readyz"})
 
-type GetResponse = Callable[[HttpRequest], Awaitable[HttpResponseBase]]
 
-
-class RequestContextMiddleware:
-    async_capable = True
-    sync_capable = False
-
+class RequestContextMiddleware(AsyncMiddleware):
     def __init__(self, get_response: GetResponse) -> None:
-        self.get_response = get_response
+        super().__init__(get_response)
         self.trusted = settings.TRUSTED_PROXIES
         self.check_host = "*" not in settings.ALLOWED_HOSTS
-        markcoroutinefunction(self)
 
     async def __call__(self, request: HttpRequest) -> HttpResponseBase:
         request = cast(GatewayRequest, request)

@@ -4,6 +4,7 @@ no per-request threads, no shared cookies, clean shutdown (SPEC 2, 3.4, 3.9)."""
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import subprocess
 import time
@@ -226,3 +227,47 @@ def test_check_routes_command(tmp_path) -> None:
     assert [line.split(": ")[0] for line in lines] == [f"{bad}:{n}" for n in (2, 4, 8, 9, 11)]
     assert "Traceback" not in result.stdout + result.stderr
     assert time.monotonic() - started < 30
+
+
+def test_debug_changes_nothing_clients_see(start_gateway: GatewayFactory, stub: Stub) -> None:
+    gw = start_gateway(ROUTES, STUB=stub.url, DEBUG="true")
+    for response in (gw.get("/nowhere"), gw.request("DELETE", "/echo"), gw.get("/p/%ff")):
+        assert response.headers["content-type"] == "application/problem+json"
+        assert "Traceback" not in response.text and "<html" not in response.text.lower()
+
+
+def test_dotenv_file_is_read(stub: Stub, tmp_path) -> None:
+    routes = tmp_path / "from-dotenv.yaml"
+    routes.write_text(ROUTES.replace("${STUB}", stub.url))
+    (tmp_path / ".env").write_text(f"ROUTES_FILE={routes}\nLOG_FORMAT=text\n")
+    port = free_port()
+    # Nothing but .env may name the routes file or the log format.
+    inherited = {k: v for k, v in os.environ.items() if k not in ("ROUTES_FILE", "LOG_FORMAT")}
+    popen = subprocess.Popen(
+        gateway_command(port),
+        cwd=tmp_path,
+        env={**inherited, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                response = httpx.get(f"http://127.0.0.1:{port}/echo", timeout=1)
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        assert response.status_code == 200  # the routes file named in .env
+    finally:
+        popen.send_signal(signal.SIGTERM)
+        output = popen.communicate(timeout=15)[0].decode()
+    assert " GET /echo 200 " in output  # LOG_FORMAT=text, from .env
+
+
+def test_reload_off_keeps_the_loaded_routes(start_gateway: GatewayFactory, stub: Stub) -> None:
+    gw = start_gateway(ROUTES, STUB=stub.url, RELOAD="false")
+    gw.routes_file.write_text(ROUTES.replace("path: /echo\n", "path: /moved\n"))
+    time.sleep(2.5)
+    assert gw.get("/echo").status_code == 200
+    assert gw.get("/moved").status_code == 404
