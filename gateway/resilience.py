@@ -9,19 +9,30 @@
   circuit, its failure opens it again. While open, calls fail at once, without
   touching the network. `gateway_circuit_open{upstream}` is 1 until it closes.
 - `backoff_delay`: `backoff` doubling per attempt, with jitter.
+- `call_guarded`: the one attempt loop (breaker, retries within the budget,
+  back-off) that aggregate backends and proxy routes both go through.
 """
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from . import metrics
 from .config.model import CircuitBreaker as BreakerSpec
 from .config.model import Retries, Upstream
 
-__all__ = ["CircuitBreaker", "RetryBudget", "UpstreamGuard", "backoff_delay", "is_retryable_status"]
+__all__ = [
+    "CircuitBreaker",
+    "RetryBudget",
+    "UpstreamGuard",
+    "backoff_delay",
+    "call_guarded",
+    "is_retryable_status",
+]
 
 RETRYABLE_STATUSES = frozenset({502, 503, 504})
 
@@ -127,3 +138,47 @@ class UpstreamGuard:
             breaker = CircuitBreaker(upstream.name, upstream.circuit_breaker)
             metrics.CIRCUIT_OPEN.labels(upstream.name).set(0)
         return cls(upstream.name, upstream.retries, breaker)
+
+
+async def call_guarded[T](
+    guard: UpstreamGuard,
+    attempt: Callable[[], Awaitable[T]],
+    judge: Callable[[T], tuple[bool, bool]],
+    *,
+    idempotent: bool,
+    discard: Callable[[T], Awaitable[None]] | None = None,
+) -> T | None:
+    """Run `attempt` through `guard`: the circuit breaker decides whether a call
+    may go out; `judge(result)` says whether the upstream failed (for the
+    breaker) and whether the result is worth retrying, which happens for an
+    idempotent request while attempts and the retry budget last, after a
+    jittered back-off (a result given up on is `discard`ed first).
+
+    Returns the result that stands, or None when the breaker refused a call.
+    The caller's deadline bounds all of it; a cancelled trial call releases
+    the half-open breaker."""
+    breaker = guard.breaker
+    guard.budget.record_request()
+    tries = 0
+    while True:
+        if breaker is not None and not breaker.allow():
+            return None
+        tries += 1
+        started = time.perf_counter()
+        try:
+            result = await attempt()
+        except BaseException:
+            if breaker is not None:
+                breaker.release_trial()
+            raise
+        metrics.observe_upstream(guard.upstream, time.perf_counter() - started)
+        failed, retryable = judge(result)
+        if breaker is not None:
+            breaker.record(success=not failed)
+        if not (
+            retryable and idempotent and tries < guard.retries.attempts and guard.budget.try_retry()
+        ):
+            return result
+        if discard is not None:
+            await discard(result)
+        await asyncio.sleep(backoff_delay(guard.retries.backoff, tries))

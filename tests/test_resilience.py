@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from gateway.config.model import CircuitBreaker as BreakerSpec
-from gateway.resilience import CircuitBreaker, RetryBudget, backoff_delay
+from gateway.config.model import Retries
+from gateway.resilience import (
+    CircuitBreaker,
+    RetryBudget,
+    UpstreamGuard,
+    backoff_delay,
+    call_guarded,
+)
 
 
 class Clock:
@@ -94,3 +103,76 @@ def test_backoff_doubles_with_jitter() -> None:
         delays = [backoff_delay(0.1, retry) for _ in range(200)]
         assert all(ceiling / 2 <= d <= ceiling for d in delays)
         assert len(set(delays)) > 100
+
+
+class Attempts:
+    """Answers `results` in turn; each is (failed, retryable) for `judge`."""
+
+    def __init__(self, *results: tuple[bool, bool]) -> None:
+        self.results = list(results)
+        self.calls = 0
+        self.discarded: list[tuple[bool, bool]] = []
+
+    async def __call__(self) -> tuple[bool, bool]:
+        self.calls += 1
+        return self.results.pop(0)
+
+    async def discard(self, result: tuple[bool, bool]) -> None:
+        self.discarded.append(result)
+
+
+def guard(attempts: int, breaker: BreakerSpec | None = None) -> UpstreamGuard:
+    spec = Retries(attempts=attempts, backoff=0.001)
+    return UpstreamGuard("u", spec, CircuitBreaker("u", breaker) if breaker else None)
+
+
+def same(result: tuple[bool, bool]) -> tuple[bool, bool]:
+    return result
+
+
+async def test_call_guarded_retries_until_a_result_stands() -> None:
+    calls = Attempts((True, True), (True, True), (False, False))
+    g = guard(3)
+    result = await call_guarded(g, calls, same, idempotent=True, discard=calls.discard)
+    assert result == (False, False) and calls.calls == 3
+    assert calls.discarded == [(True, True), (True, True)]
+
+
+async def test_call_guarded_stops_at_the_attempt_limit_and_for_non_idempotent() -> None:
+    calls = Attempts((True, True), (True, True), (True, True))
+    assert await call_guarded(guard(2), calls, same, idempotent=True) == (True, True)
+    assert calls.calls == 2
+    once = Attempts((True, True), (False, False))
+    assert await call_guarded(guard(3), once, same, idempotent=False) == (True, True)
+    assert once.calls == 1
+
+
+async def test_call_guarded_does_not_retry_what_is_not_retryable() -> None:
+    calls = Attempts((True, False), (False, False))
+    assert await call_guarded(guard(3), calls, same, idempotent=True) == (True, False)
+    assert calls.calls == 1
+
+
+async def test_call_guarded_feeds_the_breaker_and_returns_none_when_it_refuses() -> None:
+    g = guard(1, BreakerSpec(failures=2, cooldown=60))
+    for _ in range(2):
+        await call_guarded(g, Attempts((True, False)), same, idempotent=True)
+    assert g.breaker is not None and g.breaker.is_open
+    refused = Attempts((False, False))
+    assert await call_guarded(g, refused, same, idempotent=True) is None
+    assert refused.calls == 0
+
+
+async def test_call_guarded_releases_a_cancelled_trial() -> None:
+    g = guard(1, BreakerSpec(failures=1, cooldown=0))  # half-open at once: one trial may go
+    assert g.breaker is not None
+    g.breaker.record(success=False)
+
+    async def hang() -> tuple[bool, bool]:
+        await asyncio.sleep(10)
+        return False, False
+
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.01):
+            await call_guarded(g, hang, same, idempotent=True)
+    assert g.breaker.allow()  # the trial slot is free again

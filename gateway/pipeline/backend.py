@@ -17,9 +17,8 @@ import aiohttp
 import httpx
 import orjson
 
-from .. import metrics
 from ..httpfast import send
-from ..resilience import UpstreamGuard, backoff_delay, is_retryable_status
+from ..resilience import UpstreamGuard, call_guarded, is_retryable_status
 from .outcome import Failure, Outcome
 
 __all__ = [
@@ -120,6 +119,10 @@ def retryable(outcome: Outcome) -> bool:
     return outcome.failure is Failure.STATUS and is_retryable_status(outcome.status or 0)
 
 
+def _judge(outcome: Outcome) -> tuple[bool, bool]:
+    return upstream_failed(outcome), retryable(outcome)
+
+
 async def call_backend(
     guard: UpstreamGuard,
     client: httpx.AsyncClient,
@@ -129,40 +132,21 @@ async def call_backend(
     attempt_timeout: float,
     max_size: int,
 ) -> Outcome:
-    """Every attempt of one backend call: circuit breaker first, then retries
-    (GET and HEAD only, on connection errors, attempt timeouts and 502/503/504,
-    within the retry budget), each after a jittered, doubling back-off. The
+    """Every attempt of one backend call, through `call_guarded`: GET and HEAD
+    are retried on connection errors, attempt timeouts and 502/503/504. The
     route deadline, outside, bounds all of it."""
-    idempotent = request.method in ("GET", "HEAD")
-    breaker = guard.breaker
-    guard.budget.record_request()
+
+    async def attempt() -> Outcome:
+        outcome.attempts += 1
+        return await call_upstream(
+            client, request, outcome, attempt_timeout=attempt_timeout, max_size=max_size
+        )
+
     started = time.perf_counter()
     try:
-        while True:
-            if breaker is not None and not breaker.allow():
-                outcome.failure, outcome.detail = Failure.CIRCUIT_OPEN, ""
-                return outcome
-            outcome.attempts += 1
-            attempt_started = time.perf_counter()
-            try:
-                await call_upstream(
-                    client, request, outcome, attempt_timeout=attempt_timeout, max_size=max_size
-                )
-            except BaseException:
-                if breaker is not None:
-                    breaker.release_trial()
-                raise
-            metrics.observe_upstream(guard.upstream, time.perf_counter() - attempt_started)
-            if breaker is not None:
-                breaker.record(success=not upstream_failed(outcome))
-            if (
-                outcome.ok
-                or not idempotent
-                or outcome.attempts >= guard.retries.attempts
-                or not retryable(outcome)
-                or not guard.budget.try_retry()
-            ):
-                return outcome
-            await asyncio.sleep(backoff_delay(guard.retries.backoff, outcome.attempts))
+        idempotent = request.method in ("GET", "HEAD")
+        if await call_guarded(guard, attempt, _judge, idempotent=idempotent) is None:
+            outcome.failure, outcome.detail = Failure.CIRCUIT_OPEN, ""
     finally:
         outcome.duration = time.perf_counter() - started
+    return outcome

@@ -22,7 +22,7 @@ from ..config.model import Route, RouteTable
 from ..context import BackendLog, GatewayRequest
 from ..httpfast import Origin, build_request, send
 from ..policy import credential_header_names, identity_header_names
-from ..resilience import UpstreamGuard, backoff_delay, is_retryable_status
+from ..resilience import UpstreamGuard, call_guarded, is_retryable_status
 from ..router import Match
 from .backend import classify_transport_error
 from .outcome import Failure, failure_error
@@ -159,52 +159,34 @@ class ProxyHandler:
     async def _send(
         self, outgoing: httpx.Request, idempotent: bool, request: GatewayRequest
     ) -> httpx.Response:
-        """Until response headers: the circuit breaker, retries within the budget,
-        all of it under the route deadline."""
-        guard, breaker = self.guard, self.guard.breaker
-        guard.budget.record_request()
+        """Until response headers: `call_guarded` (circuit breaker, retries within
+        the budget), all of it under the route deadline."""
+        attempts, status = 0, None  # the last answer's status, for the log
+
+        async def attempt() -> httpx.Response | Failure:
+            nonlocal attempts, status
+            attempts += 1
+            try:
+                response = await send(self.client, outgoing)
+            except httpx.TransportError as exc:
+                status = None
+                return classify_transport_error(exc)
+            status = response.status_code
+            return response
+
         started = time.perf_counter()
-        attempts, status, failure = 0, None, None
+        result: httpx.Response | Failure | None
         try:
             async with asyncio.timeout(self.route.timeout):
-                while True:
-                    if breaker is not None and not breaker.allow():
-                        failure = Failure.CIRCUIT_OPEN
-                        break
-                    attempts += 1
-                    attempt_started = time.perf_counter()
-                    response: httpx.Response | None = None
-                    try:
-                        response = await send(self.client, outgoing)
-                        failure, status = None, response.status_code
-                    except httpx.TransportError as exc:
-                        failure, status = classify_transport_error(exc), None
-                    except BaseException:
-                        if breaker is not None:
-                            breaker.release_trial()
-                        raise
-                    metrics.observe_upstream(guard.upstream, time.perf_counter() - attempt_started)
-                    broken = failure is not None or (status or 0) >= 500
-                    if breaker is not None:
-                        breaker.record(success=not broken)
-                    retry = failure is not None or is_retryable_status(status or 0)
-                    if (
-                        retry
-                        and idempotent
-                        and attempts < guard.retries.attempts
-                        and guard.budget.try_retry()
-                    ):
-                        if response is not None:
-                            await response.aclose()
-                        await asyncio.sleep(backoff_delay(guard.retries.backoff, attempts))
-                        continue
-                    if response is not None:
-                        self._log(request, status, started, attempts, "ok")
-                        return response
-                    break
+                result = await call_guarded(
+                    self.guard, attempt, _judge, idempotent=idempotent, discard=_discard
+                )
         except TimeoutError:
-            failure = Failure.TIMEOUT
-        assert failure is not None
+            result = Failure.TIMEOUT
+        if isinstance(result, httpx.Response):
+            self._log(request, status, started, attempts, "ok")
+            return result
+        failure = Failure.CIRCUIT_OPEN if result is None else result
         self._log(request, status, started, attempts, failure.name.lower())
         raise failure_error(self.backend_name, failure, status=failure.route_status)
 
@@ -221,6 +203,18 @@ class ProxyHandler:
             self.backend_name, status, time.perf_counter() - started, attempts, outcome
         )
         request.gateway.backends.append(log)
+
+
+def _judge(result: httpx.Response | Failure) -> tuple[bool, bool]:
+    """(the upstream failed, worth retrying) for the circuit breaker and retries."""
+    if isinstance(result, Failure):
+        return True, True
+    return result.status_code >= 500, is_retryable_status(result.status_code)
+
+
+async def _discard(result: httpx.Response | Failure) -> None:
+    if isinstance(result, httpx.Response):
+        await result.aclose()
 
 
 async def _read_chunks(request: GatewayRequest) -> AsyncIterator[bytes]:
