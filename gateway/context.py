@@ -12,7 +12,6 @@ import ipaddress
 import itertools
 import os
 import re
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -53,7 +52,6 @@ class RequestContext:
     forwarded_for: str  # the X-Forwarded-For value sent to backends
     forwarded_proto: str
     forwarded_host: str
-    started: float = field(default_factory=time.perf_counter)
     route: str | None = None
     identity: str | None = None  # set by auth: the client identity
     identity_headers: tuple[tuple[bytes, bytes], ...] = ()  # set by auth: sent to backends
@@ -97,6 +95,13 @@ def _parse_ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None
     return ip
 
 
+@lru_cache(maxsize=4096)
+def _peer(text: str) -> tuple[ipaddress.IPv4Address | ipaddress.IPv6Address | None, str]:
+    """The peer's address and its canonical text (or the text as given)."""
+    ip = _parse_ip(text)
+    return ip, str(ip) if ip is not None else text
+
+
 def _trusted(ip: ipaddress.IPv4Address | ipaddress.IPv6Address | None, networks: Networks) -> bool:
     return ip is not None and any(ip in net for net in networks)
 
@@ -109,9 +114,7 @@ class ClientAddress:
 
 
 def resolve_client(peer: str | None, forwarded_for: str | None, trusted: Networks) -> ClientAddress:
-    peer = peer or "unknown"
-    peer_ip = _parse_ip(peer)
-    client = str(peer_ip) if peer_ip is not None else peer
+    peer_ip, client = _peer(peer or "unknown")
     if not trusted or not _trusted(peer_ip, trusted):
         return ClientAddress(client, client, via_trusted_proxy=False)
     if not forwarded_for:

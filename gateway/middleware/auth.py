@@ -27,7 +27,7 @@ class AuthMiddleware(AsyncMiddleware):
         route, policy = ctx.route, ctx.policy.auth
         headers = cast(GatewayRequest, request).scope["headers"]
         principal: Principal | None = None
-        problem = "missing credentials"
+        problem: str | None = None  # why a presented credential was refused
         unavailable = False
         for authenticator in policy.authenticators:
             credential = next((v for n, v in headers if n == authenticator.credential_header), None)
@@ -41,7 +41,7 @@ class AuthMiddleware(AsyncMiddleware):
             except AuthUnavailable:
                 unavailable = True
         if principal is None:
-            if unavailable and problem == "missing credentials":
+            if unavailable and problem is None:
                 return problem_response(
                     503,
                     "credentials cannot be checked right now",
@@ -50,7 +50,7 @@ class AuthMiddleware(AsyncMiddleware):
                 )
             return problem_response(
                 401,
-                problem,
+                problem or "missing credentials",
                 request_id=ctx.request_id,
                 route=route,
                 slug="unauthorized",

@@ -1,9 +1,8 @@
 """Per-route request pipelines, composed once when a routes table loads.
 
-A `Handler` answers one matched request; a `Stage` wraps a handler with one
-concern and returns it unchanged when the route does not use that concern
-(KrakenD's proxy factory does the same). `build_route_handler` is the whole
-composition, read top to bottom:
+A `Handler` answers one matched request; a wrapper adds one concern only to
+the routes that use it (KrakenD's proxy factory does the same).
+`build_route_handler` is the whole composition, read top to bottom:
 
     aggregate routes:  AggregateHandler  (render -> fan out -> shape -> merge)
                        + CachedAggregate when the route has `cache` (coalescing)

@@ -26,7 +26,7 @@ from .calls import BackendCall, BackendPlan
 from .fanout import fan_out
 from .merge import merge_outcomes
 from .outcome import Outcome
-from .request import RenderInput, encode_segment
+from .request import RenderInput, encode_segment, upstream_headers
 from .shape import compile_shape
 
 __all__ = ["AggregateHandler", "CachedAggregate"]
@@ -67,9 +67,7 @@ class AggregateHandler:
                     h.encode() for h in (*settings.forward_headers, *b.forward_headers)
                 )
                 - never,
-                static_headers=tuple(
-                    (n.encode(), v.encode("latin-1")) for n, v in upstreams[b.upstream].headers
-                ),
+                static_headers=upstream_headers(upstreams[b.upstream]),
                 max_size=settings.max_response_size,
             )
             for i, b in enumerate(route.backends)

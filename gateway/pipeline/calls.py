@@ -14,7 +14,7 @@ from ..httpfast import Origin, build_request
 from ..resilience import UpstreamGuard
 from .backend import call_backend
 from .outcome import Failure, Outcome
-from .request import MissingField, RenderInput, render_path, render_query
+from .request import MissingField, RenderInput, gateway_headers, render_path, render_query
 from .shape import Shape, ShapeError, shape_body
 
 __all__ = ["BackendCall", "BackendPlan"]
@@ -50,20 +50,11 @@ class BackendCall:
     __slots__ = ("base", "body", "content_type", "headers", "values")
 
     def __init__(self, request: GatewayRequest, values: RenderInput, sends_body: bool) -> None:
-        ctx = request.gateway
         self.values = values
         self.headers = request.scope["headers"]
         self.body = request.body if sends_body else b""
         self.content_type = request.META.get("CONTENT_TYPE", "")
-        self.base = [
-            _ACCEPT,
-            _ACCEPT_ENCODING,
-            (b"x-request-id", ctx.request_id.encode()),
-            (b"x-forwarded-for", ctx.forwarded_for.encode("latin-1")),
-            (b"x-forwarded-proto", ctx.forwarded_proto.encode("latin-1")),
-            (b"x-forwarded-host", ctx.forwarded_host.encode("latin-1")),
-            *ctx.identity_headers,
-        ]
+        self.base = [_ACCEPT, _ACCEPT_ENCODING, *gateway_headers(request.gateway)]
 
     async def __call__(self, plan: BackendPlan, done: Sequence[Outcome | None]) -> Outcome:
         outcome = Outcome(plan.name, plan.required)

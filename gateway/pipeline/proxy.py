@@ -26,7 +26,13 @@ from ..resilience import UpstreamGuard, call_guarded, is_retryable_status
 from ..router import Match
 from .backend import classify_transport_error
 from .outcome import Failure, failure_error
-from .request import RenderInput, hop_by_hop_names, render_path
+from .request import (
+    RenderInput,
+    gateway_headers,
+    hop_by_hop_names,
+    render_path,
+    upstream_headers,
+)
 
 __all__ = ["ProxyHandler", "ProxyResponse"]
 
@@ -91,9 +97,7 @@ class ProxyHandler:
         self.origin = Origin(self.upstream)
         self.guard = guards[route.proxy.upstream]
         self.backend_name = route.proxy.upstream
-        self.static_headers = tuple(
-            (n.encode(), v.encode("latin-1")) for n, v in self.upstream.headers
-        )
+        self.static_headers = upstream_headers(self.upstream)
         # Never from the client: what the gateway sets, forged identities, and
         # (unless settings.forward_headers names them) cookies and the
         # credential this route's auth consumed.
@@ -121,15 +125,8 @@ class ProxyHandler:
         hop = hop_by_hop_names(incoming)
         dropped = self.dropped
         headers = [(n, v) for n, v in incoming if n not in dropped and n not in hop]
-        ctx = request.gateway
-        headers += [
-            (b"x-request-id", ctx.request_id.encode()),
-            (b"x-forwarded-for", ctx.forwarded_for.encode("latin-1")),
-            (b"x-forwarded-proto", ctx.forwarded_proto.encode("latin-1")),
-            (b"x-forwarded-host", ctx.forwarded_host.encode("latin-1")),
-            *ctx.identity_headers,
-            *self.static_headers,
-        ]
+        headers += gateway_headers(request.gateway)
+        headers += self.static_headers
         size: int = request.scope.get("gateway.body_size", 0)
         content: bytes | AsyncIterator[bytes] | None = None
         if size:

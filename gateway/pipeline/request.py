@@ -16,7 +16,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import quote, unquote
 
-from ..config.model import FieldRef, ParamRef, QueryRef, Template
+from ..config.model import FieldRef, ParamRef, QueryRef, Template, Upstream
+from ..context import RequestContext
 from ..errors import BadRequest
 from .shape import MISSING, get_field
 
@@ -25,9 +26,11 @@ __all__ = [
     "MissingField",
     "RenderInput",
     "encode_segment",
+    "gateway_headers",
     "hop_by_hop_names",
     "render_path",
     "render_query",
+    "upstream_headers",
 ]
 
 # RFC 9110 7.6.1 and the usual proxy extras: one hop only, never passed on.
@@ -162,3 +165,20 @@ def hop_by_hop_names(headers: Iterable[tuple[bytes, bytes]]) -> frozenset[bytes]
         if name.lower() == b"connection":
             extra.update(token.strip().lower() for token in value.split(b",") if token.strip())
     return HOP_BY_HOP | extra if extra else HOP_BY_HOP
+
+
+def upstream_headers(upstream: Upstream) -> tuple[tuple[bytes, bytes], ...]:
+    """The upstream's own `headers`, encoded once at load time."""
+    return tuple((name.encode(), value.encode("latin-1")) for name, value in upstream.headers)
+
+
+def gateway_headers(ctx: RequestContext) -> list[tuple[bytes, bytes]]:
+    """What the gateway itself tells every upstream: the request ID, the
+    X-Forwarded-* values it resolved, and the identity auth established."""
+    return [
+        (b"x-request-id", ctx.request_id.encode()),
+        (b"x-forwarded-for", ctx.forwarded_for.encode("latin-1")),
+        (b"x-forwarded-proto", ctx.forwarded_proto.encode("latin-1")),
+        (b"x-forwarded-host", ctx.forwarded_host.encode("latin-1")),
+        *ctx.identity_headers,
+    ]
