@@ -64,15 +64,17 @@ def build_application() -> object:
     from django.conf import settings
 
     from . import metrics, registry
-    from .config import RoutesFileError, load_route_table
+    from .config import RoutesFileError, parse_routes_file, read_routes_file
     from .handler import GatewayHandler
     from .lifespan import GatewayApplication
+    from .reload import file_digest
     from .services import Services
     from .slowclients import guard_header_reads
     from .upstream import TRANSPORTS
 
     try:
-        table = load_route_table(settings.ROUTES_FILE)
+        data = read_routes_file(settings.ROUTES_FILE)
+        table = parse_routes_file(data, str(settings.ROUTES_FILE))
     except RoutesFileError as exc:
         _fail([*exc.lines(), f"gateway: not starting: {settings.ROUTES_FILE} is invalid"])
     services = Services(
@@ -85,4 +87,4 @@ def build_application() -> object:
     metrics.set_enabled(settings.METRICS)
     _tune_gc()
     guard_header_reads(settings.CLIENT_HEADER_TIMEOUT)
-    return GatewayApplication(GatewayHandler(), services)
+    return GatewayApplication(GatewayHandler(), services, file_digest(data))

@@ -29,9 +29,10 @@ logger = logging.getLogger("gateway")
 
 
 class GatewayApplication:
-    def __init__(self, handler: GatewayHandler, services: Services) -> None:
+    def __init__(self, handler: GatewayHandler, services: Services, routes_digest: bytes) -> None:
         self.handler = handler
         self.services = services
+        self.routes_digest = routes_digest  # of the routes file the serving config came from
         self._reloader: asyncio.Task[None] | None = None
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -64,7 +65,7 @@ class GatewayApplication:
         registry.lifecycle.draining = False
         _drain_on_signals()
         if settings.RELOAD:
-            reloader = Reloader(Path(settings.ROUTES_FILE), self.services)
+            reloader = Reloader(Path(settings.ROUTES_FILE), self.services, self.routes_digest)
             self._reloader = asyncio.create_task(reloader.run())
         gateway = registry.current()
         routes = len(gateway.table.routes) if gateway else 0

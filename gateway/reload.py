@@ -20,10 +20,10 @@ import os
 from pathlib import Path
 
 from . import metrics, registry
-from .config import RoutesFileError, load_route_table
+from .config import RoutesFileError, parse_routes_file, read_routes_file
 from .services import Services
 
-__all__ = ["POLL_SECONDS", "Reloader"]
+__all__ = ["POLL_SECONDS", "Reloader", "file_digest"]
 
 logger = logging.getLogger("gateway.reload")
 POLL_SECONDS = 1.0
@@ -37,18 +37,20 @@ def _signature(path: Path) -> tuple[int, int, int, int] | None:
     return (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
 
 
+def file_digest(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
+
+
 class Reloader:
-    def __init__(self, path: Path, services: Services) -> None:
+    """Watches `path`; `loaded` is the SHA-256 of the bytes the serving config
+    was parsed from. The first check reads the file whatever its stat says, so
+    a change made between start-up's read and the first poll is not missed."""
+
+    def __init__(self, path: Path, services: Services, loaded: bytes) -> None:
         self.path = path
         self.services = services
-        self._seen = _signature(path)
-        self._digest = self._read_digest()
-
-    def _read_digest(self) -> bytes | None:
-        try:
-            return hashlib.sha256(self.path.read_bytes()).digest()
-        except OSError:
-            return None
+        self._seen: tuple[int, int, int, int] | None = None
+        self._digest = loaded
 
     async def run(self) -> None:
         while True:
@@ -64,11 +66,15 @@ class Reloader:
         if seen == self._seen:
             return False
         self._seen = seen
-        digest = self._read_digest()
-        if digest is None or digest == self._digest:
-            return False  # gone for now (mid-swap), or touched without a change
         try:
-            table = await asyncio.to_thread(load_route_table, self.path)
+            data = await asyncio.to_thread(read_routes_file, self.path)
+        except RoutesFileError:
+            return False  # gone for now (mid-swap): the next change brings it back
+        new = file_digest(data)
+        if new == self._digest:
+            return False  # touched without a change
+        try:
+            table = await asyncio.to_thread(parse_routes_file, data, str(self.path))
         except RoutesFileError as exc:
             metrics.CONFIG_RELOADS.labels("error").inc()
             logger.error(
@@ -77,7 +83,7 @@ class Reloader:
                 extra={"problems": exc.lines()},
             )
             return False
-        self._digest = digest
+        self._digest = new
         gateway = registry.build_gateway(table, self.services)
         registry.install(gateway)
         self.services.retire_unused_clients(table.upstreams)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from gateway import registry
-from gateway.reload import Reloader
+from gateway.reload import Reloader, file_digest
 from gateway.services import Services
 
 ROUTES = "version: 1\nupstreams: {{u: {{url: 'http://u'}}}}\nroutes:\n  - {{name: {name}, path: /{name}, backends: [{{upstream: u, path: /x}}]}}\n"
@@ -25,7 +25,7 @@ def services() -> Iterator[Services]:
 async def test_reload_only_on_a_real_change(tmp_path: Path, services: Services) -> None:
     path = tmp_path / "routes.yaml"
     path.write_text(ROUTES.format(name="a"))
-    reloader = Reloader(path, services)
+    reloader = Reloader(path, services, file_digest(path.read_bytes()))
     assert not await reloader.check()  # nothing changed
     path.write_text(ROUTES.format(name="a"))  # same bytes, new mtime
     assert not await reloader.check()
@@ -40,7 +40,7 @@ async def test_invalid_or_missing_file_changes_nothing(
 ) -> None:
     path = tmp_path / "routes.yaml"
     path.write_text(ROUTES.format(name="a"))
-    reloader = Reloader(path, services)
+    reloader = Reloader(path, services, file_digest(path.read_bytes()))
     registry.install(None)
     path.write_text("version: 1\nroutes: [oops\n")
     assert not await reloader.check()
@@ -48,3 +48,16 @@ async def test_invalid_or_missing_file_changes_nothing(
     assert f"{path}:3: YAML syntax error" in caplog.text
     path.unlink()
     assert not await reloader.check()
+
+
+async def test_a_change_before_the_first_check_is_not_missed(
+    tmp_path: Path, services: Services
+) -> None:
+    path = tmp_path / "routes.yaml"
+    path.write_text(ROUTES.format(name="a"))
+    loaded = file_digest(path.read_bytes())  # what start-up parsed
+    path.write_text(ROUTES.format(name="late"))  # changed before the reloader started
+    reloader = Reloader(path, services, loaded)
+    assert await reloader.check()
+    gateway = registry.current()
+    assert gateway is not None and [r.name for r in gateway.table.routes] == ["late"]

@@ -16,6 +16,8 @@ __all__ = [
     "RoutesFileError",
     "load_route_table",
     "parse_route_table",
+    "parse_routes_file",
+    "read_routes_file",
 ]
 
 MAX_FILE_SIZE = 4 * 1024 * 1024
@@ -50,16 +52,19 @@ def parse_route_table(text: str, source: str = "routes.yaml") -> RouteTable:
     return table
 
 
-def load_route_table(path: str | Path) -> RouteTable:
-    """Read and parse the routes file at `path`."""
-    name = str(path)
+def read_routes_file(path: str | Path) -> bytes:
+    """The file's bytes (at most MAX_FILE_SIZE + 1 of them: parsing refuses more)."""
     try:
         with open(path, "rb") as handle:
-            data = handle.read(MAX_FILE_SIZE + 1)
+            return handle.read(MAX_FILE_SIZE + 1)
     except OSError as exc:
         raise RoutesFileError(
-            name, [Problem(0, f"cannot read the routes file: {exc.strerror}")]
+            str(path), [Problem(0, f"cannot read the routes file: {exc.strerror}")]
         ) from None
+
+
+def parse_routes_file(data: bytes, name: str) -> RouteTable:
+    """Parse the bytes `read_routes_file` returned for the file called `name`."""
     if len(data) > MAX_FILE_SIZE:
         raise RoutesFileError(name, [Problem(1, f"larger than {MAX_FILE_SIZE} bytes")])
     try:
@@ -68,3 +73,8 @@ def load_route_table(path: str | Path) -> RouteTable:
         line = data[: exc.start].count(b"\n") + 1
         raise RoutesFileError(name, [Problem(line, "not valid UTF-8")]) from None
     return parse_route_table(text, name)
+
+
+def load_route_table(path: str | Path) -> RouteTable:
+    """Read and parse the routes file at `path`."""
+    return parse_routes_file(read_routes_file(path), str(path))
