@@ -22,12 +22,12 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+
+from .redisclient import REDIS_ERRORS, Outage
 
 __all__ = ["CacheStore", "Coalescer", "MemoryCache", "RedisCache", "cache_key"]
 
 PREFIX = "gw:cache:"
-BACKOFF_SECONDS = 1.0
 
 
 class CacheStore(Protocol):
@@ -78,25 +78,25 @@ class MemoryCache:
 class RedisCache:
     def __init__(self, client: aioredis.Redis) -> None:
         self._client = client
-        self._down_until = 0.0
+        self._outage = Outage()
 
     async def get(self, key: str) -> bytes | None:
-        if time.monotonic() < self._down_until:
+        if self._outage.ongoing:
             return None
         try:
             value = await self._client.get(PREFIX + key)
-        except (RedisError, OSError, TimeoutError):
-            self._down_until = time.monotonic() + BACKOFF_SECONDS
+        except REDIS_ERRORS:
+            self._outage.begin()
             return None
         return value if isinstance(value, bytes) else None
 
     async def set(self, key: str, content: bytes, ttl: float) -> None:
-        if time.monotonic() < self._down_until:
+        if self._outage.ongoing:
             return
         try:
             await self._client.set(PREFIX + key, content, px=max(1, int(ttl * 1000)))
-        except (RedisError, OSError, TimeoutError):
-            self._down_until = time.monotonic() + BACKOFF_SECONDS
+        except REDIS_ERRORS:
+            self._outage.begin()
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,10 +9,6 @@ import logging
 from collections.abc import Mapping
 
 import httpx
-import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
 
 from .auth import JwksKeys
 from .cache import CacheStore, Coalescer, MemoryCache, RedisCache
@@ -20,15 +16,13 @@ from .config.model import Upstream
 from .ratelimit import Limiter
 from .ratelimit.memory import MemoryLimiter
 from .ratelimit.redis import RedisLimiter
+from .redisclient import REDIS_ERRORS, REDIS_TIMEOUT, connect_redis
 from .resilience import UpstreamGuard
 from .upstream import TransportKind, UpstreamClients, create_client
 
 __all__ = ["Services"]
 
 logger = logging.getLogger("gateway")
-REDIS_CONNECT_TIMEOUT = 0.5
-REDIS_TIMEOUT = 0.5
-REDIS_CONNECTIONS = 64
 # Streamed downloads may outlive a reload by minutes; their client stays open.
 RETIRED_CLIENTS_GRACE = 300.0
 
@@ -36,24 +30,6 @@ RETIRED_CLIENTS_GRACE = 300.0
 async def _close_all(clients: list[httpx.AsyncClient]) -> None:
     for client in clients:
         await client.aclose()
-
-
-def connect_redis(url: str) -> aioredis.Redis:
-    """A Redis client that fails fast: short timeouts and no retries (redis-py
-    would retry ten times with back-off), so a dead Redis costs the first
-    requests half a second and, once the stores back off, the rest nothing.
-    A bounded, blocking pool: a burst of requests queues briefly for one of
-    REDIS_CONNECTIONS connections instead of opening hundreds at once."""
-    pool = aioredis.BlockingConnectionPool.from_url(
-        url,
-        max_connections=REDIS_CONNECTIONS,
-        timeout=REDIS_TIMEOUT,  # waiting for a pooled connection
-        socket_connect_timeout=REDIS_CONNECT_TIMEOUT,
-        socket_timeout=REDIS_TIMEOUT,
-        retry=Retry(NoBackoff(), 0),
-        health_check_interval=15,
-    )
-    return aioredis.Redis.from_pool(pool)  # the client owns the pool: aclose() closes it
 
 
 class Services:
@@ -114,7 +90,7 @@ class Services:
         try:
             async with asyncio.timeout(REDIS_TIMEOUT):
                 return bool(await self.redis.ping())
-        except (RedisError, OSError, TimeoutError):
+        except REDIS_ERRORS:
             return False
 
     async def aclose(self) -> None:

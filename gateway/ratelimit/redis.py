@@ -3,22 +3,19 @@
 One Lua script per decision (one round trip, atomic on the server), Redis's own
 clock (`TIME`), so replicas' clocks do not matter, and a TTL on every key
 (the time to refill, plus a second). After a failure the store answers
-`StoreUnavailable` at once for `BACKOFF_SECONDS` instead of trying again on
+`StoreUnavailable` at once for a second (redisclient.Outage) instead of trying again on
 every request, so a dead Redis costs microseconds, not a timeout per request.
 """
 
 from __future__ import annotations
 
-import time
-
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
+from ..redisclient import REDIS_ERRORS, Outage
 from . import Decision, StoreUnavailable, decision_for
 
-__all__ = ["BACKOFF_SECONDS", "RedisLimiter"]
+__all__ = ["RedisLimiter"]
 
-BACKOFF_SECONDS = 1.0
 PREFIX = "gw:rl:"
 
 _SCRIPT = """
@@ -49,15 +46,15 @@ class RedisLimiter:
     def __init__(self, client: aioredis.Redis) -> None:
         self._client = client
         self._script = client.register_script(_SCRIPT)
-        self._down_until = 0.0
+        self._outage = Outage()
 
     async def acquire(self, key: str, capacity: int, rate: float) -> Decision:
-        if time.monotonic() < self._down_until:
+        if self._outage.ongoing:
             raise StoreUnavailable("redis is unreachable")
         try:
             allowed, tokens = await self._script(keys=[PREFIX + key], args=[capacity, repr(rate)])
-        except (RedisError, OSError, TimeoutError) as exc:
-            self._down_until = time.monotonic() + BACKOFF_SECONDS
+        except REDIS_ERRORS as exc:
+            self._outage.begin()
             raise StoreUnavailable(str(exc) or type(exc).__name__) from None
         return decision_for(bool(int(allowed)), float(tokens), capacity, rate)
 

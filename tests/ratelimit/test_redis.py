@@ -10,7 +10,7 @@ import redis.asyncio as aioredis
 
 from gateway.ratelimit import StoreUnavailable
 from gateway.ratelimit.redis import PREFIX, RedisLimiter
-from gateway.services import connect_redis
+from gateway.redisclient import connect_redis
 
 from ..conftest import RedisServer
 
