@@ -8,15 +8,13 @@ ASGI handler. The gateway must spend at most 0.6x its CPU per request.
 from __future__ import annotations
 
 import asyncio
-import os
 
 import aiohttp
-import django
-from django.conf import settings
 from django.http import JsonResponse
 from django.urls import path
 
-UPSTREAMS = os.environ.get("PEER_UPSTREAMS", "").split(",")
+from . import UPSTREAMS, configure_django
+
 _session: aiohttp.ClientSession | None = None
 
 
@@ -44,16 +42,7 @@ async def aggregate_slow(request: object) -> JsonResponse:
     return await aggregate(request, delay=50)
 
 
-settings.configure(
-    DEBUG=False,
-    SECRET_KEY="bench-only",
-    ALLOWED_HOSTS=["*"],
-    ROOT_URLCONF=__name__,
-    INSTALLED_APPS=[],
-    MIDDLEWARE=[],
-    DATABASES={},
-)
-django.setup()
+configure_django(__name__)
 urlpatterns = [path("fast3", aggregate), path("slow3", aggregate_slow)]
 
 from django.core.asgi import get_asgi_application  # noqa: E402

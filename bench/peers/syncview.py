@@ -6,15 +6,12 @@ upstreams one after another, under gunicorn with 4 sync workers.
 
 from __future__ import annotations
 
-import os
-
-import django
 import httpx
-from django.conf import settings
 from django.http import JsonResponse
 from django.urls import path
 
-UPSTREAMS = os.environ.get("PEER_UPSTREAMS", "").split(",")
+from . import UPSTREAMS, configure_django
+
 _client = httpx.Client(timeout=30, trust_env=False)
 
 
@@ -30,16 +27,7 @@ def aggregate_slow(request: object) -> JsonResponse:
     return aggregate(request, delay=50)
 
 
-settings.configure(
-    DEBUG=False,
-    SECRET_KEY="bench-only",
-    ALLOWED_HOSTS=["*"],
-    ROOT_URLCONF=__name__,
-    INSTALLED_APPS=[],
-    MIDDLEWARE=[],
-    DATABASES={},
-)
-django.setup()
+configure_django(__name__)
 urlpatterns = [path("fast3", aggregate), path("slow3", aggregate_slow)]
 
 from django.core.wsgi import get_wsgi_application  # noqa: E402

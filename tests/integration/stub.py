@@ -42,6 +42,17 @@ JWKS: dict[str, Any] = {"keys": []}
 FLAKY: collections.Counter[str] = collections.Counter()
 
 
+async def _send_filler(send: Any, byte: bytes, total: int, *, end: bytes) -> None:
+    """`total` copies of `byte` in 1 MiB chunks, then `end` as the last chunk."""
+    chunk = byte * (1 << 20)
+    sent = 0
+    while sent < total:
+        part = chunk[: min(len(chunk), total - sent)]
+        await send({"type": "http.response.body", "body": part, "more_body": True})
+        sent += len(part)
+    await send({"type": "http.response.body", "body": end})
+
+
 async def _start(send: Any, status: int, headers: list[tuple[bytes, bytes]]) -> None:
     await send({"type": "http.response.start", "status": status, "headers": headers})
 
@@ -158,23 +169,11 @@ async def _route(
                 (b"content-length", str(total).encode()),
             ],
         )
-        chunk = b"x" * (1 << 20)
-        sent = 0
-        while sent < total:
-            part = chunk[: min(len(chunk), total - sent)]
-            await send({"type": "http.response.body", "body": part, "more_body": True})
-            sent += len(part)
-        await send({"type": "http.response.body", "body": b""})
+        await _send_filler(send, b"x", total, end=b"")
     elif m := re.fullmatch(r"/bigchunked/(\d+)", path):
         total = int(m.group(1))
         await _start(send, 200, [(b"content-type", b"application/json")])
-        chunk = b" " * (1 << 20)
-        sent = 0
-        while sent < total:
-            part = chunk[: min(len(chunk), total - sent)]
-            await send({"type": "http.response.body", "body": part, "more_body": True})
-            sent += len(part)
-        await send({"type": "http.response.body", "body": b"{}"})
+        await _send_filler(send, b" ", total, end=b"{}")
     elif m := re.fullmatch(r"/bigjson/(\d+)", path):
         await _json(send, 200, {"blob": "y" * int(m.group(1))})
     elif m := re.fullmatch(r"/dribble/(\d+)/(\d+)", path):
