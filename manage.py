@@ -13,7 +13,8 @@ def main() -> None:
     try:
         execute_from_command_line(sys.argv)
     except ImproperlyConfigured as exc:  # a bad setting: say which, no traceback
-        sys.stderr.write(f"invalid setting: {exc}\n")
+        text = str(exc)
+        sys.stderr.write((text if text.startswith("setting ") else f"setting: {text}") + "\n")
         raise SystemExit(2) from None
 
 

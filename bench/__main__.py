@@ -233,8 +233,19 @@ class Bench:
         used = process.cpu_seconds() - before
         return result, used / max(result.requests, 1) * 1000, process.status_kb("VmRSS") / 1024
 
-    def gateway(self, env: dict[str, str] | None = None, routes: Path | None = None) -> Process:
+    def gateway(
+        self,
+        env: dict[str, str] | None = None,
+        routes: Path | None = None,
+        transport: str = "h1",
+    ) -> Process:
+        """A fresh gateway; `transport` other than h1 swaps in a comparison
+        transport (bench/transports), which the product does not ship."""
         port = free_port()
+        app = "config.asgi:application"
+        if transport != "h1":
+            app = "bench.transports.gateway:application"
+            env = {**(env or {}), "BENCH_TRANSPORT": transport}
         environment = {
             "ROUTES_FILE": str(routes or self.routes),
             "RELOAD": "false",
@@ -242,7 +253,7 @@ class Bench:
             **(env or {}),
         }
         return start(
-            pinned(GATEWAY_CPU, uvicorn_command("config.asgi:application", port)),
+            pinned(GATEWAY_CPU, uvicorn_command(app, port)),
             port,
             "/readyz",
             environment,
@@ -374,7 +385,7 @@ def main() -> None:
                 "B",
                 "3 backends x 50 ms",
                 gateway_label(t),
-                lambda t=t: bench.gateway({"UPSTREAM_TRANSPORT": t}),
+                lambda t=t: bench.gateway(transport=t),
                 "/slow3",
                 256,
             )
@@ -394,7 +405,7 @@ def main() -> None:
                 "C",
                 "3 backends, instant",
                 gateway_label(t),
-                lambda t=t: bench.gateway({"UPSTREAM_TRANSPORT": t}),
+                lambda t=t: bench.gateway(transport=t),
                 "/fast3",
                 64,
             )

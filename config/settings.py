@@ -8,47 +8,44 @@ which is part of that file's contract).
 
 from __future__ import annotations
 
-import ipaddress
+import logging
 import secrets
 from pathlib import Path
 
 import environ
 
+from .env import (
+    SettingError,
+    read_bool,
+    read_choice,
+    read_duration,
+    read_list,
+    read_networks,
+    read_size,
+    read_text,
+)
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-env = environ.Env()
+# A `.env` file in the working directory fills in variables that are not set.
 environ.Env.read_env(Path.cwd() / ".env")
 
 
-def _parse_networks(raw: list[str]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
-    networks = []
-    for item in raw:
-        item = item.strip()
-        if not item:
-            continue
-        try:
-            networks.append(ipaddress.ip_network(item, strict=False))
-        except ValueError as exc:
-            raise environ.ImproperlyConfigured(
-                f"TRUSTED_PROXIES: {item!r} is not an IP address or CIDR"
-            ) from exc
-    return tuple(networks)
-
-
-def _choice(name: str, default: str, choices: tuple[str, ...]) -> str:
-    value = str(env.str(name, default=default)).strip().lower()
-    if value not in choices:
-        raise environ.ImproperlyConfigured(f"{name} must be one of {', '.join(choices)}")
-    return value
+def _log_level(name: str, default: str) -> str:
+    level = read_text(name, default).strip().upper() or default
+    if not isinstance(logging.getLevelNamesMapping().get(level), int):
+        known = "DEBUG, INFO, WARNING, ERROR, CRITICAL"
+        raise SettingError(name, f"unknown level {level!r} (one of {known})")
+    return level
 
 
 # --- Django core -------------------------------------------------------------
 # The gateway signs nothing (no sessions, no CSRF), but Django insists on a key.
-SECRET_KEY = env.str("SECRET_KEY", default="") or secrets.token_urlsafe(50)
-DEBUG = env.bool("DEBUG", default=False)
+SECRET_KEY = read_text("SECRET_KEY", "") or secrets.token_urlsafe(50)
+DEBUG = read_bool("DEBUG", False)
 # Behind Kubernetes the Host header is the pod IP or a Service name; "*" is the
 # useful default. Probes (/healthz, /readyz) answer whatever the Host.
-ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["*"])
+ALLOWED_HOSTS = read_list("ALLOWED_HOSTS", ["*"])
 
 INSTALLED_APPS = ["gateway"]
 # Only our own async-only middleware: Django's stock middleware runs on a thread
@@ -63,6 +60,7 @@ ROOT_URLCONF = "config.urls"
 DATABASES: dict[str, dict[str, str]] = {}
 TEMPLATES: list[dict[str, object]] = []
 USE_TZ = True
+TIME_ZONE = "UTC"  # every timestamp the gateway logs is UTC
 USE_I18N = False
 APPEND_SLASH = False
 # Request bodies are held by the handler in a spooled file: memory up to this
@@ -71,36 +69,37 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 DATA_UPLOAD_MAX_MEMORY_SIZE = None
 
 # --- Gateway -----------------------------------------------------------------
-ROUTES_FILE = Path(env.str("ROUTES_FILE", default="routes.yaml"))
-REDIS_URL = env.str("REDIS_URL", default="")
-TRUSTED_PROXIES = _parse_networks(env.list("TRUSTED_PROXIES", default=[]))
-RATE_LIMIT_FAILURE_MODE = _choice("RATE_LIMIT_FAILURE_MODE", "open", ("open", "closed"))
-RELOAD = env.bool("RELOAD", default=True)
-LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
-LOG_FORMAT = _choice("LOG_FORMAT", "json", ("json", "text"))
+ROUTES_FILE = Path(read_text("ROUTES_FILE", "routes.yaml") or "routes.yaml")
+REDIS_URL = read_text("REDIS_URL", "").strip()
+TRUSTED_PROXIES = read_networks("TRUSTED_PROXIES")
+RATE_LIMIT_FAILURE_MODE = read_choice("RATE_LIMIT_FAILURE_MODE", "open", ("open", "closed"))
+RELOAD = read_bool("RELOAD", True)
+LOG_LEVEL = _log_level("LOG_LEVEL", "INFO")
+LOG_FORMAT = read_choice("LOG_FORMAT", "json", ("json", "text"))
 # Slow clients: complete request headers within this many seconds of connecting
 # (or of a kept-alive request's first byte); request bodies get this much grace,
 # then must keep arriving at 16 KiB/s on average. 408 otherwise.
-CLIENT_HEADER_TIMEOUT = env.float("CLIENT_HEADER_TIMEOUT", default=10.0)
-CLIENT_BODY_TIMEOUT = env.float("CLIENT_BODY_TIMEOUT", default=20.0)
+CLIENT_HEADER_TIMEOUT = read_duration("CLIENT_HEADER_TIMEOUT", 10.0)
+CLIENT_BODY_TIMEOUT = read_duration("CLIENT_BODY_TIMEOUT", 20.0)
 # The access log (one line per request on stdout) and the per-request metrics
 # can be switched off; /metrics still answers (rate-limit, reload and circuit
 # families keep counting).
-ACCESS_LOG = env.bool("ACCESS_LOG", default=True)
-METRICS = env.bool("METRICS", default=True)
-# Which transport carries upstream calls under httpx's API: "h1" (default: the
-# gateway's own HTTP/1.1 client, measured fastest; README "Performance"), or,
-# for comparison, "aiohttp" (aiohttp's pool), "httpx-aiohttp", "httpx".
-UPSTREAM_TRANSPORT = _choice(
-    "UPSTREAM_TRANSPORT", "h1", ("h1", "aiohttp", "httpx-aiohttp", "httpx")
-)
+ACCESS_LOG = read_bool("ACCESS_LOG", True)
+METRICS = read_bool("METRICS", True)
+# Limits against hostile clients (README "Limits"): a longer request line is
+# 414, a larger header block 431, both refused as the bytes arrive.
+MAX_REQUEST_LINE = read_size("MAX_REQUEST_LINE", 8 * 1024, minimum=64)
+MAX_REQUEST_HEADERS = read_size("MAX_REQUEST_HEADERS", 64 * 1024, minimum=256)
+# What aggregate routes may hold of backend bodies at once, counted as the
+# parsed form costs; past it a backend fails with 503 (README "Limits").
+MEMORY_BUDGET = read_size("MEMORY_BUDGET", 512 * 1024 * 1024, minimum=1024 * 1024)
 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
         "json": {"()": "gateway.logs.JsonFormatter"},
-        "text": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        "text": {"()": "gateway.logs.TextFormatter"},
     },
     "handlers": {
         "stdout": {

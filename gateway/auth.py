@@ -30,6 +30,7 @@ from typing import Any
 import httpx
 import jwt
 import orjson
+from jwt.types import Options
 from jwt.warnings import InsecureKeyLengthWarning
 
 from .config.model import ApiKeyProvider, AuthProvider, JwtProvider
@@ -170,6 +171,10 @@ class JwtAuthenticator:
             from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
             self._static_key = load_pem_public_key(provider.public_key.encode())
+        self._options: Options = {
+            "verify_aud": provider.audience is not None,
+            "require": ["exp"] if provider.require_exp else [],
+        }
         self._claim_headers = tuple(
             (claim, header.encode()) for claim, header in provider.claims_to_headers
         )
@@ -194,7 +199,7 @@ class JwtAuthenticator:
                 audience=self._provider.audience,
                 issuer=self._provider.issuer,
                 leeway=LEEWAY_SECONDS,
-                options={"verify_aud": self._provider.audience is not None},
+                options=self._options,
             )
         except jwt.PyJWTError as exc:
             raise AuthError(f"invalid token: {_reason(exc)}") from None
@@ -222,15 +227,17 @@ class JwtAuthenticator:
 
 
 def _reason(exc: jwt.PyJWTError) -> str:
-    return {
+    if isinstance(exc, jwt.MissingRequiredClaimError):
+        return f"no {exc.claim!r} claim"
+    reasons: dict[type[jwt.PyJWTError], str] = {
         jwt.ExpiredSignatureError: "expired",
         jwt.ImmatureSignatureError: "not valid yet",
         jwt.InvalidAudienceError: "wrong audience",
         jwt.InvalidIssuerError: "wrong issuer",
         jwt.InvalidSignatureError: "bad signature",
         jwt.InvalidAlgorithmError: "algorithm not accepted",
-        jwt.MissingRequiredClaimError: "missing claim",
-    }.get(type(exc), "malformed")
+    }
+    return reasons.get(type(exc), "malformed")
 
 
 type Authenticator = ApiKeyAuthenticator | JwtAuthenticator

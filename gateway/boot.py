@@ -58,8 +58,8 @@ def build_application() -> object:
 
     try:
         django.setup(set_prefix=False)
-    except ImproperlyConfigured as exc:
-        _fail([f"gateway: invalid setting: {exc}"])
+    except ImproperlyConfigured as exc:  # config/env.py: "setting NAME: message"
+        _fail([str(exc) if str(exc).startswith("setting ") else f"setting: {exc}"])
 
     from django.conf import settings
 
@@ -70,7 +70,6 @@ def build_application() -> object:
     from .reload import file_digest
     from .services import Services
     from .slowclients import guard_header_reads
-    from .upstream import TRANSPORTS
 
     try:
         data = read_routes_file(settings.ROUTES_FILE)
@@ -78,9 +77,9 @@ def build_application() -> object:
     except RoutesFileError as exc:
         _fail([*exc.lines(), f"gateway: not starting: {settings.ROUTES_FILE} is invalid"])
     services = Services(
-        transport=next(k for k in TRANSPORTS if k == settings.UPSTREAM_TRANSPORT),
         redis_url=settings.REDIS_URL,
         failure_mode=settings.RATE_LIMIT_FAILURE_MODE,
+        memory_budget=settings.MEMORY_BUDGET,
     )
     registry.install(registry.build_gateway(table, services))
     _keep_the_tcp_peer()

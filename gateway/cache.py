@@ -1,10 +1,14 @@
 """Response cache and request coalescing for GET aggregate routes (SPEC 3.6).
 
 Only complete 200 answers are stored (an optional backend that failed makes a
-response partial, and partial responses are not cached). The key holds the
-route, the path, the sorted query, the client identity and the values of the
-headers the route forwards to its backends (so `Accept-Language: fr` never
-gets the `de` answer). Identical misses in flight share one fan-out.
+response partial, and partial responses are not cached). Two requests share an
+entry only when every backend request they would cause is the same: the key
+holds the route, its parameters as matched (decoded segment by segment, so
+`/docs/x%2Fy/z` and `/docs/x/y/z` differ, as their upstream paths do), the
+query, the identity with its provider, and every header value the backends
+would receive from the client or the gateway (forwarded headers,
+X-Forwarded-Host and -Proto, identity headers). Identical misses in flight
+share one fan-out.
 
 Stores: `MemoryCache` (bounded in entries and bytes, least recently used goes
 first) and `RedisCache`, which is bypassed, never failing a request, while
@@ -21,6 +25,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+import orjson
 import redis.asyncio as aioredis
 
 from .redisclient import REDIS_ERRORS, Outage
@@ -35,9 +40,9 @@ class CacheStore(Protocol):
     async def set(self, key: str, content: bytes, ttl: float) -> None: ...
 
 
-def cache_key(route: str, path: str, query: str, identity: str | None, varying: list[bytes]) -> str:
-    parts = [route.encode(), path.encode(), query.encode(), (identity or "").encode(), *varying]
-    return hashlib.sha256(b"\0".join(parts)).hexdigest()
+def cache_key(*parts: object) -> str:
+    """SHA-256 of the parts as JSON: unambiguous whatever the parts hold."""
+    return hashlib.sha256(orjson.dumps(parts)).hexdigest()
 
 
 class MemoryCache:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from django.core.handlers.asgi import ASGIRequest
 
 if TYPE_CHECKING:
+    from .budget import Hold
     from .policy import RoutePolicy
 
 __all__ = [
@@ -54,10 +55,19 @@ class RequestContext:
     forwarded_host: str
     route: str | None = None
     identity: str | None = None  # set by auth: the client identity
+    provider: str | None = None  # set by auth: the provider that vouched for it
     identity_headers: tuple[tuple[bytes, bytes], ...] = ()  # set by auth: sent to backends
     completed: bool | None = None  # aggregate routes: did every backend answer
     backends: list[BackendLog] = field(default_factory=list)
     policy: RoutePolicy | None = None  # the matched route's auth, rate limit and CORS
+    memory: Hold | None = None  # aggregate routes: this request's share of MEMORY_BUDGET
+
+    @property
+    def identity_key(self) -> str | None:
+        """The identity qualified by its provider, for rate-limit and cache keys:
+        API key id `alice` and JWT `sub: alice` of another provider never meet.
+        Provider names cannot hold "/", so the first one separates them."""
+        return None if self.identity is None else f"{self.provider}/{self.identity}"
 
 
 class GatewayRequest(ASGIRequest):

@@ -6,7 +6,8 @@
     ├── MethodNotAllowed         405  the path matches, the method does not (Allow)
     ├── RequestTimeout           408  the body arrived too slowly
     ├── PayloadTooLarge          413  body over the route's max_body_size
-    └── BackendFailed            502, 503, 504 or an upstream 4xx (see pipeline.merge)
+    ├── MemoryBudgetSpent        503  the merged answer would pass MEMORY_BUDGET
+    └── BackendFailed            502, 503, 504 or an upstream 4xx (pipeline/outcome.py)
 
 Anything else raised while answering is a bug: it is logged with its traceback
 and answered as a bare 500 problem (never the traceback).
@@ -27,6 +28,7 @@ __all__ = [
     "BackendFailed",
     "BadRequest",
     "GatewayError",
+    "MemoryBudgetSpent",
     "MethodNotAllowed",
     "NotFound",
     "PayloadTooLarge",
@@ -81,6 +83,16 @@ class PayloadTooLarge(GatewayError):
 class RequestTimeout(GatewayError):
     status = 408
     slug = "request-timeout"
+
+
+class MemoryBudgetSpent(GatewayError):
+    """Holding the merged answer would pass MEMORY_BUDGET (README "Limits")."""
+
+    status = 503
+    slug = "memory-budget"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, headers={"Retry-After": "1"})
 
 
 class BackendFailed(GatewayError):

@@ -236,6 +236,8 @@ class GatewayHandler(ASGIHandler):
                     await closer()
                 response.close()
             if (ctx := getattr(request, "gateway", None)) is not None:
+                if ctx.memory is not None:
+                    ctx.memory.release()
                 status = response.status_code if response is not None else 500
                 if state["disconnected"]:
                     status = CLIENT_CLOSED

@@ -23,6 +23,7 @@ __all__ = [
     "CIRCUIT_OPEN",
     "CONFIG_RELOADS",
     "CONTENT_TYPE_LATEST",
+    "MEMORY_BUDGET_REJECTIONS",
     "RATELIMIT_REJECTED",
     "RATELIMIT_STORE_ERRORS",
     "REQUESTS",
@@ -76,6 +77,10 @@ RATELIMIT_STORE_ERRORS = Counter(
     "gateway_ratelimit_store_errors_total", "Rate-limit decisions the shared store could not take."
 )
 CONFIG_RELOADS = Counter("gateway_config_reloads_total", "Routes file reloads.", ["result"])
+MEMORY_BUDGET_REJECTIONS = Counter(
+    "gateway_memory_budget_rejections_total",
+    "Backend bodies refused because holding them would pass MEMORY_BUDGET.",
+)
 CIRCUIT_OPEN = Gauge(
     "gateway_circuit_open", "1 while the upstream's circuit is open.", ["upstream"]
 )

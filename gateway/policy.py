@@ -48,8 +48,8 @@ class RouteLimit:
         """The bucket this request draws from (SPEC 3.5 `key`)."""
         if self.key == "global":
             who = "global"
-        elif self.key == "client" and ctx.identity is not None:
-            who = "id:" + ctx.identity
+        elif self.key == "client" and (identity := ctx.identity_key) is not None:
+            who = "id:" + identity
         elif self.header_meta is not None and (value := meta.get(self.header_meta)):
             who = "h:" + hashlib.sha256(value.encode()).hexdigest()[:32]
         else:

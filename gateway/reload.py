@@ -8,7 +8,8 @@ the bytes changed, the file is parsed beside the running config (off the event
 loop: a large file must not stall requests), a new Gateway is built, and one
 reference is swapped. Requests already in flight finish on the Gateway they
 started with. An invalid file is logged with its `file:line` problems and
-changes nothing. gateway_config_reloads_total{result} counts both.
+changes nothing; so does a deleted or unreadable file (one error line per
+change). gateway_config_reloads_total{result} counts both outcomes.
 """
 
 from __future__ import annotations
@@ -68,20 +69,18 @@ class Reloader:
         self._seen = seen
         try:
             data = await asyncio.to_thread(read_routes_file, self.path)
-        except RoutesFileError:
-            return False  # gone for now (mid-swap): the next change brings it back
+        except RoutesFileError as exc:
+            # Deleted or unreadable. Renames and ConfigMap swaps never leave the
+            # path missing, so this is worth an error line (once per change).
+            self._refuse(exc, "routes file cannot be read")
+            return False
         new = file_digest(data)
         if new == self._digest:
             return False  # touched without a change
         try:
             table = await asyncio.to_thread(parse_routes_file, data, str(self.path))
         except RoutesFileError as exc:
-            metrics.CONFIG_RELOADS.labels("error").inc()
-            logger.error(
-                "routes file reload failed; the previous config keeps serving:\n%s",
-                "\n".join(exc.lines()),
-                extra={"problems": exc.lines()},
-            )
+            self._refuse(exc, "routes file reload failed")
             return False
         self._digest = new
         gateway = registry.build_gateway(table, self.services)
@@ -90,3 +89,13 @@ class Reloader:
         metrics.CONFIG_RELOADS.labels("success").inc()
         logger.info("routes file reloaded: %d routes", len(table.routes))
         return True
+
+    @staticmethod
+    def _refuse(exc: RoutesFileError, what: str) -> None:
+        metrics.CONFIG_RELOADS.labels("error").inc()
+        logger.error(
+            "%s; the previous config keeps serving:\n%s",
+            what,
+            "\n".join(exc.lines()),
+            extra={"problems": exc.lines()},
+        )

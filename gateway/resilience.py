@@ -91,16 +91,22 @@ class CircuitBreaker:
     opened_at: float | None = None
     trial_in_flight: bool = False
 
-    def allow(self) -> bool:
-        """May a call go out now? Half-open lets exactly one trial through."""
+    def admit(self) -> bool | None:
+        """May a call go out now? None: no. Otherwise whether this call is the
+        half-open trial: exactly one goes out per cooldown."""
         if self.opened_at is None:
-            return True
-        if self.trial_in_flight or time.monotonic() - self.opened_at < self.spec.cooldown:
             return False
+        if self.trial_in_flight or time.monotonic() - self.opened_at < self.spec.cooldown:
+            return None
         self.trial_in_flight = True
         return True
 
-    def record(self, success: bool) -> None:
+    def record(self, success: bool, *, trial: bool) -> None:
+        """The result of an admitted call. While the circuit is open, only the
+        trial's result counts: a call that went out before the circuit opened
+        and ends later neither closes it nor frees the trial's slot."""
+        if self.opened_at is not None and not trial:
+            return
         self.trial_in_flight = False
         if success:
             self.failures = 0
@@ -113,9 +119,10 @@ class CircuitBreaker:
             self.opened_at = time.monotonic()  # open, or open again after a failed trial
             metrics.CIRCUIT_OPEN.labels(self.upstream).set(1)
 
-    def release_trial(self) -> None:
-        """The trial call ended without an answer either way (it was cancelled)."""
-        self.trial_in_flight = False
+    def release(self, *, trial: bool) -> None:
+        """An admitted call ended without an answer either way (it was cancelled)."""
+        if trial:
+            self.trial_in_flight = False
 
     @property
     def is_open(self) -> bool:
@@ -161,20 +168,24 @@ async def call_guarded[T](
     guard.budget.record_request()
     tries = 0
     while True:
-        if breaker is not None and not breaker.allow():
-            return None
+        trial = False
+        if breaker is not None:
+            admitted = breaker.admit()
+            if admitted is None:
+                return None
+            trial = admitted
         tries += 1
         started = time.perf_counter()
         try:
             result = await attempt()
         except BaseException:
             if breaker is not None:
-                breaker.release_trial()
+                breaker.release(trial=trial)
             raise
         metrics.observe_upstream(guard.upstream, time.perf_counter() - started)
         failed, retryable = judge(result)
         if breaker is not None:
-            breaker.record(success=not failed)
+            breaker.record(success=not failed, trial=trial)
         if not (
             retryable and idempotent and tries < guard.retries.attempts and guard.budget.try_retry()
         ):

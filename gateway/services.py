@@ -11,6 +11,7 @@ from collections.abc import Mapping
 import httpx
 
 from .auth import JwksKeys
+from .budget import MemoryBudget
 from .cache import CacheStore, Coalescer, MemoryCache, RedisCache
 from .config.model import Upstream
 from .ratelimit import Limiter
@@ -18,7 +19,7 @@ from .ratelimit.memory import MemoryLimiter
 from .ratelimit.redis import RedisLimiter
 from .redisclient import REDIS_ERRORS, REDIS_TIMEOUT, connect_redis
 from .resilience import UpstreamGuard
-from .upstream import TransportKind, UpstreamClients, create_client
+from .upstream import UpstreamClients, create_client
 
 __all__ = ["Services"]
 
@@ -33,9 +34,11 @@ async def _close_all(clients: list[httpx.AsyncClient]) -> None:
 
 
 class Services:
-    def __init__(self, *, transport: TransportKind, redis_url: str, failure_mode: str) -> None:
-        self.transport = transport
-        self.clients = UpstreamClients(transport)
+    def __init__(
+        self, *, redis_url: str, failure_mode: str, memory_budget: int = 512 * 1024 * 1024
+    ) -> None:
+        self.clients = UpstreamClients()
+        self.memory = MemoryBudget(memory_budget)
         self.redis = connect_redis(redis_url) if redis_url else None
         self.limiter: Limiter = RedisLimiter(self.redis) if self.redis else MemoryLimiter()
         store: CacheStore = RedisCache(self.redis) if self.redis else MemoryCache()
@@ -63,7 +66,7 @@ class Services:
         keys = self._jwks.get(url)
         if keys is None:
             if self._jwks_client is None:
-                self._jwks_client = create_client(self.transport, max_connections=4, timeout=5.0)
+                self._jwks_client = create_client(max_connections=4, timeout=5.0)
             keys = self._jwks[url] = JwksKeys(url, self._jwks_client)
         return keys
 

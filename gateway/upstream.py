@@ -1,44 +1,52 @@
-"""Upstream HTTP clients: httpx's API over a pooled transport, one client per
-upstream (so each gets its own `max_connections`), owned by the ASGI lifespan.
+"""Upstream HTTP clients: httpx's API over the gateway's own HTTP/1.1 client
+(gateway/h1), one client per upstream (so each gets its own `max_connections`
+and `max_header_size`), owned by the ASGI lifespan.
 
-`create_client` is the one factory. The default transport is the gateway's own
-HTTP/1.1 client (gateway/h1): under concurrency it costs a fraction of the CPU
-of aiohttp's pool and several times less than httpx's own (see README,
-Performance). `UPSTREAM_TRANSPORT` selects another for comparison: `aiohttp`
-(gateway/transport.py), `httpx-aiohttp` (that package's transport) or `httpx`.
-
-Whatever the transport, a client:
+`create_client` is the one factory. Whatever builds the transport
+(`transport_factory`; `make bench` swaps in aiohttp's and httpx's own pools to
+compare them, see bench/transports.py), a client:
 - never follows redirects (a 3xx goes back to the caller);
 - ignores proxy environment variables (trust_env off);
 - never keeps cookies: a shared client that stored one user's Set-Cookie would
   send it on the next user's upstream call. httpx's jar is replaced by one that
-  stores nothing, and no transport underneath keeps cookies of its own.
+  stores nothing, and the transport underneath keeps none of its own.
 """
 
 from __future__ import annotations
 
 import http.cookiejar
-from collections.abc import Mapping
-from typing import Literal
+from collections.abc import Callable, Mapping
 
-import aiohttp
 import httpx
 
 from .config.model import Upstream
 from .h1 import H1Transport
-from .transport import AiohttpTransport
+from .h1.connection import DEFAULT_MAX_HEADER_SIZE
 
 __all__ = [
-    "TRANSPORTS",
-    "TransportKind",
+    "KEEPALIVE_SECONDS",
+    "TransportFactory",
     "UpstreamClients",
     "create_client",
     "create_upstream_client",
+    "transport_factory",
 ]
 
-type TransportKind = Literal["h1", "aiohttp", "httpx-aiohttp", "httpx"]
-TRANSPORTS: tuple[TransportKind, ...] = ("h1", "aiohttp", "httpx-aiohttp", "httpx")
 KEEPALIVE_SECONDS = 30.0
+
+# (max_connections, keep-alive seconds, max_header_size) -> a transport.
+type TransportFactory = Callable[[int, float, int], httpx.AsyncBaseTransport]
+
+
+def _h1(max_connections: int, keepalive: float, max_header_size: int) -> httpx.AsyncBaseTransport:
+    return H1Transport(
+        max_connections=max_connections,
+        keepalive_expiry=keepalive,
+        max_header_size=max_header_size,
+    )
+
+
+transport_factory: TransportFactory = _h1
 
 
 class _NoCookies(http.cookiejar.CookieJar):
@@ -51,50 +59,12 @@ class _NoCookies(http.cookiejar.CookieJar):
         return None
 
 
-def _httpx_aiohttp_transport(limits: httpx.Limits) -> httpx.AsyncBaseTransport:
-    """httpx-aiohttp's transport, kept selectable so `make bench` can compare it."""
-    from httpx_aiohttp import AiohttpTransport as PackagedTransport
-
-    transport = PackagedTransport(limits=limits, trust_env=False)
-
-    def make_session() -> aiohttp.ClientSession:
-        connector = aiohttp.TCPConnector(
-            limit=limits.max_connections or 100,
-            keepalive_timeout=KEEPALIVE_SECONDS,
-            ssl=transport.ssl_context,
-        )
-        return aiohttp.ClientSession(
-            connector=connector,
-            cookie_jar=aiohttp.DummyCookieJar(),
-            skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type", "Accept"),
-        )
-
-    transport.client = make_session  # created lazily, inside the running loop
-    return transport
-
-
 def create_client(
-    kind: TransportKind, *, max_connections: int, timeout: float
+    *, max_connections: int, timeout: float, max_header_size: int = DEFAULT_MAX_HEADER_SIZE
 ) -> httpx.AsyncClient:
     """The one factory for the gateway's outgoing HTTP clients."""
-    limits = httpx.Limits(
-        max_connections=max_connections,
-        max_keepalive_connections=max_connections,
-        keepalive_expiry=KEEPALIVE_SECONDS,
-    )
-    transport: httpx.AsyncBaseTransport
-    if kind == "h1":
-        transport = H1Transport(max_connections=max_connections, keepalive_expiry=KEEPALIVE_SECONDS)
-    elif kind == "aiohttp":
-        transport = AiohttpTransport(
-            max_connections=max_connections, keepalive_expiry=KEEPALIVE_SECONDS
-        )
-    elif kind == "httpx-aiohttp":
-        transport = _httpx_aiohttp_transport(limits)
-    else:
-        transport = httpx.AsyncHTTPTransport(limits=limits, trust_env=False, retries=0)
     client = httpx.AsyncClient(
-        transport=transport,
+        transport=transport_factory(max_connections, KEEPALIVE_SECONDS, max_header_size),
         follow_redirects=False,
         trust_env=False,
         cookies=_NoCookies(),
@@ -104,16 +74,19 @@ def create_client(
     return client
 
 
-def create_upstream_client(upstream: Upstream, kind: TransportKind) -> httpx.AsyncClient:
-    return create_client(kind, max_connections=upstream.max_connections, timeout=upstream.timeout)
+def create_upstream_client(upstream: Upstream) -> httpx.AsyncClient:
+    return create_client(
+        max_connections=upstream.max_connections,
+        timeout=upstream.timeout,
+        max_header_size=upstream.max_header_size,
+    )
 
 
 class UpstreamClients:
     """The clients of one routes table, by upstream name. A client is reused
     across reloads while its upstream's definition is unchanged."""
 
-    def __init__(self, kind: TransportKind) -> None:
-        self.kind = kind
+    def __init__(self) -> None:
         self._clients: dict[Upstream, httpx.AsyncClient] = {}
 
     def for_upstreams(self, upstreams: Mapping[str, Upstream]) -> dict[str, httpx.AsyncClient]:
@@ -121,7 +94,7 @@ class UpstreamClients:
         for name, upstream in upstreams.items():
             client = self._clients.get(upstream)
             if client is None:
-                client = self._clients[upstream] = create_upstream_client(upstream, self.kind)
+                client = self._clients[upstream] = create_upstream_client(upstream)
             out[name] = client
         return out
 

@@ -44,6 +44,11 @@ PROVIDERS = table(
         identity_claim: uid
         scopes_claim: perms
         claims_to_headers: {{uid: X-Uid, tier: X-Tier, obj: X-Obj}}
+      lax:
+        type: jwt
+        algorithms: [HS256]
+        secret: {SECRET}
+        require_exp: false
       remote:
         type: jwt
         algorithms: [RS256]
@@ -106,6 +111,19 @@ async def test_jwt_rejections(credential: str) -> None:
         await JwtAuthenticator(PROVIDERS["hs"], None).authenticate(credential)  # type: ignore[arg-type]
 
 
+async def test_a_token_without_exp_is_refused_unless_the_provider_allows_it() -> None:
+    claims = {"uid": "u", "iss": "iss", "aud": "aud"}
+    strict = JwtAuthenticator(PROVIDERS["hs"], None)  # type: ignore[arg-type]
+    with pytest.raises(AuthError, match="no 'exp' claim"):
+        await strict.authenticate("Bearer " + jwt.encode(claims, SECRET, algorithm="HS256"))
+    lax = JwtAuthenticator(PROVIDERS["lax"], None)  # type: ignore[arg-type]
+    lax_token = jwt.encode({"sub": "u"}, SECRET, algorithm="HS256")
+    assert (await lax.authenticate("Bearer " + lax_token)).identity == "u"
+    expired = jwt.encode({"sub": "u", "exp": 1}, SECRET, algorithm="HS256")
+    with pytest.raises(AuthError, match="expired"):  # exp is still checked when present
+        await lax.authenticate("Bearer " + expired)
+
+
 def rsa_jwk(kid: str) -> tuple[rsa.RSAPrivateKey, dict]:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     return key, {**json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key())), "kid": kid}
@@ -127,7 +145,10 @@ async def test_jwks_cache_refetch_rules(monkeypatch: pytest.MonkeyPatch) -> None
 
             def sign(key, kid):
                 return "Bearer " + jwt.encode(
-                    {"sub": "s"}, key, algorithm="RS256", headers={"kid": kid}
+                    {"sub": "s", "exp": time.time() + 60},
+                    key,
+                    algorithm="RS256",
+                    headers={"kid": kid},
                 )
 
             assert (
@@ -158,7 +179,7 @@ async def test_jwks_concurrent_first_use_fetches_once_and_outage_is_503() -> Non
                 PROVIDERS["remote"], JwksKeys("https://idp.example/jwks", client)
             )  # type: ignore[arg-type]
             credential = "Bearer " + jwt.encode(
-                {"sub": "s"}, key, algorithm="RS256", headers={"kid": "a"}
+                {"sub": "s", "exp": time.time() + 60}, key, algorithm="RS256", headers={"kid": "a"}
             )
             import asyncio
 

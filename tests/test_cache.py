@@ -38,15 +38,19 @@ async def test_memory_cache_is_bounded_in_entries_and_bytes() -> None:
 
 
 def test_cache_key_separates_what_matters() -> None:
-    base = cache_key("r", "/p", "a=1", "alice", [b"accept-language=de"])
-    assert base == cache_key("r", "/p", "a=1", "alice", [b"accept-language=de"])
+    base = cache_key("r", [["p", ["x/y", "z"]]], "a=1", "keys/alice", [("accept-language", "de")])
+    assert base == cache_key(
+        "r", [["p", ["x/y", "z"]]], "a=1", "keys/alice", [("accept-language", "de")]
+    )
     for other in (
-        cache_key("r2", "/p", "a=1", "alice", [b"accept-language=de"]),
-        cache_key("r", "/q", "a=1", "alice", [b"accept-language=de"]),
-        cache_key("r", "/p", "a=2", "alice", [b"accept-language=de"]),
-        cache_key("r", "/p", "a=1", "bob", [b"accept-language=de"]),
-        cache_key("r", "/p", "a=1", None, [b"accept-language=de"]),
-        cache_key("r", "/p", "a=1", "alice", [b"accept-language=fr"]),
+        cache_key("r2", [["p", ["x/y", "z"]]], "a=1", "keys/alice", [("accept-language", "de")]),
+        cache_key("r", [["p", ["x", "y", "z"]]], "a=1", "keys/alice", [("accept-language", "de")]),
+        cache_key("r", [["p", ["x/y", "z"]]], "a=2", "keys/alice", [("accept-language", "de")]),
+        cache_key("r", [["p", ["x/y", "z"]]], "a=1", "jwt/alice", [("accept-language", "de")]),
+        cache_key("r", [["p", ["x/y", "z"]]], "a=1", None, [("accept-language", "de")]),
+        cache_key("r", [["p", ["x/y", "z"]]], "a=1", "keys/alice", [("accept-language", "fr")]),
+        # parts cannot run into each other, whatever bytes they hold
+        cache_key("r", [["p", ["x/y", "z"]]], "a=1", "keys/alice", [("accept-language", "de")], ""),
     ):
         assert other != base
 

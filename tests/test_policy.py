@@ -25,7 +25,7 @@ ROUTES = table(
 )
 
 
-def ctx(identity: str | None = None) -> RequestContext:
+def ctx(identity: str | None = None, provider: str = "keys") -> RequestContext:
     context = RequestContext(
         request_id="r",
         client="192.0.2.9",
@@ -34,11 +34,12 @@ def ctx(identity: str | None = None) -> RequestContext:
         forwarded_host="h",
     )
     context.identity = identity
+    context.provider = provider if identity is not None else None
     return context
 
 
 def policies() -> dict:
-    services = Services(transport="aiohttp", redis_url="", failure_mode="open")
+    services = Services(redis_url="", failure_mode="open")
     return {r.name: build_policy(r, ROUTES, services) for r in ROUTES.routes}
 
 
@@ -46,7 +47,9 @@ def test_rate_limit_buckets() -> None:
     client, header = policies()["client"].limit, policies()["header"].limit
     assert (client.capacity, client.limit, round(client.rate, 4)) == (10, 10, round(10 / 60, 4))
     assert client.bucket(ctx(), {}) == "client:ip:192.0.2.9"
-    assert client.bucket(ctx("acme"), {}) == "client:id:acme"
+    assert client.bucket(ctx("acme"), {}) == "client:id:keys/acme"
+    # the same identity from another provider draws from another bucket
+    assert client.bucket(ctx("acme", "tokens"), {}) == "client:id:tokens/acme"
     assert (header.capacity, header.rate) == (20, 5.0)
     tenant_a = header.bucket(ctx(), {"HTTP_X_TENANT": "a"})
     assert tenant_a.startswith("header:h:") and tenant_a != header.bucket(

@@ -18,7 +18,7 @@ ROUTES = "version: 1\nupstreams: {{u: {{url: 'http://u'}}}}\nroutes:\n  - {{name
 @pytest.fixture
 def services() -> Iterator[Services]:
     previous = registry.current()
-    yield Services(transport="aiohttp", redis_url="", failure_mode="open")
+    yield Services(redis_url="", failure_mode="open")
     registry.install(previous)
 
 
@@ -46,8 +46,16 @@ async def test_invalid_or_missing_file_changes_nothing(
     assert not await reloader.check()
     assert registry.current() is None
     assert f"{path}:3: YAML syntax error" in caplog.text
+    caplog.clear()
     path.unlink()
     assert not await reloader.check()
+    assert (
+        "routes file cannot be read" in caplog.text
+        and "previous config keeps serving" in caplog.text
+    )
+    caplog.clear()
+    assert not await reloader.check()  # still gone: said once, not every second
+    assert caplog.text == ""
 
 
 async def test_a_change_before_the_first_check_is_not_missed(

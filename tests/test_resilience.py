@@ -35,39 +35,57 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
 def test_breaker_opens_after_consecutive_failures(clock: Clock) -> None:
     breaker = CircuitBreaker("u", BreakerSpec(failures=3, cooldown=10))
     for _ in range(2):
-        assert breaker.allow()
-        breaker.record(success=False)
-    breaker.record(success=True)  # not consecutive: starts again
+        assert breaker.admit() is False  # admitted, not a trial
+        breaker.record(success=False, trial=False)
+    breaker.record(success=True, trial=False)  # not consecutive: starts again
     for _ in range(3):
-        assert breaker.allow()
-        breaker.record(success=False)
-    assert breaker.is_open and not breaker.allow()
+        assert breaker.admit() is False
+        breaker.record(success=False, trial=False)
+    assert breaker.is_open and breaker.admit() is None
 
 
 def test_half_open_lets_one_trial_through(clock: Clock) -> None:
     breaker = CircuitBreaker("u", BreakerSpec(failures=1, cooldown=10))
-    breaker.record(success=False)
+    breaker.record(success=False, trial=False)
     clock.now += 9.9
-    assert not breaker.allow()
+    assert breaker.admit() is None
     clock.now += 0.1
-    assert breaker.allow()  # the trial
-    assert not breaker.allow()  # only one at a time
-    breaker.record(success=False)  # the trial failed: open again, for a full cooldown
+    assert breaker.admit() is True  # the trial
+    assert breaker.admit() is None  # only one at a time
+    breaker.record(success=False, trial=True)  # the trial failed: open again, for a full cooldown
     clock.now += 5
-    assert not breaker.allow()
+    assert breaker.admit() is None
     clock.now += 5
-    assert breaker.allow()
-    breaker.record(success=True)
-    assert not breaker.is_open and breaker.allow() and breaker.allow()
+    assert breaker.admit() is True
+    breaker.record(success=True, trial=True)
+    assert not breaker.is_open and breaker.admit() is False and breaker.admit() is False
+
+
+def test_a_call_from_before_the_opening_cannot_free_a_second_trial(clock: Clock) -> None:
+    breaker = CircuitBreaker("u", BreakerSpec(failures=1, cooldown=10))
+    assert breaker.admit() is False  # goes out while the circuit is closed ...
+    assert breaker.admit() is False
+    breaker.record(success=False, trial=False)  # ... the other one opens it
+    clock.now += 10
+    assert breaker.admit() is True  # the trial
+    breaker.record(success=True, trial=False)  # the old call ends: it decides nothing
+    assert breaker.is_open and breaker.trial_in_flight
+    assert breaker.admit() is None  # still exactly one trial
+    breaker.record(success=False, trial=False)
+    assert breaker.admit() is None
+    breaker.record(success=True, trial=True)
+    assert not breaker.is_open
 
 
 def test_cancelled_trial_frees_the_slot(clock: Clock) -> None:
     breaker = CircuitBreaker("u", BreakerSpec(failures=1, cooldown=1))
-    breaker.record(success=False)
+    breaker.record(success=False, trial=False)
     clock.now += 1
-    assert breaker.allow()
-    breaker.release_trial()
-    assert breaker.allow()
+    assert breaker.admit() is True
+    breaker.release(trial=False)  # not the trial: changes nothing
+    assert breaker.admit() is None
+    breaker.release(trial=True)
+    assert breaker.admit() is True
 
 
 def test_retry_budget_caps_retries_at_ten_percent(clock: Clock) -> None:
@@ -166,7 +184,7 @@ async def test_call_guarded_feeds_the_breaker_and_returns_none_when_it_refuses()
 async def test_call_guarded_releases_a_cancelled_trial() -> None:
     g = guard(1, BreakerSpec(failures=1, cooldown=0))  # half-open at once: one trial may go
     assert g.breaker is not None
-    g.breaker.record(success=False)
+    g.breaker.record(success=False, trial=False)
 
     async def hang() -> tuple[bool, bool]:
         await asyncio.sleep(10)
@@ -175,4 +193,4 @@ async def test_call_guarded_releases_a_cancelled_trial() -> None:
     with pytest.raises(TimeoutError):
         async with asyncio.timeout(0.01):
             await call_guarded(g, hang, same, idempotent=True)
-    assert g.breaker.allow()  # the trial slot is free again
+    assert g.breaker.admit() is True  # the trial slot is free again

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import httpx
-import pytest
 import respx
 
-from gateway.upstream import TRANSPORTS, UpstreamClients, create_upstream_client
+from gateway.upstream import UpstreamClients, create_upstream_client
 
 from .conftest import table
 
@@ -15,9 +14,8 @@ UPSTREAM = table(
 ).upstreams["u"]
 
 
-@pytest.mark.parametrize("kind", TRANSPORTS)
-async def test_client_never_keeps_cookies(kind: str) -> None:
-    client = create_upstream_client(UPSTREAM, kind)  # type: ignore[arg-type]
+async def test_client_never_keeps_cookies() -> None:
+    client = create_upstream_client(UPSTREAM)
     with respx.mock(using="httpx") as mock:
         mock.get("http://u.svc/login").respond(headers={"Set-Cookie": "session=alice; Path=/"})
         echo = mock.get("http://u.svc/next").respond(json={})
@@ -28,9 +26,8 @@ async def test_client_never_keeps_cookies(kind: str) -> None:
     await client.aclose()
 
 
-@pytest.mark.parametrize("kind", TRANSPORTS)
-async def test_client_does_not_follow_redirects(kind: str) -> None:
-    client = create_upstream_client(UPSTREAM, kind)  # type: ignore[arg-type]
+async def test_client_does_not_follow_redirects() -> None:
+    client = create_upstream_client(UPSTREAM)
     with respx.mock(using="httpx") as mock:
         mock.get("http://u.svc/a").respond(302, headers={"Location": "http://elsewhere/"})
         response = await client.get("http://u.svc/a")
@@ -41,7 +38,7 @@ async def test_client_does_not_follow_redirects(kind: str) -> None:
 
 
 async def test_clients_are_shared_while_the_upstream_is_unchanged() -> None:
-    clients = UpstreamClients("h1")
+    clients = UpstreamClients()
     first = clients.for_upstreams({"u": UPSTREAM})
     again = clients.for_upstreams({"u": UPSTREAM})
     assert first["u"] is again["u"]

@@ -25,11 +25,7 @@ def probe_request() -> GatewayRequest:
 def installed() -> Iterator[None]:
     previous = registry.current()
     routes = table("version: 1\nroutes: []\n")
-    registry.install(
-        registry.build_gateway(
-            routes, Services(transport="aiohttp", redis_url="", failure_mode="open")
-        )
-    )
+    registry.install(registry.build_gateway(routes, Services(redis_url="", failure_mode="open")))
     yield
     registry.install(previous)
     registry.lifecycle.draining = False

@@ -153,6 +153,7 @@ class JwtProvider:
     scopes_claim: str = "scope"
     identity_claim: str = "sub"
     claims_to_headers: tuple[tuple[str, str], ...] = ()  # (claim, lower-case header)
+    require_exp: bool = True  # a token without `exp` is refused
     type: Literal["jwt"] = "jwt"
 
 
@@ -172,6 +173,7 @@ class Upstream:
     retries: Retries = field(default_factory=Retries)
     circuit_breaker: CircuitBreaker | None = None
     max_connections: int = 100
+    max_header_size: int = 64 * 1024  # a larger response header block fails the call
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

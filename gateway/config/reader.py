@@ -12,22 +12,10 @@ import re
 from collections.abc import Iterable
 
 from .source import Node, Problem
+from .units import parse_duration, parse_size
 
 __all__ = ["HEADER_NAME", "Reader"]
 
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h)?")
-_DURATION_UNITS = {None: 1.0, "ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-_SIZE = re.compile(r"(\d+)\s*(B|KiB|MiB|GiB|KB|MB|GB)?")
-_SIZE_UNITS = {
-    None: 1,
-    "B": 1,
-    "KiB": 1024,
-    "MiB": 1024**2,
-    "GiB": 1024**3,
-    "KB": 1000,
-    "MB": 1000**2,
-    "GB": 1000**3,
-}
 # RFC 9110 token characters.
 HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _HEADER_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")
@@ -135,11 +123,7 @@ class Reader:
     def duration(self, node: Node, where: str) -> float | None:
         """`250ms`, `2s`, `1m`, `1h` or a bare number of seconds; must be > 0."""
         value = node.value
-        seconds: float | None = None
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            seconds = float(value)
-        elif isinstance(value, str) and (m := _DURATION.fullmatch(value.strip())):
-            seconds = float(m.group(1)) * _DURATION_UNITS[m.group(2)]
+        seconds = parse_duration(value)
         if seconds is None:
             self.error(node, where, f"invalid duration {value!r} (use e.g. 250ms, 2s, 1m, 1h)")
             return None
@@ -151,11 +135,7 @@ class Reader:
     def size(self, node: Node, where: str) -> int | None:
         """`512KiB`, `1MiB`, `1GiB` (or KB/MB/GB) or a number of bytes; must be > 0."""
         value = node.value
-        size: int | None = None
-        if isinstance(value, int) and not isinstance(value, bool):
-            size = value
-        elif isinstance(value, str) and (m := _SIZE.fullmatch(value.strip())):
-            size = int(m.group(1)) * _SIZE_UNITS[m.group(2)]
+        size = parse_size(value)
         if size is None:
             self.error(node, where, f"invalid size {value!r} (use e.g. 512KiB, 1MiB or bytes)")
             return None

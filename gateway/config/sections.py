@@ -182,7 +182,15 @@ def read_upstream(r: Reader, name: str, node: Node) -> Upstream | None:
     fields = r.mapping(
         node,
         where,
-        allowed=("url", "timeout", "headers", "retries", "circuit_breaker", "max_connections"),
+        allowed=(
+            "url",
+            "timeout",
+            "headers",
+            "retries",
+            "circuit_breaker",
+            "max_connections",
+            "max_header_size",
+        ),
         required=("url",),
     )
     if fields is None or "url" not in fields:
@@ -193,6 +201,10 @@ def read_upstream(r: Reader, name: str, node: Node) -> Upstream | None:
     max_connections = 100
     if "max_connections" in fields:
         max_connections = r.integer(fields["max_connections"], f"{where}: max_connections") or 100
+    max_header_size = 64 * 1024
+    if "max_header_size" in fields:
+        where_size = f"{where}: max_header_size"
+        max_header_size = r.size(fields["max_header_size"], where_size) or max_header_size
     headers: tuple[tuple[str, str], ...] = ()
     if "headers" in fields:
         headers = _read_static_headers(r, fields["headers"], f"{where}: headers")
@@ -216,6 +228,7 @@ def read_upstream(r: Reader, name: str, node: Node) -> Upstream | None:
         retries=retries,
         circuit_breaker=breaker,
         max_connections=max_connections,
+        max_header_size=max_header_size,
     )
 
 
@@ -387,6 +400,7 @@ def _read_jwt_provider(r: Reader, name: str, node: Node, where: str) -> JwtProvi
             "scopes_claim",
             "identity_claim",
             "claims_to_headers",
+            "require_exp",
         ),
         required=("algorithms",),
     )
@@ -459,6 +473,9 @@ def _read_jwt_provider(r: Reader, name: str, node: Node, where: str) -> JwtProvi
         if "identity_claim" in fields
         else "sub"
     )
+    require_exp = True
+    if "require_exp" in fields:
+        require_exp = r.boolean(fields["require_exp"], f"{where}: require_exp") is not False
     if not ok or None in text.values() or scopes_claim is None or identity_claim is None:
         return None
     return JwtProvider(
@@ -472,4 +489,5 @@ def _read_jwt_provider(r: Reader, name: str, node: Node, where: str) -> JwtProvi
         scopes_claim=scopes_claim,
         identity_claim=identity_claim,
         claims_to_headers=tuple(claims.items()),
+        require_exp=require_exp,
     )

@@ -3,12 +3,22 @@
 A connection serves one request/response cycle at a time (no pipelining).
 `request()` writes the request and waits for the response headers; `chunks()`
 yields the body as it arrives, pausing the socket while the reader is behind;
-`release()` hands the connection back to its pool, reusable only when the
-response was read to its end and the server keeps the connection alive.
+`release()` hands the connection back to its pool.
+
+The upstream's framing is not trusted beyond the answer in hand. A connection
+is reusable only when its answer ended exactly where the framing said and
+nothing else arrived: a byte after the end of an answer (trailing garbage, a
+second answer in the same read, a body on an answer that cannot have one) is
+never parsed, and the connection is closed once the answer in hand has been
+delivered as framed. Answers to HEAD and 204/304 answers end at their headers,
+but a broken upstream may still send a body later, which would then be read as
+the next answer: such connections are never reused. A `101` to a plain request
+fails the call. The header block is limited to `max_header_size` bytes as it
+arrives.
 
 Pool bookkeeping goes through `state`: "active" (lent out), "idle" (in the
 pool) or "gone" (closed and no longer counted). An idle connection the server
-closes tells its pool through `on_lost`.
+closes (or writes to) tells its pool through `on_lost`.
 """
 
 from __future__ import annotations
@@ -23,10 +33,11 @@ from typing import Literal
 
 import httptools
 
-__all__ = ["H1Connection", "ServerDisconnected", "UpstreamProtocolError"]
+__all__ = ["DEFAULT_MAX_HEADER_SIZE", "H1Connection", "ServerDisconnected", "UpstreamProtocolError"]
 
 HIGH_WATER = 256 * 1024  # buffered body bytes before the socket is paused
 LOW_WATER = 64 * 1024
+DEFAULT_MAX_HEADER_SIZE = 64 * 1024
 
 type Head = tuple[int, list[tuple[bytes, bytes]]]
 
@@ -42,12 +53,21 @@ class ServerDisconnected(ConnectionError):
 
 
 class UpstreamProtocolError(Exception):
-    """The upstream answered something that is not HTTP/1.1."""
+    """The upstream answered something that is not a valid HTTP/1.1 answer."""
+
+
+class _AfterTheEnd(Exception):
+    """Raised inside a parser callback: bytes past the end of the answer."""
 
 
 class H1Connection(asyncio.Protocol):
-    def __init__(self, on_lost: Callable[[H1Connection], None]) -> None:
+    def __init__(
+        self,
+        on_lost: Callable[[H1Connection], None],
+        max_header_size: int = DEFAULT_MAX_HEADER_SIZE,
+    ) -> None:
         self._on_lost = on_lost
+        self._max_header_size = max_header_size
         self.state: Literal["active", "idle", "gone"] = "active"
         self.transport: asyncio.Transport | None = None
         self.reused = False  # has served a request before
@@ -60,6 +80,7 @@ class H1Connection(asyncio.Protocol):
         self._body_waiter: asyncio.Future[None] | None = None
         self._drain_waiter: asyncio.Future[None] | None = None
         self._headers: list[tuple[bytes, bytes]] = []
+        self._head_bytes = 0  # of the header block so far
         self._status = 0
         self._no_body = False  # a response to HEAD: the headers are all of it
         self._until_close = False  # neither a length nor chunked: the body ends with the connection
@@ -79,17 +100,27 @@ class H1Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         parser = self._parser
-        if parser is None:  # nothing may arrive between responses
+        if parser is None or self._complete:
+            self._keep_alive = False  # unsolicited bytes: never parse, never reuse
             self.close()
             return
         self._seen_bytes = True
+        if not self._status:
+            self._head_bytes += len(data)
         try:
             parser.feed_data(data)
-        except httptools.HttpParserError as exc:
-            self._fail(UpstreamProtocolError(f"invalid HTTP response: {exc}"))
+        except httptools.HttpParserUpgrade:
+            self._fail(UpstreamProtocolError("the upstream switched protocols (101)"))
             return
-        if self._no_body and self._status and not self._complete:
-            self._finish()
+        except httptools.HttpParserError as exc:
+            if self._answered():  # the answer in hand is whole; what followed is not read
+                self._keep_alive = False
+                self.close()
+            else:
+                self._fail(UpstreamProtocolError(f"invalid HTTP response: {exc}"))
+            return
+        if not self._status and self._head_bytes > self._max_header_size:
+            self._fail(UpstreamProtocolError(self._too_large()))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -116,18 +147,36 @@ class H1Connection(asyncio.Protocol):
             waiter.set_result(None)
 
     # --- httptools callbacks --------------------------------------------------
+    def on_message_begin(self) -> None:
+        if self._complete:
+            raise _AfterTheEnd  # a second answer: stop before it touches this one
+
     def on_header(self, name: bytes, value: bytes) -> None:
+        if self._complete:
+            raise _AfterTheEnd
         self._headers.append((name, value))
 
     def on_headers_complete(self) -> None:
         assert self._parser is not None
+        if self._complete:
+            raise _AfterTheEnd
         status = self._parser.get_status_code()
         if 100 <= status < 200:  # informational: the final response follows
+            if status == 101:
+                return  # the parser raises HttpParserUpgrade next: a failure
             self._headers = []
             return
+        size = sum(len(n) + len(v) + 4 for n, v in self._headers)
+        if size > self._max_header_size:
+            self._fail(UpstreamProtocolError(self._too_large()))
+            raise _AfterTheEnd
         self._status = status
-        self._keep_alive = self._parser.should_keep_alive()
-        if not self._no_body and status not in (204, 304):
+        # Answers that end at their headers whatever they say (HEAD, 204, 304)
+        # are where a broken upstream sends a body anyway, possibly later,
+        # where it would pass for the next answer: never reuse those.
+        no_body = self._no_body or status in (204, 304)
+        self._keep_alive = self._parser.should_keep_alive() and not no_body
+        if not no_body:
             length = any(n.lower() == b"content-length" for n, _ in self._headers)
             chunked = any(
                 n.lower() == b"transfer-encoding" and b"chunked" in v.lower()
@@ -137,8 +186,12 @@ class H1Connection(asyncio.Protocol):
         waiter, self._head_waiter = self._head_waiter, None
         if waiter is not None and not waiter.done():
             waiter.set_result((status, self._headers))
+        if self._no_body:
+            self._finish()  # a body the parser may expect next is not this answer's
 
     def on_body(self, body: bytes) -> None:
+        if self._complete:
+            raise _AfterTheEnd
         self._body.append(body)
         self._buffered += len(body)
         if self._buffered > HIGH_WATER and not self._paused and self.transport is not None:
@@ -147,7 +200,7 @@ class H1Connection(asyncio.Protocol):
         self._wake()
 
     def on_message_complete(self) -> None:
-        if self._status:  # not the end of an informational response
+        if self._status and not self._complete:  # not the end of an informational response
             self._finish()
 
     # --- the cycle ----------------------------------------------------------------
@@ -165,6 +218,7 @@ class H1Connection(asyncio.Protocol):
         self._parser = httptools.HttpResponseParser(self)
         self._headers, self._status, self._complete, self._seen_bytes = [], 0, False, False
         self._no_body, self._until_close, self._error = no_body, False, None
+        self._head_bytes = 0
         waiter: asyncio.Future[Head] = asyncio.get_running_loop().create_future()
         self._head_waiter = waiter
         if body is None or isinstance(body, bytes):
@@ -206,7 +260,8 @@ class H1Connection(asyncio.Protocol):
 
     @property
     def reusable(self) -> bool:
-        """The response was read to its end and the server keeps the connection."""
+        """The answer was read to its end, its framing allows another cycle,
+        and nothing arrived after it."""
         return self._complete and self._keep_alive and not self.closed and self._error is None
 
     def reset(self) -> None:
@@ -223,6 +278,12 @@ class H1Connection(asyncio.Protocol):
             self.transport.close()
 
     # --- internals --------------------------------------------------------------
+    def _answered(self) -> bool:
+        return self._complete  # (read afresh: the parser's callbacks may have set it)
+
+    def _too_large(self) -> str:
+        return f"the response's header block is larger than {self._max_header_size} bytes"
+
     def _finish(self) -> None:
         self._complete = True
         self._wake()
@@ -233,7 +294,8 @@ class H1Connection(asyncio.Protocol):
             waiter.set_result(None)
 
     def _fail(self, error: BaseException) -> None:
-        self._error = error
+        if self._error is None:
+            self._error = error
         waiter, self._head_waiter = self._head_waiter, None
         if waiter is not None and not waiter.done():
             waiter.set_exception(error)

@@ -12,7 +12,7 @@ import ssl
 import time
 from collections import deque
 
-from .connection import H1Connection
+from .connection import DEFAULT_MAX_HEADER_SIZE, H1Connection
 
 __all__ = ["DNS_TTL", "Pool", "PoolTimeout"]
 
@@ -40,8 +40,10 @@ class Pool:
         max_connections: int,
         keepalive: float,
         ssl_context: ssl.SSLContext | None,
+        max_header_size: int = DEFAULT_MAX_HEADER_SIZE,
     ) -> None:
         self.host, self.port = host, port
+        self._max_header_size = max_header_size
         self._max = max_connections
         self._keepalive = keepalive
         self._ssl = ssl_context
@@ -153,7 +155,7 @@ class Pool:
         for address in await self._addresses():
             try:
                 _, conn = await loop.create_connection(
-                    lambda: H1Connection(self.lost),
+                    lambda: H1Connection(self.lost, self._max_header_size),
                     address,
                     self.port,
                     ssl=self._ssl,

@@ -8,7 +8,12 @@ from collections.abc import AsyncIterator
 
 import httpx
 
-from .connection import H1Connection, ServerDisconnected, UpstreamProtocolError
+from .connection import (
+    DEFAULT_MAX_HEADER_SIZE,
+    H1Connection,
+    ServerDisconnected,
+    UpstreamProtocolError,
+)
 from .pool import Pool, PoolTimeout
 
 __all__ = ["H1Transport"]
@@ -52,9 +57,11 @@ class H1Transport(httpx.AsyncBaseTransport):
         *,
         max_connections: int,
         keepalive_expiry: float,
+        max_header_size: int = DEFAULT_MAX_HEADER_SIZE,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self._max = max_connections
+        self._max_header_size = max_header_size
         self._keepalive = keepalive_expiry
         self._ssl = ssl_context
         self._pools: dict[tuple[bytes, str, int], Pool] = {}
@@ -76,6 +83,7 @@ class H1Transport(httpx.AsyncBaseTransport):
                 max_connections=self._max,
                 keepalive=self._keepalive,
                 ssl_context=context,
+                max_header_size=self._max_header_size,
             )
         return pool
 

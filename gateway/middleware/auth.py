@@ -66,5 +66,6 @@ class AuthMiddleware(AsyncMiddleware):
                 slug="forbidden",
             )
         ctx.identity = principal.identity
+        ctx.provider = principal.provider
         ctx.identity_headers = principal.headers
         return await self.get_response(request)

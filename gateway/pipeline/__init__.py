@@ -49,7 +49,7 @@ def build_route_handler(
 ) -> Handler:
     if route.proxy is not None:
         return ProxyHandler(route, table, upstreams.clients, upstreams.guards)
-    aggregate = AggregateHandler(route, table, upstreams.clients, upstreams.guards)
+    aggregate = AggregateHandler(route, table, upstreams.clients, upstreams.guards, services.memory)
     if route.cache is not None:
         return CachedAggregate(aggregate, route.cache.ttl, services.coalescer)
     return aggregate

@@ -8,16 +8,17 @@ load time: upstream origins, shapes, header allow-lists, static headers.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from urllib.parse import urlencode
 
 import httpx
 import orjson
 from django.http import HttpResponse
 
 from .. import metrics
+from ..budget import Hold, MemoryBudget
 from ..cache import Coalescer, cache_key
 from ..config.model import FieldRef, ParamRef, QueryRef, Route, RouteTable
 from ..context import BackendLog, GatewayRequest
+from ..errors import MemoryBudgetSpent
 from ..httpfast import Origin
 from ..policy import identity_header_names
 from ..resilience import UpstreamGuard
@@ -42,9 +43,12 @@ class AggregateHandler:
         table: RouteTable,
         clients: Mapping[str, httpx.AsyncClient],
         guards: Mapping[str, UpstreamGuard],
+        budget: MemoryBudget,
     ) -> None:
         self.route = route
+        self.budget = budget
         settings, upstreams = table.settings, table.upstreams
+        referenced = frozenset().union(*(b.depends_on for b in route.backends))
         never = _NOT_FORWARDED | identity_header_names(table)
         keys = {b.key: i for i, b in enumerate(route.backends) if b.key}
         self.single = len(route.backends) == 1
@@ -69,6 +73,9 @@ class AggregateHandler:
                 - never,
                 static_headers=upstream_headers(upstreams[b.upstream]),
                 max_size=settings.max_response_size,
+                splice=compile_shape(b).is_identity
+                and (b.key is not None or self.single)
+                and b.key not in referenced,
             )
             for i, b in enumerate(route.backends)
         )
@@ -84,22 +91,33 @@ class AggregateHandler:
         # Headers whose values reach a backend, so vary its answer (cache key).
         self.varying = tuple(sorted(frozenset().union(*(p.forward for p in self.plans))))
 
-    async def produce(self, request: GatewayRequest, match: Match) -> tuple[bytes, bool]:
-        """The merged JSON and whether every backend answered; raises GatewayError."""
+    async def produce(
+        self, request: GatewayRequest, match: Match, hold: Hold
+    ) -> tuple[bytes, bool]:
+        """The merged JSON and whether every backend answered; raises GatewayError.
+        `hold` keeps the answer's bytes counted when this returns."""
         query: dict[str, str] = {}
         if self.reads_query:
             query = {k: v[0] for k, v in request.GET.lists() if v}
         values = RenderInput(match.params, match.path_params, query)
         self._check_client_values(values)
-        call = BackendCall(request, values, self.sends_body)
+        ctx = request.gateway
+        call = BackendCall(request, values, self.sends_body, hold)
         outcomes = await fan_out(self.plans, call, self.route.timeout)
         _record(request, self.route.name, outcomes)
         body, completed = merge_outcomes(outcomes, self.keys, self.single)
-        request.gateway.completed = completed
-        return orjson.dumps(body), completed
+        ctx.completed = completed
+        content = orjson.dumps(body)
+        del body, outcomes
+        if not hold.take(len(content)):
+            raise MemoryBudgetSpent("the gateway's memory budget is spent, try again shortly")
+        hold.keep(len(content))  # the parsed bodies are gone; the answer stays
+        return content, completed
 
     async def __call__(self, request: GatewayRequest, match: Match) -> HttpResponse:
-        content, completed = await self.produce(request, match)
+        # Given back by the handler once the answer has been sent.
+        hold = request.gateway.memory = self.budget.hold()
+        content, completed = await self.produce(request, match, hold)
         return json_response(content, completed)
 
     def _check_client_values(self, values: RenderInput) -> None:
@@ -125,18 +143,43 @@ class CachedAggregate:
     async def __call__(self, request: GatewayRequest, match: Match) -> HttpResponse:
         if request.method not in ("GET", "HEAD"):
             return await self.inner(request, match)
-        query = urlencode(sorted(request.GET.lists()), doseq=True)
-        headers = request.scope["headers"]
-        varying = sorted(b"%s=%s" % (n, v) for n, v in headers if n in self.inner.varying)
+        ctx = request.gateway
+        params = sorted(
+            (name, list(match.path_params.get(name, (value,))))
+            for name, value in match.params.items()
+        )
+        varying = [
+            (n.decode("latin-1"), v.decode("latin-1"))
+            for n, v in request.scope["headers"]
+            if n in self.inner.varying
+        ]
+        gateway_set = [(n.decode(), v.decode("latin-1")) for n, v in ctx.identity_headers]
         key = cache_key(
-            self.inner.route.name, request.path, query, request.gateway.identity, varying
+            self.inner.route.name,
+            params,
+            sorted(request.GET.lists()),
+            ctx.identity_key,
+            ctx.forwarded_host,
+            ctx.forwarded_proto,
+            gateway_set,
+            varying,
         )
         filled = await self.coalescer.get_or_compute(
-            key, self.ttl, lambda: self.inner.produce(request, match)
+            key, self.ttl, lambda: self._fill(request, match)
         )
         response = json_response(filled.content, filled.completed)
         response.headers["X-Cache"] = "HIT" if filled.hit else "MISS"
         return response
+
+    async def _fill(self, request: GatewayRequest, match: Match) -> tuple[bytes, bool]:
+        """The shared fan-out of a miss runs in its own task (a waiter leaving
+        does not stop it), so it holds its own share of the memory budget; the
+        answer then lives in the cache, whose size has its own bound."""
+        hold = self.inner.budget.hold()
+        try:
+            return await self.inner.produce(request, match, hold)
+        finally:
+            hold.release()
 
 
 def _record(request: GatewayRequest, route: str, outcomes: list[Outcome]) -> None:

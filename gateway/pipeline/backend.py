@@ -4,21 +4,22 @@ Foreign errors are translated here and nowhere else. The per-attempt timeout
 (the upstream's `timeout`) covers connect, headers and the whole body, so a
 dribbling upstream cannot stretch it; the route deadline wraps all of it in
 `fanout`. Bodies are read up to `max_response_size` (after decompression, so a
-small gzip bomb is caught too) and parsed with orjson.
+small gzip bomb is caught too) and parsed with orjson, all of it counted
+against MEMORY_BUDGET (gateway/budget.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterable
 
-import aiohttp
 import httpx
 import orjson
 
+from ..budget import Hold, parsed_cost
 from ..httpfast import send
 from ..resilience import UpstreamGuard, call_guarded, is_retryable_status
+from .decode import OverBudget, TooLarge, Undecodable, read_body
 from .outcome import Failure, Outcome
 
 __all__ = [
@@ -31,40 +32,12 @@ __all__ = [
 
 
 def classify_transport_error(exc: httpx.TransportError) -> Failure:
-    """httpx (or the transport under it) failed: a timeout or a connection error.
-
-    httpx-aiohttp's transport maps every aiohttp connection error (a reset, a
-    server that hung up) to httpx.ConnectTimeout; the original exception, kept
-    as the cause, tells what really happened."""
+    """httpx (or the transport under it) failed: a timeout or a connection error."""
     if isinstance(exc, httpx.TimeoutException):
-        cause = exc.__cause__
-        if isinstance(cause, aiohttp.ClientError) and not isinstance(cause, TimeoutError):
-            return Failure.CONNECT
         return Failure.TIMEOUT
     if isinstance(exc, httpx.DecodingError):
         return Failure.INVALID
     return Failure.CONNECT
-
-
-async def _read_limited(response: httpx.Response, limit: int) -> bytes | None:
-    encoded = False
-    for name, value in response.headers.raw:  # one pass, no case-insensitive lookups
-        lower = name.lower()
-        if lower == b"content-length" and value.isdigit() and int(value) > limit:
-            return None
-        if lower == b"content-encoding" and value.strip().lower() != b"identity":
-            encoded = True
-    # Without a Content-Encoding the transport's bytes are the body: read them
-    # directly, past httpx's decoder and re-chunker. Otherwise httpx decodes.
-    stream: AsyncIterable[bytes] = response.aiter_bytes() if encoded else response.stream  # type: ignore[assignment]
-    chunks = []
-    size = 0
-    async for chunk in stream:
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 async def call_upstream(
@@ -74,8 +47,12 @@ async def call_upstream(
     *,
     attempt_timeout: float,
     max_size: int,
+    hold: Hold,
+    splice: bool = False,
 ) -> Outcome:
-    """One attempt: send `request`, fill in `outcome` (status, parsed body or failure)."""
+    """One attempt: send `request`, fill in `outcome` (status, parsed body or
+    failure). With `splice`, the body is only validated as JSON and kept as
+    its bytes (an `orjson.Fragment`), for a backend nothing reads or shapes."""
     outcome.failure, outcome.detail, outcome.status, outcome.raw = None, "", None, None
     try:
         async with asyncio.timeout(attempt_timeout):
@@ -86,7 +63,12 @@ async def call_upstream(
                     outcome.failure = Failure.REDIRECT if response.is_redirect else Failure.STATUS
                     outcome.detail = f"answered {response.status_code}"
                     return outcome
-                content = await _read_limited(response, max_size)
+                content = await read_body(
+                    response.headers.raw,
+                    response.stream,  # type: ignore[arg-type]  # an async byte stream
+                    max_size,
+                    hold,
+                )
             finally:
                 await response.aclose()
     except TimeoutError:
@@ -95,14 +77,42 @@ async def call_upstream(
     except httpx.TransportError as exc:
         outcome.failure = classify_transport_error(exc)
         return outcome
-    if content is None:
+    except TooLarge:
         outcome.failure = Failure.TOO_LARGE
         return outcome
-    try:
-        outcome.raw = orjson.loads(content)
-    except orjson.JSONDecodeError:
-        outcome.failure = Failure.INVALID
+    except OverBudget:
+        outcome.failure = Failure.MEMORY
+        return outcome
+    except Undecodable as exc:
+        outcome.failure, outcome.detail = Failure.INVALID, f"answered a body that {exc}"
+        return outcome
+    _parse(content, outcome, hold, splice)
     return outcome
+
+
+def _parse(content: bytes, outcome: Outcome, hold: Hold, splice: bool) -> None:
+    """Parse under the memory budget: what the objects will cost is held
+    before they exist; the buffer (or, spliced, the objects) is given back."""
+    cost = parsed_cost(content)
+    if not hold.take(cost):
+        hold.give(len(content))
+        outcome.failure = Failure.MEMORY
+        return
+    try:
+        parsed = orjson.loads(content)
+    except orjson.JSONDecodeError:
+        hold.give(cost + len(content))
+        outcome.failure = Failure.INVALID
+        return
+    if splice:
+        del parsed
+        hold.give(cost)
+        outcome.raw = orjson.Fragment(content)
+        outcome.held = len(content)
+    else:
+        hold.give(len(content))
+        outcome.raw = parsed
+        outcome.held = cost
 
 
 def upstream_failed(outcome: Outcome) -> bool:
@@ -131,6 +141,8 @@ async def call_backend(
     *,
     attempt_timeout: float,
     max_size: int,
+    hold: Hold,
+    splice: bool = False,
 ) -> Outcome:
     """Every attempt of one backend call, through `call_guarded`: GET and HEAD
     are retried on connection errors, attempt timeouts and 502/503/504. The
@@ -139,7 +151,13 @@ async def call_backend(
     async def attempt() -> Outcome:
         outcome.attempts += 1
         return await call_upstream(
-            client, request, outcome, attempt_timeout=attempt_timeout, max_size=max_size
+            client,
+            request,
+            outcome,
+            attempt_timeout=attempt_timeout,
+            max_size=max_size,
+            hold=hold,
+            splice=splice,
         )
 
     started = time.perf_counter()

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import httpx
 
+from ..budget import Hold
 from ..config.model import Backend, Upstream
 from ..context import GatewayRequest
 from ..httpfast import Origin, build_request
@@ -41,16 +42,20 @@ class BackendPlan:
     forward: frozenset[bytes]  # client headers copied to this backend
     static_headers: tuple[tuple[bytes, bytes], ...]
     max_size: int
+    splice: bool  # nothing reads or shapes its body: validated, kept as bytes
 
 
 class BackendCall:
     """Renders and performs one backend's call for one request; the fan-out
     calls it once per plan."""
 
-    __slots__ = ("base", "body", "content_type", "headers", "values")
+    __slots__ = ("base", "body", "content_type", "headers", "hold", "values")
 
-    def __init__(self, request: GatewayRequest, values: RenderInput, sends_body: bool) -> None:
+    def __init__(
+        self, request: GatewayRequest, values: RenderInput, sends_body: bool, hold: Hold
+    ) -> None:
         self.values = values
+        self.hold = hold
         self.headers = request.scope["headers"]
         self.body = request.body if sends_body else b""
         self.content_type = request.META.get("CONTENT_TYPE", "")
@@ -100,13 +105,18 @@ class BackendCall:
             outcome,
             attempt_timeout=upstream.timeout,
             max_size=plan.max_size,
+            hold=self.hold,
+            splice=plan.splice,
         )
         if outcome.ok:
             self._shape(plan, outcome)
         return outcome
 
-    @staticmethod
-    def _shape(plan: BackendPlan, outcome: Outcome) -> None:
+    def _shape(self, plan: BackendPlan, outcome: Outcome) -> None:
+        # Shaping builds new containers beside the parsed ones: hold as much again.
+        if not plan.shape.is_identity and not self.hold.take(outcome.held):
+            outcome.failure = Failure.MEMORY
+            return
         try:
             body = outcome.raw if plan.shape.is_identity else shape_body(outcome.raw, plan.shape)
         except ShapeError as exc:

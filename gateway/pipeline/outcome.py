@@ -23,6 +23,7 @@ class Failure(Enum):
     TOO_LARGE = ("answered with a body over max_response_size", 502)
     SHAPE = ("answered with a body of an unexpected shape", 502)
     CIRCUIT_OPEN = ("is unavailable (circuit open)", 503)
+    MEMORY = ("was refused: the gateway's memory budget is spent, try again shortly", 503)
     DEPENDENCY = ("could not run: a backend it depends on failed", 502)
     # Stopped because the route had already failed: not a failure of its own.
     CANCELLED = ("was cancelled", 502)
@@ -43,6 +44,7 @@ class Outcome:
     status: int | None = None  # the upstream's HTTP status, when one came back
     duration: float = 0.0  # all attempts, back-off included
     attempts: int = 0
+    held: int = 0  # of the memory budget, for the body in `raw`
 
     @property
     def outcome_label(self) -> str:
@@ -63,9 +65,12 @@ class Outcome:
 
 def failure_error(name: str, failure: Failure, *, status: int, detail: str = "") -> BackendFailed:
     """The problem a failed backend gives its route (named in `backend`)."""
-    return BackendFailed(
+    error = BackendFailed(
         status,
         f"backend {name!r} {detail or failure.phrase}",
         backend=name,
         slug="backend-" + failure.name.lower().replace("_", "-"),
     )
+    if failure is Failure.MEMORY:
+        error.headers["Retry-After"] = "1"
+    return error

@@ -4,6 +4,7 @@ pool's promises, and every failure mapped to the right httpx exception."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import ssl
 from collections.abc import AsyncIterator
@@ -80,29 +81,134 @@ async def test_body_until_close(client: httpx.AsyncClient) -> None:
     assert server.connections == 2  # Connection: close is honoured
 
 
+def by_path(replies: dict[bytes, bytes]):  # type: ignore[no-untyped-def]
+    """A handler answering each request with the reply for its path, for as
+    long as the connection lasts."""
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            head, _ = await read_request(reader)
+            writer.write(replies[head.split(b" ")[1]])
+            await writer.drain()
+
+    return handler
+
+
 async def test_head_204_304_and_informational(client: httpx.AsyncClient) -> None:
-    replies = (
-        b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n",  # HEAD: no body follows
-        b"HTTP/1.1 204 No Content\r\n\r\n",
-        b"HTTP/1.1 304 Not Modified\r\nContent-Length: 50\r\n\r\n",
-        b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
-        OK,
+    server = RawServer(
+        by_path(
+            {
+                b"/head": b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n",  # no body follows
+                b"/204": b"HTTP/1.1 204 No Content\r\n\r\n",
+                b"/304": b"HTTP/1.1 304 Not Modified\r\nContent-Length: 50\r\n\r\n",
+                b"/hint": b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n"
+                b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+                b"/ok": OK,
+            }
+        )
     )
-    server = RawServer(replying(*replies))
     async with server as port:
-        url = f"http://127.0.0.1:{port}/"
-        head = await client.head(url)
+        url = f"http://127.0.0.1:{port}"
+        head = await client.head(url + "/head")
         assert (head.status_code, head.headers["content-length"], head.content) == (
             200,
             "1000",
             b"",
         )
-        assert (await client.get(url)).status_code == 204
-        assert (await client.get(url)).status_code == 304
-        hinted = await client.get(url)
+        assert (await client.get(url + "/204")).status_code == 204
+        assert (await client.get(url + "/304")).status_code == 304
+        hinted = await client.get(url + "/hint")
         assert (hinted.status_code, hinted.content, "link" in hinted.headers) == (200, b"ok", False)
-        assert (await client.get(url)).content == b"ok"
-    assert server.connections == 1
+        assert (await client.get(url + "/ok")).content == b"ok"
+        assert (await client.get(url + "/ok")).content == b"ok"
+    # An answer that ends at its headers may be followed by a body a broken
+    # upstream sends anyway: HEAD, 204 and 304 connections are never reused.
+    # The informational answer and the plain ones share the fourth.
+    assert server.connections == 4
+
+
+async def test_bytes_after_a_complete_answer_are_never_read_as_the_next(
+    client: httpx.AsyncClient,
+) -> None:
+    planted = b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\nplanted"
+    server = RawServer(
+        by_path(
+            {
+                b"/trailing": b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokEXTRA",
+                b"/two": b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok" + planted,
+                b"/204-body": b"HTTP/1.1 204 No Content\r\nContent-Length: 7\r\n\r\n" + b"planted",
+                b"/ok": OK,
+            }
+        )
+    )
+    async with server as port:
+        url = f"http://127.0.0.1:{port}"
+        for path in ("/trailing", "/two", "/204-body"):
+            answer = await client.get(url + path)
+            assert answer.status_code in (200, 204)
+            assert b"planted" not in answer.content and b"EXTRA" not in answer.content
+            assert answer.headers.get_list("content-length") in (["2"], ["7"])
+            after = await client.get(url + "/ok")  # on a fresh connection, never the planted bytes
+            assert (after.status_code, after.content) == (200, b"ok")
+    # each misbehaving answer cost its connection; the "/ok" after it opened a
+    # fresh one, which the next misbehaving answer then reused and ended
+    assert server.connections == 4
+
+
+async def test_head_answer_with_a_body_sent_later_is_not_the_next_answer(
+    client: httpx.AsyncClient,
+) -> None:
+    """Python's http.server with do_HEAD = do_GET: headers, then a body."""
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            head, _ = await read_request(reader)
+            if head.startswith(b"HEAD"):
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 25\r\n\r\n")
+                await writer.drain()
+                await asyncio.sleep(0.05)
+                writer.write(b"HTTP/1.1 200 OK\r\n\r\nhi!")  # a body that looks like an answer
+            else:
+                writer.write(OK)
+            await writer.drain()
+
+    async with RawServer(handler) as port:
+        url = f"http://127.0.0.1:{port}/"
+        assert (await client.head(url)).status_code == 200
+        for _ in range(5):
+            answer = await client.get(url)
+            assert (answer.status_code, answer.content) == (200, b"ok")
+            await asyncio.sleep(0.02)
+
+
+async def test_switching_protocols_to_a_plain_request_is_a_protocol_error(
+    client: httpx.AsyncClient,
+) -> None:
+    reply = (
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\nxx"
+    )
+    async with RawServer(replying(reply)) as port:
+        with pytest.raises(httpx.RemoteProtocolError, match="101"):
+            await client.get(f"http://127.0.0.1:{port}/")
+
+
+async def test_header_block_is_limited_as_it_arrives() -> None:
+    async def endless(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\n")
+        with contextlib.suppress(ConnectionError):
+            for _ in range(10_000):  # 10,000 x 1 KiB, unless the client hangs up first
+                writer.write(b"X-Filler: " + b"a" * 1014 + b"\r\n")
+                await writer.drain()
+
+    transport = H1Transport(max_connections=2, keepalive_expiry=30, max_header_size=16 * 1024)
+    async with httpx.AsyncClient(transport=transport) as client, RawServer(endless) as port:
+        with pytest.raises(httpx.RemoteProtocolError, match="header block is larger than 16384"):
+            await client.get(f"http://127.0.0.1:{port}/")
+        one_big = b"HTTP/1.1 200 OK\r\nX-Big: " + b"b" * 20_000 + b"\r\nContent-Length: 2\r\n\r\nok"
+        async with RawServer(replying(one_big)) as other:  # all in one read
+            with pytest.raises(httpx.RemoteProtocolError, match="header block"):
+                await client.get(f"http://127.0.0.1:{other}/")
 
 
 async def test_request_is_sent_as_built(client: httpx.AsyncClient) -> None:

@@ -96,8 +96,12 @@ def test_redis_store_is_shared_and_bypassed_when_down(
 ) -> None:
     one = start_gateway(ROUTES, STUB=stub.url, DOWN_PORT="9", REDIS_URL=redis_server.url)
     two = start_gateway(ROUTES, STUB=stub.url, DOWN_PORT="9", REDIS_URL=redis_server.url)
-    assert one.get("/cached/redis").headers["x-cache"] == "MISS"
-    assert two.get("/cached/redis").headers["x-cache"] == "HIT"  # another replica's answer
+    public = {"Host": "api.example.com"}  # replicas behind one name see the same Host
+    assert one.get("/cached/redis", headers=public).headers["x-cache"] == "MISS"
+    assert two.get("/cached/redis", headers=public).headers["x-cache"] == "HIT"  # another replica's
+    # X-Forwarded-Host reaches the backends: another Host is another entry
+    other = {"Host": "other.example.com"}
+    assert two.get("/cached/redis", headers=other).headers["x-cache"] == "MISS"
     redis_server.kill()
     down = one.get("/cached/redis-down")
     assert down.status_code == 200 and down.headers["x-cache"] == "MISS"

@@ -8,11 +8,21 @@ import os
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import httpx
 import pytest
 
-from .conftest import PYTHON, ROOT, Gateway, GatewayFactory, Stub, free_port, gateway_command
+from .conftest import (
+    PYTHON,
+    ROOT,
+    Gateway,
+    GatewayFactory,
+    Stub,
+    free_port,
+    gateway_command,
+    start_process,
+)
 
 ROUTES = """
 version: 1
@@ -184,13 +194,25 @@ def test_sigterm_lets_a_request_finish(start_gateway: GatewayFactory, stub: Stub
     assert "Traceback" not in gw.process.output()
 
 
-def test_other_transports_serve_the_same_routes(start_gateway: GatewayFactory, stub: Stub) -> None:
+def test_bench_comparison_transports_serve_the_same_routes(tmp_path: Path, stub: Stub) -> None:
+    """make bench swaps aiohttp's and httpx's pools in (bench/transports); the
+    product ships only h1, but the comparison must measure the same gateway."""
+    routes = tmp_path / "routes.yaml"
+    routes.write_text(ROUTES)
     for transport in ("httpx", "httpx-aiohttp"):
-        gw = start_gateway(ROUTES, STUB=stub.url, UPSTREAM_TRANSPORT=transport)
-        assert set(gw.get("/fan").json()) == {"a", "b"}
-        assert gw.get("/p/echo/z", params={"q": "a%2Fb"}).json()["raw_path"] == "/echo/z"
-        assert "cookie" not in sent_headers(gw.get("/echo").json()["e"])
-        gw.process.stop()
+        port = free_port()
+        command = gateway_command(port)
+        command[command.index("config.asgi:application")] = "bench.transports.gateway:application"
+        env = {"ROUTES_FILE": str(routes), "STUB": stub.url, "BENCH_TRANSPORT": transport}
+        process = start_process(command, port, tmp_path / f"{transport}.log", env)
+        try:
+            with httpx.Client(base_url=process.url, timeout=10) as client:
+                assert set(client.get("/fan").json()) == {"a", "b"}
+                proxied = client.get("/p/echo/z", params={"q": "a%2Fb"}).json()
+                assert proxied["raw_path"] == "/echo/z"
+                assert "cookie" not in sent_headers(client.get("/echo").json()["e"])
+        finally:
+            process.stop()
 
 
 def test_check_routes_command(tmp_path) -> None:

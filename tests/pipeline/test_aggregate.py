@@ -39,10 +39,11 @@ routes:
 @pytest.fixture
 async def handler() -> AsyncIterator[tuple[AggregateHandler, Router]]:
     routes = table(ROUTES)
-    services = Services(transport="aiohttp", redis_url="", failure_mode="open")
+    services = Services(redis_url="", failure_mode="open")
     clients = services.clients.for_upstreams(routes.upstreams)
     guards = services.guards_for(routes.upstreams)
-    yield AggregateHandler(routes.routes[0], routes, clients, guards), Router(routes.routes)
+    handler = AggregateHandler(routes.routes[0], routes, clients, guards, services.memory)
+    yield handler, Router(routes.routes)
     await services.aclose()
 
 

@@ -50,16 +50,39 @@ async def test_full_buckets_are_dropped(clock: Clock) -> None:
         await limiter.acquire(f"client-{i}", capacity=5, rate=1.0)
     await limiter.acquire("busy", capacity=5, rate=0.001)
     clock.now += 2  # every client bucket is full again; "busy" is not
-    limiter.sweep(clock.now)
+    limiter.expire_all()
     assert len(limiter) == 1
 
 
-async def test_memory_is_bounded(clock: Clock) -> None:
-    limiter = MemoryLimiter(max_buckets=50)
-    for i in range(200):
-        await limiter.acquire(f"k{i}", capacity=1, rate=1000.0)
-        clock.now += 0.01
-    assert len(limiter) <= 51
+async def test_refilled_buckets_are_forgotten_by_ordinary_decisions(clock: Clock) -> None:
+    """No sweep: each decision looks at a few due buckets, so a flood of
+    one-off keys is gone soon after it refilled, while live buckets stay."""
+    limiter = MemoryLimiter()
+    for i in range(20_000):
+        await limiter.acquire(f"flood-{i}", capacity=2, rate=1.0)
+    for _ in range(3):
+        await limiter.acquire("steady", capacity=3, rate=0.01)
+    assert len(limiter) == 20_001
+    clock.now += 5
+    for _ in range(5_000):  # the steady client keeps asking
+        await limiter.acquire("steady", capacity=1_000_000, rate=1_000_000.0)
+        clock.now += 0.001
+    assert len(limiter) == 1
+
+
+async def test_a_bucket_used_again_is_rescheduled_not_dropped(clock: Clock) -> None:
+    limiter = MemoryLimiter()
+    assert (await limiter.acquire("k", capacity=2, rate=1.0)).remaining == 1
+    clock.now += 0.9
+    assert (await limiter.acquire("k", capacity=2, rate=1.0)).remaining == 0  # 1.9 tokens - 1
+    clock.now += 0.2  # its first wheel slot is due, but it is not full yet
+    limiter.expire_all()
+    assert len(limiter) == 1
+    decision = await limiter.acquire("k", capacity=2, rate=1.0)
+    assert decision.allowed and decision.remaining == 0
+    clock.now += 10
+    limiter.expire_all()
+    assert len(limiter) == 0
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""The aiohttp transport against real sockets (gateway/transport.py)."""
+"""The aiohttp transport `make bench` compares with, against real sockets (bench/transports/aiohttp_pool.py)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from gateway.transport import AiohttpTransport
+from bench.transports.aiohttp_pool import AiohttpTransport
 
-from .rawserver import RawServer
+from ..rawserver import RawServer
 
 
 async def read_request(reader: asyncio.StreamReader) -> bytes:

@@ -1,0 +1,119 @@
+"""Reading an aggregate backend's body: its Content-Encoding undone, its size
+limited, its bytes counted against the memory budget, all as it arrives.
+
+Decompression is bounded per step (zlib's `max_length`), so a small gzip bomb
+never inflates more than the limit allows before it is stopped. A body that
+cannot be decoded (bad gzip, an encoding we did not ask for) is `Undecodable`:
+a backend failure, never an error of the gateway's own.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import AsyncIterable
+
+from ..budget import Hold
+
+__all__ = ["OverBudget", "TooLarge", "Undecodable", "read_body"]
+
+_STEP = 64 * 1024  # decompressed bytes per zlib call
+
+
+class TooLarge(Exception):
+    """The body is larger than the backend's limit."""
+
+
+class OverBudget(Exception):
+    """Holding the body would pass MEMORY_BUDGET."""
+
+
+class Undecodable(Exception):
+    """The body's Content-Encoding cannot be undone."""
+
+
+class _Inflater:
+    def __init__(self, encoding: bytes) -> None:
+        if encoding in (b"gzip", b"x-gzip"):
+            self._zlib = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        elif encoding == b"deflate":
+            self._zlib = zlib.decompressobj()  # zlib-wrapped; raw deflate is tried below
+        else:
+            raise Undecodable(f"unsupported content-encoding {encoding.decode('latin-1')!r}")
+        self._deflate = encoding == b"deflate"
+        self._started = False
+
+    def feed(self, data: bytes) -> list[bytes]:
+        out = []
+        try:
+            if not self._started and self._deflate:
+                self._started = True
+                try:
+                    probe = zlib.decompressobj()
+                    out.append(probe.decompress(data, _STEP))
+                    self._zlib = probe
+                except zlib.error:
+                    self._zlib = zlib.decompressobj(-zlib.MAX_WBITS)  # raw deflate
+                    out.append(self._zlib.decompress(data, _STEP))
+            else:
+                self._started = True
+                out.append(self._zlib.decompress(data, _STEP))
+            while self._zlib.unconsumed_tail:
+                out.append(self._zlib.decompress(self._zlib.unconsumed_tail, _STEP))
+        except zlib.error as exc:
+            raise Undecodable(f"invalid compressed body: {exc}") from None
+        return out
+
+    def finish(self) -> None:
+        if not self._zlib.eof or self._zlib.unused_data:
+            raise Undecodable("truncated or trailing compressed data")
+
+
+def content_encoding(headers: list[tuple[bytes, bytes]]) -> tuple[int | None, bytes | None]:
+    """(declared length, encoding other than identity) from raw headers."""
+    length: int | None = None
+    encoding: bytes | None = None
+    for name, value in headers:
+        lower = name.lower()
+        if lower == b"content-length" and value.strip().isdigit():
+            length = int(value)
+        elif lower == b"content-encoding":
+            token = value.strip().lower()
+            if token and token != b"identity":
+                if encoding is not None or b"," in token:
+                    raise Undecodable("more than one content-encoding")
+                encoding = token
+    return length, encoding
+
+
+async def read_body(
+    headers: list[tuple[bytes, bytes]], stream: AsyncIterable[bytes], limit: int, hold: Hold
+) -> bytes:
+    """The whole decoded body; raises TooLarge, OverBudget or Undecodable."""
+    declared, encoding = content_encoding(headers)
+    if declared is not None and encoding is None:
+        if declared > limit:
+            raise TooLarge
+        if not hold.take(declared):
+            raise OverBudget
+        reserved = declared
+    else:
+        reserved = 0
+    inflater = _Inflater(encoding) if encoding is not None else None
+    body = bytearray()
+    async for chunk in stream:
+        for part in inflater.feed(chunk) if inflater is not None else (chunk,):
+            body += part
+            if len(body) > limit:
+                raise TooLarge
+            if len(body) > reserved:
+                if not hold.take(len(body) - reserved):
+                    raise OverBudget
+                reserved = len(body)
+    if inflater is not None:
+        inflater.finish()
+    if not hold.take(len(body)):  # the copy below, while both exist
+        raise OverBudget
+    data = bytes(body)
+    del body
+    hold.give(len(data))
+    return data
