@@ -65,11 +65,11 @@ def build_application() -> object:
 
     from . import metrics, registry
     from .config import RoutesFileError, parse_routes_file, read_routes_file
+    from .edge.protocol import guard_protocol
     from .handler import GatewayHandler
     from .lifespan import GatewayApplication
     from .reload import file_digest
     from .services import Services
-    from .slowclients import guard_header_reads
 
     try:
         data = read_routes_file(settings.ROUTES_FILE)
@@ -85,5 +85,9 @@ def build_application() -> object:
     _keep_the_tcp_peer()
     metrics.set_enabled(settings.METRICS)
     _tune_gc()
-    guard_header_reads(settings.CLIENT_HEADER_TIMEOUT)
+    guard_protocol(
+        header_timeout=settings.CLIENT_HEADER_TIMEOUT,
+        max_line=settings.MAX_REQUEST_LINE,
+        max_headers=settings.MAX_REQUEST_HEADERS,
+    )
     return GatewayApplication(GatewayHandler(), services, file_digest(data))

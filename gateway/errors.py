@@ -33,7 +33,9 @@ __all__ = [
     "NotFound",
     "PayloadTooLarge",
     "RequestTimeout",
+    "problem_body",
     "problem_response",
+    "raw_problem_response",
 ]
 
 PROBLEM_TYPE = "urn:gateway:problem:"
@@ -106,7 +108,7 @@ class BackendFailed(GatewayError):
         self.slug = slug
 
 
-def problem_response(
+def problem_body(
     status: int,
     detail: str,
     *,
@@ -114,8 +116,7 @@ def problem_response(
     slug: str | None = None,
     route: str | None = None,
     backend: str | None = None,
-    headers: dict[str, str] | None = None,
-) -> HttpResponse:
+) -> bytes:
     """The only place an error body is built."""
     title = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
     body: dict[str, object] = {
@@ -129,12 +130,40 @@ def problem_response(
         body["route"] = route
     if backend is not None:
         body["backend"] = backend
-    content = orjson.dumps(body)
+    return orjson.dumps(body)
+
+
+def problem_response(
+    status: int,
+    detail: str,
+    *,
+    request_id: str,
+    slug: str | None = None,
+    route: str | None = None,
+    backend: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> HttpResponse:
+    """A problem as a Django response (see `problem_body`)."""
+    content = problem_body(
+        status, detail, request_id=request_id, slug=slug, route=route, backend=backend
+    )
     response = HttpResponse(content, status=status, content_type="application/problem+json")
     response.headers["Content-Length"] = str(len(content))
     for name, value in (headers or {}).items():
         response.headers[name] = value
     return response
+
+
+def raw_problem_response(status: int, detail: str, *, request_id: str) -> bytes:
+    """A whole HTTP/1.1 answer with a problem body that closes the connection,
+    for refusals made below Django (the request never became one)."""
+    content = problem_body(status, detail, request_id=request_id)
+    phrase = HTTPStatus(status).phrase
+    return (
+        f"HTTP/1.1 {status} {phrase}\r\ncontent-type: application/problem+json\r\n"
+        f"content-length: {len(content)}\r\nx-request-id: {request_id}\r\n"
+        "connection: close\r\n\r\n"
+    ).encode() + content
 
 
 def error_response(error: GatewayError, *, request_id: str, route: str | None) -> HttpResponse:

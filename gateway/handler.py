@@ -40,9 +40,9 @@ from django.urls import set_script_prefix
 from . import registry
 from .accesslog import CLIENT_CLOSED, AccessLog
 from .context import GatewayRequest, RequestContext, make_request_id
+from .edge.protocol import MIN_BODY_RATE
 from .errors import PayloadTooLarge, RequestTimeout, problem_response
 from .router import Match
-from .slowclients import MIN_BODY_RATE
 
 __all__ = ["GatewayHandler"]
 
@@ -109,7 +109,7 @@ class GatewayHandler(ASGIHandler):
         """Read the body into a spooled file (memory, then disk), refusing it
         once it passes `limit`: by its Content-Length before reading anything,
         otherwise as soon as the bytes received pass the limit. A body that
-        arrives too slowly (see gateway/slowclients.py) is refused with 408."""
+        arrives too slowly (see gateway/edge/protocol.py) is refused with 408."""
         declared = _content_length(scope)
         if declared is not None and declared > limit:
             return self._refuse(

@@ -33,7 +33,7 @@ class GatewayApplication:
         self.handler = handler
         self.services = services
         self.routes_digest = routes_digest  # of the routes file the serving config came from
-        self._reloader: asyncio.Task[None] | None = None
+        self._background: list[asyncio.Task[None]] = []
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         kind = scope["type"]
@@ -66,20 +66,29 @@ class GatewayApplication:
         _drain_on_signals()
         if settings.RELOAD:
             reloader = Reloader(Path(settings.ROUTES_FILE), self.services, self.routes_digest)
-            self._reloader = asyncio.create_task(reloader.run())
+            self._background.append(asyncio.create_task(reloader.run()))
+        self._background.append(asyncio.create_task(self._housekeeping()))
         gateway = registry.current()
         routes = len(gateway.table.routes) if gateway else 0
         logger.info(
             "gateway ready: %d routes, reload %s", routes, "on" if settings.RELOAD else "off"
         )
 
+    async def _housekeeping(self) -> None:
+        """Once a second, off the request path: rate-limit buckets that have
+        refilled are forgotten even when no request comes to do it."""
+        while True:
+            await asyncio.sleep(1.0)
+            self.services.limiter.housekeep()
+
     async def shutdown(self) -> None:
         registry.lifecycle.draining = True
         self.handler.access_log.flush()
-        if self._reloader is not None:
-            self._reloader.cancel()
+        for task in self._background:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._reloader
+                await task
+        self._background.clear()
         await self.services.aclose()
 
 

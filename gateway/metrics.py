@@ -24,6 +24,7 @@ __all__ = [
     "CONFIG_RELOADS",
     "CONTENT_TYPE_LATEST",
     "MEMORY_BUDGET_REJECTIONS",
+    "RATELIMIT_BUCKETS",
     "RATELIMIT_REJECTED",
     "RATELIMIT_STORE_ERRORS",
     "REQUESTS",
@@ -77,6 +78,10 @@ RATELIMIT_STORE_ERRORS = Counter(
     "gateway_ratelimit_store_errors_total", "Rate-limit decisions the shared store could not take."
 )
 CONFIG_RELOADS = Counter("gateway_config_reloads_total", "Routes file reloads.", ["result"])
+RATELIMIT_BUCKETS = Gauge(
+    "gateway_ratelimit_buckets",
+    "Rate-limit buckets held in this process (not yet full again).",
+)
 MEMORY_BUDGET_REJECTIONS = Counter(
     "gateway_memory_budget_rejections_total",
     "Backend bodies refused because holding them would pass MEMORY_BUDGET.",

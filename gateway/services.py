@@ -10,6 +10,7 @@ from collections.abc import Mapping
 
 import httpx
 
+from . import metrics
 from .auth import JwksKeys
 from .budget import MemoryBudget
 from .cache import CacheStore, Coalescer, MemoryCache, RedisCache
@@ -41,6 +42,8 @@ class Services:
         self.memory = MemoryBudget(memory_budget)
         self.redis = connect_redis(redis_url) if redis_url else None
         self.limiter: Limiter = RedisLimiter(self.redis) if self.redis else MemoryLimiter()
+        if isinstance(self.limiter, MemoryLimiter):
+            metrics.RATELIMIT_BUCKETS.set_function(self.limiter.__len__)
         store: CacheStore = RedisCache(self.redis) if self.redis else MemoryCache()
         self.coalescer = Coalescer(store)
         self.fail_closed = failure_mode == "closed"

@@ -38,6 +38,7 @@ __all__ = ["DEFAULT_MAX_HEADER_SIZE", "H1Connection", "ServerDisconnected", "Ups
 HIGH_WATER = 256 * 1024  # buffered body bytes before the socket is paused
 LOW_WATER = 64 * 1024
 DEFAULT_MAX_HEADER_SIZE = 64 * 1024
+_QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)  # Linux
 
 type Head = tuple[int, list[tuple[bytes, bytes]]]
 
@@ -64,12 +65,15 @@ class H1Connection(asyncio.Protocol):
     def __init__(
         self,
         on_lost: Callable[[H1Connection], None],
+        on_violation: Callable[[], None] = lambda: None,
         max_header_size: int = DEFAULT_MAX_HEADER_SIZE,
     ) -> None:
         self._on_lost = on_lost
+        self._on_violation = on_violation
         self._max_header_size = max_header_size
-        self.state: Literal["active", "idle", "gone"] = "active"
+        self.state: Literal["active", "settling", "idle", "gone"] = "active"
         self.transport: asyncio.Transport | None = None
+        self._socket: socket.socket | None = None
         self.reused = False  # has served a request before
         self.idle_since = time.monotonic()
         self.closed = False
@@ -95,14 +99,14 @@ class H1Connection(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
         sock = transport.get_extra_info("socket")
         if sock is not None:
+            self._socket = sock
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def data_received(self, data: bytes) -> None:
         parser = self._parser
         if parser is None or self._complete:
-            self._keep_alive = False  # unsolicited bytes: never parse, never reuse
-            self.close()
+            self._violated()  # unsolicited bytes: never parsed, the connection closed
             return
         self._seen_bytes = True
         if not self._status:
@@ -114,8 +118,7 @@ class H1Connection(asyncio.Protocol):
             return
         except httptools.HttpParserError as exc:
             if self._answered():  # the answer in hand is whole; what followed is not read
-                self._keep_alive = False
-                self.close()
+                self._violated()
             else:
                 self._fail(UpstreamProtocolError(f"invalid HTTP response: {exc}"))
             return
@@ -125,7 +128,7 @@ class H1Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.resume_writing()
-        if self.state == "idle":
+        if self.state in ("idle", "settling"):
             self._on_lost(self)
             return
         if self._parser is None or self._complete:
@@ -286,7 +289,18 @@ class H1Connection(asyncio.Protocol):
 
     def _finish(self) -> None:
         self._complete = True
+        if _QUICKACK is not None and self._socket is not None:
+            # ACK now: a write the upstream's Nagle holds back until our ACK
+            # (bytes it should not send at all) then arrives while the
+            # connection settles, not after the next request.
+            with contextlib.suppress(OSError):
+                self._socket.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
         self._wake()
+
+    def _violated(self) -> None:
+        self._keep_alive = False
+        self.close()
+        self._on_violation()
 
     def _wake(self) -> None:
         waiter, self._body_waiter = self._body_waiter, None

@@ -2,21 +2,32 @@
 recently used first (it is the least likely to have been closed by the
 server), idle ones dropped after `keepalive` seconds, callers waiting in
 order for a free one. Hostnames are resolved once per DNS_TTL seconds, so
-new connections do not each cost a resolver round trip (on a thread)."""
+new connections do not each cost a resolver round trip (on a thread).
+
+A released connection settles for SETTLE_SECONDS before it serves again:
+bytes a broken upstream sends after a complete answer (a late write, or one
+its Nagle held back until our ACK) arrive while nothing is waiting for them,
+and close the connection instead of passing for the next answer. Any such
+violation also stops the pool reusing this origin's connections for
+DISTRUST_SECONDS: every request then gets a fresh connection."""
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
+import logging
 import ssl
 import time
 from collections import deque
 
 from .connection import DEFAULT_MAX_HEADER_SIZE, H1Connection
 
-__all__ = ["DNS_TTL", "Pool", "PoolTimeout"]
+__all__ = ["DISTRUST_SECONDS", "DNS_TTL", "SETTLE_SECONDS", "Pool", "PoolTimeout"]
 
+logger = logging.getLogger("gateway.upstream")
 DNS_TTL = 10.0
+SETTLE_SECONDS = 0.005
+DISTRUST_SECONDS = 60.0
 
 
 class PoolTimeout(TimeoutError):
@@ -48,6 +59,9 @@ class Pool:
         self._keepalive = keepalive
         self._ssl = ssl_context
         self._idle: list[H1Connection] = []
+        self._settling: deque[H1Connection] = deque()  # released, oldest first
+        self._settle_timer: asyncio.TimerHandle | None = None
+        self._distrusted_until = 0.0
         self._open = 0  # connections counted against the limit (connecting, active, idle)
         self._waiters: deque[asyncio.Future[H1Connection | None]] = deque()
         self._resolved: tuple[float, list[str]] | None = None
@@ -58,6 +72,7 @@ class Pool:
     ) -> H1Connection:
         while True:
             now = time.monotonic()
+            self._settle(now)
             while self._idle:
                 conn = self._idle.pop()
                 if conn.closed or now - conn.idle_since > self._keepalive:
@@ -94,13 +109,15 @@ class Pool:
                 return handed
 
     def release(self, conn: H1Connection) -> None:
-        """A cycle ended: keep the connection if it can serve another."""
-        if conn.reusable and not self.closed:
+        """A cycle ended: keep the connection (once settled) if it can serve another."""
+        if conn.reusable and not self.closed and time.monotonic() >= self._distrusted_until:
             conn.reset()
-            if self._wake_one(conn):
-                return
-            conn.state = "idle"
-            self._idle.append(conn)
+            conn.state = "settling"
+            self._settling.append(conn)
+            if self._waiters and self._settle_timer is None:
+                self._settle_timer = asyncio.get_running_loop().call_later(
+                    SETTLE_SECONDS, self._settled
+                )
             return
         conn.close()
         if conn.state != "gone":
@@ -109,17 +126,57 @@ class Pool:
             self._wake_one(None)
 
     def lost(self, conn: H1Connection) -> None:
-        """The server closed an idle connection."""
+        """The server closed (or wrote to) a connection nobody was using."""
         if conn in self._idle:
             self._idle.remove(conn)
+        elif conn in self._settling:
+            self._settling.remove(conn)
         self._forget(conn)
+
+    def distrust(self) -> None:
+        """An answer broke its framing: reuse none of this origin's connections
+        for DISTRUST_SECONDS."""
+        now = time.monotonic()
+        if now >= self._distrusted_until:
+            logger.warning(
+                "upstream %s:%d sent bytes outside an answer's framing; "
+                "its connections are not reused for %.0f s",
+                self.host,
+                self.port,
+                DISTRUST_SECONDS,
+            )
+        self._distrusted_until = now + DISTRUST_SECONDS
+        for conn in [*self._idle, *self._settling]:
+            self.lost(conn)
+
+    def _settle(self, now: float) -> None:
+        """Connections released SETTLE_SECONDS ago become idle (or go to a waiter)."""
+        while self._settling and now - self._settling[0].idle_since >= SETTLE_SECONDS:
+            conn = self._settling.popleft()
+            if conn.closed:
+                self._forget(conn)
+            elif not self._wake_one(conn):
+                conn.state = "idle"
+                self._idle.append(conn)
+
+    def _settled(self) -> None:
+        self._settle_timer = None
+        self._settle(time.monotonic())
+        if self._settling and self._waiters:
+            delay = self._settling[0].idle_since + SETTLE_SECONDS - time.monotonic()
+            self._settle_timer = asyncio.get_running_loop().call_later(
+                max(delay, 0.0), self._settled
+            )
 
     def close(self) -> None:
         self.closed = True
-        for conn in self._idle:
+        if self._settle_timer is not None:
+            self._settle_timer.cancel()
+        for conn in [*self._idle, *self._settling]:
             conn.state = "gone"
             conn.close()
         self._idle.clear()
+        self._settling.clear()
         while self._waiters:
             waiter = self._waiters.popleft()
             if not waiter.done():
@@ -155,7 +212,7 @@ class Pool:
         for address in await self._addresses():
             try:
                 _, conn = await loop.create_connection(
-                    lambda: H1Connection(self.lost, self._max_header_size),
+                    lambda: H1Connection(self.lost, self.distrust, self._max_header_size),
                     address,
                     self.port,
                     ssl=self._ssl,

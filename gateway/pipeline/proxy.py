@@ -144,6 +144,10 @@ class ProxyHandler:
         idempotent = request.method in ("GET", "HEAD") and not size
         response = await self._send(outgoing, idempotent, request)
         hop_back = hop_by_hop_names(response.headers.raw)
+        if response.status_code in (204, 304):
+            # No body follows whatever a Content-Length says (a 304's describes
+            # the representation): the server would wait for one.
+            hop_back = hop_back | {b"content-length"}
         back = [
             (name, value)
             for name, value in ((n.lower(), v) for n, v in response.headers.raw)

@@ -32,6 +32,10 @@ class Limiter(Protocol):
         """Take one token from bucket `key`; `rate` is tokens per second."""
         ...
 
+    def housekeep(self) -> None:
+        """Called about once a second, off the request path: forget what can be."""
+        ...
+
     async def aclose(self) -> None: ...
 
 

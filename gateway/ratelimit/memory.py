@@ -27,6 +27,7 @@ from . import Decision, decision_for
 __all__ = ["MemoryLimiter"]
 
 EXPIRE_PER_DECISION = 8
+EXPIRE_PER_HOUSEKEEPING = 20_000  # once a second: a few milliseconds at most
 _EPSILON = 1e-9  # float slack: a token that is due now counts as there
 
 
@@ -87,6 +88,11 @@ class MemoryLimiter:
                 del self._full_at[key]
             else:
                 self._schedule(key, full_at)  # used since it was scheduled
+
+    def housekeep(self) -> None:
+        """Without traffic, decisions expire nothing: the lifespan calls this
+        once a second so that memory also follows the live buckets then."""
+        self._expire(time.monotonic(), EXPIRE_PER_HOUSEKEEPING)
 
     def expire_all(self, now: float | None = None) -> None:
         """Drop every bucket that is full by `now` (tests; never on the request path)."""

@@ -58,5 +58,8 @@ class RedisLimiter:
             raise StoreUnavailable(str(exc) or type(exc).__name__) from None
         return decision_for(bool(int(allowed)), float(tokens), capacity, rate)
 
+    def housekeep(self) -> None:
+        return None  # Redis expires its own keys
+
     async def aclose(self) -> None:
         return None  # the Redis client belongs to Services

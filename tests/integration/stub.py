@@ -11,6 +11,7 @@ Behaviour is chosen by path, so one process serves a whole test module:
     /text                  a non-JSON body
     /big/{bytes}           streams that many bytes (1 MiB chunks), as application/octet-stream
     /bigjson/{bytes}       a JSON string of about that many bytes
+    /objects/{n}           a JSON list of n small objects (parsing costs far more than the bytes)
     /bigchunked/{bytes}    that many bytes of JSON whitespace, chunked (no Content-Length)
     /dribble/{n}/{ms}      n chunks, one every ms milliseconds (a valid JSON list)
     /hang                  never answers; notes when the caller disconnects
@@ -174,6 +175,10 @@ async def _route(
         total = int(m.group(1))
         await _start(send, 200, [(b"content-type", b"application/json")])
         await _send_filler(send, b" ", total, end=b"{}")
+    elif m := re.fullmatch(r"/objects/(\d+)", path):
+        await _json(
+            send, 200, [{"id": i, "name": f"n{i}", "ok": True} for i in range(int(m.group(1)))]
+        )
     elif m := re.fullmatch(r"/bigjson/(\d+)", path):
         await _json(send, 200, {"blob": "y" * int(m.group(1))})
     elif m := re.fullmatch(r"/dribble/(\d+)/(\d+)", path):

@@ -359,5 +359,5 @@ def test_literal_beats_parameter_and_path_matches_last(
 
 
 def test_too_many_query_fields_is_400(gw: Gateway) -> None:
-    response = gw.get("/query-refs?" + "&".join(f"f{i}=1" for i in range(1500)))
+    response = gw.get("/query-refs?" + "&".join("f=1" for _ in range(1500)))
     is_problem(response, 400)

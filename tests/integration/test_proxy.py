@@ -181,7 +181,7 @@ def test_undecodable_path_is_400(gw: Gateway) -> None:
 
 
 def test_too_many_query_fields_is_400(gw: Gateway) -> None:
-    response = gw.get("/p/echo/q?" + "&".join(f"f{i}=1" for i in range(1500)))
+    response = gw.get("/p/echo/q?" + "&".join("f=1" for _ in range(1500)))
     assert response.status_code == 200  # proxy routes pass the query string through untouched
 
 

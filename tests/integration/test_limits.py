@@ -1,0 +1,313 @@
+"""Limits against hostile clients and upstreams (SPEC 3.10), through the real
+gateway process, a misbehaving upstream process (tests/hostile.py) and raw
+sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import socket
+import statistics
+import threading
+import time
+from collections.abc import Iterator
+
+import httpx
+import orjson
+import pytest
+
+from ..processes import PYTHON, Process
+from .conftest import Gateway, GatewayFactory, Stub, free_port, start_process
+
+ROUTES = """
+version: 1
+upstreams:
+  hostile: {url: "${HOSTILE}", timeout: 2s, max_header_size: 16KiB, max_connections: 8}
+  stock: {url: "${STOCK}", timeout: 2s, max_connections: 4}
+  stub: {url: "${STUB}", timeout: 5s}
+routes:
+  - name: proxy
+    path: /p/{rest:path}
+    methods: [GET, HEAD]
+    proxy: {upstream: hostile, path: "/{rest}"}
+  - name: stock
+    path: /stock/{rest:path}
+    methods: [GET, HEAD]
+    proxy: {upstream: stock, path: "/{rest}"}
+  - name: aggregate
+    path: /a/{mode}/{marker}
+    backends: [{upstream: hostile, path: "/{mode}/{marker}", key: r}]
+  - name: optional
+    path: /o/{mode}/{marker}
+    backends:
+      - {upstream: hostile, path: "/ok/{marker}", key: ok}
+      - {upstream: hostile, path: "/{mode}/{marker}", key: bad, required: false}
+  - name: objects
+    path: /objects/{n}
+    backends: [{upstream: stub, path: "/objects/{n}", key: r}]
+  - name: objects-optional
+    path: /objects-optional/{n}
+    backends:
+      - {upstream: stub, path: "/users/1", key: user}
+      - {upstream: stub, path: "/objects/{n}", key: r, required: false}
+"""
+
+
+@pytest.fixture(scope="module")
+def hostile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    port, stock = free_port(), free_port()
+    log = tmp_path_factory.mktemp("hostile") / "hostile.log"
+    process = start_process(
+        [PYTHON, "-m", "tests.hostile", "--port", str(port), "--stock-port", str(stock)],
+        port,
+        log,
+        ready_path="/ok/ready",
+    )
+    yield f"http://127.0.0.1:{port}", f"http://127.0.0.1:{stock}"
+    process.stop()
+
+
+@pytest.fixture(scope="module")
+def gw(start_gateway: GatewayFactory, hostile: tuple[str, str], stub: Stub) -> Gateway:
+    return start_gateway(
+        ROUTES,
+        HOSTILE=hostile[0],
+        STOCK=hostile[1],
+        STUB=stub.url,
+        MAX_REQUEST_LINE="2KiB",
+        MAX_REQUEST_HEADERS="8KiB",
+        MEMORY_BUDGET="8MiB",
+    )
+
+
+def marker_of(response: httpx.Response) -> str | None:
+    if not response.content:
+        return None
+    body = response.json()
+    return body.get("marker") or body.get("r", {}).get("marker") or body.get("ok", {}).get("marker")
+
+
+# --- upstream framing ------------------------------------------------------------
+MODES = ["trailing", "two", "late", "204", "304", "head", "stock-head", "switch", "gzip"]
+
+
+def request_for(mode: str, marker: str, kind: str) -> tuple[str, str]:
+    """(method, path) of a request that makes the upstream misbehave."""
+    if mode == "stock-head":
+        return "HEAD", f"/stock/x/{marker}"
+    if mode == "head":
+        return "HEAD", f"/p/head/{marker}"
+    return "GET", (f"/p/{mode}/{marker}" if kind == "proxy" else f"/a/{mode}/{marker}")
+
+
+async def hammer(url: str, mode: str, kind: str, requests: int) -> list[str]:
+    """Interleave misbehaving requests with innocent ones, 32 at a time, every
+    one with its own marker; return what went wrong."""
+    wrong: list[str] = []
+    limits = httpx.Limits(max_connections=32)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=20) as client:
+        gate = asyncio.Semaphore(32)
+
+        async def one(i: int) -> None:
+            marker = f"{mode}-{kind}-{i}"
+            innocent = i % 2 == 0
+            if innocent:
+                method = "GET"
+                path = f"/p/ok/{marker}" if kind == "proxy" else f"/a/ok/{marker}"
+                if mode == "stock-head":
+                    path = f"/stock/x/{marker}"
+            else:
+                method, path = request_for(mode, marker, kind)
+            async with gate:
+                response = await client.request(method, path)
+            got = (
+                marker_of(response)
+                if response.headers.get("content-type", "").startswith("application/json")
+                else None
+            )
+            if innocent and (response.status_code != 200 or got != marker):
+                wrong.append(f"innocent {path}: {response.status_code} {got}")
+            elif not innocent and got not in (None, marker):
+                wrong.append(f"{method} {path}: {response.status_code} {got}")
+            if b"planted" in response.content:
+                wrong.append(f"{path}: planted bytes")
+            if len(response.headers.get_list("content-length")) > 1:
+                wrong.append(f"{path}: two Content-Length headers")
+
+        await asyncio.gather(*(one(i) for i in range(requests)))
+    return wrong
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_no_client_ever_gets_another_clients_answer(gw: Gateway, mode: str) -> None:
+    for kind in ("proxy", "aggregate"):
+        if kind == "aggregate" and "head" in mode:
+            continue  # aggregate backends send GET
+        if kind == "proxy" and mode == "gzip":
+            continue  # proxy routes pass bodies as they come: decoding is the client's
+        wrong = asyncio.run(hammer(gw.url, mode, kind, 300))
+        assert wrong == [], wrong[:5]
+    assert "Traceback" not in gw.process.output()
+
+
+def test_misbehaving_answers_get_their_own_answer_or_502(gw: Gateway) -> None:
+    assert gw.get("/p/two/mine").json() == {"marker": "mine"}
+    no_content = gw.get("/p/204/mine")
+    assert no_content.status_code == 204 and "content-length" not in no_content.headers
+    not_modified = gw.get("/p/304/mine")  # had a Content-Length and a body: neither passes
+    assert not_modified.status_code == 304 and not_modified.content == b""
+    assert gw.request("HEAD", "/stock/x/mine").status_code == 200
+    switched = gw.get("/p/switch/mine")
+    assert switched.status_code == 502
+    assert switched.headers["content-type"] == "application/problem+json"
+    assert gw.get("/a/switch/mine").status_code == 502
+
+
+def test_an_endless_upstream_header_block_fails_the_call(gw: Gateway) -> None:
+    rss_before = gw.process.status("VmRSS")
+    started = time.monotonic()
+    proxied = gw.get("/p/headers/x")
+    assert proxied.status_code == 502 and proxied.json()["type"].endswith("backend-connect")
+    optional = gw.get("/o/headers/x")
+    assert optional.status_code == 200 and optional.headers["x-gateway-completed"] == "false"
+    assert set(optional.json()) == {"ok"}
+    assert time.monotonic() - started < 3
+    assert (gw.process.status("VmRSS") - rss_before) / 1024 < 20  # MB: stopped at 16 KiB
+
+
+def test_an_undecodable_body_is_a_backend_failure_not_a_500(gw: Gateway) -> None:
+    required = gw.get("/a/gzip/x")
+    assert required.status_code == 502 and required.json()["backend"] == "r"
+    assert "compressed" in required.json()["detail"]
+    optional = gw.get("/o/gzip/x")
+    assert optional.status_code == 200 and optional.headers["x-gateway-completed"] == "false"
+    assert "Traceback" not in gw.process.output()
+
+
+# --- memory -------------------------------------------------------------------
+def test_memory_budget_refuses_what_would_pass_it(gw: Gateway) -> None:
+    before = metric(gw, "gateway_memory_budget_rejections_total")
+    assert gw.get("/objects/100").status_code == 200  # small: fits
+    refused = gw.get("/objects/100000")  # ~3 MB of bytes, ~30 MB parsed: past 8 MiB
+    assert refused.status_code == 503
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert refused.headers["retry-after"] == "1"
+    assert refused.json()["backend"] == "r"
+    left_out = gw.get("/objects-optional/100000")
+    assert left_out.status_code == 200 and left_out.headers["x-gateway-completed"] == "false"
+    assert set(left_out.json()) == {"user"}
+    assert metric(gw, "gateway_memory_budget_rejections_total") == before + 2
+    assert gw.get("/objects/100").status_code == 200  # nothing was kept
+
+
+def metric(gw: Gateway, name: str) -> float:
+    text = gw.get("/metrics").text
+    found = re.search(rf"^{name}(?:{{[^}}]*}})? ([0-9.e+]+)$", text, re.M)
+    return float(found.group(1)) if found else 0.0
+
+
+# --- clients ------------------------------------------------------------------
+def raw_exchange(port: int, data: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        with contextlib.suppress(OSError):
+            sock.sendall(data)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def problem(answer: bytes) -> tuple[int, dict]:
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert b"content-type: application/problem+json" in head.lower()
+    assert b"connection: close" in head.lower()
+    return int(head.split(b" ")[1]), orjson.loads(body)
+
+
+def test_a_long_request_line_is_414_and_closes(gw: Gateway) -> None:
+    ok = gw.get("/a/ok/" + "m" * 1900)
+    assert ok.status_code == 200
+    status, body = problem(
+        raw_exchange(gw.process.port, b"GET /a/ok/" + b"m" * 3000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+    )
+    assert status == 414 and body["status"] == 414 and body["request_id"]
+
+
+def test_a_large_header_block_is_431_and_closes(gw: Gateway) -> None:
+    assert gw.get("/a/ok/h", headers={f"X-H{i}": "v" * 100 for i in range(60)}).status_code == 200
+    many = b"".join(b"X-H%d: %s\r\n" % (i, b"v" * 100) for i in range(100))
+    status, body = problem(
+        raw_exchange(gw.process.port, b"GET /a/ok/h HTTP/1.1\r\nHost: x\r\n" + many + b"\r\n")
+    )
+    assert status == 431 and body["type"].endswith("request-header-fields-too-large")
+
+
+def healthz_latencies(url: str, stop: threading.Event) -> list[float]:
+    latencies = []
+    with httpx.Client(base_url=url, timeout=10) as client:
+        while not stop.is_set():
+            started = time.perf_counter()
+            assert client.get("/healthz").status_code == 200
+            latencies.append(time.perf_counter() - started)
+            time.sleep(0.005)
+    return latencies
+
+
+@pytest.mark.parametrize("where", ["target", "headers"])
+def test_one_client_sending_50_mb_does_not_slow_the_others(gw: Gateway, where: str) -> None:
+    stop = threading.Event()
+    result: list[list[float]] = []
+    probe = threading.Thread(target=lambda: result.append(healthz_latencies(gw.url, stop)))
+    probe.start()
+    time.sleep(0.2)
+    sent = 0
+    answer = b""
+    try:
+        with socket.create_connection(("127.0.0.1", gw.process.port), timeout=10) as sock:
+            sock.sendall(b"GET /" if where == "target" else b"GET / HTTP/1.1\r\nX-Flood: ")
+            chunk = b"a" * 65536
+            try:
+                while sent < 50_000_000:
+                    sock.sendall(chunk)
+                    sent += len(chunk)
+            except OSError:
+                pass
+            sock.settimeout(5)
+            try:
+                while part := sock.recv(65536):
+                    answer += part
+            except OSError:
+                pass
+    finally:
+        time.sleep(0.2)
+        stop.set()
+        probe.join()
+    assert answer.startswith(b"HTTP/1.1 414" if where == "target" else b"HTTP/1.1 431"), answer[:80]
+    latencies = sorted(result[0])
+    assert len(latencies) > 10
+    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+    assert p99 < 0.05, (
+        f"healthz p99 {p99 * 1000:.1f} ms (median {statistics.median(latencies) * 1000:.1f})"
+    )
+
+
+def test_settings_change_the_limits(
+    gw: Gateway, start_gateway: GatewayFactory, hostile: tuple[str, str], stub: Stub
+) -> None:
+    default = start_gateway(ROUTES, HOSTILE=hostile[0], STOCK=hostile[1], STUB=stub.url)
+    target = "/a/ok/" + "m" * 3000  # over the 2 KiB of `gw`, under the default 8 KiB
+    assert default.get(target).status_code == 200
+    status, _ = problem(
+        raw_exchange(gw.process.port, b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % target.encode())
+    )
+    assert status == 414
+    default.process.stop()
+
+
+def test_process_survives_everything_above(gw: Gateway) -> None:
+    assert gw.get("/healthz").status_code == 200
+    assert "Traceback" not in gw.process.output()
+
+
+__all__ = ["Process"]
