@@ -50,7 +50,9 @@ class Reloader:
     def __init__(self, path: Path, services: Services, loaded: bytes) -> None:
         self.path = path
         self.services = services
-        self._seen: tuple[int, int, int, int] | None = None
+        # What stat() said at the last check; "unchecked" differs from None
+        # (missing), so that a file gone before the first check is reported.
+        self._seen: tuple[int, int, int, int] | None | str = "unchecked"
         self._digest = loaded
 
     async def run(self) -> None:

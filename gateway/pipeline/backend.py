@@ -19,7 +19,7 @@ import orjson
 from ..budget import Hold, parsed_cost
 from ..httpfast import send
 from ..resilience import UpstreamGuard, call_guarded, is_retryable_status
-from .decode import OverBudget, TooLarge, Undecodable, read_body
+from .decode import VALIDATION_COST, OverBudget, TooLarge, Undecodable, is_json, read_body
 from .outcome import Failure, Outcome
 
 __all__ = [
@@ -91,12 +91,23 @@ async def call_upstream(
 
 
 def _parse(content: bytes, outcome: Outcome, hold: Hold, splice: bool) -> None:
-    """Parse under the memory budget: what the objects will cost is held
-    before they exist; the buffer (or, spliced, the objects) is given back."""
-    cost = parsed_cost(content)
+    """Parse (or, spliced, only validate) under the memory budget: what it will
+    cost is held before it is spent; then the buffer (parsed) or the
+    validator's tape (spliced) is given back."""
+    cost = len(content) * VALIDATION_COST if splice else parsed_cost(content)
     if not hold.take(cost):
         hold.give(len(content))
         outcome.failure = Failure.MEMORY
+        return
+    if splice:
+        valid = is_json(content)
+        hold.give(cost)
+        if not valid:
+            hold.give(len(content))
+            outcome.failure = Failure.INVALID
+            return
+        outcome.raw = orjson.Fragment(content)
+        outcome.held = len(content)
         return
     try:
         parsed = orjson.loads(content)
@@ -104,15 +115,9 @@ def _parse(content: bytes, outcome: Outcome, hold: Hold, splice: bool) -> None:
         hold.give(cost + len(content))
         outcome.failure = Failure.INVALID
         return
-    if splice:
-        del parsed
-        hold.give(cost)
-        outcome.raw = orjson.Fragment(content)
-        outcome.held = len(content)
-    else:
-        hold.give(len(content))
-        outcome.raw = parsed
-        outcome.held = cost
+    hold.give(len(content))
+    outcome.raw = parsed
+    outcome.held = cost
 
 
 def upstream_failed(outcome: Outcome) -> bool:

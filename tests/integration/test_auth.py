@@ -58,6 +58,11 @@ auth:
     issuer: https://auth.example.com/
     audience: gateway
     claims_to_headers: {sub: X-User-Id, tenant: X-Tenant}
+  lax:
+    type: jwt
+    algorithms: [HS256]
+    secret: "${HS_SECRET}"
+    require_exp: false
   staff:
     type: jwt
     algorithms: [RS256]
@@ -78,6 +83,7 @@ routes:
     path: /p/{rest:path}
     auth: partners
     proxy: {upstream: stub, path: "/{rest}"}
+  - {name: lax, path: /lax, auth: lax, backends: [{upstream: stub, path: /echo/lax, allow: [headers]}]}
   - {name: public, path: /public, backends: [{upstream: stub, path: /echo/pub, allow: [headers]}]}
 """
 
@@ -156,6 +162,23 @@ def test_leeway(gw: Gateway) -> None:
     now = int(time.time())
     assert gw.get("/hs", headers=bearer(hs(exp=now - 10))).status_code == 200  # within 30 s
     assert gw.get("/hs", headers=bearer(hs(nbf=now + 10))).status_code == 200
+
+
+def test_a_token_without_exp_is_refused_unless_the_provider_allows_it(gw: Gateway) -> None:
+    forever = claims()
+    del forever["exp"]
+    refused = gw.get("/hs", headers=bearer(jwt.encode(forever, SECRET, algorithm="HS256")))
+    assert_401(refused, "Bearer")
+    assert "exp" in refused.json()["detail"]
+    lax = {"sub": "user-7"}  # require_exp: false
+    assert (
+        gw.get("/lax", headers=bearer(jwt.encode(lax, SECRET, algorithm="HS256"))).status_code
+        == 200
+    )
+    expired = {"sub": "u", "exp": int(time.time()) - 120}  # present: still checked
+    assert_401(
+        gw.get("/lax", headers=bearer(jwt.encode(expired, SECRET, algorithm="HS256"))), "Bearer"
+    )
 
 
 def forge_hs256(secret: bytes, payload: dict) -> str:

@@ -201,6 +201,28 @@ def test_memory_budget_refuses_what_would_pass_it(gw: Gateway) -> None:
     assert gw.get("/objects/100").status_code == 200  # nothing was kept
 
 
+def test_concurrent_aggregation_stays_within_the_budget(gw: Gateway) -> None:
+    """16 at once, each body ~0.6 MB of small objects (~6 MB once parsed), an
+    8 MiB budget: some are answered, the rest refused, none grows the process
+    by much more than the budget."""
+    baseline = gw.process.status("VmRSS")
+
+    async def run() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=gw.url, timeout=30) as client:
+            return await asyncio.gather(*(client.get("/objects/20000") for _ in range(16)))
+
+    peak = 0
+    for _ in range(3):
+        responses = asyncio.run(run())
+        peak = max(peak, gw.process.status("VmHWM"))
+        for response in responses:
+            assert response.status_code in (200, 503)
+            if response.status_code == 503:
+                assert response.headers["retry-after"] == "1"
+        assert any(r.status_code == 200 for r in responses)
+    assert (peak - baseline) / 1024 < 8 + 40  # MB: the budget plus the allocator's slack
+
+
 def metric(gw: Gateway, name: str) -> float:
     text = gw.get("/metrics").text
     found = re.search(rf"^{name}(?:{{[^}}]*}})? ([0-9.e+]+)$", text, re.M)

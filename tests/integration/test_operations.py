@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
 import json
 import os
+import re
 import threading
 import time
 from pathlib import Path
@@ -107,6 +109,22 @@ def test_invalid_file_keeps_the_old_config_without_a_failed_request(gw: Gateway)
     gw.routes_file.write_text(routes("fixed"))
     wait_for(gw, "/fixed")
     assert 'gateway_config_reloads_total{result="success"} 1.0' in gw.get("/metrics").text
+
+
+def test_a_deleted_routes_file_is_an_error_line_and_the_old_config_serves(gw: Gateway) -> None:
+    gw.routes_file.unlink()
+    time.sleep(2.5)
+    assert gw.get("/first").status_code == 200
+    errors = [
+        json.loads(line)
+        for line in gw.process.output().splitlines()
+        if line.startswith("{") and '"level":"error"' in line
+    ]
+    assert len(errors) == 1, gw.process.output()  # said once, not every second
+    assert "routes file cannot be read" in errors[0]["message"]
+    assert str(gw.routes_file) in errors[0]["message"]
+    gw.routes_file.write_text(routes("back"))  # and it comes back
+    wait_for(gw, "/back")
 
 
 def test_requests_in_flight_finish_on_the_old_config(gw: Gateway) -> None:
@@ -218,3 +236,19 @@ def test_text_log_format(start_gateway: GatewayFactory, stub: Stub) -> None:
     gw.get("/limited", headers={"X-Request-ID": "text-1"})
     (line,) = logged(gw, "request_id=text-1")
     assert " GET /limited 200 " in line and "route=limited" in line and "l=200/" in line
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_every_timestamp_is_utc(start_gateway: GatewayFactory, stub: Stub, fmt: str) -> None:
+    """Whatever the machine's zone (Django's default would be America/Chicago)."""
+    gw = start_gateway(GUARDED, STUB=stub.url, LOG_FORMAT=fmt, TZ="America/Chicago")
+    gw.get("/limited", headers={"X-Request-ID": f"utc-{fmt}"})
+    assert logged(gw, f"utc-{fmt}")
+    now = datetime.datetime.now(datetime.UTC)
+    stamps = re.findall(
+        r"\d{4}-\d\d-\d\dT(\d\d):\d\d:\d\d(?:\.\d+)?([+-]\d\d:\d\d|Z)", gw.process.output()
+    )
+    assert len(stamps) >= 2  # the start-up line and the access line at least
+    for hour, zone in stamps:
+        assert zone in ("+00:00", "Z")
+        assert int(hour) in (now.hour, (now.hour - 1) % 24)

@@ -177,6 +177,54 @@ def test_invalid_setting_stops_start_up(tmp_path) -> None:
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("CLIENT_HEADER_TIMEOUT", "abc"),
+        ("CLIENT_BODY_TIMEOUT", "0"),
+        ("LOG_LEVEL", "LOUD"),
+        ("LOG_FORMAT", "xml"),
+        ("RELOAD", "maybe"),
+        ("DEBUG", "perhaps"),
+        ("ACCESS_LOG", "2"),
+        ("RATE_LIMIT_FAILURE_MODE", "sometimes"),
+        ("TRUSTED_PROXIES", "10.0.0.0/33"),
+        ("MAX_REQUEST_LINE", "big"),
+        ("MAX_REQUEST_HEADERS", "10"),
+        ("MEMORY_BUDGET", "lots"),
+    ],
+)
+def test_an_invalid_setting_is_one_line_and_no_start(name: str, value: str) -> None:
+    for result in (
+        run_gateway(str(ROOT / "routes.yaml"), **{name: value}),
+        run_manage("check_routes", str(ROOT / "routes.yaml"), **{name: value}),
+    ):
+        assert result.returncode != 0
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1, result.stderr
+        assert lines[0].startswith(f"setting {name}: ") and repr(value) in lines[0]
+        assert "Uvicorn running" not in result.stderr + result.stdout
+
+
+@pytest.mark.parametrize(
+    "value", ["true", "false", "1", "0", "yes", "no", "on", "off", "ON", "Off"]
+)
+def test_booleans_accept_every_usual_spelling(value: str) -> None:
+    result = run_manage("check_routes", str(ROOT / "routes.yaml"), RELOAD=value, DEBUG=value)
+    assert result.returncode == 0, result.stderr
+
+
+def run_manage(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [PYTHON, "manage.py", *args],
+        cwd=ROOT,
+        env={"PATH": "/usr/bin:/bin", **env},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
 def test_sigterm_lets_a_request_finish(start_gateway: GatewayFactory, stub: Stub) -> None:
     gw = start_gateway(ROUTES, STUB=stub.url)
 

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from gateway.budget import MemoryBudget
-from gateway.pipeline.decode import OverBudget, TooLarge, Undecodable, read_body
+from gateway.pipeline.decode import OverBudget, TooLarge, Undecodable, is_json, read_body
 
 
 async def chunks(data: bytes, size: int = 1000) -> AsyncIterator[bytes]:
@@ -97,3 +97,29 @@ async def test_bodies_count_against_the_budget() -> None:
         await read_body([], chunks(BODY), 1 << 20, budget.hold())
     first.release()
     assert budget.used == len(BODY)  # the refused one still holds what it had read
+
+
+@pytest.mark.parametrize(
+    ("data", "valid"),
+    [
+        (b'{"a": [1, 2.5, "x", true, null]}', True),
+        (b"  [1]  ", True),
+        (b'"\\u00e9"', True),
+        (BODY * 40, False),  # documents one after another
+        (b'{"a": 1,}', False),
+        (b"[1, 2", False),
+        (b'{"a": NaN}', False),
+        (b'{"a": "\xc3\x28"}', False),  # not UTF-8
+        (b"[1] x", False),
+        (b"", False),
+        (b"[" * 5000 + b"]" * 5000, False),  # deeper than any parser allows
+    ],
+)
+def test_is_json_validates_without_building_objects(data: bytes, valid: bool) -> None:
+    assert is_json(data) is valid
+
+
+def test_is_json_on_a_large_document() -> None:
+    big = b"[" + b",".join(b'{"id": %d, "name": "n%d"}' % (i, i) for i in range(200_000)) + b"]"
+    assert len(big) > 64 * 1024 and is_json(big)
+    assert not is_json(big[:-1])
