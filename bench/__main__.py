@@ -11,6 +11,7 @@ beside the reference peers, in one table with every target marked met or missed.
   C0   C with no auth, no rate limit, no metrics, no access log
   D    C with API key auth, a rate limit, metrics and the access log
   E    C10k: 9,000 requests opened at once, 1 backend answering after 5 s
+  H1-H4  limits against hostile clients and upstreams (bench/limits.py)
 
 The gateway (and each peer) runs on CPU 0; wrk, the stubs and the C10k client on
 CPU 1 (when taskset exists). Every scenario gets a fresh process. Gateway CPU
@@ -18,7 +19,8 @@ per 1,000 requests comes from /proc/PID/stat. The scenarios that the ratio
 targets compare run interleaved, BENCH_ROUNDS times (default 3), and report
 their median run: on a shared machine the CPU's speed drifts by tens of
 percent within minutes. BENCH_SECONDS sets each measurement (default 6, after
-a 2 s warm-up); BENCH_C10K sets E's size.
+a 2 s warm-up); BENCH_C10K sets E's size. BENCH_ONLY=throughput|limits runs
+one group of scenarios.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from pathlib import Path
 
 import httpx
 
+from . import limits
 from .c10k import raise_fd_limit, run_c10k
 from .peers.nginx import nginx_command
 from .wrk import WrkResult, require_wrk, run_wrk
@@ -206,6 +209,7 @@ class Bench:
     stub_ports: list[int]
     workdir: Path
     rows: list[Row] = field(default_factory=list)
+    checks: list[limits.Check] = field(default_factory=list)
 
     def add(self, row: Row, report: bool = True) -> Row:
         self.rows.append(row)
@@ -412,7 +416,16 @@ def main() -> None:
             for t in TRANSPORTS[1:]
         ),
     ]
+    only = os.environ.get("BENCH_ONLY", "")
     try:
+        if only in ("", "limits"):
+            sys.stderr.write("limits (H1-H4)\n")
+            bench.checks += limits.limiter_keys()
+            bench.checks += limits.url_flood(bench)
+            bench.checks += limits.big_aggregation(bench)
+            bench.checks += limits.framing(bench, start, free_port)
+        if only == "limits":
+            return
         for path, conns, name in (
             ("/users/1", 64, "direct to upstream"),
             ("/delay/50/users/1", 256, "direct to upstream, 50 ms"),
@@ -432,10 +445,10 @@ def main() -> None:
     finally:
         stub.stop()
         shutil.rmtree(workdir, ignore_errors=True)
-    print()
-    print(table(bench.rows))
-    print()
-    print(verdicts(bench.rows))
+        print()
+        print(table(bench.rows))
+        print()
+        print(verdicts(bench.rows, bench.checks))
 
 
 TRANSPORTS = ("h1", "aiohttp", "httpx-aiohttp", "httpx")  # the default first
@@ -538,7 +551,7 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-def verdicts(rows: list[Row]) -> str:
+def verdicts(rows: list[Row], extra: list[limits.Check]) -> str:
     def row(key: str, target: str) -> Row | None:
         return next((r for r in rows if r.key == key and r.target == target), None)
 
@@ -571,6 +584,11 @@ def verdicts(rows: list[Row]) -> str:
         else:
             checks.append((name, "not measured", f"{target}x", False))
 
+    if not rows:  # BENCH_ONLY=limits
+        return "\n".join(
+            f"- {name}: {value} (target {target}): {'met' if ok else 'MISSED'}"
+            for name, value, target, ok in extra
+        )
     ratio(
         "B: default transport vs httpx's own pool",
         rps("B", DEFAULT),
@@ -628,7 +646,7 @@ def verdicts(rows: list[Row]) -> str:
         checks.append(("E: C10k all 200 within 20 s, RSS < 1 GiB", e.note, "all, 20 s, 1 GiB", ok))
     return "\n".join(
         f"- {name}: {value} (target {target}): {'met' if ok else 'MISSED'}"
-        for name, value, target, ok in checks
+        for name, value, target, ok in [*checks, *extra]
     )
 
 

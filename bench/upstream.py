@@ -4,7 +4,8 @@
 
 A bare asyncio protocol (uvloop when installed) answering every request with a
 small fixed JSON body. A path starting with /delay/<ms>/ answers after that
-many milliseconds, without blocking anything else.
+many milliseconds, without blocking anything else; /objects/<MB> answers
+about that many megabytes of small JSON objects (built once, then cached).
 """
 
 from __future__ import annotations
@@ -18,12 +19,24 @@ BODY = (
     b'{"id": 42, "name": "Ada Lovelace", "email": "ada@example.com", "account_id": "acc-0042",'
     b' "plan": "pro", "tags": ["math", "engines"], "created": "1843-07-10T00:00:00Z"}'
 )
-RESPONSE = (
-    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
-    + str(len(BODY)).encode()
-    + b"\r\n\r\n"
-    + BODY
-)
+
+
+def respond_with(body: bytes) -> bytes:
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+    return head % len(body) + body
+
+
+RESPONSE = respond_with(BODY)
+_OBJECTS: dict[int, bytes] = {}
+
+
+def objects(megabytes: int) -> bytes:
+    """About `megabytes` MB of small objects: cheap to send, costly to parse."""
+    if megabytes not in _OBJECTS:
+        count = megabytes * 1_000_000 // 40
+        items = b",".join(b'{"id":%d,"name":"n%d","ok":true}' % (i, i) for i in range(count))
+        _OBJECTS[megabytes] = respond_with(b"[" + items + b"]")
+    return _OBJECTS[megabytes]
 
 
 class Stub(asyncio.Protocol):
@@ -49,12 +62,14 @@ class Stub(asyncio.Protocol):
             if path.startswith(b"/delay/"):
                 delay = int(path.split(b"/")[2]) / 1000
                 asyncio.get_running_loop().call_later(delay, self.respond)
+            elif path.startswith(b"/objects/"):
+                self.respond(objects(int(path.split(b"/")[2])))
             else:
                 self.respond()
 
-    def respond(self) -> None:
+    def respond(self, response: bytes = RESPONSE) -> None:
         if self.transport is not None and not self.transport.is_closing():
-            self.transport.write(RESPONSE)
+            self.transport.write(response)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None

@@ -63,7 +63,7 @@ def build_application() -> object:
 
     from django.conf import settings
 
-    from . import metrics, registry
+    from . import allocator, metrics, registry
     from .config import RoutesFileError, parse_routes_file, read_routes_file
     from .edge.protocol import guard_protocol
     from .handler import GatewayHandler
@@ -84,6 +84,7 @@ def build_application() -> object:
     registry.install(registry.build_gateway(table, services))
     _keep_the_tcp_peer()
     metrics.set_enabled(settings.METRICS)
+    allocator.tune()
     _tune_gc()
     guard_protocol(
         header_timeout=settings.CLIENT_HEADER_TIMEOUT,

@@ -47,6 +47,7 @@ from .router import Match
 __all__ = ["GatewayHandler"]
 
 logger = logging.getLogger("gateway")
+SEND_PIECE = 1024 * 1024  # answers larger than this go out in pieces of this size
 type Scope = dict[str, Any]
 type Receive = Any
 type Send = Any
@@ -277,7 +278,16 @@ class GatewayHandler(ASGIHandler):
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         else:
             body = cast(HttpResponse, response).content
-            await send({"type": "http.response.body", "body": body, "more_body": False})
+            # uvicorn waits for the socket to drain before a write, not after:
+            # a large answer sent in one message would sit in the transport's
+            # buffer, uncounted, after this returns. In pieces, the last send
+            # returns once all but one piece has left.
+            for start in range(0, max(len(body), 1), SEND_PIECE):
+                end = start + SEND_PIECE
+                piece = body if len(body) <= SEND_PIECE else body[start:end]
+                await send(
+                    {"type": "http.response.body", "body": piece, "more_body": end < len(body)}
+                )
 
 
 def _content_length(scope: Scope) -> int | None:

@@ -18,7 +18,7 @@ from typing import Any
 
 from django.conf import settings
 
-from . import registry
+from . import allocator, registry
 from .handler import GatewayHandler
 from .reload import Reloader
 from .services import Services
@@ -76,10 +76,12 @@ class GatewayApplication:
 
     async def _housekeeping(self) -> None:
         """Once a second, off the request path: rate-limit buckets that have
-        refilled are forgotten even when no request comes to do it."""
+        refilled are forgotten even when no request comes to do it, and free
+        heap memory goes back to the system (gateway/allocator.py)."""
         while True:
             await asyncio.sleep(1.0)
             self.services.limiter.housekeep()
+            allocator.trim()
 
     async def shutdown(self) -> None:
         registry.lifecycle.draining = True

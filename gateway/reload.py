@@ -52,7 +52,7 @@ class Reloader:
         self.services = services
         # What stat() said at the last check; "unchecked" differs from None
         # (missing), so that a file gone before the first check is reported.
-        self._seen: tuple[int, int, int, int] | None | str = "unchecked"
+        self._seen: tuple[int, int, int, int] | str | None = "unchecked"
         self._digest = loaded
 
     async def run(self) -> None:

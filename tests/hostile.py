@@ -17,6 +17,10 @@ segment), so a client can tell its own answer from anybody else's. By path:
 
 Planted answers carry the marker "planted". With --stock-port, Python's own
 http.server also listens there with do_HEAD = do_GET (it sends a body to HEAD).
+
+`hammer()` is the client side (tests/integration/test_limits.py, make bench):
+misbehaving requests interleaved with innocent ones through a gateway whose
+routes are those of test_limits.py, each with a unique marker.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import asyncio
 import http.server
 import threading
 
+import httpx
 import orjson
 
 
@@ -125,6 +130,94 @@ async def serve(port: int) -> None:
         Hostile, "127.0.0.1", port, backlog=2048
     )
     await server.serve_forever()
+
+
+# --- clients: many at once, each with its own marker ----------------------------
+# The gateway routes hammer() expects (upstream URLs from ${HOSTILE} and
+# ${STOCK}). A file may add upstreams in place of EXTRA_UPSTREAMS, and routes
+# after the end (the routes list comes last).
+EXTRA_UPSTREAMS = "  # more upstreams\n"
+HOSTILE_ROUTES = """
+version: 1
+upstreams:
+  hostile: {url: "${HOSTILE}", timeout: 2s, max_header_size: 16KiB, max_connections: 8}
+  stock: {url: "${STOCK}", timeout: 2s, max_connections: 4}
+  # more upstreams
+routes:
+  - name: proxy
+    path: /p/{rest:path}
+    methods: [GET, HEAD]
+    proxy: {upstream: hostile, path: "/{rest}"}
+  - name: stock
+    path: /stock/{rest:path}
+    methods: [GET, HEAD]
+    proxy: {upstream: stock, path: "/{rest}"}
+  - name: aggregate
+    path: /a/{mode}/{marker}
+    backends: [{upstream: hostile, path: "/{mode}/{marker}", key: r}]
+  - name: optional
+    path: /o/{mode}/{marker}
+    backends:
+      - {upstream: hostile, path: "/ok/{marker}", key: ok}
+      - {upstream: hostile, path: "/{mode}/{marker}", key: bad, required: false}
+"""
+
+
+def marker_of(response: httpx.Response) -> str | None:
+    if not response.content:
+        return None
+    body = response.json()
+    return body.get("marker") or body.get("r", {}).get("marker") or body.get("ok", {}).get("marker")
+
+
+MODES = ["trailing", "two", "late", "204", "304", "head", "stock-head", "switch", "gzip"]
+
+
+def request_for(mode: str, marker: str, kind: str) -> tuple[str, str]:
+    """(method, path) of a request that makes the upstream misbehave."""
+    if mode == "stock-head":
+        return "HEAD", f"/stock/x/{marker}"
+    if mode == "head":
+        return "HEAD", f"/p/head/{marker}"
+    return "GET", (f"/p/{mode}/{marker}" if kind == "proxy" else f"/a/{mode}/{marker}")
+
+
+async def hammer(url: str, mode: str, kind: str, requests: int) -> list[str]:
+    """Interleave misbehaving requests with innocent ones, 32 at a time, every
+    one with its own marker; return what went wrong."""
+    wrong: list[str] = []
+    limits = httpx.Limits(max_connections=32)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=20) as client:
+        gate = asyncio.Semaphore(32)
+
+        async def one(i: int) -> None:
+            marker = f"{mode}-{kind}-{i}"
+            innocent = i % 2 == 0
+            if innocent:
+                method = "GET"
+                path = f"/p/ok/{marker}" if kind == "proxy" else f"/a/ok/{marker}"
+                if mode == "stock-head":
+                    path = f"/stock/x/{marker}"
+            else:
+                method, path = request_for(mode, marker, kind)
+            async with gate:
+                response = await client.request(method, path)
+            got = (
+                marker_of(response)
+                if response.headers.get("content-type", "").startswith("application/json")
+                else None
+            )
+            if innocent and (response.status_code != 200 or got != marker):
+                wrong.append(f"innocent {path}: {response.status_code} {got}")
+            elif not innocent and got not in (None, marker):
+                wrong.append(f"{method} {path}: {response.status_code} {got}")
+            if b"planted" in response.content:
+                wrong.append(f"{path}: planted bytes")
+            if len(response.headers.get_list("content-length")) > 1:
+                wrong.append(f"{path}: two Content-Length headers")
+
+        await asyncio.gather(*(one(i) for i in range(requests)))
+    return wrong
 
 
 def main() -> None:

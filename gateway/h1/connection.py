@@ -268,10 +268,14 @@ class H1Connection(asyncio.Protocol):
         return self._complete and self._keep_alive and not self.closed and self._error is None
 
     def reset(self) -> None:
-        """Between two cycles: forget the last response."""
+        """Between two cycles: forget the last response (a reader that stopped
+        early may have left reading paused: the next answer must be read)."""
         self._parser = None
         self._body.clear()
         self._buffered = 0
+        if self._paused and self.transport is not None:
+            self._paused = False
+            self.transport.resume_reading()
         self.reused = True
         self.idle_since = time.monotonic()
 
@@ -279,6 +283,15 @@ class H1Connection(asyncio.Protocol):
         self.closed = True
         if self.transport is not None:
             self.transport.close()
+
+    def discard(self) -> None:
+        """Closed for good by its pool: nothing will read what it buffered, so
+        let it go now (the transport and this protocol refer to each other,
+        and would keep the buffers until the collector ran)."""
+        self.close()
+        self._body.clear()
+        self._buffered = 0
+        self._parser = None
 
     # --- internals --------------------------------------------------------------
     def _answered(self) -> bool:

@@ -119,7 +119,7 @@ class Pool:
                     SETTLE_SECONDS, self._settled
                 )
             return
-        conn.close()
+        conn.discard()
         if conn.state != "gone":
             conn.state = "gone"
             self._open -= 1
@@ -174,7 +174,7 @@ class Pool:
             self._settle_timer.cancel()
         for conn in [*self._idle, *self._settling]:
             conn.state = "gone"
-            conn.close()
+            conn.discard()
         self._idle.clear()
         self._settling.clear()
         while self._waiters:
@@ -191,7 +191,7 @@ class Pool:
             self._idle.append(conn)
 
     def _forget(self, conn: H1Connection) -> None:
-        conn.close()
+        conn.discard()
         if conn.state != "gone":
             conn.state = "gone"
             self._open -= 1

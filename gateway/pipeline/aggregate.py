@@ -18,7 +18,7 @@ from ..budget import Hold, MemoryBudget
 from ..cache import Coalescer, cache_key
 from ..config.model import FieldRef, ParamRef, QueryRef, Route, RouteTable
 from ..context import BackendLog, GatewayRequest
-from ..errors import MemoryBudgetSpent
+from ..errors import GatewayError, MemoryBudgetSpent
 from ..httpfast import Origin
 from ..policy import identity_header_names
 from ..resilience import UpstreamGuard
@@ -105,13 +105,20 @@ class AggregateHandler:
         call = BackendCall(request, values, self.sends_body, hold)
         outcomes = await fan_out(self.plans, call, self.route.timeout)
         _record(request, self.route.name, outcomes)
-        body, completed = merge_outcomes(outcomes, self.keys, self.single)
+        try:
+            body, completed = merge_outcomes(outcomes, self.keys, self.single)
+        except GatewayError:
+            outcomes.clear()  # the bodies go now, not with the traceback
+            raise
         ctx.completed = completed
+        # The answer is about as large as the bodies it holds; serialising it
+        # may need twice that while the writer grows.
+        answer = 2 * sum(o.size for o in outcomes if o.ok) + 1024
+        if not hold.take(answer):
+            raise MemoryBudgetSpent("the gateway's memory budget is spent, try again shortly")
         content = orjson.dumps(body)
         del body, outcomes
-        if not hold.take(len(content)):
-            raise MemoryBudgetSpent("the gateway's memory budget is spent, try again shortly")
-        hold.keep(len(content))  # the parsed bodies are gone; the answer stays
+        hold.keep(len(content))  # the bodies are gone; the answer stays until sent
         return content, completed
 
     async def __call__(self, request: GatewayRequest, match: Match) -> HttpResponse:

@@ -90,15 +90,16 @@ async def call_upstream(
     return outcome
 
 
-def _parse(content: bytes, outcome: Outcome, hold: Hold, splice: bool) -> None:
+def _parse(content: bytes | bytearray, outcome: Outcome, hold: Hold, splice: bool) -> None:
     """Parse (or, spliced, only validate) under the memory budget: what it will
     cost is held before it is spent; then the buffer (parsed) or the
     validator's tape (spliced) is given back."""
-    cost = len(content) * VALIDATION_COST if splice else parsed_cost(content)
+    cost, containers = (len(content) * VALIDATION_COST, 0) if splice else parsed_cost(content)
     if not hold.take(cost):
         hold.give(len(content))
         outcome.failure = Failure.MEMORY
         return
+    outcome.size = len(content)
     if splice:
         valid = is_json(content)
         hold.give(cost)
@@ -106,6 +107,13 @@ def _parse(content: bytes, outcome: Outcome, hold: Hold, splice: bool) -> None:
             hold.give(len(content))
             outcome.failure = Failure.INVALID
             return
+        if not isinstance(content, bytes):  # a Fragment takes bytes: one copy
+            if not hold.take(len(content)):
+                hold.give(len(content))
+                outcome.failure = Failure.MEMORY
+                return
+            content = bytes(content)
+            hold.give(len(content))
         outcome.raw = orjson.Fragment(content)
         outcome.held = len(content)
         return
@@ -118,6 +126,7 @@ def _parse(content: bytes, outcome: Outcome, hold: Hold, splice: bool) -> None:
     hold.give(len(content))
     outcome.raw = parsed
     outcome.held = cost
+    outcome.containers = containers
 
 
 def upstream_failed(outcome: Outcome) -> bool:

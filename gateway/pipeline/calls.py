@@ -110,11 +110,14 @@ class BackendCall:
         )
         if outcome.ok:
             self._shape(plan, outcome)
+        if not outcome.ok:
+            outcome.raw = outcome.body = None  # nothing reads a failed body: let it go now
         return outcome
 
     def _shape(self, plan: BackendPlan, outcome: Outcome) -> None:
-        # Shaping builds new containers beside the parsed ones: hold as much again.
-        if not plan.shape.is_identity and not self.hold.take(outcome.held):
+        # Shaping builds new objects and lists beside the parsed ones (the
+        # values inside are shared): hold what those cost.
+        if not plan.shape.is_identity and not self.hold.take(outcome.containers):
             outcome.failure = Failure.MEMORY
             return
         try:

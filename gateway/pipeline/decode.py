@@ -33,7 +33,7 @@ _SMALL = 64 * 1024
 _shared = simdjson.Parser(max_capacity=_SMALL)  # keeps at most ~5 x 64 KiB
 
 
-def is_json(data: bytes) -> bool:
+def is_json(data: bytes | bytearray) -> bool:
     """Is `data` one valid JSON document (RFC 8259: UTF-8, no NaN, nothing
     after it)? simdjson builds a tape, not Python objects: ~10x faster than
     parsing and ~5 bytes per byte, given back at once (small documents use a
@@ -115,7 +115,7 @@ def content_encoding(headers: list[tuple[bytes, bytes]]) -> tuple[int | None, by
 
 async def read_body(
     headers: list[tuple[bytes, bytes]], stream: AsyncIterable[bytes], limit: int, hold: Hold
-) -> bytes:
+) -> bytes | bytearray:
     """The whole decoded body; raises TooLarge, OverBudget or Undecodable."""
     declared, encoding = content_encoding(headers)
     if declared is not None and encoding is None:
@@ -123,25 +123,59 @@ async def read_body(
             raise TooLarge
         if not hold.take(declared):
             raise OverBudget
-        reserved = declared
-    else:
-        reserved = 0
-    inflater = _Inflater(encoding) if encoding is not None else None
-    body = bytearray()
-    async for chunk in stream:
-        for part in inflater.feed(chunk) if inflater is not None else (chunk,):
-            body += part
-            if len(body) > limit:
-                raise TooLarge
-            if len(body) > reserved:
-                if not hold.take(len(body) - reserved):
-                    raise OverBudget
-                reserved = len(body)
-    if inflater is not None:
-        inflater.finish()
-    if not hold.take(len(body)):  # the copy below, while both exist
-        raise OverBudget
-    data = bytes(body)
-    del body
-    hold.give(len(data))
-    return data
+        return await _read_declared(stream, declared)
+    return await _read_chunks(stream, _Inflater(encoding) if encoding else None, limit, hold)
+
+
+async def _read_declared(stream: AsyncIterable[bytes], declared: int) -> bytearray:
+    """Straight into one buffer of the declared size: every chunk lives only
+    while it is copied, so a megabyte body leaves no holes in the heap (a list
+    of chunks would: memory the process keeps though nothing uses it)."""
+    buffer = bytearray(declared)
+    filled = 0
+    try:
+        with memoryview(buffer) as view:
+            async for chunk in stream:
+                end = filled + len(chunk)
+                if end > declared:
+                    raise Undecodable("more bytes than its Content-Length")
+                view[filled:end] = chunk
+                filled = end
+        if filled != declared:
+            raise Undecodable("fewer bytes than its Content-Length")
+    except BaseException:
+        # Now, not when the collector gets to it: the raised exception keeps
+        # this frame, and the buffer, alive in a traceback cycle.
+        buffer.clear()
+        raise
+    return buffer
+
+
+async def _read_chunks(
+    stream: AsyncIterable[bytes], inflater: _Inflater | None, limit: int, hold: Hold
+) -> bytes:
+    """Chunks (decoded) joined once at the end, each counted as it comes."""
+    parts: list[bytes] = []
+    try:
+        size = reserved = 0
+        async for chunk in stream:
+            for part in inflater.feed(chunk) if inflater is not None else (chunk,):
+                parts.append(part)
+                size += len(part)
+                if size > limit:
+                    raise TooLarge
+                if size > reserved:
+                    if not hold.take(size - reserved):
+                        raise OverBudget
+                    reserved = size
+        if inflater is not None:
+            inflater.finish()
+        if len(parts) == 1:
+            return parts[0]
+        if not hold.take(size):  # the joined copy, while the parts still exist
+            raise OverBudget
+        data = b"".join(parts)
+        hold.give(size)
+        return data
+    finally:
+        parts.clear()  # as above: not kept alive by a traceback

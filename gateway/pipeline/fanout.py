@@ -33,10 +33,6 @@ class FanoutPlan(Protocol):
 type Call[P] = Callable[[P, Sequence[Outcome | None]], Awaitable[Outcome]]
 
 
-class _RouteFailed(Exception):
-    pass
-
-
 async def fan_out[P: FanoutPlan](
     plans: Sequence[P], call: Call[P], deadline: float
 ) -> list[Outcome]:
@@ -53,22 +49,27 @@ async def fan_out[P: FanoutPlan](
         tasks: list[asyncio.Task[None]] = []
 
         async def run(plan: P) -> None:
+            nonlocal route_failed
             for dep in plan.deps:
                 await tasks[dep]  # its outcome is in `outcomes` once it is done
             outcome = await call(plan, outcomes)
             outcomes[plan.index] = outcome
-            if not outcome.ok and plan.required:
-                raise _RouteFailed
+            if not outcome.ok and plan.required and not route_failed:
+                # The route has failed: stop the others. Cancelling rather than
+                # raising keeps no exception (and so no traceback holding
+                # every frame and body of the request) alive after the route.
+                route_failed = True
+                for task in tasks:
+                    if task is not asyncio.current_task():
+                        task.cancel()
 
         try:
-            async with asyncio.timeout(deadline):
-                try:
-                    async with asyncio.TaskGroup() as group:
-                        tasks.extend(group.create_task(run(plan)) for plan in plans)
-                except* _RouteFailed:
-                    route_failed = True
+            async with asyncio.timeout(deadline), asyncio.TaskGroup() as group:
+                tasks.extend(group.create_task(run(plan)) for plan in plans)
         except TimeoutError:
             pass
+        finally:
+            tasks.clear()  # a task's traceback would hold this list, and so the task
     missing = Failure.CANCELLED if route_failed else Failure.TIMEOUT
     detail = "" if route_failed else "timed out (route deadline)"
     return [

@@ -44,7 +44,9 @@ class Outcome:
     status: int | None = None  # the upstream's HTTP status, when one came back
     duration: float = 0.0  # all attempts, back-off included
     attempts: int = 0
+    size: int = 0  # of the body as read, in bytes
     held: int = 0  # of the memory budget, for the body in `raw`
+    containers: int = 0  # ... of which its objects and lists (what shaping copies)
 
     @property
     def outcome_label(self) -> str:

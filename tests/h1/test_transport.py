@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from gateway.h1 import H1Transport
+from gateway.h1.connection import HIGH_WATER
 from gateway.h1.pool import SETTLE_SECONDS
 
 from ..rawserver import RawServer, read_request
@@ -460,3 +461,24 @@ async def test_tls(tmp_path: Path) -> None:
     ):
         with pytest.raises(httpx.ConnectError):
             await client.get(f"https://localhost:{port}/")
+
+
+async def test_a_reader_that_stops_early_leaves_the_connection_readable(
+    client: httpx.AsyncClient,
+) -> None:
+    """A body that has arrived whole but is still buffered past the high-water
+    mark (reading paused) when its reader stops: the connection goes back to
+    the pool complete, and must read the next answer."""
+    big = b"x" * (HIGH_WATER + 1000)  # the last read passes the mark and ends the answer
+    reply = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(big), big)
+    server = RawServer(replying(reply, OK))
+    async with server as port:
+        url = f"http://127.0.0.1:{port}/"
+        async with client.stream("GET", url) as response:
+            await asyncio.sleep(0.05)  # all of it arrives, most of it waits in the buffer
+            async for _ in response.aiter_raw():
+                break  # the reader stops early
+        await settle()
+        answer = await client.get(url, timeout=2)
+        assert answer.content == b"ok"
+    assert server.connections == 1

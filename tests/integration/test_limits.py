@@ -17,32 +17,13 @@ import httpx
 import orjson
 import pytest
 
+from ..hostile import EXTRA_UPSTREAMS, HOSTILE_ROUTES, MODES, hammer
 from ..processes import PYTHON, Process
 from .conftest import Gateway, GatewayFactory, Stub, free_port, start_process
 
-ROUTES = """
-version: 1
-upstreams:
-  hostile: {url: "${HOSTILE}", timeout: 2s, max_header_size: 16KiB, max_connections: 8}
-  stock: {url: "${STOCK}", timeout: 2s, max_connections: 4}
-  stub: {url: "${STUB}", timeout: 5s}
-routes:
-  - name: proxy
-    path: /p/{rest:path}
-    methods: [GET, HEAD]
-    proxy: {upstream: hostile, path: "/{rest}"}
-  - name: stock
-    path: /stock/{rest:path}
-    methods: [GET, HEAD]
-    proxy: {upstream: stock, path: "/{rest}"}
-  - name: aggregate
-    path: /a/{mode}/{marker}
-    backends: [{upstream: hostile, path: "/{mode}/{marker}", key: r}]
-  - name: optional
-    path: /o/{mode}/{marker}
-    backends:
-      - {upstream: hostile, path: "/ok/{marker}", key: ok}
-      - {upstream: hostile, path: "/{mode}/{marker}", key: bad, required: false}
+ROUTES = (
+    HOSTILE_ROUTES.replace(EXTRA_UPSTREAMS, '  stub: {url: "${STUB}", timeout: 5s}\n')
+    + """
   - name: objects
     path: /objects/{n}
     backends: [{upstream: stub, path: "/objects/{n}", key: r}]
@@ -52,6 +33,7 @@ routes:
       - {upstream: stub, path: "/users/1", key: user}
       - {upstream: stub, path: "/objects/{n}", key: r, required: false}
 """
+)
 
 
 @pytest.fixture(scope="module")
@@ -79,64 +61,6 @@ def gw(start_gateway: GatewayFactory, hostile: tuple[str, str], stub: Stub) -> G
         MAX_REQUEST_HEADERS="8KiB",
         MEMORY_BUDGET="8MiB",
     )
-
-
-def marker_of(response: httpx.Response) -> str | None:
-    if not response.content:
-        return None
-    body = response.json()
-    return body.get("marker") or body.get("r", {}).get("marker") or body.get("ok", {}).get("marker")
-
-
-# --- upstream framing ------------------------------------------------------------
-MODES = ["trailing", "two", "late", "204", "304", "head", "stock-head", "switch", "gzip"]
-
-
-def request_for(mode: str, marker: str, kind: str) -> tuple[str, str]:
-    """(method, path) of a request that makes the upstream misbehave."""
-    if mode == "stock-head":
-        return "HEAD", f"/stock/x/{marker}"
-    if mode == "head":
-        return "HEAD", f"/p/head/{marker}"
-    return "GET", (f"/p/{mode}/{marker}" if kind == "proxy" else f"/a/{mode}/{marker}")
-
-
-async def hammer(url: str, mode: str, kind: str, requests: int) -> list[str]:
-    """Interleave misbehaving requests with innocent ones, 32 at a time, every
-    one with its own marker; return what went wrong."""
-    wrong: list[str] = []
-    limits = httpx.Limits(max_connections=32)
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=20) as client:
-        gate = asyncio.Semaphore(32)
-
-        async def one(i: int) -> None:
-            marker = f"{mode}-{kind}-{i}"
-            innocent = i % 2 == 0
-            if innocent:
-                method = "GET"
-                path = f"/p/ok/{marker}" if kind == "proxy" else f"/a/ok/{marker}"
-                if mode == "stock-head":
-                    path = f"/stock/x/{marker}"
-            else:
-                method, path = request_for(mode, marker, kind)
-            async with gate:
-                response = await client.request(method, path)
-            got = (
-                marker_of(response)
-                if response.headers.get("content-type", "").startswith("application/json")
-                else None
-            )
-            if innocent and (response.status_code != 200 or got != marker):
-                wrong.append(f"innocent {path}: {response.status_code} {got}")
-            elif not innocent and got not in (None, marker):
-                wrong.append(f"{method} {path}: {response.status_code} {got}")
-            if b"planted" in response.content:
-                wrong.append(f"{path}: planted bytes")
-            if len(response.headers.get_list("content-length")) > 1:
-                wrong.append(f"{path}: two Content-Length headers")
-
-        await asyncio.gather(*(one(i) for i in range(requests)))
-    return wrong
 
 
 @pytest.mark.parametrize("mode", MODES)
