@@ -24,15 +24,9 @@ def parsed_cost(data: bytes | bytearray) -> tuple[int, int]:
     real cost, and within 2x of it for the usual API payloads. Strings cost
     up to 4 bytes per character once decoded unless they are ASCII."""
     per_byte = 1 if data.isascii() else 4
-    containers = 200 * data.count(b"{") + 64 * data.count(b"[")
-    total = (
-        64
-        + len(data) * per_byte
-        + 200 * data.count(b"{")
-        + 56 * data.count(b"[")
-        + 32 * data.count(b",")
-        + 12 * data.count(b'"')
-    )
+    objects, lists = data.count(b"{"), data.count(b"[")
+    containers = 200 * objects + 64 * lists
+    total = 64 + len(data) * per_byte + containers + 32 * data.count(b",") + 12 * data.count(b'"')
     return total, containers
 
 

@@ -41,27 +41,13 @@ _STATE = "_gateway_limits"
 class _Limits:
     """Per connection: where the current request head stands."""
 
-    __slots__ = ("head_bytes", "header_bytes", "in_head", "refused", "timer", "url_bytes")
+    __slots__ = ("head_bytes", "refused", "scope", "timer")
 
     def __init__(self) -> None:
-        self.in_head = False  # between a request's first byte and its last header
-        self.head_bytes = 0  # bytes received while in the head (after the first read)
-        self.url_bytes = 0
-        self.header_bytes = 0  # of complete headers
+        self.scope: object = None  # uvicorn's scope of the request whose head is counted
+        self.head_bytes = 0  # received since that head began (from the next read on)
         self.refused = False
         self.timer: asyncio.TimerHandle | None = None
-
-    def begin(self) -> None:
-        self.in_head, self.head_bytes, self.url_bytes, self.header_bytes = True, 0, 0, 0
-
-
-class _Refused(Exception):
-    """Raised inside a parser callback to stop parsing at a limit."""
-
-    def __init__(self, status: int, detail: str) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.detail = detail
 
 
 def _state(protocol: Any) -> _Limits:
@@ -94,6 +80,23 @@ def _refuse(protocol: Any, status: int, detail: str) -> None:
     protocol.loop.call_later(LINGER_SECONDS, transport.close)
 
 
+def _over(protocol: Any, state: _Limits, fed: int) -> tuple[int, str] | None:
+    """After a read: is the head in progress (or just completed) too large?
+    uvicorn keeps the target so far in `url` and the complete headers in
+    `headers`; a header still being read is inside httptools, counted only
+    as bytes received. Exact sums are taken only when the bytes received
+    could pass a limit at all, so an ordinary request costs two comparisons."""
+    _, max_line, max_headers = protocol._gateway_limits_config
+    if state.head_bytes + fed <= max_line:
+        return None
+    if len(protocol.url) > max_line:
+        return 414, f"the request target is longer than {max_line} bytes"
+    headers = sum(len(name) + len(value) + 4 for name, value in protocol.headers)
+    if max(headers, state.head_bytes - len(protocol.url)) > max_headers:
+        return 431, f"the request headers are larger than {max_headers} bytes"
+    return None
+
+
 def guard_protocol(*, header_timeout: float, max_line: int, max_headers: int) -> bool:
     """Patch uvicorn's httptools protocol; False if it is not importable."""
     try:
@@ -103,56 +106,37 @@ def guard_protocol(*, header_timeout: float, max_line: int, max_headers: int) ->
     HttpToolsProtocol._gateway_limits_config = (header_timeout, max_line, max_headers)  # type: ignore[attr-defined]
     if getattr(HttpToolsProtocol, "_gateway_guarded", False):
         return True
-    originals = {
-        name: getattr(HttpToolsProtocol, name)
-        for name in (
-            "connection_made",
-            "connection_lost",
-            "on_message_begin",
-            "on_url",
-            "on_header",
-            "on_headers_complete",
-        )
-    }
-
-    def config(self: Any) -> tuple[float, int, int]:
-        return self._gateway_limits_config  # type: ignore[no-any-return]
+    connection_made = HttpToolsProtocol.connection_made
+    connection_lost = HttpToolsProtocol.connection_lost
 
     def expire(self: Any) -> None:
         _state(self).timer = None
         _refuse(self, 408, "the request headers took too long")
 
-    def arm(self: Any) -> None:
-        state = _state(self)
+    def arm(self: Any, state: _Limits) -> None:
         if state.timer is None:
-            state.timer = self.loop.call_later(config(self)[0], expire, self)
+            timeout = self._gateway_limits_config[0]
+            state.timer = self.loop.call_later(timeout, expire, self)
 
-    def connection_made(self: Any, transport: asyncio.Transport) -> None:
-        originals["connection_made"](self, transport)
-        arm(self)
+    def guarded_connection_made(self: Any, transport: asyncio.Transport) -> None:
+        connection_made(self, transport)
+        arm(self, _state(self))  # until the first request's head is complete
 
-    def connection_lost(self: Any, exc: Exception | None) -> None:
+    def guarded_connection_lost(self: Any, exc: Exception | None) -> None:
         _disarm(_state(self))
-        originals["connection_lost"](self, exc)
+        connection_lost(self, exc)
 
     def data_received(self: Any, data: bytes) -> None:
-        """uvicorn 0.54's data_received, plus the head limits."""
+        """uvicorn 0.54's data_received, plus the head limits and deadline."""
         state = _state(self)
         if state.refused:
             return  # lingering: read and drop
         self._unset_keepalive_if_required()
-        if state.in_head:
-            state.head_bytes += len(data)
+        counted = state.scope is not None and state.scope is self.scope
+        if counted:
+            state.head_bytes += len(data)  # all of it belongs to the head in progress
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserCallbackError as exc:
-            refused = exc.__context__
-            if isinstance(refused, _Refused):
-                _refuse(self, refused.status, refused.detail)
-                return
-            self.logger.warning("Invalid HTTP request received.")
-            self.send_400_response("Invalid HTTP request received.")
-            return
         except httptools.HttpParserError:
             self.logger.warning("Invalid HTTP request received.")
             self.send_400_response("Invalid HTTP request received.")
@@ -163,50 +147,23 @@ def guard_protocol(*, header_timeout: float, max_line: int, max_headers: int) ->
             else:
                 self._unsupported_upgrade_warning()
             return
-        if state.in_head:  # still in the head: the bytes so far must fit
-            _, max_line, max_headers = config(self)
-            rest = state.head_bytes - state.url_bytes
-            if state.url_bytes > max_line:
-                _refuse(self, 414, f"the request target is longer than {max_line} bytes")
-            elif max(state.header_bytes, rest) > max_line + max_headers:
-                _refuse(self, 431, f"the request headers are larger than {max_headers} bytes")
+        scope = self.scope
+        if scope is None:
+            return
+        complete = "method" in scope  # uvicorn sets it once the head is complete
+        if scope is not state.scope:  # a new request began in this read
+            state.scope, state.head_bytes = scope, 0
+            if not complete:
+                arm(self, state)  # a kept-alive request's head: from its first byte
+        if (refusal := _over(self, state, 0 if counted else len(data))) is not None:
+            _refuse(self, *refusal)
+            if complete and self.cycle is not None:
+                self.cycle.disconnected = True  # never mind the request uvicorn started
+        elif complete:
+            _disarm(state)
 
-    def on_message_begin(self: Any) -> None:
-        originals["on_message_begin"](self)
-        _state(self).begin()
-        arm(self)
-
-    def on_url(self: Any, url: bytes) -> None:
-        state = _state(self)
-        state.url_bytes += len(url)
-        max_line = config(self)[1]
-        if state.url_bytes > max_line:
-            raise _Refused(414, f"the request target is longer than {max_line} bytes")
-        originals["on_url"](self, url)
-
-    def on_header(self: Any, name: bytes, value: bytes) -> None:
-        state = _state(self)
-        state.header_bytes += len(name) + len(value) + 4
-        max_headers = config(self)[2]
-        if state.header_bytes > max_headers:
-            raise _Refused(431, f"the request headers are larger than {max_headers} bytes")
-        originals["on_header"](self, name, value)
-
-    def on_headers_complete(self: Any) -> None:
-        state = _state(self)
-        state.in_head = False
-        _disarm(state)
-        originals["on_headers_complete"](self)
-
-    for name, method in (
-        ("connection_made", connection_made),
-        ("connection_lost", connection_lost),
-        ("data_received", data_received),
-        ("on_message_begin", on_message_begin),
-        ("on_url", on_url),
-        ("on_header", on_header),
-        ("on_headers_complete", on_headers_complete),
-    ):
-        setattr(HttpToolsProtocol, name, method)
+    HttpToolsProtocol.connection_made = guarded_connection_made  # type: ignore[method-assign]
+    HttpToolsProtocol.connection_lost = guarded_connection_lost  # type: ignore[method-assign]
+    HttpToolsProtocol.data_received = data_received  # type: ignore[method-assign]
     HttpToolsProtocol._gateway_guarded = True  # type: ignore[attr-defined]
     return True

@@ -38,7 +38,6 @@ __all__ = ["DEFAULT_MAX_HEADER_SIZE", "H1Connection", "ServerDisconnected", "Ups
 HIGH_WATER = 256 * 1024  # buffered body bytes before the socket is paused
 LOW_WATER = 64 * 1024
 DEFAULT_MAX_HEADER_SIZE = 64 * 1024
-_QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)  # Linux
 
 type Head = tuple[int, list[tuple[bytes, bytes]]]
 
@@ -73,7 +72,6 @@ class H1Connection(asyncio.Protocol):
         self._max_header_size = max_header_size
         self.state: Literal["active", "settling", "idle", "gone"] = "active"
         self.transport: asyncio.Transport | None = None
-        self._socket: socket.socket | None = None
         self.reused = False  # has served a request before
         self.idle_since = time.monotonic()
         self.closed = False
@@ -99,7 +97,6 @@ class H1Connection(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
         sock = transport.get_extra_info("socket")
         if sock is not None:
-            self._socket = sock
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
@@ -302,12 +299,6 @@ class H1Connection(asyncio.Protocol):
 
     def _finish(self) -> None:
         self._complete = True
-        if _QUICKACK is not None and self._socket is not None:
-            # ACK now: a write the upstream's Nagle holds back until our ACK
-            # (bytes it should not send at all) then arrives while the
-            # connection settles, not after the next request.
-            with contextlib.suppress(OSError):
-                self._socket.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
         self._wake()
 
     def _violated(self) -> None:

@@ -30,6 +30,7 @@ _STEP = 64 * 1024  # decompressed bytes per zlib call
 # simdjson's tape and string buffer: about 5 bytes per byte of input (measured).
 VALIDATION_COST = 5
 _SMALL = 64 * 1024
+_ONE_BUFFER = 256 * 1024  # declared bodies larger than this are read into one buffer
 _shared = simdjson.Parser(max_capacity=_SMALL)  # keeps at most ~5 x 64 KiB
 
 
@@ -121,9 +122,10 @@ async def read_body(
     if declared is not None and encoding is None:
         if declared > limit:
             raise TooLarge
-        if not hold.take(declared):
-            raise OverBudget
-        return await _read_declared(stream, declared)
+        if declared > _ONE_BUFFER:
+            if not hold.take(declared):
+                raise OverBudget
+            return await _read_declared(stream, declared)
     return await _read_chunks(stream, _Inflater(encoding) if encoding else None, limit, hold)
 
 
