@@ -40,10 +40,10 @@ from pathlib import Path
 
 import httpx
 
-from . import limits
-from .c10k import raise_fd_limit, run_c10k
-from .peers.nginx import nginx_command
-from .wrk import WrkResult, require_wrk, run_wrk
+from bench import limits
+from bench.c10k import raise_fd_limit, run_c10k
+from bench.peers.nginx import nginx_command
+from bench.wrk import WrkResult, require_wrk, run_wrk
 
 ROOT = Path(__file__).resolve().parent.parent
 SECONDS = float(os.environ.get("BENCH_SECONDS", "6"))

@@ -29,7 +29,7 @@ import httpx
 from tests.hostile import EXTRA_UPSTREAMS, HOSTILE_ROUTES, MODES, hammer
 
 if TYPE_CHECKING:
-    from .__main__ import Bench, Process
+    from bench.__main__ import Bench, Process
 
 FRAMING_REQUESTS = int(os.environ.get("BENCH_FRAMING_REQUESTS", "10000"))
 type Check = tuple[str, str, str, bool]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import environ
 
-from .env import (
+from config.env import (
     SettingError,
     read_bool,
     read_choice,

@@ -22,8 +22,8 @@ from typing import BinaryIO
 
 import orjson
 
-from . import metrics
-from .context import RequestContext
+from gateway import metrics
+from gateway.context import RequestContext
 
 __all__ = ["AccessLog"]
 

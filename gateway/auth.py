@@ -33,7 +33,7 @@ import orjson
 from jwt.types import Options
 from jwt.warnings import InsecureKeyLengthWarning
 
-from .config.model import ApiKeyProvider, AuthProvider, JwtProvider
+from gateway.config.model import ApiKeyProvider, AuthProvider, JwtProvider
 
 __all__ = [
     "ApiKeyAuthenticator",

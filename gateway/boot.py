@@ -63,13 +63,13 @@ def build_application() -> object:
 
     from django.conf import settings
 
-    from . import allocator, metrics, registry
-    from .config import RoutesFileError, parse_routes_file, read_routes_file
-    from .edge.protocol import guard_protocol
-    from .handler import GatewayHandler
-    from .lifespan import GatewayApplication
-    from .reload import file_digest
-    from .services import Services
+    from gateway import allocator, metrics, registry
+    from gateway.config import RoutesFileError, parse_routes_file, read_routes_file
+    from gateway.edge.protocol import guard_protocol
+    from gateway.handler import GatewayHandler
+    from gateway.lifespan import GatewayApplication
+    from gateway.reload import file_digest
+    from gateway.services import Services
 
     try:
         data = read_routes_file(settings.ROUTES_FILE)

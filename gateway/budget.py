@@ -11,7 +11,7 @@ longer needs it (the merged answer's bytes until the answer has been sent).
 
 from __future__ import annotations
 
-from . import metrics
+from gateway import metrics
 
 __all__ = ["Hold", "MemoryBudget", "parsed_cost"]
 

@@ -28,7 +28,7 @@ from typing import Protocol
 import orjson
 import redis.asyncio as aioredis
 
-from .redisclient import REDIS_ERRORS, Outage
+from gateway.redisclient import REDIS_ERRORS, Outage
 
 __all__ = ["CacheStore", "Coalescer", "MemoryCache", "RedisCache", "cache_key"]
 

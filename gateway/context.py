@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING
 from django.core.handlers.asgi import ASGIRequest
 
 if TYPE_CHECKING:
-    from .budget import Hold
-    from .policy import RoutePolicy
+    from gateway.budget import Hold
+    from gateway.policy import RoutePolicy
 
 __all__ = [
     "BackendLog",

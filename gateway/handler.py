@@ -37,12 +37,12 @@ from django.http import HttpResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.urls import set_script_prefix
 
-from . import registry
-from .accesslog import CLIENT_CLOSED, AccessLog
-from .context import GatewayRequest, RequestContext, make_request_id
-from .edge.protocol import MIN_BODY_RATE
-from .errors import PayloadTooLarge, RequestTimeout, problem_response
-from .router import Match
+from gateway import registry
+from gateway.accesslog import CLIENT_CLOSED, AccessLog
+from gateway.context import GatewayRequest, RequestContext, make_request_id
+from gateway.edge.protocol import MIN_BODY_RATE
+from gateway.errors import PayloadTooLarge, RequestTimeout, problem_response
+from gateway.router import Match
 
 __all__ = ["GatewayHandler"]
 

@@ -27,7 +27,7 @@ from collections.abc import AsyncIterator
 import httpx
 from httpx._urlparse import ParseResult
 
-from .config.model import Upstream
+from gateway.config.model import Upstream
 
 __all__ = ["Origin", "build_request", "normalized_headers", "send"]
 

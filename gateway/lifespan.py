@@ -18,10 +18,10 @@ from typing import Any
 
 from django.conf import settings
 
-from . import allocator, registry
-from .handler import GatewayHandler
-from .reload import Reloader
-from .services import Services
+from gateway import allocator, registry
+from gateway.handler import GatewayHandler
+from gateway.reload import Reloader
+from gateway.services import Services
 
 __all__ = ["GatewayApplication"]
 

@@ -10,12 +10,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .auth import Authenticator, build_authenticator
-from .config.model import CorsPolicy, JwtProvider, Route, RouteTable
-from .context import RequestContext
+from gateway.auth import Authenticator, build_authenticator
+from gateway.config.model import CorsPolicy, JwtProvider, Route, RouteTable
+from gateway.context import RequestContext
 
 if TYPE_CHECKING:
-    from .services import Services
+    from gateway.services import Services
 
 __all__ = [
     "RouteAuth",

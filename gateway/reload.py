@@ -20,9 +20,9 @@ import logging
 import os
 from pathlib import Path
 
-from . import metrics, registry
-from .config import RoutesFileError, parse_routes_file, read_routes_file
-from .services import Services
+from gateway import metrics, registry
+from gateway.config import RoutesFileError, parse_routes_file, read_routes_file
+from gateway.services import Services
 
 __all__ = ["POLL_SECONDS", "Reloader", "file_digest"]
 

@@ -21,9 +21,9 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from . import metrics
-from .config.model import CircuitBreaker as BreakerSpec
-from .config.model import Retries, Upstream
+from gateway import metrics
+from gateway.config.model import CircuitBreaker as BreakerSpec
+from gateway.config.model import Retries, Upstream
 
 __all__ = [
     "CircuitBreaker",

@@ -10,17 +10,17 @@ from collections.abc import Mapping
 
 import httpx
 
-from . import metrics
-from .auth import JwksKeys
-from .budget import MemoryBudget
-from .cache import CacheStore, Coalescer, MemoryCache, RedisCache
-from .config.model import Upstream
-from .ratelimit import Limiter
-from .ratelimit.memory import MemoryLimiter
-from .ratelimit.redis import RedisLimiter
-from .redisclient import REDIS_ERRORS, REDIS_TIMEOUT, connect_redis
-from .resilience import UpstreamGuard
-from .upstream import UpstreamClients, create_client
+from gateway import metrics
+from gateway.auth import JwksKeys
+from gateway.budget import MemoryBudget
+from gateway.cache import CacheStore, Coalescer, MemoryCache, RedisCache
+from gateway.config.model import Upstream
+from gateway.ratelimit import Limiter
+from gateway.ratelimit.memory import MemoryLimiter
+from gateway.ratelimit.redis import RedisLimiter
+from gateway.redisclient import REDIS_ERRORS, REDIS_TIMEOUT, connect_redis
+from gateway.resilience import UpstreamGuard
+from gateway.upstream import UpstreamClients, create_client
 
 __all__ = ["Services"]
 

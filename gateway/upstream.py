@@ -19,9 +19,9 @@ from collections.abc import Callable, Mapping
 
 import httpx
 
-from .config.model import Upstream
-from .h1 import H1Transport
-from .h1.connection import DEFAULT_MAX_HEADER_SIZE
+from gateway.config.model import Upstream
+from gateway.h1 import H1Transport
+from gateway.h1.connection import DEFAULT_MAX_HEADER_SIZE
 
 __all__ = [
     "KEEPALIVE_SECONDS",

@@ -14,10 +14,10 @@ from django.core.exceptions import SuspiciousOperation
 from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 
-from . import metrics as gateway_metrics
-from . import registry
-from .context import GatewayRequest
-from .errors import (
+from gateway import metrics as gateway_metrics
+from gateway import registry
+from gateway.context import GatewayRequest
+from gateway.errors import (
     BadRequest,
     GatewayError,
     MethodNotAllowed,
@@ -25,7 +25,7 @@ from .errors import (
     error_response,
     problem_response,
 )
-from .router import BadPath, NoMatch
+from gateway.router import BadPath, NoMatch
 
 __all__ = ["healthz", "metrics", "readyz", "route_view"]
 

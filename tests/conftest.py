@@ -14,8 +14,7 @@ from pathlib import Path
 import pytest
 
 from gateway.config import RouteTable, parse_route_table
-
-from .processes import PYTHON, Stub, start_process
+from tests.processes import PYTHON, Stub, start_process
 
 
 def table(yaml_text: str) -> RouteTable:

@@ -20,8 +20,7 @@ from gateway.auth import (
     JwksKeys,
     JwtAuthenticator,
 )
-
-from .conftest import table
+from tests.conftest import table
 
 SECRET = "unit-test-secret-that-is-long-enough!!"
 PROVIDERS = table(

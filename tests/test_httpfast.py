@@ -8,8 +8,7 @@ import pytest
 import respx
 
 from gateway.httpfast import Origin, build_request, send
-
-from .conftest import table
+from tests.conftest import table
 
 UPSTREAMS = table(
     """

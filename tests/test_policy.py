@@ -5,8 +5,7 @@ from __future__ import annotations
 from gateway.context import RequestContext
 from gateway.policy import build_policy, credential_header_names, identity_header_names
 from gateway.services import Services
-
-from .conftest import table
+from tests.conftest import table
 
 ROUTES = table(
     """

@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.router import BadPath, Match, NoMatch, Router, split_path
-
-from .conftest import table
+from tests.conftest import table
 
 ROUTES = """
 version: 1

@@ -6,8 +6,7 @@ import httpx
 import respx
 
 from gateway.upstream import UpstreamClients, create_upstream_client
-
-from .conftest import table
+from tests.conftest import table
 
 UPSTREAM = table(
     "version: 1\nupstreams: {u: {url: 'http://u.svc', max_connections: 7}}\nroutes: []\n"

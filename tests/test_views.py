@@ -12,8 +12,7 @@ from gateway import registry
 from gateway.context import GatewayRequest
 from gateway.services import Services
 from gateway.views import healthz, readyz
-
-from .conftest import table
+from tests.conftest import table
 
 
 def probe_request() -> GatewayRequest:

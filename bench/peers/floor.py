@@ -13,7 +13,7 @@ import aiohttp
 from django.http import JsonResponse
 from django.urls import path
 
-from . import UPSTREAMS, configure_django
+from bench.peers import UPSTREAMS, configure_django
 
 _session: aiohttp.ClientSession | None = None
 

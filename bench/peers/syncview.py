@@ -10,7 +10,7 @@ import httpx
 from django.http import JsonResponse
 from django.urls import path
 
-from . import UPSTREAMS, configure_django
+from bench.peers import UPSTREAMS, configure_django
 
 _client = httpx.Client(timeout=30, trust_env=False)
 

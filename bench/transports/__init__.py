@@ -10,7 +10,7 @@ from __future__ import annotations
 import aiohttp
 import httpx
 
-from .aiohttp_pool import AiohttpTransport
+from bench.transports.aiohttp_pool import AiohttpTransport
 
 __all__ = ["FACTORIES"]
 

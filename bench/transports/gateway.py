@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import os
 
+from bench.transports import FACTORIES
 from gateway import upstream
-
-from . import FACTORIES
 
 upstream.transport_factory = FACTORIES[os.environ["BENCH_TRANSPORT"]]
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")

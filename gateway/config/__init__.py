@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .document import read_document
-from .model import *  # noqa: F403
-from .model import RouteTable
-from .reader import Reader
-from .source import Problem, parse_yaml
+from gateway.config.document import read_document
+from gateway.config.model import *  # noqa: F403
+from gateway.config.model import RouteTable
+from gateway.config.reader import Reader
+from gateway.config.source import Problem, parse_yaml
 
 __all__ = [
     "Problem",

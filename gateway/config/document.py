@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from types import MappingProxyType
 
-from .model import AuthProvider, Route, RouteTable, Upstream
-from .reader import Reader
-from .routes import read_route
-from .sections import read_auth_provider, read_settings, read_upstream
-from .source import Node
+from gateway.config.model import AuthProvider, Route, RouteTable, Upstream
+from gateway.config.reader import Reader
+from gateway.config.routes import read_route
+from gateway.config.sections import read_auth_provider, read_settings, read_upstream
+from gateway.config.source import Node
 
 __all__ = ["read_document"]
 

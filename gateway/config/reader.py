@@ -11,8 +11,8 @@ import difflib
 import re
 from collections.abc import Iterable
 
-from .source import Node, Problem
-from .units import parse_duration, parse_size
+from gateway.config.source import Node, Problem
+from gateway.config.units import parse_duration, parse_size
 
 __all__ = ["HEADER_NAME", "Reader"]
 

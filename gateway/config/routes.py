@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Collection
 
-from .model import (
+from gateway.config.model import (
     Backend,
     CacheSpec,
     FieldRef,
@@ -17,10 +17,10 @@ from .model import (
     Route,
     Template,
 )
-from .reader import HEADER_NAME, Reader
-from .sections import NAME, read_cors, read_forward_headers
-from .source import Node
-from .templates import parse_route_path, parse_template
+from gateway.config.reader import HEADER_NAME, Reader
+from gateway.config.sections import NAME, read_cors, read_forward_headers
+from gateway.config.source import Node
+from gateway.config.templates import parse_route_path, parse_template
 
 __all__ = ["read_route"]
 

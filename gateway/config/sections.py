@@ -10,7 +10,7 @@ import hashlib
 import re
 from urllib.parse import urlsplit
 
-from .model import (
+from gateway.config.model import (
     ApiKey,
     ApiKeyProvider,
     AuthProvider,
@@ -21,9 +21,9 @@ from .model import (
     Retries,
     Upstream,
 )
-from .reader import Reader
-from .source import Node
-from .templates import _STATIC_PATH
+from gateway.config.reader import Reader
+from gateway.config.source import Node
+from gateway.config.templates import _STATIC_PATH
 
 __all__ = [
     "NOT_FORWARDABLE",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from .model import FieldRef, ParamRef, PathSegment, QueryRef, Template, TemplatePart
+from gateway.config.model import FieldRef, ParamRef, PathSegment, QueryRef, Template, TemplatePart
 
 __all__ = ["parse_route_path", "parse_template"]
 

@@ -11,7 +11,7 @@ import sys
 
 import uvicorn
 
-from .services import billing, orders, users
+from gateway.demo.services import billing, orders, users
 
 
 def bind(host: str, port: int) -> socket.socket:

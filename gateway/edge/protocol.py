@@ -27,8 +27,8 @@ from typing import Any
 
 import httptools
 
-from ..context import make_request_id
-from ..errors import raw_problem_response
+from gateway.context import make_request_id
+from gateway.errors import raw_problem_response
 
 __all__ = ["LINGER_SECONDS", "MIN_BODY_RATE", "guard_protocol"]
 

@@ -15,6 +15,6 @@ no HTTP/2.
     transport.py   H1Transport, the httpx.AsyncBaseTransport over the pools
 """
 
-from .transport import H1Transport
+from gateway.h1.transport import H1Transport
 
 __all__ = ["H1Transport"]

@@ -22,7 +22,7 @@ import ssl
 import time
 from collections import deque
 
-from .connection import DEFAULT_MAX_HEADER_SIZE, H1Connection
+from gateway.h1.connection import DEFAULT_MAX_HEADER_SIZE, H1Connection
 
 __all__ = ["DISTRUST_SECONDS", "DNS_TTL", "SETTLE_SECONDS", "Pool", "PoolTimeout"]
 

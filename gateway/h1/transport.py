@@ -8,13 +8,13 @@ from collections.abc import AsyncIterator
 
 import httpx
 
-from .connection import (
+from gateway.h1.connection import (
     DEFAULT_MAX_HEADER_SIZE,
     H1Connection,
     ServerDisconnected,
     UpstreamProtocolError,
 )
-from .pool import Pool, PoolTimeout
+from gateway.h1.pool import Pool, PoolTimeout
 
 __all__ = ["H1Transport"]
 

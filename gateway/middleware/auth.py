@@ -11,10 +11,10 @@ from typing import cast
 from django.http import HttpRequest
 from django.http.response import HttpResponseBase
 
-from ..auth import AuthError, AuthUnavailable, Principal
-from ..context import GatewayRequest
-from ..errors import problem_response
-from .base import AsyncMiddleware
+from gateway.auth import AuthError, AuthUnavailable, Principal
+from gateway.context import GatewayRequest
+from gateway.errors import problem_response
+from gateway.middleware.base import AsyncMiddleware
 
 __all__ = ["AuthMiddleware"]
 

@@ -12,11 +12,11 @@ from typing import cast
 from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 
-from ..context import GatewayRequest
-from ..policy import RouteCors
-from ..registry import Gateway
-from ..router import Match
-from .base import AsyncMiddleware
+from gateway.context import GatewayRequest
+from gateway.middleware.base import AsyncMiddleware
+from gateway.policy import RouteCors
+from gateway.registry import Gateway
+from gateway.router import Match
 
 __all__ = ["CorsMiddleware"]
 

@@ -14,12 +14,12 @@ from typing import cast
 from django.http import HttpRequest
 from django.http.response import HttpResponseBase
 
-from .. import metrics
-from ..context import GatewayRequest
-from ..errors import problem_response
-from ..ratelimit import Decision, StoreUnavailable
-from ..registry import Gateway
-from .base import AsyncMiddleware
+from gateway import metrics
+from gateway.context import GatewayRequest
+from gateway.errors import problem_response
+from gateway.middleware.base import AsyncMiddleware
+from gateway.ratelimit import Decision, StoreUnavailable
+from gateway.registry import Gateway
 
 __all__ = ["RateLimitMiddleware"]
 

@@ -11,10 +11,10 @@ from django.core.exceptions import DisallowedHost
 from django.http import HttpRequest
 from django.http.response import HttpResponseBase
 
-from ..context import GatewayRequest, RequestContext, make_request_id, resolve_client
-from ..errors import problem_response
-from ..router import Match
-from .base import AsyncMiddleware, GetResponse
+from gateway.context import GatewayRequest, RequestContext, make_request_id, resolve_client
+from gateway.errors import problem_response
+from gateway.middleware.base import AsyncMiddleware, GetResponse
+from gateway.router import Match
 
 __all__ = ["RequestContextMiddleware"]
 

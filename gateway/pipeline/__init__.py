@@ -21,15 +21,15 @@ from typing import TYPE_CHECKING
 import httpx
 from django.http.response import HttpResponseBase
 
-from ..config.model import Route, RouteTable
-from ..context import GatewayRequest
-from ..resilience import UpstreamGuard
-from ..router import Match
-from .aggregate import AggregateHandler, CachedAggregate
-from .proxy import ProxyHandler
+from gateway.config.model import Route, RouteTable
+from gateway.context import GatewayRequest
+from gateway.pipeline.aggregate import AggregateHandler, CachedAggregate
+from gateway.pipeline.proxy import ProxyHandler
+from gateway.resilience import UpstreamGuard
+from gateway.router import Match
 
 if TYPE_CHECKING:
-    from ..services import Services
+    from gateway.services import Services
 
 __all__ = ["Handler", "Upstreams", "build_route_handler"]
 

@@ -13,22 +13,22 @@ import httpx
 import orjson
 from django.http import HttpResponse
 
-from .. import metrics
-from ..budget import Hold, MemoryBudget
-from ..cache import Coalescer, cache_key
-from ..config.model import FieldRef, ParamRef, QueryRef, Route, RouteTable
-from ..context import BackendLog, GatewayRequest
-from ..errors import GatewayError, MemoryBudgetSpent
-from ..httpfast import Origin
-from ..policy import identity_header_names
-from ..resilience import UpstreamGuard
-from ..router import Match
-from .calls import BackendCall, BackendPlan
-from .fanout import fan_out
-from .merge import merge_outcomes
-from .outcome import Outcome
-from .request import RenderInput, encode_segment, upstream_headers
-from .shape import compile_shape
+from gateway import metrics
+from gateway.budget import Hold, MemoryBudget
+from gateway.cache import Coalescer, cache_key
+from gateway.config.model import FieldRef, ParamRef, QueryRef, Route, RouteTable
+from gateway.context import BackendLog, GatewayRequest
+from gateway.errors import GatewayError, MemoryBudgetSpent
+from gateway.httpfast import Origin
+from gateway.pipeline.calls import BackendCall, BackendPlan
+from gateway.pipeline.fanout import fan_out
+from gateway.pipeline.merge import merge_outcomes
+from gateway.pipeline.outcome import Outcome
+from gateway.pipeline.request import RenderInput, encode_segment, upstream_headers
+from gateway.pipeline.shape import compile_shape
+from gateway.policy import identity_header_names
+from gateway.resilience import UpstreamGuard
+from gateway.router import Match
 
 __all__ = ["AggregateHandler", "CachedAggregate"]
 

@@ -16,11 +16,18 @@ import time
 import httpx
 import orjson
 
-from ..budget import Hold, parsed_cost
-from ..httpfast import send
-from ..resilience import UpstreamGuard, call_guarded, is_retryable_status
-from .decode import VALIDATION_COST, OverBudget, TooLarge, Undecodable, is_json, read_body
-from .outcome import Failure, Outcome
+from gateway.budget import Hold, parsed_cost
+from gateway.httpfast import send
+from gateway.pipeline.decode import (
+    VALIDATION_COST,
+    OverBudget,
+    TooLarge,
+    Undecodable,
+    is_json,
+    read_body,
+)
+from gateway.pipeline.outcome import Failure, Outcome
+from gateway.resilience import UpstreamGuard, call_guarded, is_retryable_status
 
 __all__ = [
     "call_backend",

@@ -8,15 +8,21 @@ from dataclasses import dataclass
 
 import httpx
 
-from ..budget import Hold
-from ..config.model import Backend, Upstream
-from ..context import GatewayRequest
-from ..httpfast import Origin, build_request
-from ..resilience import UpstreamGuard
-from .backend import call_backend
-from .outcome import Failure, Outcome
-from .request import MissingField, RenderInput, gateway_headers, render_path, render_query
-from .shape import Shape, ShapeError, shape_body
+from gateway.budget import Hold
+from gateway.config.model import Backend, Upstream
+from gateway.context import GatewayRequest
+from gateway.httpfast import Origin, build_request
+from gateway.pipeline.backend import call_backend
+from gateway.pipeline.outcome import Failure, Outcome
+from gateway.pipeline.request import (
+    MissingField,
+    RenderInput,
+    gateway_headers,
+    render_path,
+    render_query,
+)
+from gateway.pipeline.shape import Shape, ShapeError, shape_body
+from gateway.resilience import UpstreamGuard
 
 __all__ = ["BackendCall", "BackendPlan"]
 

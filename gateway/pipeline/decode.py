@@ -15,7 +15,7 @@ from collections.abc import AsyncIterable
 
 import simdjson
 
-from ..budget import Hold
+from gateway.budget import Hold
 
 __all__ = [
     "VALIDATION_COST",

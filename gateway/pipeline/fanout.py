@@ -14,7 +14,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
-from .outcome import Failure, Outcome
+from gateway.pipeline.outcome import Failure, Outcome
 
 __all__ = ["FanoutPlan", "fan_out"]
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from .outcome import Failure, Outcome, failure_error
+from gateway.pipeline.outcome import Failure, Outcome, failure_error
 
 __all__ = ["merge_outcomes"]
 

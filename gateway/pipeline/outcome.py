@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from ..errors import BackendFailed
+from gateway.errors import BackendFailed
 
 __all__ = ["Failure", "Outcome", "failure_error"]
 

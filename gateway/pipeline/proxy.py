@@ -17,22 +17,22 @@ from collections.abc import AsyncIterable, AsyncIterator, Mapping
 import httpx
 from django.http import StreamingHttpResponse
 
-from .. import metrics
-from ..config.model import Route, RouteTable
-from ..context import BackendLog, GatewayRequest
-from ..httpfast import Origin, build_request, send
-from ..policy import credential_header_names, identity_header_names
-from ..resilience import UpstreamGuard, call_guarded, is_retryable_status
-from ..router import Match
-from .backend import classify_transport_error
-from .outcome import Failure, failure_error
-from .request import (
+from gateway import metrics
+from gateway.config.model import Route, RouteTable
+from gateway.context import BackendLog, GatewayRequest
+from gateway.httpfast import Origin, build_request, send
+from gateway.pipeline.backend import classify_transport_error
+from gateway.pipeline.outcome import Failure, failure_error
+from gateway.pipeline.request import (
     RenderInput,
     gateway_headers,
     hop_by_hop_names,
     render_path,
     upstream_headers,
 )
+from gateway.policy import credential_header_names, identity_header_names
+from gateway.resilience import UpstreamGuard, call_guarded, is_retryable_status
+from gateway.router import Match
 
 __all__ = ["ProxyHandler", "ProxyResponse"]
 

@@ -16,10 +16,10 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import quote, unquote
 
-from ..config.model import FieldRef, ParamRef, QueryRef, Template, Upstream
-from ..context import RequestContext
-from ..errors import BadRequest
-from .shape import MISSING, get_field
+from gateway.config.model import FieldRef, ParamRef, QueryRef, Template, Upstream
+from gateway.context import RequestContext
+from gateway.errors import BadRequest
+from gateway.pipeline.shape import MISSING, get_field
 
 __all__ = [
     "HOP_BY_HOP",

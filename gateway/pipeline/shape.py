@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..config.model import Backend
+from gateway.config.model import Backend
 
 __all__ = ["MISSING", "Shape", "ShapeError", "compile_shape", "get_field", "shape_body"]
 

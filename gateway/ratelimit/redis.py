@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import redis.asyncio as aioredis
 
-from ..redisclient import REDIS_ERRORS, Outage
-from . import Decision, StoreUnavailable, decision_for
+from gateway.ratelimit import Decision, StoreUnavailable, decision_for
+from gateway.redisclient import REDIS_ERRORS, Outage
 
 __all__ = ["RedisLimiter"]
 

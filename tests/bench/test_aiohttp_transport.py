@@ -10,8 +10,7 @@ import httpx
 import pytest
 
 from bench.transports.aiohttp_pool import AiohttpTransport
-
-from ..rawserver import RawServer
+from tests.rawserver import RawServer
 
 
 async def read_request(reader: asyncio.StreamReader) -> bytes:

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import httpx
 
-from ..conftest import free_port
-from ..processes import Stub, start_process
-from .manifests import ROOT, dockerfile_cmd, dockerfile_value, tool
+from tests.conftest import free_port
+from tests.deploy.manifests import ROOT, dockerfile_cmd, dockerfile_value, tool
+from tests.processes import Stub, start_process
 
 
 def test_hadolint_reports_nothing() -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .manifests import (
+from tests.deploy.manifests import (
     ROOT,
     Doc,
     check_gateway_deployment,

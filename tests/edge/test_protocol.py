@@ -15,8 +15,7 @@ import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from gateway.edge.protocol import guard_protocol
-
-from ..conftest import free_port
+from tests.conftest import free_port
 
 
 def test_guard_is_installed_once() -> None:

@@ -20,8 +20,7 @@ from cryptography.x509.oid import NameOID
 from gateway.h1 import H1Transport
 from gateway.h1.connection import HIGH_WATER
 from gateway.h1.pool import SETTLE_SECONDS
-
-from ..rawserver import RawServer, read_request
+from tests.rawserver import RawServer, read_request
 
 type Reply = bytes
 

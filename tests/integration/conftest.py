@@ -14,8 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
-from ..conftest import RedisServer, free_port
-from ..processes import PYTHON, ROOT, Process, Stub, start_process
+from tests.conftest import RedisServer, free_port
+from tests.processes import PYTHON, ROOT, Process, Stub, start_process
 
 __all__ = [
     "PYTHON",

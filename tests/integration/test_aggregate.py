@@ -7,7 +7,7 @@ import time
 import httpx
 import pytest
 
-from .conftest import Gateway, GatewayFactory, Stub, free_port
+from tests.integration.conftest import Gateway, GatewayFactory, Stub, free_port
 
 ROUTES = """
 version: 1

@@ -14,7 +14,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from .conftest import Gateway, GatewayFactory, Stub
+from tests.integration.conftest import Gateway, GatewayFactory, Stub
 
 SECRET = "s3cret-for-hs256-tokens-0123456789abcdef"
 ISSUER = "https://auth.example.com/"

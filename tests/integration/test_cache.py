@@ -8,7 +8,7 @@ import time
 import httpx
 import pytest
 
-from .conftest import Gateway, GatewayFactory, RedisServer, Stub, free_port
+from tests.integration.conftest import Gateway, GatewayFactory, RedisServer, Stub, free_port
 
 ROUTES = """
 version: 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import Gateway, GatewayFactory, Stub
+from tests.integration.conftest import Gateway, GatewayFactory, Stub
 
 ROUTES = """
 version: 1

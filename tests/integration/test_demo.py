@@ -9,8 +9,8 @@ import socket
 
 import pytest
 
-from ..processes import PYTHON, ROOT, Process, start_process
-from .conftest import Gateway, GatewayFactory
+from tests.integration.conftest import Gateway, GatewayFactory
+from tests.processes import PYTHON, ROOT, Process, start_process
 
 
 def consecutive_free_ports(count: int) -> int:

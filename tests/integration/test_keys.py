@@ -10,7 +10,7 @@ import time
 import jwt
 import pytest
 
-from .conftest import Gateway, GatewayFactory, Stub
+from tests.integration.conftest import Gateway, GatewayFactory, Stub
 
 SECRET = "keys-test-secret-0123456789abcdefghij"
 ROUTES = """

@@ -17,9 +17,9 @@ import httpx
 import orjson
 import pytest
 
-from ..hostile import EXTRA_UPSTREAMS, HOSTILE_ROUTES, MODES, hammer
-from ..processes import PYTHON, Process
-from .conftest import Gateway, GatewayFactory, Stub, free_port, start_process
+from tests.hostile import EXTRA_UPSTREAMS, HOSTILE_ROUTES, MODES, hammer
+from tests.integration.conftest import Gateway, GatewayFactory, Stub, free_port, start_process
+from tests.processes import PYTHON, Process
 
 ROUTES = (
     HOSTILE_ROUTES.replace(EXTRA_UPSTREAMS, '  stub: {url: "${STUB}", timeout: 5s}\n')

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .conftest import Gateway, GatewayFactory, Stub
+from tests.integration.conftest import Gateway, GatewayFactory, Stub
 
 ONE = """
 version: 1

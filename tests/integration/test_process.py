@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .conftest import (
+from tests.integration.conftest import (
     PYTHON,
     ROOT,
     Gateway,

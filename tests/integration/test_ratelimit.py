@@ -9,7 +9,7 @@ from collections import Counter
 import httpx
 import pytest
 
-from .conftest import Gateway, GatewayFactory, RedisServer, Stub
+from tests.integration.conftest import Gateway, GatewayFactory, RedisServer, Stub
 
 ROUTES = """
 version: 1

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from .conftest import Gateway, GatewayFactory, Stub, free_port
+from tests.integration.conftest import Gateway, GatewayFactory, Stub, free_port
 
 ROUTES = """
 version: 1

@@ -15,8 +15,7 @@ from gateway.errors import BackendFailed, BadRequest
 from gateway.pipeline.aggregate import AggregateHandler
 from gateway.router import Match, Router, split_path
 from gateway.services import Services
-
-from ..conftest import table
+from tests.conftest import table
 
 ROUTES = """
 version: 1

@@ -11,8 +11,7 @@ import redis.asyncio as aioredis
 from gateway.ratelimit import StoreUnavailable
 from gateway.ratelimit.redis import PREFIX, RedisLimiter
 from gateway.redisclient import connect_redis
-
-from ..conftest import RedisServer
+from tests.conftest import RedisServer
 
 
 @pytest.fixture
