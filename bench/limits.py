@@ -141,7 +141,7 @@ def _flood(port: int, opening: bytes, size: int) -> bytes:
 
 def limiter_keys() -> list[Check]:
     """In this process, with the limiter's clock moved by hand."""
-    from gateway.ratelimit import memory
+    from gateway.policies.ratelimit import memory
 
     clock = [1000.0]
     real = memory.time.monotonic

@@ -8,6 +8,6 @@ import os
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
-from gateway.boot import build_application
+from gateway.edge.boot import build_application
 
 application = build_application()

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from django.core.exceptions import ImproperlyConfigured
 
-from gateway.config.units import parse_duration, parse_size
+from gateway.routes.units import parse_duration, parse_size
 
 __all__ = [
     "SettingError",

@@ -49,12 +49,13 @@ ALLOWED_HOSTS = read_list("ALLOWED_HOSTS", ["*"])
 
 INSTALLED_APPS = ["gateway"]
 # Only our own async-only middleware: Django's stock middleware runs on a thread
-# under ASGI (see gateway/middleware/__init__.py).
+# under ASGI (see gateway/edge/middleware.py).
 MIDDLEWARE = [
-    "gateway.middleware.request_context.RequestContextMiddleware",  # request ID, client, errors
-    "gateway.middleware.cors.CorsMiddleware",  # preflights answered before auth and limits
-    "gateway.middleware.auth.AuthMiddleware",
-    "gateway.middleware.ratelimit.RateLimitMiddleware",  # after auth: `client` keys are identities
+    "gateway.edge.context.RequestContextMiddleware",  # request ID, client, errors
+    "gateway.policies.cors.CorsMiddleware",  # preflights answered before auth and limits
+    "gateway.policies.auth.middleware.AuthMiddleware",
+    # after auth: `client` keys are identities
+    "gateway.policies.ratelimit.middleware.RateLimitMiddleware",
 ]
 ROOT_URLCONF = "config.urls"
 DATABASES: dict[str, dict[str, str]] = {}
@@ -98,8 +99,8 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
-        "json": {"()": "gateway.logs.JsonFormatter"},
-        "text": {"()": "gateway.logs.TextFormatter"},
+        "json": {"()": "gateway.observe.logs.JsonFormatter"},
+        "text": {"()": "gateway.observe.logs.TextFormatter"},
     },
     "handlers": {
         "stdout": {

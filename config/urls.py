@@ -2,7 +2,7 @@
 
 from django.urls import path, re_path
 
-from gateway import views
+from gateway.edge import views
 
 urlpatterns = [
     # First, so that routed paths (nearly all traffic) match at the first try.

@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from gateway.config.model import GatewaySettings, RouteTable
 from gateway.pipeline import Handler, Upstreams, build_route_handler
-from gateway.policy import RoutePolicy, build_policy
+from gateway.policies import RoutePolicy, build_policy
 from gateway.router import BadPath, Match, NoMatch, Router, split_path
-from gateway.services import Services
+from gateway.routes.model import GatewaySettings, RouteTable
+from gateway.runtime import Services
 
 __all__ = ["Gateway", "build_gateway", "current", "install", "lifecycle"]
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from urllib.parse import unquote_to_bytes
 
-from gateway.config.model import Route
+from gateway.routes.model import Route
 
 __all__ = ["BadPath", "Match", "NoMatch", "Router", "split_path"]
 

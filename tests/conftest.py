@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.config import RouteTable, parse_route_table
+from gateway.routes import RouteTable, parse_route_table
 from tests.processes import PYTHON, Stub, start_process
 
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 import os
 
 from bench.transports import FACTORIES
-from gateway import upstream
+from gateway.upstream import clients
 
-upstream.transport_factory = FACTORIES[os.environ["BENCH_TRANSPORT"]]
+clients.transport_factory = FACTORIES[os.environ["BENCH_TRANSPORT"]]
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 from config.asgi import application  # noqa: E402

@@ -27,7 +27,7 @@ from typing import Any
 
 import httptools
 
-from gateway.context import make_request_id
+from gateway.envelope import make_request_id
 from gateway.errors import raw_problem_response
 
 __all__ = ["LINGER_SECONDS", "MIN_BODY_RATE", "guard_protocol"]
@@ -41,11 +41,12 @@ _STATE = "_gateway_limits"
 class _Limits:
     """Per connection: where the current request head stands."""
 
-    __slots__ = ("head_bytes", "refused", "scope", "timer")
+    __slots__ = ("done", "head_bytes", "refused", "scope", "timer")
 
     def __init__(self) -> None:
         self.scope: object = None  # uvicorn's scope of the request whose head is counted
         self.head_bytes = 0  # received since that head began (from the next read on)
+        self.done = False  # that head is complete: what follows is its body
         self.refused = False
         self.timer: asyncio.TimerHandle | None = None
 
@@ -132,7 +133,7 @@ def guard_protocol(*, header_timeout: float, max_line: int, max_headers: int) ->
         if state.refused:
             return  # lingering: read and drop
         self._unset_keepalive_if_required()
-        counted = state.scope is not None and state.scope is self.scope
+        counted = state.scope is not None and state.scope is self.scope and not state.done
         if counted:
             state.head_bytes += len(data)  # all of it belongs to the head in progress
         try:
@@ -152,14 +153,17 @@ def guard_protocol(*, header_timeout: float, max_line: int, max_headers: int) ->
             return
         complete = "method" in scope  # uvicorn sets it once the head is complete
         if scope is not state.scope:  # a new request began in this read
-            state.scope, state.head_bytes = scope, 0
+            state.scope, state.head_bytes, state.done = scope, 0, False
             if not complete:
                 arm(self, state)  # a kept-alive request's head: from its first byte
+        elif state.done:
+            return  # its body: the handler's to judge
         if (refusal := _over(self, state, 0 if counted else len(data))) is not None:
             _refuse(self, *refusal)
             if complete and self.cycle is not None:
                 self.cycle.disconnected = True  # never mind the request uvicorn started
         elif complete:
+            state.done = True
             _disarm(state)
 
     HttpToolsProtocol.connection_made = guarded_connection_made  # type: ignore[method-assign]

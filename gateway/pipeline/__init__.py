@@ -21,15 +21,15 @@ from typing import TYPE_CHECKING
 import httpx
 from django.http.response import HttpResponseBase
 
-from gateway.config.model import Route, RouteTable
-from gateway.context import GatewayRequest
-from gateway.pipeline.aggregate import AggregateHandler, CachedAggregate
+from gateway.envelope import GatewayRequest
+from gateway.pipeline.aggregate.handler import AggregateHandler, CachedAggregate
 from gateway.pipeline.proxy import ProxyHandler
-from gateway.resilience import UpstreamGuard
 from gateway.router import Match
+from gateway.routes.model import Route, RouteTable
+from gateway.upstream.attempts import UpstreamGuard
 
 if TYPE_CHECKING:
-    from gateway.services import Services
+    from gateway.runtime import Services
 
 __all__ = ["Handler", "Upstreams", "build_route_handler"]
 

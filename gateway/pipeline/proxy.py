@@ -17,22 +17,22 @@ from collections.abc import AsyncIterable, AsyncIterator, Mapping
 import httpx
 from django.http import StreamingHttpResponse
 
-from gateway import metrics
-from gateway.config.model import Route, RouteTable
-from gateway.context import BackendLog, GatewayRequest
-from gateway.httpfast import Origin, build_request, send
-from gateway.pipeline.backend import classify_transport_error
-from gateway.pipeline.outcome import Failure, failure_error
-from gateway.pipeline.request import (
+from gateway.envelope import BackendLog, GatewayRequest
+from gateway.observe import metrics
+from gateway.pipeline.aggregate.outcome import Failure, failure_error
+from gateway.pipeline.aggregate.send import classify_transport_error
+from gateway.policies import credential_header_names, identity_header_names
+from gateway.router import Match
+from gateway.routes.model import Route, RouteTable
+from gateway.upstream.attempts import UpstreamGuard, call_guarded, is_retryable_status
+from gateway.upstream.render import (
     RenderInput,
     gateway_headers,
     hop_by_hop_names,
     render_path,
     upstream_headers,
 )
-from gateway.policy import credential_header_names, identity_header_names
-from gateway.resilience import UpstreamGuard, call_guarded, is_retryable_status
-from gateway.router import Match
+from gateway.upstream.requests import Origin, build_request, send
 
 __all__ = ["ProxyHandler", "ProxyResponse"]
 

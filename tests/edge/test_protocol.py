@@ -122,3 +122,14 @@ async def test_slow_headers_are_a_408_problem(port: int) -> None:
         answer = await asyncio.get_running_loop().run_in_executor(None, sock.recv, 4096)
     status, body = problem(answer)
     assert status == 408 and "took too long" in body["detail"]
+
+
+async def test_a_body_after_the_head_is_not_counted_as_head(port: int) -> None:
+    body = b"x" * 100_000  # far more than both limits, after a small head
+    answer = await exchange(
+        port,
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\nConnection: close\r\n\r\n"
+        % len(body),
+        body,
+    )
+    assert answer.startswith(b"HTTP/1.1 200")

@@ -12,7 +12,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from gateway.config import RoutesFileError, load_route_table
+from gateway.routes import RoutesFileError, load_route_table
 
 
 class Command(BaseCommand):

@@ -1,0 +1,96 @@
+"""Start-up: settings, routes file, shared clients, the ASGI application.
+
+Called while uvicorn imports `config.asgi`, before it binds its socket. A
+problem here is printed on stderr as plain lines (never a traceback) and the
+process exits with status 1, so a bad deploy fails fast instead of listening.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import NoReturn
+
+__all__ = ["build_application"]
+
+
+def _fail(lines: list[str]) -> NoReturn:
+    for line in lines:
+        sys.stderr.write(line + "\n")
+    sys.stderr.flush()
+    raise SystemExit(1)
+
+
+def _no_proxy_headers(app: object, trusted_hosts: object = None) -> object:
+    """Stands in for uvicorn's ProxyHeadersMiddleware: returns the app untouched."""
+    return app
+
+
+def _keep_the_tcp_peer() -> bool:
+    """uvicorn rewrites scope["client"] from X-Forwarded-For for peers in
+    FORWARDED_ALLOW_IPS (loopback by default) unless started with
+    --no-proxy-headers; a local client could then claim any address. SPEC 3.4
+    makes TRUSTED_PROXIES the one place client addresses are decided, so the
+    gateway switches uvicorn's rewriting off however it was started. uvicorn
+    wraps the app after importing it, so replacing the class now is enough;
+    tests/integration/test_process.py starts uvicorn without the flag to prove it."""
+    uvicorn_config = sys.modules.get("uvicorn.config")
+    if uvicorn_config is None or not hasattr(uvicorn_config, "ProxyHeadersMiddleware"):
+        return False
+    setattr(uvicorn_config, "ProxyHeadersMiddleware", _no_proxy_headers)  # noqa: B010
+    return True
+
+
+def _tune_gc() -> None:
+    """Garbage collection for a server: move everything made while starting
+    into the permanent generation (collections no longer walk it), and let the
+    young generation grow larger between collections. Requests make many
+    short-lived objects; most die young either way."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 50, 100)
+
+
+def build_application() -> object:
+    import django
+    from django.core.exceptions import ImproperlyConfigured
+
+    try:
+        django.setup(set_prefix=False)
+    except ImproperlyConfigured as exc:  # config/env.py: "setting NAME: message"
+        _fail([str(exc) if str(exc).startswith("setting ") else f"setting: {exc}"])
+
+    from django.conf import settings
+
+    from gateway import registry
+    from gateway.edge import allocator
+    from gateway.edge.handler import GatewayHandler
+    from gateway.edge.lifespan import GatewayApplication
+    from gateway.edge.protocol import guard_protocol
+    from gateway.edge.reload import file_digest
+    from gateway.observe import metrics
+    from gateway.routes import RoutesFileError, parse_routes_file, read_routes_file
+    from gateway.runtime import Services
+
+    try:
+        data = read_routes_file(settings.ROUTES_FILE)
+        table = parse_routes_file(data, str(settings.ROUTES_FILE))
+    except RoutesFileError as exc:
+        _fail([*exc.lines(), f"gateway: not starting: {settings.ROUTES_FILE} is invalid"])
+    services = Services(
+        redis_url=settings.REDIS_URL,
+        failure_mode=settings.RATE_LIMIT_FAILURE_MODE,
+        memory_budget=settings.MEMORY_BUDGET,
+    )
+    registry.install(registry.build_gateway(table, services))
+    _keep_the_tcp_peer()
+    metrics.set_enabled(settings.METRICS)
+    allocator.tune()
+    _tune_gc()
+    guard_protocol(
+        header_timeout=settings.CLIENT_HEADER_TIMEOUT,
+        max_line=settings.MAX_REQUEST_LINE,
+        max_headers=settings.MAX_REQUEST_HEADERS,
+    )
+    return GatewayApplication(GatewayHandler(), services, file_digest(data))

@@ -1,0 +1,112 @@
+"""The ASGI application uvicorn runs: lifespan events, then HTTP to the handler.
+
+Django's ASGIHandler refuses the `lifespan` scope; this wrapper answers it.
+Shutdown marks the process draining (/readyz turns 503) and closes the shared
+resources (upstream clients, Redis).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from django.conf import settings
+
+from gateway import registry
+from gateway.edge import allocator
+from gateway.edge.handler import GatewayHandler
+from gateway.edge.reload import Reloader
+from gateway.runtime import Services
+
+__all__ = ["GatewayApplication"]
+
+logger = logging.getLogger("gateway")
+
+
+class GatewayApplication:
+    def __init__(self, handler: GatewayHandler, services: Services, routes_digest: bytes) -> None:
+        self.handler = handler
+        self.services = services
+        self.routes_digest = routes_digest  # of the routes file the serving config came from
+        self._background: list[asyncio.Task[None]] = []
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self.handler.handle(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+        elif kind == "websocket":
+            await receive()  # websocket.connect
+            await send({"type": "websocket.close", "code": 1003})
+
+    async def _lifespan(self, receive: Any, send: Any) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.startup()
+                except Exception as exc:
+                    sys.stderr.write(f"gateway: start-up failed: {exc}\n")
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def startup(self) -> None:
+        registry.lifecycle.draining = False
+        _drain_on_signals()
+        if settings.RELOAD:
+            reloader = Reloader(Path(settings.ROUTES_FILE), self.services, self.routes_digest)
+            self._background.append(asyncio.create_task(reloader.run()))
+        self._background.append(asyncio.create_task(self._housekeeping()))
+        gateway = registry.current()
+        routes = len(gateway.table.routes) if gateway else 0
+        logger.info(
+            "gateway ready: %d routes, reload %s", routes, "on" if settings.RELOAD else "off"
+        )
+
+    async def _housekeeping(self) -> None:
+        """Once a second, off the request path: rate-limit buckets that have
+        refilled are forgotten even when no request comes to do it, and free
+        heap memory goes back to the system (gateway/allocator.py)."""
+        while True:
+            await asyncio.sleep(1.0)
+            self.services.limiter.housekeep()
+            allocator.trim()
+
+    async def shutdown(self) -> None:
+        registry.lifecycle.draining = True
+        self.handler.access_log.flush()
+        for task in self._background:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._background.clear()
+        await self.services.aclose()
+
+
+def _drain_on_signals() -> None:
+    """/readyz must turn 503 the moment SIGTERM arrives, while uvicorn is still
+    finishing in-flight requests. uvicorn installs its own handlers before the
+    lifespan starts; ours marks the process draining, then hands over to them
+    (uvicorn restores the originals when it exits)."""
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        previous = signal.getsignal(sig)
+        if not callable(previous):
+            continue
+
+        def handler(signum: int, frame: FrameType | None, previous: Any = previous) -> None:
+            registry.lifecycle.draining = True
+            previous(signum, frame)
+
+        signal.signal(sig, handler)

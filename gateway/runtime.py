@@ -1,0 +1,110 @@
+"""Shared runtime resources, made once per process and kept across reloads:
+upstream HTTP clients, the Redis client, the rate-limit and cache stores, and
+JWKS key caches. Owned by the ASGI lifespan, which closes them at shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+
+import httpx
+
+from gateway.observe import metrics
+from gateway.pipeline.aggregate.budget import MemoryBudget
+from gateway.policies.auth import JwksKeys
+from gateway.policies.cache import CacheStore, Coalescer, MemoryCache, RedisCache
+from gateway.policies.ratelimit import Limiter
+from gateway.policies.ratelimit.memory import MemoryLimiter
+from gateway.policies.ratelimit.redis import RedisLimiter
+from gateway.policies.redis import REDIS_ERRORS, REDIS_TIMEOUT, connect_redis
+from gateway.routes.model import Upstream
+from gateway.upstream.attempts import UpstreamGuard
+from gateway.upstream.clients import UpstreamClients, create_client
+
+__all__ = ["Services"]
+
+logger = logging.getLogger("gateway")
+# Streamed downloads may outlive a reload by minutes; their client stays open.
+RETIRED_CLIENTS_GRACE = 300.0
+
+
+async def _close_all(clients: list[httpx.AsyncClient]) -> None:
+    for client in clients:
+        await client.aclose()
+
+
+class Services:
+    def __init__(
+        self, *, redis_url: str, failure_mode: str, memory_budget: int = 512 * 1024 * 1024
+    ) -> None:
+        self.clients = UpstreamClients()
+        self.memory = MemoryBudget(memory_budget)
+        self.redis = connect_redis(redis_url) if redis_url else None
+        self.limiter: Limiter = RedisLimiter(self.redis) if self.redis else MemoryLimiter()
+        if isinstance(self.limiter, MemoryLimiter):
+            metrics.RATELIMIT_BUCKETS.set_function(self.limiter.__len__)
+        store: CacheStore = RedisCache(self.redis) if self.redis else MemoryCache()
+        self.coalescer = Coalescer(store)
+        self.fail_closed = failure_mode == "closed"
+        self._jwks: dict[str, JwksKeys] = {}
+        self._jwks_client: httpx.AsyncClient | None = None
+        self._guards: dict[Upstream, UpstreamGuard] = {}
+        self._retired: list[httpx.AsyncClient] = []  # closed RETIRED_CLIENTS_GRACE after a reload
+        self._closing: set[asyncio.Future[None]] = set()
+
+    def guards_for(self, upstreams: Mapping[str, Upstream]) -> dict[str, UpstreamGuard]:
+        """Breakers and retry budgets by upstream name; kept across reloads
+        while an upstream's definition is unchanged."""
+        guards = {}
+        for name, upstream in upstreams.items():
+            guard = self._guards.get(upstream)
+            if guard is None:
+                guard = self._guards[upstream] = UpstreamGuard.for_upstream(upstream)
+            guards[name] = guard
+        self._guards = {u: g for u, g in self._guards.items() if g in guards.values()}
+        return guards
+
+    def jwks(self, url: str) -> JwksKeys:
+        keys = self._jwks.get(url)
+        if keys is None:
+            if self._jwks_client is None:
+                self._jwks_client = create_client(max_connections=4, timeout=5.0)
+            keys = self._jwks[url] = JwksKeys(url, self._jwks_client)
+        return keys
+
+    def retire_unused_clients(self, upstreams: Mapping[str, Upstream]) -> None:
+        """After a reload: close the clients of upstreams that changed or went
+        away, once requests that may still use them have had time to finish."""
+        retired = self.clients.retire(upstreams)
+        if retired:
+            self._retired.extend(retired)
+            asyncio.get_running_loop().call_later(
+                RETIRED_CLIENTS_GRACE, self._close_retired, retired
+            )
+
+    def _close_retired(self, clients: list[httpx.AsyncClient]) -> None:
+        closing = [c for c in clients if c in self._retired]
+        self._retired = [c for c in self._retired if c not in closing]
+        task = asyncio.ensure_future(_close_all(closing))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    async def redis_ready(self) -> bool:
+        if self.redis is None:
+            return True
+        try:
+            async with asyncio.timeout(REDIS_TIMEOUT):
+                return bool(await self.redis.ping())
+        except REDIS_ERRORS:
+            return False
+
+    async def aclose(self) -> None:
+        retired, self._retired = self._retired, []
+        await _close_all(retired)
+        await self.clients.aclose()
+        await self.limiter.aclose()
+        if self._jwks_client is not None:
+            await self._jwks_client.aclose()
+        if self.redis is not None:
+            await self.redis.aclose()

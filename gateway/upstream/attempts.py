@@ -1,0 +1,195 @@
+"""Retries and circuit breakers, per upstream and process (SPEC 3.1).
+
+- `RetryBudget` (after Finagle's and Envoy's): retries may add at most
+  `PERCENT` of the upstream's recent requests, plus a small reserve so that a
+  lone request can still be retried. A failing upstream therefore sees at most
+  ~10% extra load from retries, however many clients push at it.
+- `CircuitBreaker`: `failures` consecutive failures open it for `cooldown`;
+  then one trial request is let through (half-open): its success closes the
+  circuit, its failure opens it again. While open, calls fail at once, without
+  touching the network. `gateway_circuit_open{upstream}` is 1 until it closes.
+- `backoff_delay`: `backoff` doubling per attempt, with jitter.
+- `call_guarded`: the one attempt loop (breaker, retries within the budget,
+  back-off) that aggregate backends and proxy routes both go through.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from gateway.observe import metrics
+from gateway.routes.model import CircuitBreaker as BreakerSpec
+from gateway.routes.model import Retries, Upstream
+
+__all__ = [
+    "CircuitBreaker",
+    "RetryBudget",
+    "UpstreamGuard",
+    "backoff_delay",
+    "call_guarded",
+    "is_retryable_status",
+]
+
+RETRYABLE_STATUSES = frozenset({502, 503, 504})
+
+
+def is_retryable_status(status: int) -> bool:
+    return status in RETRYABLE_STATUSES
+
+
+def backoff_delay(backoff: float, retry: int) -> float:
+    """The pause before retry number `retry` (1, 2, ...): backoff * 2**(retry-1),
+    jittered to between half and all of it so that clients do not retry in step."""
+    ceiling: float = backoff * 2.0 ** (retry - 1)
+    return ceiling * (0.5 + random.random() / 2)  # noqa: S311 (jitter, not a secret)
+
+
+class RetryBudget:
+    """Allow a retry while retries in the last WINDOW seconds stay under
+    PERCENT of the requests in that window, plus RESERVE."""
+
+    WINDOW = 10
+    PERCENT = 0.1
+    RESERVE = 3
+
+    def __init__(self) -> None:
+        self._requests = [0] * self.WINDOW
+        self._retries = [0] * self.WINDOW
+        self._second = [0] * self.WINDOW
+
+    def _slot(self) -> int:
+        now = int(time.monotonic())
+        slot = now % self.WINDOW
+        if self._second[slot] != now:
+            self._second[slot], self._requests[slot], self._retries[slot] = now, 0, 0
+        return slot
+
+    def _live(self, counts: list[int]) -> int:
+        horizon = int(time.monotonic()) - self.WINDOW
+        return sum(n for n, second in zip(counts, self._second, strict=True) if second > horizon)
+
+    def record_request(self) -> None:
+        self._requests[self._slot()] += 1
+
+    def try_retry(self) -> bool:
+        slot = self._slot()
+        if self._live(self._retries) >= self._live(self._requests) * self.PERCENT + self.RESERVE:
+            return False
+        self._retries[slot] += 1
+        return True
+
+
+@dataclass
+class CircuitBreaker:
+    upstream: str
+    spec: BreakerSpec
+    failures: int = 0
+    opened_at: float | None = None
+    trial_in_flight: bool = False
+
+    def admit(self) -> bool | None:
+        """May a call go out now? None: no. Otherwise whether this call is the
+        half-open trial: exactly one goes out per cooldown."""
+        if self.opened_at is None:
+            return False
+        if self.trial_in_flight or time.monotonic() - self.opened_at < self.spec.cooldown:
+            return None
+        self.trial_in_flight = True
+        return True
+
+    def record(self, success: bool, *, trial: bool) -> None:
+        """The result of an admitted call. While the circuit is open, only the
+        trial's result counts: a call that went out before the circuit opened
+        and ends later neither closes it nor frees the trial's slot."""
+        if self.opened_at is not None and not trial:
+            return
+        self.trial_in_flight = False
+        if success:
+            self.failures = 0
+            if self.opened_at is not None:
+                self.opened_at = None
+                metrics.CIRCUIT_OPEN.labels(self.upstream).set(0)
+            return
+        self.failures += 1
+        if self.opened_at is not None or self.failures >= self.spec.failures:
+            self.opened_at = time.monotonic()  # open, or open again after a failed trial
+            metrics.CIRCUIT_OPEN.labels(self.upstream).set(1)
+
+    def release(self, *, trial: bool) -> None:
+        """An admitted call ended without an answer either way (it was cancelled)."""
+        if trial:
+            self.trial_in_flight = False
+
+    @property
+    def is_open(self) -> bool:
+        return self.opened_at is not None
+
+
+@dataclass
+class UpstreamGuard:
+    """Everything that decides whether (and how often) to call one upstream."""
+
+    upstream: str
+    retries: Retries
+    breaker: CircuitBreaker | None
+    budget: RetryBudget = field(default_factory=RetryBudget)
+
+    @classmethod
+    def for_upstream(cls, upstream: Upstream) -> UpstreamGuard:
+        breaker = None
+        if upstream.circuit_breaker is not None:
+            breaker = CircuitBreaker(upstream.name, upstream.circuit_breaker)
+            metrics.CIRCUIT_OPEN.labels(upstream.name).set(0)
+        return cls(upstream.name, upstream.retries, breaker)
+
+
+async def call_guarded[T](
+    guard: UpstreamGuard,
+    attempt: Callable[[], Awaitable[T]],
+    judge: Callable[[T], tuple[bool, bool]],
+    *,
+    idempotent: bool,
+    discard: Callable[[T], Awaitable[None]] | None = None,
+) -> T | None:
+    """Run `attempt` through `guard`: the circuit breaker decides whether a call
+    may go out; `judge(result)` says whether the upstream failed (for the
+    breaker) and whether the result is worth retrying, which happens for an
+    idempotent request while attempts and the retry budget last, after a
+    jittered back-off (a result given up on is `discard`ed first).
+
+    Returns the result that stands, or None when the breaker refused a call.
+    The caller's deadline bounds all of it; a cancelled trial call releases
+    the half-open breaker."""
+    breaker = guard.breaker
+    guard.budget.record_request()
+    tries = 0
+    while True:
+        trial = False
+        if breaker is not None:
+            admitted = breaker.admit()
+            if admitted is None:
+                return None
+            trial = admitted
+        tries += 1
+        started = time.perf_counter()
+        try:
+            result = await attempt()
+        except BaseException:
+            if breaker is not None:
+                breaker.release(trial=trial)
+            raise
+        metrics.observe_upstream(guard.upstream, time.perf_counter() - started)
+        failed, retryable = judge(result)
+        if breaker is not None:
+            breaker.record(success=not failed, trial=trial)
+        if not (
+            retryable and idempotent and tries < guard.retries.attempts and guard.budget.try_retry()
+        ):
+            return result
+        if discard is not None:
+            await discard(result)
+        await asyncio.sleep(backoff_delay(guard.retries.backoff, tries))

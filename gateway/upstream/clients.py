@@ -1,0 +1,112 @@
+"""Upstream HTTP clients: httpx's API over the gateway's own HTTP/1.1 client
+(gateway/h1), one client per upstream (so each gets its own `max_connections`
+and `max_header_size`), owned by the ASGI lifespan.
+
+`create_client` is the one factory. Whatever builds the transport
+(`transport_factory`; `make bench` swaps in aiohttp's and httpx's own pools to
+compare them, see bench/transports.py), a client:
+- never follows redirects (a 3xx goes back to the caller);
+- ignores proxy environment variables (trust_env off);
+- never keeps cookies: a shared client that stored one user's Set-Cookie would
+  send it on the next user's upstream call. httpx's jar is replaced by one that
+  stores nothing, and the transport underneath keeps none of its own.
+"""
+
+from __future__ import annotations
+
+import http.cookiejar
+from collections.abc import Callable, Mapping
+
+import httpx
+
+from gateway.routes.model import Upstream
+from gateway.upstream.h1 import H1Transport
+from gateway.upstream.h1.connection import DEFAULT_MAX_HEADER_SIZE
+
+__all__ = [
+    "KEEPALIVE_SECONDS",
+    "TransportFactory",
+    "UpstreamClients",
+    "create_client",
+    "create_upstream_client",
+    "transport_factory",
+]
+
+KEEPALIVE_SECONDS = 30.0
+
+# (max_connections, keep-alive seconds, max_header_size) -> a transport.
+type TransportFactory = Callable[[int, float, int], httpx.AsyncBaseTransport]
+
+
+def _h1(max_connections: int, keepalive: float, max_header_size: int) -> httpx.AsyncBaseTransport:
+    return H1Transport(
+        max_connections=max_connections,
+        keepalive_expiry=keepalive,
+        max_header_size=max_header_size,
+    )
+
+
+transport_factory: TransportFactory = _h1
+
+
+class _NoCookies(http.cookiejar.CookieJar):
+    """A cookie jar that stores nothing."""
+
+    def set_cookie(self, cookie: http.cookiejar.Cookie) -> None:
+        return None
+
+    def extract_cookies(self, response: object, request: object) -> None:
+        return None
+
+
+def create_client(
+    *, max_connections: int, timeout: float, max_header_size: int = DEFAULT_MAX_HEADER_SIZE
+) -> httpx.AsyncClient:
+    """The one factory for the gateway's outgoing HTTP clients."""
+    client = httpx.AsyncClient(
+        transport=transport_factory(max_connections, KEEPALIVE_SECONDS, max_header_size),
+        follow_redirects=False,
+        trust_env=False,
+        cookies=_NoCookies(),
+        timeout=httpx.Timeout(timeout),
+    )
+    client.headers.clear()  # requests carry exactly the headers the pipeline renders
+    return client
+
+
+def create_upstream_client(upstream: Upstream) -> httpx.AsyncClient:
+    return create_client(
+        max_connections=upstream.max_connections,
+        timeout=upstream.timeout,
+        max_header_size=upstream.max_header_size,
+    )
+
+
+class UpstreamClients:
+    """The clients of one routes table, by upstream name. A client is reused
+    across reloads while its upstream's definition is unchanged."""
+
+    def __init__(self) -> None:
+        self._clients: dict[Upstream, httpx.AsyncClient] = {}
+
+    def for_upstreams(self, upstreams: Mapping[str, Upstream]) -> dict[str, httpx.AsyncClient]:
+        out = {}
+        for name, upstream in upstreams.items():
+            client = self._clients.get(upstream)
+            if client is None:
+                client = self._clients[upstream] = create_upstream_client(upstream)
+            out[name] = client
+        return out
+
+    def retire(self, keep: Mapping[str, Upstream]) -> list[httpx.AsyncClient]:
+        """Forget the clients of upstreams no longer in `keep` and return them,
+        for closing once the requests still using them are done."""
+        wanted = set(keep.values())
+        retired = [c for u, c in self._clients.items() if u not in wanted]
+        self._clients = {u: c for u, c in self._clients.items() if u in wanted}
+        return retired
+
+    async def aclose(self) -> None:
+        clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            await client.aclose()

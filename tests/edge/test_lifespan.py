@@ -1,0 +1,36 @@
+"""The ASGI application's lifespan (gateway/lifespan.py)."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Iterator
+from types import FrameType
+
+import pytest
+
+from gateway import registry
+from gateway.edge.lifespan import _drain_on_signals
+
+
+@pytest.fixture
+def restore_handlers() -> Iterator[list[int]]:
+    seen: list[int] = []
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+    def uvicorn_like(signum: int, frame: FrameType | None) -> None:
+        seen.append(signum)
+
+    for sig in saved:
+        signal.signal(sig, uvicorn_like)
+    yield seen
+    for sig, handler in saved.items():
+        signal.signal(sig, handler)
+    registry.lifecycle.draining = False
+
+
+def test_sigterm_marks_draining_then_hands_over(restore_handlers: list[int]) -> None:
+    _drain_on_signals()
+    assert not registry.lifecycle.draining
+    signal.raise_signal(signal.SIGTERM)
+    assert registry.lifecycle.draining
+    assert restore_handlers == [signal.SIGTERM]  # the server's own handler still ran

@@ -1,0 +1,71 @@
+"""The reload check itself (gateway/reload.py); tests/integration/test_operations.py
+drives real file changes through a real process."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from gateway import registry
+from gateway.edge.reload import Reloader, file_digest
+from gateway.runtime import Services
+
+ROUTES = "version: 1\nupstreams: {{u: {{url: 'http://u'}}}}\nroutes:\n  - {{name: {name}, path: /{name}, backends: [{{upstream: u, path: /x}}]}}\n"
+
+
+@pytest.fixture
+def services() -> Iterator[Services]:
+    previous = registry.current()
+    yield Services(redis_url="", failure_mode="open")
+    registry.install(previous)
+
+
+async def test_reload_only_on_a_real_change(tmp_path: Path, services: Services) -> None:
+    path = tmp_path / "routes.yaml"
+    path.write_text(ROUTES.format(name="a"))
+    reloader = Reloader(path, services, file_digest(path.read_bytes()))
+    assert not await reloader.check()  # nothing changed
+    path.write_text(ROUTES.format(name="a"))  # same bytes, new mtime
+    assert not await reloader.check()
+    path.write_text(ROUTES.format(name="bb"))
+    assert await reloader.check()
+    gateway = registry.current()
+    assert gateway is not None and [r.name for r in gateway.table.routes] == ["bb"]
+
+
+async def test_invalid_or_missing_file_changes_nothing(
+    tmp_path: Path, services: Services, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "routes.yaml"
+    path.write_text(ROUTES.format(name="a"))
+    reloader = Reloader(path, services, file_digest(path.read_bytes()))
+    registry.install(None)
+    path.write_text("version: 1\nroutes: [oops\n")
+    assert not await reloader.check()
+    assert registry.current() is None
+    assert f"{path}:3: YAML syntax error" in caplog.text
+    caplog.clear()
+    path.unlink()
+    assert not await reloader.check()
+    assert (
+        "routes file cannot be read" in caplog.text
+        and "previous config keeps serving" in caplog.text
+    )
+    caplog.clear()
+    assert not await reloader.check()  # still gone: said once, not every second
+    assert caplog.text == ""
+
+
+async def test_a_change_before_the_first_check_is_not_missed(
+    tmp_path: Path, services: Services
+) -> None:
+    path = tmp_path / "routes.yaml"
+    path.write_text(ROUTES.format(name="a"))
+    loaded = file_digest(path.read_bytes())  # what start-up parsed
+    path.write_text(ROUTES.format(name="late"))  # changed before the reloader started
+    reloader = Reloader(path, services, loaded)
+    assert await reloader.check()
+    gateway = registry.current()
+    assert gateway is not None and [r.name for r in gateway.table.routes] == ["late"]

@@ -1,0 +1,46 @@
+"""Probes (gateway/views.py, SPEC 3.9)."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+
+import orjson
+import pytest
+
+from gateway import registry
+from gateway.edge.views import healthz, readyz
+from gateway.envelope import GatewayRequest
+from gateway.runtime import Services
+from tests.conftest import table
+
+
+def probe_request() -> GatewayRequest:
+    scope = {"type": "http", "method": "GET", "path": "/readyz", "query_string": b"", "headers": []}
+    return GatewayRequest(scope, io.BytesIO())
+
+
+@pytest.fixture
+def installed() -> Iterator[None]:
+    previous = registry.current()
+    routes = table("version: 1\nroutes: []\n")
+    registry.install(registry.build_gateway(routes, Services(redis_url="", failure_mode="open")))
+    yield
+    registry.install(previous)
+    registry.lifecycle.draining = False
+
+
+async def test_healthz_always_answers() -> None:
+    response = await healthz(probe_request())
+    assert response.status_code == 200
+
+
+async def test_readyz_follows_config_and_draining(installed: None) -> None:
+    assert (await readyz(probe_request())).status_code == 200
+    registry.lifecycle.draining = True
+    draining = await readyz(probe_request())
+    assert draining.status_code == 503
+    assert orjson.loads(draining.content)["detail"] == "shutting down"  # type: ignore[attr-defined]
+    registry.lifecycle.draining = False
+    registry.install(None)
+    assert (await readyz(probe_request())).status_code == 503

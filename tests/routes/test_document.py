@@ -1,0 +1,263 @@
+"""The whole routes file: every rule of SPEC 1, each error with its line."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from gateway.routes import RoutesFileError, load_route_table, parse_route_table
+
+ROOT = Path(__file__).resolve().parents[2]
+
+HEAD = """\
+version: 1
+upstreams:
+  u: {url: "http://u.svc:8080/base/"}
+  v: {url: "https://v.svc"}
+routes:
+"""
+
+
+def problems(routes: str, head: str = HEAD) -> list[str]:
+    with pytest.raises(RoutesFileError) as caught:
+        parse_route_table(head + textwrap.dedent(routes), "r.yaml")
+    return caught.value.lines()
+
+
+def valid(routes: str, head: str = HEAD):
+    return parse_route_table(head + textwrap.dedent(routes), "r.yaml")
+
+
+def test_the_sample_routes_file_is_valid() -> None:
+    table = load_route_table(ROOT / "routes.yaml")
+    assert [r.name for r in table.routes] == ["user-dashboard", "catalog", "partner-orders"]
+
+
+def test_defaults_and_typed_values() -> None:
+    table = valid(
+        """\
+        - name: r
+          path: /r/{id}
+          timeout: 250ms
+          max_body_size: 512KiB
+          backends:
+            - {upstream: u, path: "/x/{id}", key: k, required: false, target: data.items}
+            - {upstream: v, path: /y}
+            - {upstream: v, path: /z}
+        """
+    )
+    route = table.routes[0]
+    assert route.timeout == 0.25
+    assert route.max_body_size == 512 * 1024
+    assert route.methods == frozenset({"GET", "HEAD"})
+    assert [b.name for b in route.backends] == ["k", "v", "v#2"]
+    assert route.backends[0].target == ("data", "items")
+    assert not route.backends[0].required
+    upstream = table.upstreams["u"]
+    assert (upstream.scheme, upstream.host, upstream.port, upstream.base_path) == (
+        "http",
+        "u.svc",
+        8080,
+        "/base",
+    )
+    assert table.upstreams["v"].port == 443
+    assert upstream.timeout == 5.0
+    assert upstream.max_connections == 100
+    assert table.settings.timeout == 10.0
+    assert table.settings.max_response_size == 10 * 1024 * 1024
+    assert table.settings.forward_headers == ("accept-language",)
+
+
+@pytest.mark.parametrize(
+    ("routes", "expected"),
+    [
+        (
+            "- {name: a, path: /a}\n",
+            "r.yaml:6: route 'a': needs exactly one of 'backends' or 'proxy'",
+        ),
+        (
+            "- {name: a, path: /a, backends: [{upstream: u, path: /x}], proxy: {upstream: u, path: /x}}\n",
+            "r.yaml:6: route 'a': needs exactly one of 'backends' or 'proxy'",
+        ),
+        (
+            "- {name: a, path: /a, backends: [{upstream: w, path: /x}]}\n",
+            "r.yaml:6: route 'a': backends[0].upstream: unknown upstream 'w'",
+        ),
+        (
+            "- {name: a, path: /a, auth: x, backends: [{upstream: u, path: /x}]}\n",
+            "unknown auth provider 'x'",
+        ),
+        (
+            "- {name: a, path: '/a/{id}', backends: [{upstream: u, path: '/x/{nope}'}]}\n",
+            "backends[0].path: unknown route parameter {nope}",
+        ),
+        (
+            "- {name: a, path: /a, backends: [{upstream: u, path: /x, query: {q: '{nope}'}}]}\n",
+            "backends[0].query.q: unknown route parameter {nope}",
+        ),
+        (
+            "- {name: a, path: /a, backends: [{upstream: u, path: '/x/{k.f}'}]}\n",
+            "{k.f}: no backend has key 'k'",
+        ),
+        (
+            "- {name: a, path: /a, backends: [{upstream: u, path: '/x/{k.f}', key: k}]}\n",
+            "{k.f}: its own body",
+        ),
+        (
+            "- {name: a, path: /a, backends: [{upstream: u, path: '/x/{b.f}', key: a}, {upstream: u, path: '/y/{a.f}', key: b}]}\n",
+            "backends reference each other in a cycle: a -> b -> a",
+        ),
+        (
+            "- {name: a, path: /healthz, backends: [{upstream: u, path: /x}]}\n",
+            "'/healthz' is reserved",
+        ),
+        (
+            "- {name: a, path: /metrics, backends: [{upstream: u, path: /x}]}\n",
+            "'/metrics' is reserved",
+        ),
+        (
+            "- {name: a, path: /_gateway/x, backends: [{upstream: u, path: /x}]}\n",
+            "'/_gateway/x' is reserved",
+        ),
+        (
+            "- {name: a, path: /a, methods: [TRACE], backends: [{upstream: u, path: /x}]}\n",
+            "unsupported method 'TRACE'",
+        ),
+        (
+            "- {name: a, path: /a, backends: [{upstream: u, path: /x, method: PUT}]}\n",
+            "aggregate backends use GET or POST",
+        ),
+        (
+            "- {name: a, path: /a, backends: [{upstream: u, path: /x, colour: red}]}\n",
+            "unknown key 'colour'",
+        ),
+        (
+            "- {name: a, path: /a, backends: [{upstream: u, path: /x, key: k}, {upstream: u, path: /y, key: k}]}\n",
+            "key 'k' is used by backends[0] too",
+        ),
+        (
+            "- {name: a, path: /a, backends: [{upstream: u, path: /x, name: n}, {upstream: u, path: /y, name: n}]}\n",
+            "duplicate backend name 'n'",
+        ),
+        ("- {name: a, path: /a, backends: []}\n", "must list at least one backend"),
+        (
+            "- {name: a, path: /a, timeout: soon, backends: [{upstream: u, path: /x}]}\n",
+            "invalid duration 'soon'",
+        ),
+        (
+            "- {name: a, path: /a, timeout: 0, backends: [{upstream: u, path: /x}]}\n",
+            "must be greater than zero",
+        ),
+        (
+            "- {name: a, path: /a, max_body_size: 1 lot, backends: [{upstream: u, path: /x}]}\n",
+            "invalid size",
+        ),
+        (
+            "- {name: a, path: /a, backends: [{upstream: u, path: /x, forward_headers: [Host]}]}\n",
+            "is set by the gateway",
+        ),
+        (
+            "- {name: a, path: /a, backends: [{upstream: u, path: /x, allow: ['a..b']}]}\n",
+            "invalid field path",
+        ),
+        (
+            "- {name: a, path: /a, proxy: {upstream: u, path: '/x/{k.f}'}}\n",
+            "proxy paths cannot use backend fields",
+        ),
+        (
+            "- {name: a, path: /a, scopes: [x], backends: [{upstream: u, path: /x}]}\n",
+            "scopes need 'auth'",
+        ),
+    ],
+)
+def test_route_rules(routes: str, expected: str) -> None:
+    found = problems(routes)
+    assert any(expected in line for line in found), found
+
+
+def test_two_routes_with_the_same_shape_and_method() -> None:
+    found = problems(
+        """\
+        - {name: a, path: "/items/{id}", backends: [{upstream: u, path: /x}]}
+        - {name: b, path: "/items/{key}", methods: [DELETE, GET], backends: [{upstream: u, path: /x}]}
+        - {name: c, path: "/items/{key}", methods: [POST], backends: [{upstream: u, path: /x}]}
+        - {name: d, path: /items/new, backends: [{upstream: u, path: /x}]}
+        """
+    )
+    assert found == [
+        "r.yaml:7: route 'b': /items/{key} GET is already served by route 'a' (line 6)"
+    ]
+
+
+def test_duplicate_route_names() -> None:
+    found = problems(
+        """\
+        - {name: a, path: /a, backends: [{upstream: u, path: /x}]}
+        - {name: a, path: /b, backends: [{upstream: u, path: /x}]}
+        """
+    )
+    assert found == ["r.yaml:7: route 'a': duplicate name (first used at line 6)"]
+
+
+@pytest.mark.parametrize(
+    ("upstream", "expected"),
+    [
+        ("{url: 'ftp://x'}", "must start with http:// or https://"),
+        ("{url: 'http://'}", "has no host"),
+        ("{url: 'http://user:pw@x'}", "credentials in the URL"),
+        ("{url: 'http://x/?a=1'}", "query or fragment"),
+        ("{url: 'http://x:99999'}", "invalid URL"),
+        ("{url: 'http://x', max_connections: 0}", "must be at least 1"),
+        ("{url: 'http://x', headers: {'Bad Name': v}}", "not a valid header name"),
+        ("{url: 'http://x', headers: {X-Forwarded-For: v}}", "this header is set by the gateway"),
+        ("{timeout: 1s}", "missing required key 'url'"),
+    ],
+)
+def test_upstream_rules(upstream: str, expected: str) -> None:
+    head = f"version: 1\nupstreams:\n  x: {upstream}\nroutes: []\n"
+    found = problems("", head=head)
+    assert any(expected in line and line.startswith("r.yaml:3:") for line in found), found
+
+
+def test_top_level_rules() -> None:
+    assert problems("", head="version: 2\nroutes: []\n") == [
+        "r.yaml:1: version: unsupported version 2 (expected 1)"
+    ]
+    assert problems("", head="routes: []\n") == ["r.yaml:1: missing required key 'version'"]
+    assert any("unknown key 'rutes'" in p for p in problems("", head="version: 1\nrutes: []\n"))
+    assert any(
+        "did you mean 'routes'" in p
+        for p in problems("", head="version: 1\nroutes: []\nroute: []\n")
+    )
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    found = problems(
+        """\
+        - name: a
+          path: /a/{id}
+          timeout: later
+          backends:
+            - {upstream: nope, path: "/x/{idd}"}
+        - name: a
+          path: /b
+          backends: [{upstream: u, path: /y, unknown: 1}]
+        """
+    )
+    assert [line.split(": ")[0] for line in found] == [
+        "r.yaml:8",
+        "r.yaml:10",
+        "r.yaml:10",
+        "r.yaml:11",
+        "r.yaml:13",
+    ]
+
+
+def test_missing_file() -> None:
+    with pytest.raises(RoutesFileError) as caught:
+        load_route_table("/nonexistent/routes.yaml")
+    assert caught.value.lines() == [
+        "/nonexistent/routes.yaml: cannot read the routes file: No such file or directory"
+    ]
