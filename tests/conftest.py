@@ -28,6 +28,15 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@pytest.fixture(scope="session")
+def dead_port() -> Iterator[int]:
+    """A port that refuses connections at once: bound by this process and
+    never listened on, so no other process can take it meanwhile."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        yield int(s.getsockname()[1])
+
+
 class RedisServer:
     """A redis-server of the test's own, on a free port; `kill()` and `start()`
     again on the same port to test what happens while Redis is gone."""

@@ -7,7 +7,7 @@ import time
 import httpx
 import pytest
 
-from tests.integration.conftest import Gateway, GatewayFactory, Stub, free_port
+from tests.integration.conftest import Gateway, GatewayFactory, Stub
 
 ROUTES = """
 version: 1
@@ -79,7 +79,7 @@ routes:
     backends:
       - {upstream: stub, path: /status/404, key: a, required: false}
       - {upstream: down, path: /x, key: b}
-      - {upstream: stub, path: /status/400, key: c}
+      - {upstream: stub, path: /status/400, query: {ms: "200"}, key: c}  # fails last
   - name: shaping
     path: /shaping
     backends:
@@ -140,8 +140,8 @@ routes:
 
 
 @pytest.fixture(scope="module")
-def gw(start_gateway: GatewayFactory, stub: Stub) -> Gateway:
-    return start_gateway(ROUTES, STUB=stub.url, DOWN_PORT=str(free_port()))
+def gw(start_gateway: GatewayFactory, stub: Stub, dead_port: int) -> Gateway:
+    return start_gateway(ROUTES, STUB=stub.url, DOWN_PORT=str(dead_port))
 
 
 def is_problem(response: httpx.Response, status: int) -> dict:

@@ -8,7 +8,7 @@ import time
 import httpx
 import pytest
 
-from tests.integration.conftest import Gateway, GatewayFactory, Stub, free_port
+from tests.integration.conftest import Gateway, GatewayFactory, Stub
 
 ROUTES = """
 version: 1
@@ -38,8 +38,8 @@ routes:
 
 
 @pytest.fixture(scope="module")
-def gw(start_gateway: GatewayFactory, stub: Stub) -> Gateway:
-    return start_gateway(ROUTES, STUB=stub.url, DOWN_PORT=str(free_port()))
+def gw(start_gateway: GatewayFactory, stub: Stub, dead_port: int) -> Gateway:
+    return start_gateway(ROUTES, STUB=stub.url, DOWN_PORT=str(dead_port))
 
 
 def echo(response: httpx.Response) -> dict:
