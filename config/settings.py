@@ -51,7 +51,7 @@ INSTALLED_APPS = ["gateway"]
 # Only our own async-only middleware: Django's stock middleware runs on a thread
 # under ASGI (see gateway/edge/middleware.py).
 MIDDLEWARE = [
-    "gateway.edge.context.RequestContextMiddleware",  # request ID, client, errors
+    "gateway.edge.context.EdgeMiddleware",  # Host check, X-Request-ID, the error net
     "gateway.policies.cors.CorsMiddleware",  # preflights answered before auth and limits
     "gateway.policies.auth.middleware.AuthMiddleware",
     # after auth: `client` keys are identities

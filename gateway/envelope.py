@@ -1,40 +1,33 @@
-"""Who is asking: the per-request context every later stage reads.
+"""The envelope: everything the gateway knows about one request, typed.
 
-The client address follows SPEC 3.4: the TCP peer, unless the peer is a trusted
-proxy (TRUSTED_PROXIES); then the right-most X-Forwarded-For address that is not
-itself trusted. An untrusted peer's own X-Forwarded-For is ignored, so it can
-neither hide behind another address nor spend somebody else's rate limit.
+The ASGI handler builds it once, before the body is read (gateway/edge/context.py):
+the Gateway in use when the request arrived, what the router matched, the
+route's policy, the CORS policy that applies, and who is asking. The body's
+size (or the reason it was refused) is added as it is read; auth adds the
+identity; the route's handler adds what each backend did. The middleware, the
+view, the handlers and the access log all read this object; nothing travels
+in the ASGI scope, and nothing matches the route twice.
 """
 
 from __future__ import annotations
 
-import ipaddress
-import itertools
-import os
-import re
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from django.core.handlers.asgi import ASGIRequest
 
+from gateway.router import Match
+
 if TYPE_CHECKING:
+    from gateway.assembly import Gateway
+    from gateway.errors import GatewayError
     from gateway.pipeline.aggregate.budget import Hold
     from gateway.policies import RoutePolicy
+    from gateway.policies.cors import RouteCors
+    from gateway.router import BadPath, NoMatch
+    from gateway.routes.model import Route
 
-__all__ = [
-    "BackendLog",
-    "ClientAddress",
-    "GatewayRequest",
-    "Networks",
-    "RequestContext",
-    "make_request_id",
-    "resolve_client",
-]
-
-type Networks = Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network]
-_REQUEST_ID = re.compile(r"[A-Za-z0-9._\-]{1,128}")
+__all__ = ["BackendLog", "Envelope", "GatewayRequest"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,21 +39,38 @@ class BackendLog:
     outcome: str  # "ok" or the failure
 
 
-@dataclass(slots=True)
-class RequestContext:
+@dataclass(slots=True, eq=False, kw_only=True)
+class Envelope:
+    # --- what the handler found, before reading the body
+    gateway: Gateway | None  # the routes in use when the request arrived (None: none loaded)
+    found: Match | NoMatch | BadPath | None  # None when no routes are loaded
+    policy: RoutePolicy | None = None  # the matched route's auth, rate limit and CORS
+    cors: RouteCors | None = None  # the CORS that applies (a preflight: its method's route's)
+    preflight: bool = False  # a CORS preflight (OPTIONS with Origin and a requested method)
     request_id: str
     client: str  # the client address, for logs and rate limits
     forwarded_for: str  # the X-Forwarded-For value sent to backends
     forwarded_proto: str
     forwarded_host: str
-    route: str | None = None
-    identity: str | None = None  # set by auth: the client identity
-    provider: str | None = None  # set by auth: the provider that vouched for it
+    # --- the body, as it was read
+    body_size: int = 0
+    body_error: GatewayError | None = None  # refused as it arrived (413, 408): the view answers it
+    # --- who is asking, once auth has said
+    identity: str | None = None
+    provider: str | None = None  # the auth provider that vouched for the identity
     identity_headers: tuple[tuple[bytes, bytes], ...] = ()  # set by auth: sent to backends
+    # --- what the route did
     completed: bool | None = None  # aggregate routes: did every backend answer
     backends: list[BackendLog] = field(default_factory=list)
-    policy: RoutePolicy | None = None  # the matched route's auth, rate limit and CORS
     memory: Hold | None = None  # aggregate routes: this request's share of MEMORY_BUDGET
+
+    @property
+    def route(self) -> Route | None:
+        return self.found.route if isinstance(self.found, Match) else None
+
+    @property
+    def route_name(self) -> str | None:
+        return self.found.route.name if isinstance(self.found, Match) else None
 
     @property
     def identity_key(self) -> str | None:
@@ -71,73 +81,6 @@ class RequestContext:
 
 
 class GatewayRequest(ASGIRequest):
-    """Django's ASGI request plus the gateway's context (set by middleware)."""
+    """Django's ASGI request, with the gateway's envelope (set by the handler)."""
 
-    gateway: RequestContext
-
-
-_ID_PREFIX = os.urandom(8).hex()
-_id_counter = itertools.count(1)
-
-
-def make_request_id(incoming: str | None) -> str:
-    """Keep a well-formed client X-Request-ID; otherwise make one: 32 hex
-    digits, a random per-process prefix and a counter (unique, and no system
-    call per request)."""
-    if incoming and _REQUEST_ID.fullmatch(incoming):
-        return incoming
-    return f"{_ID_PREFIX}{next(_id_counter):016x}"
-
-
-@lru_cache(maxsize=4096)
-def _parse_ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    text = text.strip()
-    if text.startswith("[") and "]" in text:  # "[v6]:port"
-        text = text[1 : text.index("]")]
-    elif text.count(":") == 1:  # "v4:port"
-        text = text.partition(":")[0]
-    try:
-        ip = ipaddress.ip_address(text)
-    except ValueError:
-        return None
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        return ip.ipv4_mapped
-    return ip
-
-
-@lru_cache(maxsize=4096)
-def _peer(text: str) -> tuple[ipaddress.IPv4Address | ipaddress.IPv6Address | None, str]:
-    """The peer's address and its canonical text (or the text as given)."""
-    ip = _parse_ip(text)
-    return ip, str(ip) if ip is not None else text
-
-
-def _trusted(ip: ipaddress.IPv4Address | ipaddress.IPv6Address | None, networks: Networks) -> bool:
-    return ip is not None and any(ip in net for net in networks)
-
-
-@dataclass(frozen=True, slots=True)
-class ClientAddress:
-    client: str  # the address rate limits and logs use
-    forwarded_for: str  # the X-Forwarded-For value sent to backends
-    via_trusted_proxy: bool  # the peer is a trusted proxy: its X-Forwarded-* are believed
-
-
-def resolve_client(peer: str | None, forwarded_for: str | None, trusted: Networks) -> ClientAddress:
-    peer_ip, client = _peer(peer or "unknown")
-    if not trusted or not _trusted(peer_ip, trusted):
-        return ClientAddress(client, client, via_trusted_proxy=False)
-    if not forwarded_for:
-        return ClientAddress(client, client, via_trusted_proxy=True)
-    onward = f"{forwarded_for}, {client}"
-    hops = [hop for hop in (h.strip() for h in forwarded_for.split(",")) if hop]
-    for hop in reversed(hops):
-        ip = _parse_ip(hop)
-        if ip is None:
-            # Garbage where a trusted proxy should have written an address:
-            # believe nothing further left.
-            return ClientAddress(client, onward, via_trusted_proxy=True)
-        if not _trusted(ip, trusted):
-            return ClientAddress(str(ip), onward, via_trusted_proxy=True)
-    first = _parse_ip(hops[0]) if hops else None
-    return ClientAddress(str(first) if first else client, onward, via_trusted_proxy=True)
+    envelope: Envelope

@@ -12,7 +12,7 @@ import httpx
 
 from gateway.observe import metrics
 from gateway.pipeline.aggregate.budget import MemoryBudget
-from gateway.policies.auth import JwksKeys
+from gateway.policies.auth.jwks import JwksKeys
 from gateway.policies.cache import CacheStore, Coalescer, MemoryCache, RedisCache
 from gateway.policies.ratelimit import Limiter
 from gateway.policies.ratelimit.memory import MemoryLimiter
@@ -22,7 +22,7 @@ from gateway.routes.model import Upstream
 from gateway.upstream.attempts import UpstreamGuard
 from gateway.upstream.clients import UpstreamClients, create_client
 
-__all__ = ["Services"]
+__all__ = ["Runtime"]
 
 logger = logging.getLogger("gateway")
 # Streamed downloads may outlive a reload by minutes; their client stays open.
@@ -34,7 +34,11 @@ async def _close_all(clients: list[httpx.AsyncClient]) -> None:
         await client.aclose()
 
 
-class Services:
+class Runtime:
+    """What outlives a routes table: upstream clients, circuit breakers and retry
+    budgets, the Redis client, the rate-limit and cache stores, the memory budget,
+    JWKS caches. Owned by the ASGI lifespan, which closes it at shutdown."""
+
     def __init__(
         self, *, redis_url: str, failure_mode: str, memory_budget: int = 512 * 1024 * 1024
     ) -> None:

@@ -10,9 +10,12 @@ import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from gateway.envelope import Envelope
+from gateway.router import Match
 from gateway.routes import RouteTable, parse_route_table
 from tests.processes import PYTHON, Stub, start_process
 
@@ -20,6 +23,33 @@ from tests.processes import PYTHON, Stub, start_process
 def table(yaml_text: str) -> RouteTable:
     """Parse a routes file written inline (dedented)."""
     return parse_route_table(textwrap.dedent(yaml_text))
+
+
+def envelope(route: str | None = None, **fields: Any) -> Envelope:
+    """An envelope as the handler would build it, matched to a route of that
+    name (or to none), with `fields` set."""
+    found = None
+    if route is not None:
+        routes = table(
+            f"""
+            version: 1
+            upstreams: {{u: {{url: "http://u"}}}}
+            routes: [{{name: {route}, path: /{route}, backends: [{{upstream: u, path: /x}}]}}]
+            """
+        ).routes
+        found = Match(routes[0], {}, {})
+    made = Envelope(
+        gateway=None,
+        found=found,
+        request_id="r-1",
+        client="192.0.2.9",
+        forwarded_for="192.0.2.9",
+        forwarded_proto="http",
+        forwarded_host="h",
+    )
+    for name, value in fields.items():
+        setattr(made, name, value)
+    return made
 
 
 def free_port() -> int:

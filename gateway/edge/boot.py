@@ -64,6 +64,7 @@ def build_application() -> object:
     from django.conf import settings
 
     from gateway import registry
+    from gateway.assembly import build_gateway
     from gateway.edge import allocator
     from gateway.edge.handler import GatewayHandler
     from gateway.edge.lifespan import GatewayApplication
@@ -71,19 +72,19 @@ def build_application() -> object:
     from gateway.edge.reload import file_digest
     from gateway.observe import metrics
     from gateway.routes import RoutesFileError, parse_routes_file, read_routes_file
-    from gateway.runtime import Services
+    from gateway.runtime import Runtime
 
     try:
         data = read_routes_file(settings.ROUTES_FILE)
         table = parse_routes_file(data, str(settings.ROUTES_FILE))
     except RoutesFileError as exc:
         _fail([*exc.lines(), f"gateway: not starting: {settings.ROUTES_FILE} is invalid"])
-    services = Services(
+    runtime = Runtime(
         redis_url=settings.REDIS_URL,
         failure_mode=settings.RATE_LIMIT_FAILURE_MODE,
         memory_budget=settings.MEMORY_BUDGET,
     )
-    registry.install(registry.build_gateway(table, services))
+    registry.install(build_gateway(table, runtime))
     _keep_the_tcp_peer()
     metrics.set_enabled(settings.METRICS)
     allocator.tune()
@@ -93,4 +94,4 @@ def build_application() -> object:
         max_line=settings.MAX_REQUEST_LINE,
         max_headers=settings.MAX_REQUEST_HEADERS,
     )
-    return GatewayApplication(GatewayHandler(), services, file_digest(data))
+    return GatewayApplication(GatewayHandler(), runtime, file_digest(data))

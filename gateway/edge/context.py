@@ -1,67 +1,102 @@
-"""First middleware: request ID, client address, Host check, and the last-chance
-error net, so every response carries X-Request-ID and none shows a traceback."""
+"""The request's envelope, built from the ASGI scope before anything else, and
+the first middleware: the Host check, X-Request-ID on every answer, and the
+last-chance error net, so that no answer shows a traceback."""
 
 from __future__ import annotations
 
 import logging
-from typing import cast
+from typing import TYPE_CHECKING, Any, cast
 
 from django.conf import settings
 from django.core.exceptions import DisallowedHost
 from django.http import HttpRequest
 from django.http.response import HttpResponseBase
 
+from gateway.edge.address import Networks, make_request_id, resolve_client
 from gateway.edge.middleware import AsyncMiddleware, GetResponse
-from gateway.envelope import GatewayRequest, RequestContext, make_request_id, resolve_client
+from gateway.envelope import Envelope, GatewayRequest
 from gateway.errors import problem_response
 from gateway.router import Match
 
-__all__ = ["RequestContextMiddleware"]
+if TYPE_CHECKING:
+    from gateway.assembly import Gateway
+
+__all__ = ["EdgeMiddleware", "open_envelope"]
 
 logger = logging.getLogger("gateway")
 _PROBES = frozenset({"/healthz", "/readyz"})
+# The request headers the envelope needs, found in one pass.
+_WANTED = frozenset(
+    {
+        b"host",
+        b"origin",
+        b"x-request-id",
+        b"x-forwarded-for",
+        b"x-forwarded-proto",
+        b"x-forwarded-host",
+        b"access-control-request-method",
+    }
+)
 
 
-class RequestContextMiddleware(AsyncMiddleware):
+def open_envelope(scope: dict[str, Any], gateway: Gateway | None, trusted: Networks) -> Envelope:
+    """Match the route (for a CORS preflight, also the route that would serve
+    the announced method: its CORS policy answers it) and resolve who is asking."""
+    headers: dict[bytes, str] = {}
+    for name, value in scope["headers"]:
+        if name in _WANTED and name not in headers:
+            headers[name] = value.decode("latin-1")
+    peer = scope.get("client")
+    address = resolve_client(peer[0] if peer else None, headers.get(b"x-forwarded-for"), trusted)
+    proto, host = str(scope.get("scheme", "http")), headers.get(b"host", "")
+    if address.via_trusted_proxy:
+        proto = headers.get(b"x-forwarded-proto", "").split(",")[0].strip() or proto
+        host = headers.get(b"x-forwarded-host", "").split(",")[0].strip() or host
+    envelope = Envelope(
+        gateway=gateway,
+        found=None,
+        request_id=make_request_id(headers.get(b"x-request-id")),
+        client=address.client,
+        forwarded_for=address.forwarded_for,
+        forwarded_proto=proto,
+        forwarded_host=host,
+    )
+    if gateway is None:
+        return envelope
+    raw_path = scope.get("raw_path")
+    path = raw_path.decode("latin-1") if raw_path else scope["path"]
+    method = scope["method"]
+    envelope.found = gateway.match(method, path)
+    if isinstance(envelope.found, Match):
+        envelope.policy = gateway.policies[envelope.found.route.name]
+        envelope.cors = envelope.policy.cors
+    announced = headers.get(b"access-control-request-method")
+    if method == "OPTIONS" and announced and headers.get(b"origin"):
+        envelope.preflight = True
+        served = gateway.match(announced.strip().upper(), path)
+        envelope.cors = (
+            gateway.policies[served.route.name].cors if isinstance(served, Match) else None
+        )
+    return envelope
+
+
+class EdgeMiddleware(AsyncMiddleware):
     def __init__(self, get_response: GetResponse) -> None:
         super().__init__(get_response)
-        self.trusted = settings.TRUSTED_PROXIES
         self.check_host = "*" not in settings.ALLOWED_HOSTS
 
     async def __call__(self, request: HttpRequest) -> HttpResponseBase:
-        request = cast(GatewayRequest, request)
-        meta = request.META
-        address = resolve_client(
-            meta.get("REMOTE_ADDR"), meta.get("HTTP_X_FORWARDED_FOR"), self.trusted
-        )
-        proto = request.scope.get("scheme", "http")
-        host = meta.get("HTTP_HOST", "")
-        if address.via_trusted_proxy:
-            proto = meta.get("HTTP_X_FORWARDED_PROTO", "").split(",")[0].strip() or proto
-            host = meta.get("HTTP_X_FORWARDED_HOST", "").split(",")[0].strip() or host
-        found = request.scope.get("gateway.match")
-        state = request.scope.get("gateway.state")
-        ctx = RequestContext(
-            request_id=make_request_id(meta.get("HTTP_X_REQUEST_ID")),
-            client=address.client,
-            forwarded_for=address.forwarded_for,
-            forwarded_proto=proto,
-            forwarded_host=host,
-            route=found.route.name if isinstance(found, Match) else None,
-        )
-        if isinstance(found, Match) and state is not None:
-            ctx.policy = state.policies[found.route.name]
-        request.gateway = ctx
+        envelope = cast(GatewayRequest, request).envelope
         try:
             if self.check_host and request.path not in _PROBES:
                 request.get_host()
             response = await self.get_response(request)
         except DisallowedHost:
-            response = problem_response(400, "host not allowed", request_id=ctx.request_id)
+            response = problem_response(400, "host not allowed", request_id=envelope.request_id)
         except Exception:
-            logger.exception("unhandled error", extra={"request_id": ctx.request_id})
+            logger.exception("unhandled error", extra={"request_id": envelope.request_id})
             response = problem_response(
-                500, "internal error", request_id=ctx.request_id, route=ctx.route
+                500, "internal error", request_id=envelope.request_id, route=envelope.route_name
             )
-        response.headers["X-Request-ID"] = ctx.request_id
+        response.headers["X-Request-ID"] = envelope.request_id
         return response

@@ -22,7 +22,7 @@ from gateway import registry
 from gateway.edge import allocator
 from gateway.edge.handler import GatewayHandler
 from gateway.edge.reload import Reloader
-from gateway.runtime import Services
+from gateway.runtime import Runtime
 
 __all__ = ["GatewayApplication"]
 
@@ -30,9 +30,9 @@ logger = logging.getLogger("gateway")
 
 
 class GatewayApplication:
-    def __init__(self, handler: GatewayHandler, services: Services, routes_digest: bytes) -> None:
+    def __init__(self, handler: GatewayHandler, runtime: Runtime, routes_digest: bytes) -> None:
         self.handler = handler
-        self.services = services
+        self.runtime = runtime
         self.routes_digest = routes_digest  # of the routes file the serving config came from
         self._background: list[asyncio.Task[None]] = []
 
@@ -66,7 +66,7 @@ class GatewayApplication:
         registry.lifecycle.draining = False
         _drain_on_signals()
         if settings.RELOAD:
-            reloader = Reloader(Path(settings.ROUTES_FILE), self.services, self.routes_digest)
+            reloader = Reloader(Path(settings.ROUTES_FILE), self.runtime, self.routes_digest)
             self._background.append(asyncio.create_task(reloader.run()))
         self._background.append(asyncio.create_task(self._housekeeping()))
         gateway = registry.current()
@@ -81,7 +81,7 @@ class GatewayApplication:
         heap memory goes back to the system (gateway/allocator.py)."""
         while True:
             await asyncio.sleep(1.0)
-            self.services.limiter.housekeep()
+            self.runtime.limiter.housekeep()
             allocator.trim()
 
     async def shutdown(self) -> None:
@@ -92,7 +92,7 @@ class GatewayApplication:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._background.clear()
-        await self.services.aclose()
+        await self.runtime.aclose()
 
 
 def _drain_on_signals() -> None:

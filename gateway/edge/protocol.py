@@ -27,7 +27,7 @@ from typing import Any
 
 import httptools
 
-from gateway.envelope import make_request_id
+from gateway.edge.address import make_request_id
 from gateway.errors import raw_problem_response
 
 __all__ = ["LINGER_SECONDS", "MIN_BODY_RATE", "guard_protocol"]

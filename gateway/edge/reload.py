@@ -21,9 +21,10 @@ import os
 from pathlib import Path
 
 from gateway import registry
+from gateway.assembly import build_gateway
 from gateway.observe import metrics
 from gateway.routes import RoutesFileError, parse_routes_file, read_routes_file
-from gateway.runtime import Services
+from gateway.runtime import Runtime
 
 __all__ = ["POLL_SECONDS", "Reloader", "file_digest"]
 
@@ -48,9 +49,9 @@ class Reloader:
     was parsed from. The first check reads the file whatever its stat says, so
     a change made between start-up's read and the first poll is not missed."""
 
-    def __init__(self, path: Path, services: Services, loaded: bytes) -> None:
+    def __init__(self, path: Path, runtime: Runtime, loaded: bytes) -> None:
         self.path = path
-        self.services = services
+        self.runtime = runtime
         # What stat() said at the last check; "unchecked" differs from None
         # (missing), so that a file gone before the first check is reported.
         self._seen: tuple[int, int, int, int] | str | None = "unchecked"
@@ -86,9 +87,9 @@ class Reloader:
             self._refuse(exc, "routes file reload failed")
             return False
         self._digest = new
-        gateway = registry.build_gateway(table, self.services)
+        gateway = build_gateway(table, self.runtime)
         registry.install(gateway)
-        self.services.retire_unused_clients(table.upstreams)
+        self.runtime.retire_unused_clients(table.upstreams)
         metrics.CONFIG_RELOADS.labels("success").inc()
         logger.info("routes file reloaded: %d routes", len(table.routes))
         return True

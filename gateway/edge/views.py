@@ -2,7 +2,7 @@
 
 The route and its parameters were matched by the ASGI handler before the body
 was read (the route's max_body_size applies as it arrives); the view reads that
-match from the scope instead of matching twice.
+match, and the Gateway it belongs to, from the request's envelope.
 """
 
 from __future__ import annotations
@@ -34,12 +34,10 @@ _OK = b'{"status":"ok"}'
 
 
 async def route_view(request: GatewayRequest) -> HttpResponseBase:
-    ctx = request.gateway
-    scope = request.scope
-    state = scope.get("gateway.state") or registry.current()
-    if state is None:
-        return problem_response(503, "no routes are loaded", request_id=ctx.request_id)
-    found = scope.get("gateway.match") or state.match(request.method or "GET", request.path)
+    envelope = request.envelope
+    if envelope.gateway is None or envelope.found is None:
+        return problem_response(503, "no routes are loaded", request_id=envelope.request_id)
+    found, route = envelope.found, envelope.route_name
     try:
         if isinstance(found, BadPath):
             raise BadRequest(str(found))
@@ -49,20 +47,19 @@ async def route_view(request: GatewayRequest) -> HttpResponseBase:
                 if found.allowed
                 else NotFound("no route matches this path")
             )
-        ctx.route = found.route.name
-        if (error := scope.get("gateway.body_error")) is not None:
-            raise error
-        return await state.handlers[found.route.name](request, found)
+        if envelope.body_error is not None:
+            raise envelope.body_error
+        return await envelope.gateway.handlers[found.route.name](request, found)
     except GatewayError as exc:
-        return error_response(exc, request_id=ctx.request_id, route=ctx.route)
+        return error_response(exc, request_id=envelope.request_id, route=route)
     except (SuspiciousOperation, DjangoBadRequest) as exc:  # e.g. too many query fields
         error = BadRequest(str(exc) or "malformed request")
-        return error_response(error, request_id=ctx.request_id, route=ctx.route)
+        return error_response(error, request_id=envelope.request_id, route=route)
     except Exception:
         logger.exception(
-            "unhandled error in route %s", ctx.route, extra={"request_id": ctx.request_id}
+            "unhandled error in route %s", route, extra={"request_id": envelope.request_id}
         )
-        return problem_response(500, "internal error", request_id=ctx.request_id, route=ctx.route)
+        return problem_response(500, "internal error", request_id=envelope.request_id, route=route)
 
 
 def _json(content: bytes, status: int = 200) -> HttpResponse:
@@ -76,16 +73,16 @@ async def healthz(request: HttpRequest) -> HttpResponseBase:
     return _json(_OK)
 
 
-async def readyz(request: HttpRequest) -> HttpResponseBase:
-    """200 when a routes table is loaded and the process is not draining."""
-    ctx = getattr(request, "gateway", None)
-    request_id = ctx.request_id if ctx else ""
+async def readyz(request: GatewayRequest) -> HttpResponseBase:
+    """200 when a routes table is loaded, Redis (if any) answers and the
+    process is not draining."""
+    request_id = request.envelope.request_id
     gateway = registry.current()
     if gateway is None:
         return problem_response(503, "no routes are loaded", request_id=request_id)
     if registry.lifecycle.draining:
         return problem_response(503, "shutting down", request_id=request_id)
-    if not await gateway.services.redis_ready():
+    if not await gateway.runtime.redis_ready():
         return problem_response(503, "redis does not answer", request_id=request_id)
     return _json(b'{"status":"ready"}')
 

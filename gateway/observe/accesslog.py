@@ -22,7 +22,7 @@ from typing import BinaryIO
 
 import orjson
 
-from gateway.envelope import RequestContext
+from gateway.envelope import Envelope
 from gateway.observe import metrics
 
 __all__ = ["AccessLog"]
@@ -42,14 +42,14 @@ class AccessLog:
         self._flush_pending = False
 
     def record(
-        self, ctx: RequestContext, method: str, path: str, status: int, started: float
+        self, envelope: Envelope, method: str, path: str, status: int, started: float
     ) -> None:
         duration = time.perf_counter() - started
         metric_method = method if method in _METHODS else "OTHER"
-        metrics.observe_request(ctx.route or "", metric_method, status, duration)
+        metrics.observe_request(envelope.route_name or "", metric_method, status, duration)
         if self._enabled:
             line = self._json_line if self._json else self._text_line
-            self._buffer += line(ctx, method, path, status, duration)
+            self._buffer += line(envelope, method, path, status, duration)
             if len(self._buffer) >= FLUSH_BYTES:
                 self.flush()
             elif not self._flush_pending:
@@ -68,19 +68,19 @@ class AccessLog:
 
     @staticmethod
     def _json_line(
-        ctx: RequestContext, method: str, path: str, status: int, duration: float
+        envelope: Envelope, method: str, path: str, status: int, duration: float
     ) -> bytes:
         entry = {
             "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
-            "request_id": ctx.request_id,
-            "route": ctx.route,
+            "request_id": envelope.request_id,
+            "route": envelope.route_name,
             "method": method,
             "path": path,
             "status": status,
             "duration_ms": round(duration * 1000, 2),
-            "client": ctx.client,
-            "identity": ctx.identity,
-            "completed": ctx.completed,
+            "client": envelope.client,
+            "identity": envelope.identity,
+            "completed": envelope.completed,
             "backends": [
                 {
                     "name": b.name,
@@ -89,26 +89,26 @@ class AccessLog:
                     "attempts": b.attempts,
                     "outcome": b.outcome,
                 }
-                for b in ctx.backends
+                for b in envelope.backends
             ],
         }
         return orjson.dumps(entry) + b"\n"
 
     @staticmethod
     def _text_line(
-        ctx: RequestContext, method: str, path: str, status: int, duration: float
+        envelope: Envelope, method: str, path: str, status: int, duration: float
     ) -> bytes:
         backends = " ".join(
             f"{b.name}={b.status or b.outcome}/{b.duration * 1000:.0f}ms"
             + (f"x{b.attempts}" if b.attempts > 1 else "")
-            for b in ctx.backends
+            for b in envelope.backends
         )
-        who = f" identity={ctx.identity}" if ctx.identity else ""
-        done = "" if ctx.completed is None else f" completed={str(ctx.completed).lower()}"
+        who = f" identity={envelope.identity}" if envelope.identity else ""
+        done = "" if envelope.completed is None else f" completed={str(envelope.completed).lower()}"
         now = datetime.now(UTC).isoformat(timespec="seconds")
         text = (
-            f"{now} {ctx.client} {method} {path} {status} {duration * 1000:.1f}ms "
-            f"route={ctx.route or '-'} request_id={ctx.request_id}{who}{done}"
+            f"{now} {envelope.client} {method} {path} {status} {duration * 1000:.1f}ms "
+            f"route={envelope.route_name or '-'} request_id={envelope.request_id}{who}{done}"
             + (f" backends: {backends}" if backends else "")
         )
         return text.encode("utf-8", "replace") + b"\n"

@@ -1,55 +1,67 @@
 """Per-route request pipelines, composed once when a routes table loads.
 
-A `Handler` answers one matched request; a wrapper adds one concern only to
-the routes that use it (KrakenD's proxy factory does the same).
-`build_route_handler` is the whole composition, read top to bottom:
+A `Handler` answers one matched request. `build_route_handler` picks the
+builder of the route's kind; each builder shows its route's whole pipeline:
 
-    aggregate routes:  AggregateHandler  (render -> fan out -> shape -> merge)
-                       + CachedAggregate when the route has `cache` (coalescing)
-    proxy routes:      ProxyHandler      (render -> stream through)
+    Aggregate  gateway/pipeline/aggregate: every backend a chain of stages
+               (render -> send -> decode -> shape), fanned out and merged,
+               behind the cache when the route has one
+    Proxy      gateway/pipeline/proxy.py: render -> guarded send -> relay
 
-Auth, rate limits and CORS are middleware (gateway/middleware/): they apply to
-every route kind and answer before any handler runs.
+A new route kind is one module with a builder, registered in BUILDERS, plus
+its reader in gateway/routes/. Auth, rate limits and CORS are middleware
+(gateway/policies): they apply to every kind and answer before any handler.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from django.http.response import HttpResponseBase
 
 from gateway.envelope import GatewayRequest
-from gateway.pipeline.aggregate.handler import AggregateHandler, CachedAggregate
-from gateway.pipeline.proxy import ProxyHandler
 from gateway.router import Match
-from gateway.routes.model import Route, RouteTable
+from gateway.routes.model import Aggregate, Proxy, Route, RouteTable
 from gateway.upstream.attempts import UpstreamGuard
 
 if TYPE_CHECKING:
-    from gateway.runtime import Services
+    from gateway.runtime import Runtime
 
-__all__ = ["Handler", "Upstreams", "build_route_handler"]
+__all__ = ["BUILDERS", "Handler", "Parts", "build_route_handler"]
 
 type Handler = Callable[[GatewayRequest, Match], Awaitable[HttpResponseBase]]
 
 
-@dataclass(frozen=True, slots=True)
-class Upstreams:
-    """What a handler needs to call upstreams, by upstream name."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Parts:
+    """What route handlers are built from, besides the route itself."""
 
-    clients: Mapping[str, httpx.AsyncClient]
-    guards: Mapping[str, UpstreamGuard]
+    table: RouteTable
+    clients: Mapping[str, httpx.AsyncClient]  # by upstream name
+    guards: Mapping[str, UpstreamGuard]  # by upstream name
+    runtime: Runtime
+    identity_headers: frozenset[bytes]  # set by auth providers: clients' copies never pass
+    credentials: Mapping[str, bytes]  # by provider name: the header it consumes
+
+    def credentials_of(self, route: Route) -> frozenset[bytes]:
+        """The credentials this route's providers consume: not forwarded
+        unless a forward_headers list names them."""
+        return frozenset(self.credentials[name] for name in route.auth)
 
 
-def build_route_handler(
-    route: Route, table: RouteTable, upstreams: Upstreams, services: Services
-) -> Handler:
-    if route.proxy is not None:
-        return ProxyHandler(route, table, upstreams.clients, upstreams.guards)
-    aggregate = AggregateHandler(route, table, upstreams.clients, upstreams.guards, services.memory)
-    if route.cache is not None:
-        return CachedAggregate(aggregate, route.cache.ttl, services.coalescer)
-    return aggregate
+def _builders() -> Mapping[type, Callable[[Route, Any, Parts], Handler]]:
+    from gateway.pipeline.aggregate import build_aggregate
+    from gateway.pipeline.proxy import build_proxy
+
+    return {Aggregate: build_aggregate, Proxy: build_proxy}
+
+
+# A route kind's type -> its builder.
+BUILDERS = _builders()
+
+
+def build_route_handler(route: Route, parts: Parts) -> Handler:
+    return BUILDERS[type(route.kind)](route, route.kind, parts)

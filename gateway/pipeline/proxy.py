@@ -12,19 +12,18 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Mapping
+from collections.abc import AsyncIterable, AsyncIterator
+from typing import TYPE_CHECKING
 
 import httpx
-from django.http import StreamingHttpResponse
 
 from gateway.envelope import BackendLog, GatewayRequest
 from gateway.observe import metrics
-from gateway.pipeline.aggregate.outcome import Failure, failure_error
-from gateway.pipeline.aggregate.send import classify_transport_error
-from gateway.policies import credential_header_names, identity_header_names
+from gateway.pipeline.failures import Failure, classify_transport_error, failure_error
+from gateway.responses import RelayedResponse
 from gateway.router import Match
-from gateway.routes.model import Route, RouteTable
-from gateway.upstream.attempts import UpstreamGuard, call_guarded, is_retryable_status
+from gateway.routes.model import Proxy, Route
+from gateway.upstream.attempts import call_guarded, is_retryable_status
 from gateway.upstream.render import (
     RenderInput,
     gateway_headers,
@@ -34,7 +33,10 @@ from gateway.upstream.render import (
 )
 from gateway.upstream.requests import Origin, build_request, send
 
-__all__ = ["ProxyHandler", "ProxyResponse"]
+if TYPE_CHECKING:
+    from gateway.pipeline import Handler, Parts
+
+__all__ = ["ProxyHandler", "ProxyResponse", "build_proxy"]
 
 CHUNK = 64 * 1024
 # Set by the gateway on the way in; a client's own copies never pass.
@@ -54,60 +56,42 @@ _OWNED_REQUEST = frozenset(
 _OWNED_RESPONSE = frozenset({b"x-request-id", b"date", b"server"})
 
 
-class ProxyResponse(StreamingHttpResponse):
-    """A streamed upstream answer. `raw_headers` keeps the upstream's headers
-    as they came (repeated ones such as Set-Cookie included); the handler sends
-    them after the ones middleware set on `headers`. `relay` is the
-    transport's raw body stream: the handler sends it on chunk by chunk,
-    without Django's and httpx's generator layers (`streaming_content` yields
-    the same bytes, for anything else that reads the response)."""
+class ProxyResponse(RelayedResponse):
+    """A streamed upstream answer. `raw_headers` keeps the upstream's headers as
+    they came (repeated ones such as Set-Cookie included); `relay` is the
+    transport's raw body stream, sent on chunk by chunk without Django's and
+    httpx's generator layers."""
 
     def __init__(self, upstream: httpx.Response, headers: list[tuple[bytes, bytes]]) -> None:
-        super().__init__(self._relay(upstream), status=upstream.status_code)
-        del self.headers["Content-Type"]  # Django's default; the upstream's is in raw_headers
-        self.raw_headers = headers
-        self.relay: AsyncIterable[bytes] = upstream.stream  # type: ignore[assignment]
+        relay: AsyncIterable[bytes] = upstream.stream  # type: ignore[assignment]
+        super().__init__(upstream.status_code, headers, relay)
         self._upstream = upstream
-
-    @staticmethod
-    async def _relay(upstream: httpx.Response) -> AsyncIterator[bytes]:
-        try:
-            async for chunk in upstream.aiter_raw():
-                yield chunk
-        finally:
-            await upstream.aclose()
 
     async def aclose_upstream(self) -> None:
         await self._upstream.aclose()
 
 
+def build_proxy(route: Route, proxy: Proxy, parts: Parts) -> Handler:
+    return ProxyHandler(route, proxy, parts)
+
+
 class ProxyHandler:
-    def __init__(
-        self,
-        route: Route,
-        table: RouteTable,
-        clients: Mapping[str, httpx.AsyncClient],
-        guards: Mapping[str, UpstreamGuard],
-    ) -> None:
-        assert route.proxy is not None
+    def __init__(self, route: Route, proxy: Proxy, parts: Parts) -> None:
         self.route = route
-        self.template = route.proxy.path
-        self.upstream = table.upstreams[route.proxy.upstream]
-        self.client = clients[route.proxy.upstream]
+        self.template = proxy.path
+        self.upstream = parts.table.upstreams[proxy.upstream]
+        self.client = parts.clients[proxy.upstream]
         self.origin = Origin(self.upstream)
-        self.guard = guards[route.proxy.upstream]
-        self.backend_name = route.proxy.upstream
+        self.guard = parts.guards[proxy.upstream]
+        self.backend_name = proxy.upstream
         self.static_headers = upstream_headers(self.upstream)
         # Never from the client: what the gateway sets, forged identities, and
         # (unless settings.forward_headers names them) cookies and the
         # credential this route's auth consumed.
-        named = {h.encode() for h in table.settings.forward_headers}
-        optional = ({b"cookie"} | credential_header_names(route, table)) - named
+        named = {h.encode() for h in parts.table.settings.forward_headers}
+        optional = ({b"cookie"} | parts.credentials_of(route)) - named
         self.dropped = frozenset(
-            _OWNED_REQUEST
-            | identity_header_names(table)
-            | optional
-            | {n for n, _ in self.static_headers}
+            _OWNED_REQUEST | parts.identity_headers | optional | {n for n, _ in self.static_headers}
         )
         # With CORS the gateway owns Access-Control-*: the upstream's are dropped.
         self.drop_cors = route.cors is not None
@@ -125,9 +109,9 @@ class ProxyHandler:
         hop = hop_by_hop_names(incoming)
         dropped = self.dropped
         headers = [(n, v) for n, v in incoming if n not in dropped and n not in hop]
-        headers += gateway_headers(request.gateway)
+        headers += gateway_headers(request.envelope)
         headers += self.static_headers
-        size: int = request.scope.get("gateway.body_size", 0)
+        size = request.envelope.body_size
         content: bytes | AsyncIterator[bytes] | None = None
         if size:
             content = request.read() if size <= CHUNK * 16 else _read_chunks(request)
@@ -203,7 +187,7 @@ class ProxyHandler:
         log = BackendLog(
             self.backend_name, status, time.perf_counter() - started, attempts, outcome
         )
-        request.gateway.backends.append(log)
+        request.envelope.backends.append(log)
 
 
 def _judge(result: httpx.Response | Failure) -> tuple[bool, bool]:

@@ -3,10 +3,13 @@ gateway owns CORS. It answers preflights itself (204, before auth and rate
 limits, never forwarded) and adds Access-Control-Allow-Origin, with
 `Vary: Origin`, to actual responses for allowed origins. A disallowed origin
 gets no CORS headers. Upstreams' own Access-Control-* headers are dropped by
-the proxy handler, so they never appear twice."""
+the proxy handler, so they never appear twice. A preflight's policy is that of
+the route that would serve the method it announces: the handler looked it up
+when it built the envelope."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import cast
 
 from django.http import HttpRequest, HttpResponse
@@ -14,26 +17,51 @@ from django.http.response import HttpResponseBase
 
 from gateway.edge.middleware import AsyncMiddleware
 from gateway.envelope import GatewayRequest
-from gateway.policies import RouteCors
-from gateway.registry import Gateway
-from gateway.router import Match
+from gateway.routes.model import CorsPolicy, Route
 
-__all__ = ["CorsMiddleware"]
+__all__ = ["CorsMiddleware", "RouteCors", "build_cors"]
 
 _PREFLIGHT_VARY = "Origin, Access-Control-Request-Method, Access-Control-Request-Headers"
 
 
+@dataclass(frozen=True, slots=True)
+class RouteCors:
+    origins: frozenset[str]
+    any_origin: bool
+    credentials: bool
+    preflight: tuple[tuple[str, str], ...]  # besides the origin
+    expose: str | None
+
+    def allows(self, origin: str) -> bool:
+        return self.any_origin or origin in self.origins
+
+
+def build_cors(route: Route, policy: CorsPolicy) -> RouteCors:
+    methods = policy.allow_methods or tuple(sorted(route.methods))
+    preflight = [
+        ("Access-Control-Allow-Methods", ", ".join(methods)),
+        ("Access-Control-Max-Age", str(int(policy.max_age))),
+    ]
+    if policy.allow_headers:
+        preflight.append(("Access-Control-Allow-Headers", ", ".join(policy.allow_headers)))
+    return RouteCors(
+        origins=frozenset(policy.allow_origins),
+        any_origin=policy.any_origin,
+        credentials=policy.allow_credentials and not policy.any_origin,
+        preflight=tuple(preflight),
+        expose=", ".join(policy.expose_headers) or None,
+    )
+
+
 class CorsMiddleware(AsyncMiddleware):
     async def __call__(self, request: HttpRequest) -> HttpResponseBase:
-        meta = request.META
-        origin = meta.get("HTTP_ORIGIN")
-        if origin and request.method == "OPTIONS" and "HTTP_ACCESS_CONTROL_REQUEST_METHOD" in meta:
-            cors = _preflight_policy(request, meta["HTTP_ACCESS_CONTROL_REQUEST_METHOD"])
-            if cors is not None:
-                return _preflight(cors, origin)
+        envelope = cast(GatewayRequest, request).envelope
+        cors = envelope.cors  # a preflight's: that of the route serving the announced method
+        origin = request.META.get("HTTP_ORIGIN")
+        if envelope.preflight and cors is not None and origin:
+            return _preflight(cors, origin)
         response = await self.get_response(request)
-        policy = cast(GatewayRequest, request).gateway.policy
-        if policy is not None and (cors := policy.cors) is not None:
+        if cors is not None:
             _vary_origin(response)
             if origin and cors.allows(origin):
                 response.headers["Access-Control-Allow-Origin"] = origin
@@ -42,20 +70,6 @@ class CorsMiddleware(AsyncMiddleware):
                 if cors.expose:
                     response.headers["Access-Control-Expose-Headers"] = cors.expose
         return response
-
-
-def _preflight_policy(request: HttpRequest, method: str) -> RouteCors | None:
-    """The CORS policy of the route that would serve the announced method."""
-    scope = getattr(request, "scope", {})
-    state = cast(Gateway | None, scope.get("gateway.state"))
-    if state is None:
-        return None
-    found = state.match(
-        method.strip().upper(), scope.get("raw_path", b"").decode("latin-1") or request.path
-    )
-    if not isinstance(found, Match):
-        return None
-    return state.policies[found.route.name].cors
 
 
 def _preflight(cors: RouteCors, origin: str) -> HttpResponse:

@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from types import MappingProxyType
 
-from gateway.routes.model import AuthProvider, Route, RouteTable, Upstream
+from gateway.routes.model import ProviderConfig, Route, RouteTable, Upstream
+from gateway.routes.providers import read_auth_provider
 from gateway.routes.reader import Reader
 from gateway.routes.route import read_route
-from gateway.routes.sections import read_auth_provider, read_settings, read_upstream
+from gateway.routes.settings import read_settings
 from gateway.routes.source import Node
+from gateway.routes.upstreams import read_upstream
 
 __all__ = ["read_document"]
 
@@ -33,7 +35,7 @@ def read_document(r: Reader, root: Node, source: str) -> RouteTable | None:
     upstreams: dict[str, Upstream] = _read_named(
         r, fields.get("upstreams"), "upstreams", read_upstream
     )
-    providers: dict[str, AuthProvider] = _read_named(
+    providers: dict[str, ProviderConfig] = _read_named(
         r, fields.get("auth"), "auth", read_auth_provider
     )
     # Names as written (valid or not), so that a broken upstream is reported

@@ -10,26 +10,25 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Protocol
 
 __all__ = [
-    "ApiKey",
-    "ApiKeyProvider",
-    "AuthProvider",
+    "Aggregate",
     "Backend",
     "CacheSpec",
     "CircuitBreaker",
     "CorsPolicy",
     "FieldRef",
     "GatewaySettings",
-    "JwtProvider",
     "ParamRef",
     "PathSegment",
+    "ProviderConfig",
     "Proxy",
     "QueryRef",
     "RateLimit",
     "Retries",
     "Route",
+    "RouteKind",
     "RouteTable",
     "Template",
     "Upstream",
@@ -124,40 +123,14 @@ class CircuitBreaker:
 
 
 # --- auth providers ------------------------------------------------------------
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ApiKey:
-    id: str
-    digest: bytes  # sha256 of the key; plain keys are hashed at load time
-    scopes: frozenset[str] = frozenset()
+class ProviderConfig(Protocol):
+    """A provider's section of the routes file, as its kind read it (each kind
+    is a module of gateway/policies/auth with its own frozen config type)."""
 
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ApiKeyProvider:
-    name: str
-    header: str = "x-api-key"  # lower-case, for lookups
-    header_display: str = "X-API-Key"  # as written, for WWW-Authenticate
-    keys: tuple[ApiKey, ...] = ()
-    identity_header: str | None = None
-    type: Literal["api_key"] = "api_key"
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class JwtProvider:
-    name: str
-    algorithms: tuple[str, ...]
-    issuer: str | None = None
-    audience: str | None = None
-    jwks_url: str | None = None
-    secret: str | None = None
-    public_key: str | None = None
-    scopes_claim: str = "scope"
-    identity_claim: str = "sub"
-    claims_to_headers: tuple[tuple[str, str], ...] = ()  # (claim, lower-case header)
-    require_exp: bool = True  # a token without `exp` is refused
-    type: Literal["jwt"] = "jwt"
-
-
-type AuthProvider = ApiKeyProvider | JwtProvider
+    @property
+    def name(self) -> str: ...
+    @property
+    def type(self) -> str: ...
 
 
 # --- upstreams, backends, routes -------------------------------------------------
@@ -199,9 +172,23 @@ class Backend:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Aggregate:
+    """`backends:`: called concurrently, shaped, merged into one JSON answer."""
+
+    backends: tuple[Backend, ...]
+    cache: CacheSpec | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Proxy:
+    """`proxy:`: passed through to one upstream, streamed both ways."""
+
     upstream: str
     path: Template
+
+
+# What a route does: one of these (gateway/pipeline builds each kind's handler).
+type RouteKind = Aggregate | Proxy
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -212,12 +199,10 @@ class Route:
     methods: frozenset[str]
     timeout: float
     max_body_size: int
-    backends: tuple[Backend, ...] = ()
-    proxy: Proxy | None = None
+    kind: RouteKind
     auth: tuple[str, ...] = ()
     scopes: frozenset[str] = frozenset()
     rate_limit: RateLimit | None = None
-    cache: CacheSpec | None = None
     cors: CorsPolicy | None = None
     line: int = 0
 
@@ -238,5 +223,5 @@ class RouteTable:
     source: str
     settings: GatewaySettings
     upstreams: Mapping[str, Upstream]  # read-only views (MappingProxyType)
-    auth: Mapping[str, AuthProvider]
+    auth: Mapping[str, ProviderConfig]
     routes: tuple[Route, ...]

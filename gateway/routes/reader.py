@@ -14,10 +14,33 @@ from collections.abc import Iterable
 from gateway.routes.source import Node, Problem
 from gateway.routes.units import parse_duration, parse_size
 
-__all__ = ["HEADER_NAME", "Reader"]
+__all__ = ["HEADER_NAME", "NAME", "NOT_FORWARDABLE", "Reader"]
 
 # RFC 9110 token characters.
 HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# Names of upstreams, auth providers and routes.
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:\-]{0,99}")
+# Headers the gateway owns or that describe one hop only: never copied from a
+# client, never set by an upstream's static headers or an auth provider.
+NOT_FORWARDABLE = frozenset(
+    {
+        "host",
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "keep-alive",
+        "te",
+        "trailer",
+        "upgrade",
+        "proxy-authorization",
+        "proxy-authenticate",
+        "proxy-connection",
+        "x-forwarded-for",
+        "x-forwarded-host",
+        "x-forwarded-proto",
+        "x-request-id",
+    }
+)
 _HEADER_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")
 
 
@@ -152,6 +175,14 @@ class Reader:
             self.error(node, where, f"{name!r} is not a valid header name")
             return None
         return name.lower()
+
+    def owned_header(self, node: Node, where: str) -> str | None:
+        """A header the gateway will set for backends (an identity header)."""
+        name = self.header_name(node, where)
+        if name is not None and name in NOT_FORWARDABLE:
+            self.error(node, where, "this header is set by the gateway")
+            return None
+        return name
 
     def header_value(self, node: Node, where: str, value: str) -> str | None:
         if not _HEADER_VALUE.fullmatch(value):

@@ -21,7 +21,7 @@ _FIELD = re.compile(r"[A-Za-z0-9_\-]+")
 # RFC 3986 pchar minus "%": what a literal route segment may hold.
 _LITERAL_SEGMENT = re.compile(r"[A-Za-z0-9\-._~!$&'()*+,;=:@]*")
 # Static text of an upstream path: pchar and "/", percent-escapes allowed.
-_STATIC_PATH = re.compile(r"(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/]|%[0-9A-Fa-f]{2})*")
+STATIC_PATH = re.compile(r"(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/]|%[0-9A-Fa-f]{2})*")
 
 
 def parse_route_path(path: str) -> tuple[tuple[PathSegment, ...], str | None]:
@@ -97,7 +97,7 @@ def parse_template(text: str, *, is_path: bool) -> tuple[Template | None, str | 
         if not text.startswith("/"):
             return None, "must start with '/'"
         for part in parts:
-            if isinstance(part, str) and not _STATIC_PATH.fullmatch(part):
+            if isinstance(part, str) and not STATIC_PATH.fullmatch(part):
                 return (
                     None,
                     f"{part!r} has characters that need percent-encoding (or a '?': use `query`)",

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import quote, unquote
 
-from gateway.envelope import RequestContext
+from gateway.envelope import Envelope
 from gateway.errors import BadRequest
 from gateway.pipeline.aggregate.shape import MISSING, get_field
 from gateway.routes.model import FieldRef, ParamRef, QueryRef, Template, Upstream
@@ -172,13 +172,13 @@ def upstream_headers(upstream: Upstream) -> tuple[tuple[bytes, bytes], ...]:
     return tuple((name.encode(), value.encode("latin-1")) for name, value in upstream.headers)
 
 
-def gateway_headers(ctx: RequestContext) -> list[tuple[bytes, bytes]]:
+def gateway_headers(envelope: Envelope) -> list[tuple[bytes, bytes]]:
     """What the gateway itself tells every upstream: the request ID, the
     X-Forwarded-* values it resolved, and the identity auth established."""
     return [
-        (b"x-request-id", ctx.request_id.encode()),
-        (b"x-forwarded-for", ctx.forwarded_for.encode("latin-1")),
-        (b"x-forwarded-proto", ctx.forwarded_proto.encode("latin-1")),
-        (b"x-forwarded-host", ctx.forwarded_host.encode("latin-1")),
-        *ctx.identity_headers,
+        (b"x-request-id", envelope.request_id.encode()),
+        (b"x-forwarded-for", envelope.forwarded_for.encode("latin-1")),
+        (b"x-forwarded-proto", envelope.forwarded_proto.encode("latin-1")),
+        (b"x-forwarded-host", envelope.forwarded_host.encode("latin-1")),
+        *envelope.identity_headers,
     ]

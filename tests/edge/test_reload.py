@@ -10,22 +10,22 @@ import pytest
 
 from gateway import registry
 from gateway.edge.reload import Reloader, file_digest
-from gateway.runtime import Services
+from gateway.runtime import Runtime
 
 ROUTES = "version: 1\nupstreams: {{u: {{url: 'http://u'}}}}\nroutes:\n  - {{name: {name}, path: /{name}, backends: [{{upstream: u, path: /x}}]}}\n"
 
 
 @pytest.fixture
-def services() -> Iterator[Services]:
+def runtime() -> Iterator[Runtime]:
     previous = registry.current()
-    yield Services(redis_url="", failure_mode="open")
+    yield Runtime(redis_url="", failure_mode="open")
     registry.install(previous)
 
 
-async def test_reload_only_on_a_real_change(tmp_path: Path, services: Services) -> None:
+async def test_reload_only_on_a_real_change(tmp_path: Path, runtime: Runtime) -> None:
     path = tmp_path / "routes.yaml"
     path.write_text(ROUTES.format(name="a"))
-    reloader = Reloader(path, services, file_digest(path.read_bytes()))
+    reloader = Reloader(path, runtime, file_digest(path.read_bytes()))
     assert not await reloader.check()  # nothing changed
     path.write_text(ROUTES.format(name="a"))  # same bytes, new mtime
     assert not await reloader.check()
@@ -36,11 +36,11 @@ async def test_reload_only_on_a_real_change(tmp_path: Path, services: Services) 
 
 
 async def test_invalid_or_missing_file_changes_nothing(
-    tmp_path: Path, services: Services, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, runtime: Runtime, caplog: pytest.LogCaptureFixture
 ) -> None:
     path = tmp_path / "routes.yaml"
     path.write_text(ROUTES.format(name="a"))
-    reloader = Reloader(path, services, file_digest(path.read_bytes()))
+    reloader = Reloader(path, runtime, file_digest(path.read_bytes()))
     registry.install(None)
     path.write_text("version: 1\nroutes: [oops\n")
     assert not await reloader.check()
@@ -59,13 +59,13 @@ async def test_invalid_or_missing_file_changes_nothing(
 
 
 async def test_a_change_before_the_first_check_is_not_missed(
-    tmp_path: Path, services: Services
+    tmp_path: Path, runtime: Runtime
 ) -> None:
     path = tmp_path / "routes.yaml"
     path.write_text(ROUTES.format(name="a"))
     loaded = file_digest(path.read_bytes())  # what start-up parsed
     path.write_text(ROUTES.format(name="late"))  # changed before the reloader started
-    reloader = Reloader(path, services, loaded)
+    reloader = Reloader(path, runtime, loaded)
     assert await reloader.check()
     gateway = registry.current()
     assert gateway is not None and [r.name for r in gateway.table.routes] == ["late"]

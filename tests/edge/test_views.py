@@ -9,22 +9,26 @@ import orjson
 import pytest
 
 from gateway import registry
+from gateway.assembly import build_gateway
+from gateway.edge.context import open_envelope
 from gateway.edge.views import healthz, readyz
 from gateway.envelope import GatewayRequest
-from gateway.runtime import Services
+from gateway.runtime import Runtime
 from tests.conftest import table
 
 
 def probe_request() -> GatewayRequest:
     scope = {"type": "http", "method": "GET", "path": "/readyz", "query_string": b"", "headers": []}
-    return GatewayRequest(scope, io.BytesIO())
+    request = GatewayRequest(scope, io.BytesIO())
+    request.envelope = open_envelope(scope, registry.current(), ())
+    return request
 
 
 @pytest.fixture
 def installed() -> Iterator[None]:
     previous = registry.current()
     routes = table("version: 1\nroutes: []\n")
-    registry.install(registry.build_gateway(routes, Services(redis_url="", failure_mode="open")))
+    registry.install(build_gateway(routes, Runtime(redis_url="", failure_mode="open")))
     yield
     registry.install(previous)
     registry.lifecycle.draining = False

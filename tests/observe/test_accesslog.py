@@ -1,4 +1,4 @@
-"""The access log (gateway/accesslog.py)."""
+"""The access log (gateway/observe/accesslog.py)."""
 
 from __future__ import annotations
 
@@ -7,22 +7,16 @@ import time
 
 import orjson
 
-from gateway.envelope import BackendLog, RequestContext
+from gateway.envelope import BackendLog, Envelope
 from gateway.observe.accesslog import AccessLog
+from tests.conftest import envelope
 
 
-def context() -> RequestContext:
-    ctx = RequestContext(
-        request_id="r-1",
-        client="198.51.100.2",
-        forwarded_for="",
-        forwarded_proto="http",
-        forwarded_host="h",
-    )
-    ctx.route, ctx.identity, ctx.completed = "orders", "acme", False
-    ctx.backends.append(BackendLog("user", 200, 0.012, 1, "ok"))
-    ctx.backends.append(BackendLog("orders", None, 0.5, 3, "timeout"))
-    return ctx
+def context() -> Envelope:
+    made = envelope("orders", client="198.51.100.2", identity="acme", completed=False)
+    made.backends.append(BackendLog("user", 200, 0.012, 1, "ok"))
+    made.backends.append(BackendLog("orders", None, 0.5, 3, "timeout"))
+    return made
 
 
 def test_json_line() -> None:

@@ -1,11 +1,13 @@
-"""Per-route policies (gateway/policy.py)."""
+"""Per-route policies (gateway/policies)."""
 
 from __future__ import annotations
 
-from gateway.envelope import RequestContext
-from gateway.policies import build_policy, credential_header_names, identity_header_names
-from gateway.runtime import Services
-from tests.conftest import table
+from gateway.assembly import build_gateway
+from gateway.envelope import Envelope
+from gateway.policies import build_policy
+from gateway.policies.auth import build_authenticators, owned_headers
+from gateway.runtime import Runtime
+from tests.conftest import envelope, table
 
 ROUTES = table(
     """
@@ -24,22 +26,16 @@ ROUTES = table(
 )
 
 
-def ctx(identity: str | None = None, provider: str = "keys") -> RequestContext:
-    context = RequestContext(
-        request_id="r",
-        client="192.0.2.9",
-        forwarded_for="",
-        forwarded_proto="http",
-        forwarded_host="h",
-    )
-    context.identity = identity
-    context.provider = provider if identity is not None else None
-    return context
+def ctx(identity: str | None = None, provider: str = "keys") -> Envelope:
+    return envelope(identity=identity, provider=provider if identity is not None else None)
+
+
+RUNTIME = Runtime(redis_url="", failure_mode="open")
+AUTHENTICATORS = build_authenticators(ROUTES, RUNTIME)
 
 
 def policies() -> dict:
-    services = Services(redis_url="", failure_mode="open")
-    return {r.name: build_policy(r, ROUTES, services) for r in ROUTES.routes}
+    return {r.name: build_policy(r, AUTHENTICATORS) for r in ROUTES.routes}
 
 
 def test_rate_limit_buckets() -> None:
@@ -73,7 +69,9 @@ def test_cors_policy() -> None:
     assert own.allows("https://anything.example") and not own.credentials
 
 
-def test_header_names() -> None:
-    assert identity_header_names(ROUTES) == {b"x-client", b"x-sub"}
-    assert credential_header_names(ROUTES.routes[0], ROUTES) == {b"x-key", b"authorization"}
-    assert credential_header_names(ROUTES.routes[2], ROUTES) == frozenset()
+def test_header_names_come_from_the_authenticators() -> None:
+    assert owned_headers(AUTHENTICATORS) == {b"x-client", b"x-sub"}
+    parts_of = build_gateway  # the pipeline gets them through Parts
+    assert parts_of is not None
+    credentials = {name: a.credential_header for name, a in AUTHENTICATORS.items()}
+    assert credentials == {"keys": b"x-key", "tokens": b"authorization"}

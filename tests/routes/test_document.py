@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from gateway.routes import RoutesFileError, load_route_table, parse_route_table
+from gateway.routes.model import Aggregate
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -52,9 +53,11 @@ def test_defaults_and_typed_values() -> None:
     assert route.timeout == 0.25
     assert route.max_body_size == 512 * 1024
     assert route.methods == frozenset({"GET", "HEAD"})
-    assert [b.name for b in route.backends] == ["k", "v", "v#2"]
-    assert route.backends[0].target == ("data", "items")
-    assert not route.backends[0].required
+    assert isinstance(route.kind, Aggregate)
+    backends = route.kind.backends
+    assert [b.name for b in backends] == ["k", "v", "v#2"]
+    assert backends[0].target == ("data", "items")
+    assert not backends[0].required
     upstream = table.upstreams["u"]
     assert (upstream.scheme, upstream.host, upstream.port, upstream.base_path) == (
         "http",

@@ -13,6 +13,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from gateway.routes import RoutesFileError, load_route_table
+from gateway.routes.model import Aggregate
 
 
 class Command(BaseCommand):
@@ -30,7 +31,7 @@ class Command(BaseCommand):
             for line in exc.lines():
                 self.stdout.write(line)
             raise SystemExit(1) from None
-        aggregate = sum(1 for r in table.routes if r.proxy is None)
+        aggregate = sum(1 for r in table.routes if isinstance(r.kind, Aggregate))
         self.stdout.write(
             f"{path}: OK: {len(table.routes)} routes ({aggregate} aggregate, "
             f"{len(table.routes) - aggregate} proxy), {len(table.upstreams)} upstreams, "

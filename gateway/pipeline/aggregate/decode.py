@@ -1,6 +1,7 @@
 """Reading an aggregate backend's body: its Content-Encoding undone, its size
-limited, its bytes counted against the memory budget, all as it arrives; and
-validating JSON that is passed on as bytes without building Python objects.
+limited, its bytes counted against the memory budget, all as it arrives; then
+the `decode` stage: parsed, or (spliced: a body nothing reads or shapes)
+validated as JSON without building Python objects and kept as its bytes.
 
 Decompression is bounded per step (zlib's `max_length`), so a small gzip bomb
 never inflates more than the limit allows before it is stopped. A body that
@@ -13,15 +14,20 @@ from __future__ import annotations
 import zlib
 from collections.abc import AsyncIterable
 
+import orjson
 import simdjson
 
-from gateway.pipeline.aggregate.budget import Hold
+from gateway.pipeline.aggregate.budget import Hold, parsed_cost
+from gateway.pipeline.aggregate.exchange import Exchange, Next, Stage
+from gateway.pipeline.aggregate.outcome import Outcome
+from gateway.pipeline.failures import Failure
 
 __all__ = [
     "VALIDATION_COST",
     "OverBudget",
     "TooLarge",
     "Undecodable",
+    "decode_stage",
     "is_json",
     "read_body",
 ]
@@ -181,3 +187,55 @@ async def _read_chunks(
         return data
     finally:
         parts.clear()  # as above: not kept alive by a traceback
+
+
+def decode_stage(*, splice: bool) -> Stage:
+    async def stage(exchange: Exchange, next: Next) -> None:
+        payload, exchange.payload = exchange.payload, None
+        assert payload is not None  # the send stage read it
+        _parse(payload, exchange.outcome, exchange.shared.hold, splice)
+        del payload
+        if exchange.outcome.ok:
+            exchange.outcome.body = exchange.outcome.raw  # what a shape stage may change
+            await next(exchange)
+
+    return stage
+
+
+def _parse(content: bytes | bytearray, outcome: Outcome, hold: Hold, splice: bool) -> None:
+    """Parse (or, spliced, only validate) under the memory budget: what it will
+    cost is held before it is spent; then the buffer (parsed) or the
+    validator's tape (spliced) is given back."""
+    cost, containers = (len(content) * VALIDATION_COST, 0) if splice else parsed_cost(content)
+    if not hold.take(cost):
+        hold.give(len(content))
+        outcome.failure = Failure.MEMORY
+        return
+    outcome.size = len(content)
+    if splice:
+        valid = is_json(content)
+        hold.give(cost)
+        if not valid:
+            hold.give(len(content))
+            outcome.failure = Failure.INVALID
+            return
+        if not isinstance(content, bytes):  # a Fragment takes bytes: one copy
+            if not hold.take(len(content)):
+                hold.give(len(content))
+                outcome.failure = Failure.MEMORY
+                return
+            content = bytes(content)
+            hold.give(len(content))
+        outcome.raw = orjson.Fragment(content)
+        outcome.held = len(content)
+        return
+    try:
+        parsed = orjson.loads(content)
+    except orjson.JSONDecodeError:
+        hold.give(cost + len(content))
+        outcome.failure = Failure.INVALID
+        return
+    hold.give(len(content))
+    outcome.raw = parsed
+    outcome.held = cost
+    outcome.containers = containers

@@ -14,7 +14,8 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
-from gateway.pipeline.aggregate.outcome import Failure, Outcome
+from gateway.pipeline.aggregate.outcome import Outcome
+from gateway.pipeline.failures import Failure
 
 __all__ = ["FanoutPlan", "fan_out"]
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from gateway.pipeline.aggregate.outcome import Failure, Outcome, failure_error
+from gateway.pipeline.aggregate.outcome import Outcome
+from gateway.pipeline.failures import Failure, failure_error
 
 __all__ = ["merge_outcomes"]
 

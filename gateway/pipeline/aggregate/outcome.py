@@ -4,33 +4,11 @@ so that partial results survive under a TaskGroup."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
 from typing import Any
 
-from gateway.errors import BackendFailed
+from gateway.pipeline.failures import Failure
 
-__all__ = ["Failure", "Outcome", "failure_error"]
-
-
-class Failure(Enum):
-    """Why a backend failed, and the route status it maps to (SPEC 3.1)."""
-
-    TIMEOUT = ("timed out", 504)
-    CONNECT = ("could not be reached", 502)
-    STATUS = ("answered with an error status", 502)  # a 4xx keeps its own status
-    REDIRECT = ("answered with a redirect", 502)
-    INVALID = ("did not answer with valid JSON", 502)
-    TOO_LARGE = ("answered with a body over max_response_size", 502)
-    SHAPE = ("answered with a body of an unexpected shape", 502)
-    CIRCUIT_OPEN = ("is unavailable (circuit open)", 503)
-    MEMORY = ("was refused: the gateway's memory budget is spent, try again shortly", 503)
-    DEPENDENCY = ("could not run: a backend it depends on failed", 502)
-    # Stopped because the route had already failed: not a failure of its own.
-    CANCELLED = ("was cancelled", 502)
-
-    def __init__(self, phrase: str, route_status: int) -> None:
-        self.phrase = phrase
-        self.route_status = route_status
+__all__ = ["Outcome"]
 
 
 @dataclass(slots=True)
@@ -63,16 +41,3 @@ class Outcome:
         if self.failure is Failure.STATUS and self.status is not None and 400 <= self.status < 500:
             return self.status
         return self.failure.route_status if self.failure else 200
-
-
-def failure_error(name: str, failure: Failure, *, status: int, detail: str = "") -> BackendFailed:
-    """The problem a failed backend gives its route (named in `backend`)."""
-    error = BackendFailed(
-        status,
-        f"backend {name!r} {detail or failure.phrase}",
-        backend=name,
-        slug="backend-" + failure.name.lower().replace("_", "-"),
-    )
-    if failure is Failure.MEMORY:
-        error.headers["Retry-After"] = "1"
-    return error

@@ -10,9 +10,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from gateway.pipeline.aggregate.exchange import Exchange, Next, Stage
+from gateway.pipeline.failures import Failure
 from gateway.routes.model import Backend
 
-__all__ = ["MISSING", "Shape", "ShapeError", "compile_shape", "get_field", "shape_body"]
+__all__ = [
+    "MISSING",
+    "Shape",
+    "ShapeError",
+    "compile_shape",
+    "get_field",
+    "shape_body",
+    "shape_stage",
+]
 
 type FieldTree = dict[str, FieldTree]  # {} at a leaf
 
@@ -131,3 +141,30 @@ def shape_body(body: Any, shape: Shape) -> Any:
     for path, new_name in shape.rename:
         body = _rename(body, path, new_name)
     return body
+
+
+def shape_stage(shape: Shape, *, must_be_object: bool) -> Stage | None:
+    """The `shape` stage, or None when the body goes on as it came."""
+    if shape.is_identity and not must_be_object:
+        return None
+
+    async def stage(exchange: Exchange, next: Next) -> None:
+        outcome = exchange.outcome
+        # Shaping builds new objects and lists beside the parsed ones (the
+        # values inside are shared): hold what those cost.
+        if not shape.is_identity:
+            if not exchange.shared.hold.take(outcome.containers):
+                outcome.failure = Failure.MEMORY
+                return
+            try:
+                outcome.body = shape_body(outcome.raw, shape)
+            except ShapeError as exc:
+                outcome.failure, outcome.detail = Failure.SHAPE, f"answered without {exc}"
+                return
+        if must_be_object and not isinstance(outcome.body, dict):
+            outcome.failure = Failure.SHAPE
+            outcome.detail = "answered with a body that is not an object (give it a `key`)"
+            return
+        await next(exchange)
+
+    return stage

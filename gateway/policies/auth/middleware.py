@@ -21,10 +21,10 @@ __all__ = ["AuthMiddleware"]
 
 class AuthMiddleware(AsyncMiddleware):
     async def __call__(self, request: HttpRequest) -> HttpResponseBase:
-        ctx = cast(GatewayRequest, request).gateway
-        if ctx.policy is None or ctx.policy.auth is None:
+        envelope = cast(GatewayRequest, request).envelope
+        if envelope.policy is None or envelope.policy.auth is None:
             return await self.get_response(request)
-        route, policy = ctx.route, ctx.policy.auth
+        route, policy = envelope.route_name, envelope.policy.auth
         headers = cast(GatewayRequest, request).scope["headers"]
         principal: Principal | None = None
         problem: str | None = None  # why a presented credential was refused
@@ -45,13 +45,13 @@ class AuthMiddleware(AsyncMiddleware):
                 return problem_response(
                     503,
                     "credentials cannot be checked right now",
-                    request_id=ctx.request_id,
+                    request_id=envelope.request_id,
                     route=route,
                 )
             return problem_response(
                 401,
                 problem or "missing credentials",
-                request_id=ctx.request_id,
+                request_id=envelope.request_id,
                 route=route,
                 slug="unauthorized",
                 headers={"WWW-Authenticate": policy.challenge},
@@ -61,11 +61,11 @@ class AuthMiddleware(AsyncMiddleware):
             return problem_response(
                 403,
                 f"missing scope: {missing}",
-                request_id=ctx.request_id,
+                request_id=envelope.request_id,
                 route=route,
                 slug="forbidden",
             )
-        ctx.identity = principal.identity
-        ctx.provider = principal.provider
-        ctx.identity_headers = principal.headers
+        envelope.identity = principal.identity
+        envelope.provider = principal.provider
+        envelope.identity_headers = principal.headers
         return await self.get_response(request)

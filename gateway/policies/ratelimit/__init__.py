@@ -8,11 +8,25 @@ them in Redis, shared by every replica, one round trip per decision.
 
 from __future__ import annotations
 
+import hashlib
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-__all__ = ["Decision", "Limiter", "StoreUnavailable", "decision_for"]
+from gateway.routes.model import Route
+
+if TYPE_CHECKING:
+    from gateway.envelope import Envelope
+
+__all__ = [
+    "Decision",
+    "Limiter",
+    "RouteLimit",
+    "StoreUnavailable",
+    "build_route_limit",
+    "decision_for",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,4 +60,41 @@ def decision_for(allowed: bool, tokens: float, capacity: int, rate: float) -> De
         remaining=max(0, math.floor(tokens + 1e-9)),
         reset_after=max(0, math.ceil((capacity - tokens) / rate - 1e-9)),
         retry_after=max(1, math.ceil((1 - tokens) / rate - 1e-9)),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RouteLimit:
+    route: str
+    limit: int
+    capacity: int
+    rate: float  # tokens per second
+    key: str  # "client", "ip", "global" or "header:<name>"
+    header_meta: str | None  # META key of the header for "header:<name>"
+
+    def bucket(self, envelope: Envelope, meta: Mapping[str, str]) -> str:
+        """The bucket this request draws from (SPEC 3.5 `key`)."""
+        if self.key == "global":
+            who = "global"
+        elif self.key == "client" and (identity := envelope.identity_key) is not None:
+            who = "id:" + identity
+        elif self.header_meta is not None and (value := meta.get(self.header_meta)):
+            who = "h:" + hashlib.sha256(value.encode()).hexdigest()[:32]
+        else:
+            who = "ip:" + envelope.client
+        return f"{self.route}:{who}"
+
+
+def build_route_limit(route: Route) -> RouteLimit | None:
+    spec = route.rate_limit
+    if spec is None:
+        return None
+    header = spec.key.partition(":")[2] if spec.key.startswith("header:") else None
+    return RouteLimit(
+        route=route.name,
+        limit=spec.limit,
+        capacity=spec.burst,
+        rate=spec.limit / spec.window,
+        key=spec.key,
+        header_meta="HTTP_" + header.upper().replace("-", "_") if header else None,
     )

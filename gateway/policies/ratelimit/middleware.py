@@ -19,27 +19,27 @@ from gateway.envelope import GatewayRequest
 from gateway.errors import problem_response
 from gateway.observe import metrics
 from gateway.policies.ratelimit import Decision, StoreUnavailable
-from gateway.registry import Gateway
 
 __all__ = ["RateLimitMiddleware"]
 
 
 class RateLimitMiddleware(AsyncMiddleware):
     async def __call__(self, request: HttpRequest) -> HttpResponseBase:
-        ctx = cast(GatewayRequest, request).gateway
-        if ctx.policy is None or ctx.policy.limit is None:
+        envelope = cast(GatewayRequest, request).envelope
+        if envelope.policy is None or envelope.policy.limit is None:
             return await self.get_response(request)
-        route, limit = ctx.route, ctx.policy.limit
-        services = cast(Gateway, cast(GatewayRequest, request).scope["gateway.state"]).services
+        route, limit = envelope.route_name, envelope.policy.limit
+        assert envelope.gateway is not None  # a route matched: routes are loaded
+        runtime = envelope.gateway.runtime
         try:
-            decision = await services.limiter.acquire(
-                limit.bucket(ctx, request.META), limit.capacity, limit.rate
+            decision = await runtime.limiter.acquire(
+                limit.bucket(envelope, request.META), limit.capacity, limit.rate
             )
         except StoreUnavailable:
             metrics.RATELIMIT_STORE_ERRORS.inc()
-            if services.fail_closed:
+            if runtime.fail_closed:
                 return problem_response(
-                    503, "rate limiting is unavailable", request_id=ctx.request_id, route=route
+                    503, "rate limiting is unavailable", request_id=envelope.request_id, route=route
                 )
             return await self.get_response(request)
         if not decision.allowed:
@@ -47,7 +47,7 @@ class RateLimitMiddleware(AsyncMiddleware):
             response: HttpResponseBase = problem_response(
                 429,
                 "rate limit exceeded",
-                request_id=ctx.request_id,
+                request_id=envelope.request_id,
                 route=route,
                 slug="too-many-requests",
                 headers={"Retry-After": str(decision.retry_after)},

@@ -62,4 +62,4 @@ class RedisLimiter:
         return None  # Redis expires its own keys
 
     async def aclose(self) -> None:
-        return None  # the Redis client belongs to Services
+        return None  # the Redis client belongs to Runtime

@@ -10,12 +10,13 @@ import orjson
 import pytest
 import respx
 
-from gateway.envelope import GatewayRequest, RequestContext
+from gateway.assembly import build_gateway
+from gateway.envelope import GatewayRequest
 from gateway.errors import BackendFailed, BadRequest
-from gateway.pipeline.aggregate.handler import AggregateHandler
+from gateway.pipeline import Handler
 from gateway.router import Match, Router, split_path
-from gateway.runtime import Services
-from tests.conftest import table
+from gateway.runtime import Runtime
+from tests.conftest import envelope, table
 
 ROUTES = """
 version: 1
@@ -36,14 +37,12 @@ routes:
 
 
 @pytest.fixture
-async def handler() -> AsyncIterator[tuple[AggregateHandler, Router]]:
+async def handler() -> AsyncIterator[tuple[Handler, Router]]:
     routes = table(ROUTES)
-    services = Services(redis_url="", failure_mode="open")
-    clients = services.clients.for_upstreams(routes.upstreams)
-    guards = services.guards_for(routes.upstreams)
-    handler = AggregateHandler(routes.routes[0], routes, clients, guards, services.memory)
-    yield handler, Router(routes.routes)
-    await services.aclose()
+    runtime = Runtime(redis_url="", failure_mode="open")
+    gateway = build_gateway(routes, runtime)
+    yield gateway.handlers["dashboard"], gateway.router
+    await runtime.aclose()
 
 
 def make_request(
@@ -60,12 +59,8 @@ def make_request(
         "scheme": "http",
     }
     request = GatewayRequest(scope, io.BytesIO(body))
-    request.gateway = RequestContext(
-        request_id="rid-1",
-        client="192.0.2.1",
-        forwarded_for="192.0.2.1",
-        forwarded_proto="http",
-        forwarded_host="gw",
+    request.envelope = envelope(
+        request_id="rid-1", client="192.0.2.1", forwarded_for="192.0.2.1", forwarded_host="gw"
     )
     return request
 
@@ -78,7 +73,7 @@ def match(router: Router, method: str, path: str) -> Match:
 
 @respx.mock(using="httpx", assert_all_called=False)
 async def test_fan_out_shape_and_headers(
-    respx_mock: respx.MockRouter, handler: tuple[AggregateHandler, Router]
+    respx_mock: respx.MockRouter, handler: tuple[Handler, Router]
 ) -> None:
     aggregate, router = handler
     users = respx_mock.get("http://users.svc:8080/api/users/7").respond(
@@ -124,7 +119,7 @@ async def test_fan_out_shape_and_headers(
 
 @respx.mock(using="httpx", assert_all_called=False)
 async def test_optional_timeout_is_partial(
-    respx_mock: respx.MockRouter, handler: tuple[AggregateHandler, Router]
+    respx_mock: respx.MockRouter, handler: tuple[Handler, Router]
 ) -> None:
     aggregate, router = handler
     respx_mock.get("http://users.svc:8080/api/users/7").respond(json={"account": "a"})
@@ -148,7 +143,7 @@ async def test_optional_timeout_is_partial(
     ],
 )
 async def test_required_failures(
-    handler: tuple[AggregateHandler, Router], effect: object, status: int
+    handler: tuple[Handler, Router], effect: object, status: int
 ) -> None:
     aggregate, router = handler
     with respx.mock(using="httpx", assert_all_called=False) as mock:
@@ -160,7 +155,7 @@ async def test_required_failures(
 
 
 async def test_unsafe_parameter_is_refused_before_any_call(
-    handler: tuple[AggregateHandler, Router],
+    handler: tuple[Handler, Router],
 ) -> None:
     aggregate, router = handler
     with respx.mock(using="httpx", assert_all_called=False) as mock:

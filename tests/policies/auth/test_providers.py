@@ -12,14 +12,10 @@ import pytest
 import respx
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from gateway.policies.auth import (
-    JWKS_MIN_REFETCH_SECONDS,
-    ApiKeyAuthenticator,
-    AuthError,
-    AuthUnavailable,
-    JwksKeys,
-    JwtAuthenticator,
-)
+from gateway.policies.auth import AuthError, AuthUnavailable
+from gateway.policies.auth.api_key import ApiKeyAuthenticator
+from gateway.policies.auth.jwks import JWKS_MIN_REFETCH_SECONDS, JwksKeys
+from gateway.policies.auth.jwt import JwtAuthenticator
 from tests.conftest import table
 
 SECRET = "unit-test-secret-that-is-long-enough!!"
@@ -130,7 +126,7 @@ def rsa_jwk(kid: str) -> tuple[rsa.RSAPrivateKey, dict]:
 
 async def test_jwks_cache_refetch_rules(monkeypatch: pytest.MonkeyPatch) -> None:
     now = [1000.0]
-    monkeypatch.setattr("gateway.policies.auth.time.monotonic", lambda: now[0])
+    monkeypatch.setattr("gateway.policies.auth.jwks.time.monotonic", lambda: now[0])
     key_a, jwk_a = rsa_jwk("a")
     key_b, jwk_b = rsa_jwk("b")
     served = {"keys": [jwk_a]}

@@ -1,4 +1,4 @@
-"""Client address and request ID (gateway/context.py, SPEC 3.4)."""
+"""Client address and request ID (gateway/edge/address.py, SPEC 3.4)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import ipaddress
 
 import pytest
 
-from gateway.envelope import ClientAddress, make_request_id, resolve_client
+from gateway.edge.address import ClientAddress, make_request_id, resolve_client
 
 TRUSTED = (ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("fd00::/8"))
 

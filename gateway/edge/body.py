@@ -1,0 +1,94 @@
+"""The request body, read before the view runs (Django's handler does the same),
+under the route's `max_body_size` and a minimum pace, as it arrives.
+
+The body goes into a spooled file: memory up to FILE_UPLOAD_MAX_MEMORY_SIZE
+(2.5 MiB), then disk. It is refused by its Content-Length before anything is
+read, or as soon as the bytes received pass the limit (413); a body that
+arrives too slowly (CLIENT_BODY_TIMEOUT of grace, then MIN_BODY_RATE) is
+refused with 408. A refusal is recorded in the envelope for the view to
+answer (so the middleware still runs), with `Connection: close`: the rest of
+the body is still on the wire.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import tempfile
+from typing import IO, Any
+
+from django.conf import settings
+
+from gateway.edge.protocol import MIN_BODY_RATE
+from gateway.envelope import Envelope
+from gateway.errors import PayloadTooLarge, RequestTimeout
+
+__all__ = ["read_body"]
+
+
+async def read_body(
+    scope: dict[str, Any], receive: Any, envelope: Envelope, limit: int, grace: float
+) -> IO[bytes] | None:
+    """The body (empty when refused; see the envelope), or None when the
+    client went away before sending all of it."""
+    declared = _content_length(scope)
+    if declared is not None and declared > limit:
+        return _refuse(envelope, PayloadTooLarge(f"the request body is larger than {limit} bytes"))
+    pending: list[dict[str, Any]] = []
+    if not declared:
+        first = await receive()  # a request without a body: one message, already here
+        if first["type"] == "http.request" and not first.get("body") and not first.get("more_body"):
+            return io.BytesIO()
+        pending.append(first)
+    body: IO[bytes] | None = None
+    size = 0
+    grace_ends = asyncio.get_running_loop().time() + grace
+    try:
+        async with asyncio.timeout_at(grace_ends) as deadline:
+            while True:
+                message = pending.pop() if pending else await receive()
+                if message["type"] == "http.disconnect":
+                    if body is not None:
+                        body.close()
+                    return None
+                chunk = message.get("body", b"")
+                if chunk:
+                    size += len(chunk)
+                    if size > limit:
+                        if body is not None:
+                            body.close()
+                        error = PayloadTooLarge(f"the request body is larger than {limit} bytes")
+                        return _refuse(envelope, error)
+                    if body is None:
+                        # Owned by the request from here on; it closes the file.
+                        body = tempfile.SpooledTemporaryFile(  # noqa: SIM115
+                            max_size=settings.FILE_UPLOAD_MAX_MEMORY_SIZE, mode="w+b"
+                        )
+                    # A write past the memory threshold goes to disk; it lands in
+                    # the page cache and costs less than a thread hop would.
+                    body.write(chunk)
+                    deadline.reschedule(grace_ends + size / MIN_BODY_RATE)
+                if not message.get("more_body", False):
+                    break
+    except TimeoutError:
+        if body is not None:
+            body.close()
+        return _refuse(envelope, RequestTimeout("the request body arrived too slowly"))
+    envelope.body_size = size
+    if body is None:
+        return io.BytesIO()
+    body.seek(0)
+    return body
+
+
+def _refuse(envelope: Envelope, error: PayloadTooLarge | RequestTimeout) -> IO[bytes]:
+    error.headers["Connection"] = "close"
+    envelope.body_error = error
+    return io.BytesIO()
+
+
+def _content_length(scope: dict[str, Any]) -> int | None:
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length":
+            return int(value) if value.isdigit() else None
+    return None

@@ -1,0 +1,74 @@
+"""An aggregate route with `cache` (SPEC 3.6, 3.10): GET (and HEAD) answers come
+from the store when they can; identical misses in flight share one fan-out.
+
+Two requests share an entry only when every backend request they would cause
+is the same (gateway/policies/cache.py says what the key holds)."""
+
+from __future__ import annotations
+
+from django.http import HttpResponse
+
+from gateway.envelope import GatewayRequest
+from gateway.pipeline.aggregate.handler import AggregateHandler
+from gateway.policies.cache import Coalescer, cache_key
+from gateway.responses import json_response
+from gateway.router import Match
+
+__all__ = ["CachedAggregate"]
+
+
+class CachedAggregate:
+    def __init__(
+        self,
+        inner: AggregateHandler,
+        ttl: float,
+        coalescer: Coalescer,
+        varying: frozenset[bytes],
+    ) -> None:
+        self.inner = inner
+        self.ttl = ttl
+        self.coalescer = coalescer
+        self.varying = varying  # client headers that reach a backend, so vary its answer
+
+    async def __call__(self, request: GatewayRequest, match: Match) -> HttpResponse:
+        if request.method not in ("GET", "HEAD"):
+            return await self.inner(request, match)
+        filled = await self.coalescer.get_or_compute(
+            self._key(request, match), self.ttl, lambda: self._fill(request, match)
+        )
+        response = json_response(filled.content, filled.completed)
+        response.headers["X-Cache"] = "HIT" if filled.hit else "MISS"
+        return response
+
+    def _key(self, request: GatewayRequest, match: Match) -> str:
+        envelope = request.envelope
+        params = sorted(
+            (name, list(match.path_params.get(name, (value,))))
+            for name, value in match.params.items()
+        )
+        varying = [
+            (n.decode("latin-1"), v.decode("latin-1"))
+            for n, v in request.scope["headers"]
+            if n in self.varying
+        ]
+        gateway_set = [(n.decode(), v.decode("latin-1")) for n, v in envelope.identity_headers]
+        return cache_key(
+            self.inner.route.name,
+            params,
+            sorted(request.GET.lists()),
+            envelope.identity_key,
+            envelope.forwarded_host,
+            envelope.forwarded_proto,
+            gateway_set,
+            varying,
+        )
+
+    async def _fill(self, request: GatewayRequest, match: Match) -> tuple[bytes, bool]:
+        """The shared fan-out of a miss runs in its own task (a waiter leaving
+        does not stop it), so it holds its own share of the memory budget; the
+        answer then lives in the cache, whose size has its own bound."""
+        hold = self.inner.budget.hold()
+        try:
+            return await self.inner.produce(request, match, hold)
+        finally:
+            hold.release()

@@ -1,0 +1,44 @@
+"""Responses the route handlers give, as the ASGI handler sends them.
+
+`json_response`: an aggregate answer. `RelayedResponse`: an answer whose body
+is relayed as it comes (a proxied upstream body, later streams of events):
+the handler sends `raw_headers` after the ones middleware set, then each part
+of `relay`, and calls `aclose_upstream()` once it is done, however it ended.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, AsyncIterator
+
+from django.http import HttpResponse, StreamingHttpResponse
+
+__all__ = ["RelayedResponse", "json_response"]
+
+
+def json_response(content: bytes, completed: bool) -> HttpResponse:
+    response = HttpResponse(content, content_type="application/json")
+    response.headers["Content-Length"] = str(len(content))
+    response.headers["X-Gateway-Completed"] = "true" if completed else "false"
+    return response
+
+
+class RelayedResponse(StreamingHttpResponse):
+    """`relay` is sent part by part; `streaming_content` yields the same bytes
+    for anything else that reads the response."""
+
+    def __init__(
+        self, status: int, raw_headers: list[tuple[bytes, bytes]], relay: AsyncIterable[bytes]
+    ) -> None:
+        super().__init__(self._parts(relay), status=status)
+        del self.headers["Content-Type"]  # Django's default; the real one is in raw_headers
+        self.raw_headers = raw_headers
+        self.relay = relay
+
+    @staticmethod
+    async def _parts(relay: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
+        async for part in relay:
+            yield part
+
+    async def aclose_upstream(self) -> None:
+        """Release whatever feeds `relay` (an upstream connection)."""
+        return

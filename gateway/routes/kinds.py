@@ -1,0 +1,53 @@
+"""What the readers of route kinds share (gateway/routes/aggregate.py, proxy.py):
+the context a kind is read in, and how a kind registers (KINDS in route.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
+
+from gateway.routes.model import RouteKind, Template
+from gateway.routes.reader import Reader
+from gateway.routes.source import Node
+from gateway.routes.templates import parse_template
+
+__all__ = ["KindReader", "RouteContext", "read_template", "read_upstream_ref"]
+
+
+@dataclass(frozen=True, slots=True)
+class RouteContext:
+    where: str  # "route 'name'", for messages
+    upstreams: Collection[str]  # upstream names as written (valid or not)
+    params: frozenset[str] | None  # the route path's parameters; None: the path is invalid
+    methods: frozenset[str] | None  # the route's methods; None: invalid
+
+
+@dataclass(frozen=True, slots=True)
+class KindReader:
+    """One route kind in the routes file: the key that holds it, the methods a
+    route of that kind may serve, the route keys only it takes, and its reader
+    (given the whole route's fields)."""
+
+    key: str
+    name: str  # "aggregate", "proxy": for messages
+    methods: tuple[str, ...]
+    only_keys: tuple[str, ...]
+    read: Callable[[Reader, Mapping[str, Node], RouteContext], RouteKind | None]
+
+
+def read_template(r: Reader, node: Node, where: str, *, is_path: bool) -> Template | None:
+    text = r.string(node, where, allow_empty=not is_path, coerce=not is_path)
+    if text is None:
+        return None
+    template, problem = parse_template(text, is_path=is_path)
+    if problem:
+        r.error(node, where, problem)
+    return template
+
+
+def read_upstream_ref(r: Reader, node: Node, where: str, upstreams: Collection[str]) -> str | None:
+    name = r.string(node, where)
+    if name is not None and name not in upstreams:
+        r.error(node, where, f"unknown upstream {name!r}")
+        return None
+    return name

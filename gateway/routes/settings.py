@@ -1,0 +1,127 @@
+"""The `settings:` section, and the pieces routes share with it: CORS policies
+and lists of forwarded headers."""
+
+from __future__ import annotations
+
+import re
+
+from gateway.routes.model import CorsPolicy, GatewaySettings
+from gateway.routes.reader import NOT_FORWARDABLE, Reader
+from gateway.routes.source import Node
+
+__all__ = ["read_cors", "read_forward_headers", "read_settings"]
+
+_ORIGIN = re.compile(r"https?://[A-Za-z0-9.\-\[\]:]+")
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+def read_forward_headers(r: Reader, node: Node, where: str) -> tuple[str, ...] | None:
+    items = r.listing(node, where)
+    if items is None:
+        return None
+    names = []
+    for i, item in enumerate(items):
+        name = r.header_name(item, f"{where}[{i}]")
+        if name is None:
+            continue
+        if name in NOT_FORWARDABLE:
+            r.error(item, f"{where}[{i}]", f"{item.value!r} is set by the gateway, not forwarded")
+            continue
+        names.append(name)
+    return tuple(dict.fromkeys(names))
+
+
+def read_cors(r: Reader, node: Node, where: str) -> CorsPolicy | None:
+    fields = r.mapping(
+        node,
+        where,
+        allowed=(
+            "allow_origins",
+            "allow_headers",
+            "allow_methods",
+            "expose_headers",
+            "allow_credentials",
+            "max_age",
+        ),
+        required=("allow_origins",),
+    )
+    if fields is None or "allow_origins" not in fields:
+        return None
+    ok = True
+    origins = r.strings(fields["allow_origins"], f"{where}.allow_origins") or []
+    for origin in origins:
+        if origin != "*" and not _ORIGIN.fullmatch(origin):
+            r.error(
+                fields["allow_origins"], f"{where}.allow_origins", f"{origin!r} is not an origin"
+            )
+            ok = False
+    headers: list[str] = []
+    if "allow_headers" in fields:
+        headers = [
+            h.lower() for h in r.strings(fields["allow_headers"], f"{where}.allow_headers") or []
+        ]
+    expose: list[str] = []
+    if "expose_headers" in fields:
+        expose = r.strings(fields["expose_headers"], f"{where}.expose_headers") or []
+    methods: list[str] = []
+    if "allow_methods" in fields:
+        methods = [
+            m.upper() for m in r.strings(fields["allow_methods"], f"{where}.allow_methods") or []
+        ]
+        if bad := [m for m in methods if m not in _METHODS]:
+            r.error(fields["allow_methods"], f"{where}.allow_methods", f"unknown method {bad[0]!r}")
+            ok = False
+    credentials = False
+    if "allow_credentials" in fields:
+        credentials = bool(r.boolean(fields["allow_credentials"], f"{where}.allow_credentials"))
+        if credentials and "*" in origins:
+            r.error(
+                fields["allow_credentials"],
+                f"{where}.allow_credentials",
+                "cannot be true when allow_origins contains '*'",
+            )
+            ok = False
+    max_age = 600.0
+    if "max_age" in fields:
+        max_age = r.duration(fields["max_age"], f"{where}.max_age") or max_age
+    if not ok or not origins:
+        return None
+    return CorsPolicy(
+        allow_origins=tuple(origins),
+        allow_headers=tuple(headers),
+        allow_methods=tuple(methods),
+        expose_headers=tuple(expose),
+        allow_credentials=credentials,
+        max_age=max_age,
+    )
+
+
+def read_settings(r: Reader, node: Node | None) -> GatewaySettings:
+    defaults = GatewaySettings()
+    if node is None:
+        return defaults
+    fields = r.mapping(
+        node,
+        "settings",
+        allowed=("timeout", "max_body_size", "max_response_size", "forward_headers", "cors"),
+    )
+    if not fields:
+        return defaults
+    timeout = max_body = max_response = forward = cors = None
+    if "timeout" in fields:
+        timeout = r.duration(fields["timeout"], "settings.timeout")
+    if "max_body_size" in fields:
+        max_body = r.size(fields["max_body_size"], "settings.max_body_size")
+    if "max_response_size" in fields:
+        max_response = r.size(fields["max_response_size"], "settings.max_response_size")
+    if "forward_headers" in fields:
+        forward = read_forward_headers(r, fields["forward_headers"], "settings.forward_headers")
+    if "cors" in fields:
+        cors = read_cors(r, fields["cors"], "settings.cors")
+    return GatewaySettings(
+        timeout=timeout or defaults.timeout,
+        max_body_size=max_body or defaults.max_body_size,
+        max_response_size=max_response or defaults.max_response_size,
+        forward_headers=defaults.forward_headers if forward is None else forward,
+        cors=cors,
+    )

@@ -1,0 +1,141 @@
+"""The `upstreams:` section: named services, the only place hosts come from."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from gateway.routes.model import CircuitBreaker, Retries, Upstream
+from gateway.routes.reader import NAME, NOT_FORWARDABLE, Reader
+from gateway.routes.source import Node
+from gateway.routes.templates import STATIC_PATH
+
+__all__ = ["read_upstream"]
+
+
+def read_upstream(r: Reader, name: str, node: Node) -> Upstream | None:
+    where = f"upstream {name!r}"
+    if not NAME.fullmatch(name):
+        r.error(node, where, "names may use letters, digits, '_', '.', ':' and '-'")
+    fields = r.mapping(
+        node,
+        where,
+        allowed=(
+            "url",
+            "timeout",
+            "headers",
+            "retries",
+            "circuit_breaker",
+            "max_connections",
+            "max_header_size",
+        ),
+        required=("url",),
+    )
+    if fields is None or "url" not in fields:
+        return None
+    url = r.string(fields["url"], f"{where}: url")
+    parsed = _parse_upstream_url(r, fields["url"], where, url) if url else None
+    timeout = r.duration(fields["timeout"], f"{where}: timeout") if "timeout" in fields else 5.0
+    max_connections = 100
+    if "max_connections" in fields:
+        max_connections = r.integer(fields["max_connections"], f"{where}: max_connections") or 100
+    max_header_size = 64 * 1024
+    if "max_header_size" in fields:
+        where_size = f"{where}: max_header_size"
+        max_header_size = r.size(fields["max_header_size"], where_size) or max_header_size
+    headers: tuple[tuple[str, str], ...] = ()
+    if "headers" in fields:
+        headers = _read_static_headers(r, fields["headers"], f"{where}: headers")
+    retries = Retries()
+    if "retries" in fields:
+        retries = _read_retries(r, fields["retries"], f"{where}: retries")
+    breaker = None
+    if "circuit_breaker" in fields:
+        breaker = _read_breaker(r, fields["circuit_breaker"], f"{where}: circuit_breaker")
+    if parsed is None or timeout is None:
+        return None
+    scheme, host, port, base_path = parsed
+    return Upstream(
+        name=name,
+        scheme=scheme,  # type: ignore[arg-type]  # checked by _parse_upstream_url
+        host=host,
+        port=port,
+        base_path=base_path,
+        timeout=timeout,
+        headers=headers,
+        retries=retries,
+        circuit_breaker=breaker,
+        max_connections=max_connections,
+        max_header_size=max_header_size,
+    )
+
+
+def _parse_upstream_url(
+    r: Reader, node: Node, where: str, url: str
+) -> tuple[str, str, int, str] | None:
+    where = f"{where}: url"
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        r.error(node, where, f"invalid URL {url!r}: {exc}")
+        return None
+    if parts.scheme not in ("http", "https"):
+        r.error(node, where, f"{url!r} must start with http:// or https://")
+        return None
+    if not parts.hostname:
+        r.error(node, where, f"{url!r} has no host")
+        return None
+    if parts.username is not None or parts.password is not None:
+        r.error(node, where, "credentials in the URL are not allowed (use headers)")
+        return None
+    if parts.query or parts.fragment:
+        r.error(node, where, "an upstream URL may not have a query or fragment")
+        return None
+    base = parts.path.rstrip("/")
+    if not STATIC_PATH.fullmatch(base) or any(s in (".", "..") for s in base.split("/")):
+        r.error(node, where, f"invalid base path {parts.path!r}")
+        return None
+    host = parts.hostname
+    default_port = 443 if parts.scheme == "https" else 80
+    return parts.scheme, host, port or default_port, base
+
+
+def _read_static_headers(r: Reader, node: Node, where: str) -> tuple[tuple[str, str], ...]:
+    raw = r.string_map(node, where) or {}
+    out = []
+    assert isinstance(node.value, dict)
+    for name, value in raw.items():
+        key_node = node.value[name]
+        lower = r.header_name(Node(name, node.key_lines.get(name, node.line)), f"{where}.{name}")
+        checked = r.header_value(key_node, f"{where}.{name}", value)
+        if lower is None or checked is None:
+            continue
+        if lower in NOT_FORWARDABLE:
+            r.error(key_node, f"{where}.{name}", "this header is set by the gateway")
+            continue
+        out.append((lower, checked))
+    return tuple(out)
+
+
+def _read_retries(r: Reader, node: Node, where: str) -> Retries:
+    fields = r.mapping(node, where, allowed=("attempts", "backoff"))
+    if not fields:
+        return Retries()
+    attempts = r.integer(fields["attempts"], f"{where}.attempts") if "attempts" in fields else 1
+    if attempts and attempts > 10:
+        r.error(fields["attempts"], f"{where}.attempts", "at most 10")
+    backoff = r.duration(fields["backoff"], f"{where}.backoff") if "backoff" in fields else 0.05
+    return Retries(attempts=attempts or 1, backoff=backoff or 0.05)
+
+
+def _read_breaker(r: Reader, node: Node, where: str) -> CircuitBreaker | None:
+    fields = r.mapping(
+        node, where, allowed=("failures", "cooldown"), required=("failures", "cooldown")
+    )
+    if not fields or len(fields) != 2:
+        return None
+    failures = r.integer(fields["failures"], f"{where}.failures")
+    cooldown = r.duration(fields["cooldown"], f"{where}.cooldown")
+    if failures is None or cooldown is None:
+        return None
+    return CircuitBreaker(failures=failures, cooldown=cooldown)
