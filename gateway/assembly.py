@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from gateway.pipeline import Handler, Parts, build_route_handler
-from gateway.policies import RoutePolicy, build_policy
 from gateway.policies.auth import build_authenticators, owned_headers
+from gateway.policies.route import RoutePolicy, build_policy
 from gateway.router import BadPath, Match, NoMatch, Router, split_path
 from gateway.routes.model import GatewaySettings, RouteTable
 from gateway.runtime import Runtime

@@ -22,8 +22,8 @@ if TYPE_CHECKING:
     from gateway.assembly import Gateway
     from gateway.errors import GatewayError
     from gateway.pipeline.aggregate.budget import Hold
-    from gateway.policies import RoutePolicy
     from gateway.policies.cors import RouteCors
+    from gateway.policies.route import RoutePolicy
     from gateway.router import BadPath, NoMatch
     from gateway.routes.model import Route
 

@@ -26,6 +26,10 @@ from gateway.errors import PayloadTooLarge, RequestTimeout
 __all__ = ["read_body"]
 
 
+class _ClientLeft(Exception):
+    pass
+
+
 async def read_body(
     scope: dict[str, Any], receive: Any, envelope: Envelope, limit: int, grace: float
 ) -> IO[bytes] | None:
@@ -34,51 +38,50 @@ async def read_body(
     declared = _content_length(scope)
     if declared is not None and declared > limit:
         return _refuse(envelope, PayloadTooLarge(f"the request body is larger than {limit} bytes"))
-    pending: list[dict[str, Any]] = []
+    first = None
     if not declared:
         first = await receive()  # a request without a body: one message, already here
         if first["type"] == "http.request" and not first.get("body") and not first.get("more_body"):
             return io.BytesIO()
-        pending.append(first)
-    body: IO[bytes] | None = None
+    body = tempfile.SpooledTemporaryFile(  # noqa: SIM115  (the request owns and closes it)
+        max_size=settings.FILE_UPLOAD_MAX_MEMORY_SIZE, mode="w+b"
+    )
+    try:
+        envelope.body_size = await _spool(receive, first, body, limit, grace)
+    except _ClientLeft:
+        body.close()
+        return None
+    except (PayloadTooLarge, RequestTimeout) as error:
+        body.close()
+        return _refuse(envelope, error)
+    body.seek(0)
+    return body
+
+
+async def _spool(
+    receive: Any, first: dict[str, Any] | None, body: IO[bytes], limit: int, grace: float
+) -> int:
+    """Write the body into `body` as it arrives; its size."""
     size = 0
     grace_ends = asyncio.get_running_loop().time() + grace
     try:
         async with asyncio.timeout_at(grace_ends) as deadline:
             while True:
-                message = pending.pop() if pending else await receive()
+                message, first = first or await receive(), None
                 if message["type"] == "http.disconnect":
-                    if body is not None:
-                        body.close()
-                    return None
-                chunk = message.get("body", b"")
-                if chunk:
+                    raise _ClientLeft
+                if chunk := message.get("body", b""):
                     size += len(chunk)
                     if size > limit:
-                        if body is not None:
-                            body.close()
-                        error = PayloadTooLarge(f"the request body is larger than {limit} bytes")
-                        return _refuse(envelope, error)
-                    if body is None:
-                        # Owned by the request from here on; it closes the file.
-                        body = tempfile.SpooledTemporaryFile(  # noqa: SIM115
-                            max_size=settings.FILE_UPLOAD_MAX_MEMORY_SIZE, mode="w+b"
-                        )
+                        raise PayloadTooLarge(f"the request body is larger than {limit} bytes")
                     # A write past the memory threshold goes to disk; it lands in
                     # the page cache and costs less than a thread hop would.
                     body.write(chunk)
                     deadline.reschedule(grace_ends + size / MIN_BODY_RATE)
                 if not message.get("more_body", False):
-                    break
+                    return size
     except TimeoutError:
-        if body is not None:
-            body.close()
-        return _refuse(envelope, RequestTimeout("the request body arrived too slowly"))
-    envelope.body_size = size
-    if body is None:
-        return io.BytesIO()
-    body.seek(0)
-    return body
+        raise RequestTimeout("the request body arrived too slowly") from None
 
 
 def _refuse(envelope: Envelope, error: PayloadTooLarge | RequestTimeout) -> IO[bytes]:

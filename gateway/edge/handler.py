@@ -124,18 +124,7 @@ class GatewayHandler(ASGIHandler):
         if the client disconnects first. Then write the access log line."""
         task = asyncio.current_task()
         assert task is not None
-        state = {"finished": False, "disconnected": False}
-
-        async def watch_disconnect() -> None:
-            while True:
-                message = await receive()
-                if message["type"] == "http.disconnect":
-                    break
-            if not state["finished"]:
-                state["disconnected"] = True
-                task.cancel()
-
-        watcher = asyncio.create_task(watch_disconnect())
+        watch = _DisconnectWatch(receive, task)
         response: HttpResponseBase | None = None
         sending = False
         try:
@@ -143,7 +132,7 @@ class GatewayHandler(ASGIHandler):
             sending = True
             await self.send_response(response, send)
         except asyncio.CancelledError:
-            if state["disconnected"] and task.uncancel() == 0:
+            if watch.disconnected and task.uncancel() == 0:
                 return  # the client left; everything it started was cancelled
             raise
         except Exception:
@@ -155,19 +144,28 @@ class GatewayHandler(ASGIHandler):
                 "response aborted while streaming", exc_info=logger.isEnabledFor(logging.DEBUG)
             )
         finally:
-            state["finished"] = True
-            watcher.cancel()
-            if isinstance(response, RelayedResponse):
-                await response.aclose_upstream()
-            if response is not None:
-                response.close()
-            envelope = request.envelope
-            if envelope.memory is not None:
-                envelope.memory.release()
-            status = response.status_code if response is not None else 500
-            if state["disconnected"]:
-                status = CLIENT_CLOSED
-            self.access_log.record(envelope, request.method or "", request.path, status, started)
+            watch.stop()
+            await self._finish(request, response, watch.disconnected, started)
+
+    async def _finish(
+        self,
+        request: GatewayRequest,
+        response: HttpResponseBase | None,
+        disconnected: bool,
+        started: float,
+    ) -> None:
+        """However the request ended: release what it held, log its line."""
+        if isinstance(response, RelayedResponse):
+            await response.aclose_upstream()
+        if response is not None:
+            response.close()
+        envelope = request.envelope
+        if envelope.memory is not None:
+            envelope.memory.release()
+        status = response.status_code if response is not None else 500
+        if disconnected:
+            status = CLIENT_CLOSED
+        self.access_log.record(envelope, request.method or "", request.path, status, started)
 
     def make_view_atomic(self, view: Any) -> Any:
         """There is no database: views never run in a transaction (Django's
@@ -213,3 +211,25 @@ class GatewayHandler(ASGIHandler):
                 await send(
                     {"type": "http.response.body", "body": piece, "more_body": end < len(body)}
                 )
+
+
+class _DisconnectWatch:
+    """Cancels the request's task when the client goes away before the answer
+    has been sent (everything the request started is cancelled with it)."""
+
+    def __init__(self, receive: Receive, task: asyncio.Task[Any]) -> None:
+        self.disconnected = False
+        self._finished = False
+        self._task = task
+        self._watcher = asyncio.create_task(self._watch(receive))
+
+    async def _watch(self, receive: Receive) -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        if not self._finished:
+            self.disconnected = True
+            self._task.cancel()
+
+    def stop(self) -> None:
+        self._finished = True
+        self._watcher.cancel()

@@ -98,6 +98,71 @@ def _over(protocol: Any, state: _Limits, fed: int) -> tuple[int, str] | None:
     return None
 
 
+def _expire(protocol: Any) -> None:
+    _state(protocol).timer = None
+    _refuse(protocol, 408, "the request headers took too long")
+
+
+def _arm(protocol: Any, state: _Limits) -> None:
+    if state.timer is None:
+        timeout = protocol._gateway_limits_config[0]
+        state.timer = protocol.loop.call_later(timeout, _expire, protocol)
+
+
+def _connection_made(self: Any, transport: asyncio.Transport) -> None:
+    type(self)._gateway_originals[0](self, transport)
+    _arm(self, _state(self))  # until the first request's head is complete
+
+
+def _connection_lost(self: Any, exc: Exception | None) -> None:
+    _disarm(_state(self))
+    type(self)._gateway_originals[1](self, exc)
+
+
+def _data_received(self: Any, data: bytes) -> None:
+    """uvicorn 0.54's data_received, plus the head limits and deadline."""
+    state = _state(self)
+    if state.refused:
+        return  # lingering: read and drop
+    self._unset_keepalive_if_required()
+    counted = state.scope is not None and state.scope is self.scope and not state.done
+    if counted:
+        state.head_bytes += len(data)  # all of it belongs to the head in progress
+    try:
+        self.parser.feed_data(data)
+    except httptools.HttpParserError:
+        self.logger.warning("Invalid HTTP request received.")
+        self.send_400_response("Invalid HTTP request received.")
+        return
+    except httptools.HttpParserUpgrade:
+        if self._should_upgrade():
+            self.handle_websocket_upgrade()
+        else:
+            self._unsupported_upgrade_warning()
+        return
+    _after_read(self, state, 0 if counted else len(data))
+
+
+def _after_read(self: Any, state: _Limits, fed: int) -> None:
+    scope = self.scope
+    if scope is None:
+        return
+    complete = "method" in scope  # uvicorn sets it once the head is complete
+    if scope is not state.scope:  # a new request began in this read
+        state.scope, state.head_bytes, state.done = scope, 0, False
+        if not complete:
+            _arm(self, state)  # a kept-alive request's head: from its first byte
+    elif state.done:
+        return  # its body: the handler's to judge
+    if (refusal := _over(self, state, fed)) is not None:
+        _refuse(self, *refusal)
+        if complete and self.cycle is not None:
+            self.cycle.disconnected = True  # never mind the request uvicorn started
+    elif complete:
+        state.done = True
+        _disarm(state)
+
+
 def guard_protocol(*, header_timeout: float, max_line: int, max_headers: int) -> bool:
     """Patch uvicorn's httptools protocol; False if it is not importable."""
     try:
@@ -107,67 +172,12 @@ def guard_protocol(*, header_timeout: float, max_line: int, max_headers: int) ->
     HttpToolsProtocol._gateway_limits_config = (header_timeout, max_line, max_headers)  # type: ignore[attr-defined]
     if getattr(HttpToolsProtocol, "_gateway_guarded", False):
         return True
-    connection_made = HttpToolsProtocol.connection_made
-    connection_lost = HttpToolsProtocol.connection_lost
-
-    def expire(self: Any) -> None:
-        _state(self).timer = None
-        _refuse(self, 408, "the request headers took too long")
-
-    def arm(self: Any, state: _Limits) -> None:
-        if state.timer is None:
-            timeout = self._gateway_limits_config[0]
-            state.timer = self.loop.call_later(timeout, expire, self)
-
-    def guarded_connection_made(self: Any, transport: asyncio.Transport) -> None:
-        connection_made(self, transport)
-        arm(self, _state(self))  # until the first request's head is complete
-
-    def guarded_connection_lost(self: Any, exc: Exception | None) -> None:
-        _disarm(_state(self))
-        connection_lost(self, exc)
-
-    def data_received(self: Any, data: bytes) -> None:
-        """uvicorn 0.54's data_received, plus the head limits and deadline."""
-        state = _state(self)
-        if state.refused:
-            return  # lingering: read and drop
-        self._unset_keepalive_if_required()
-        counted = state.scope is not None and state.scope is self.scope and not state.done
-        if counted:
-            state.head_bytes += len(data)  # all of it belongs to the head in progress
-        try:
-            self.parser.feed_data(data)
-        except httptools.HttpParserError:
-            self.logger.warning("Invalid HTTP request received.")
-            self.send_400_response("Invalid HTTP request received.")
-            return
-        except httptools.HttpParserUpgrade:
-            if self._should_upgrade():
-                self.handle_websocket_upgrade()
-            else:
-                self._unsupported_upgrade_warning()
-            return
-        scope = self.scope
-        if scope is None:
-            return
-        complete = "method" in scope  # uvicorn sets it once the head is complete
-        if scope is not state.scope:  # a new request began in this read
-            state.scope, state.head_bytes, state.done = scope, 0, False
-            if not complete:
-                arm(self, state)  # a kept-alive request's head: from its first byte
-        elif state.done:
-            return  # its body: the handler's to judge
-        if (refusal := _over(self, state, 0 if counted else len(data))) is not None:
-            _refuse(self, *refusal)
-            if complete and self.cycle is not None:
-                self.cycle.disconnected = True  # never mind the request uvicorn started
-        elif complete:
-            state.done = True
-            _disarm(state)
-
-    HttpToolsProtocol.connection_made = guarded_connection_made  # type: ignore[method-assign]
-    HttpToolsProtocol.connection_lost = guarded_connection_lost  # type: ignore[method-assign]
-    HttpToolsProtocol.data_received = data_received  # type: ignore[method-assign]
+    HttpToolsProtocol._gateway_originals = (  # type: ignore[attr-defined]
+        HttpToolsProtocol.connection_made,
+        HttpToolsProtocol.connection_lost,
+    )
+    HttpToolsProtocol.connection_made = _connection_made  # type: ignore[method-assign]
+    HttpToolsProtocol.connection_lost = _connection_lost  # type: ignore[method-assign]
+    HttpToolsProtocol.data_received = _data_received  # type: ignore[method-assign]
     HttpToolsProtocol._gateway_guarded = True  # type: ignore[attr-defined]
     return True

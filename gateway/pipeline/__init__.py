@@ -52,15 +52,15 @@ class Parts:
         return frozenset(self.credentials[name] for name in route.auth)
 
 
-def _builders() -> Mapping[type, Callable[[Route, Any, Parts], Handler]]:
-    from gateway.pipeline.aggregate import build_aggregate
-    from gateway.pipeline.proxy import build_proxy
+# A route kind's type -> its builder (imported here, after Parts and Handler,
+# which the builders' modules refer to).
+from gateway.pipeline.aggregate import build_aggregate  # noqa: E402
+from gateway.pipeline.proxy import build_proxy  # noqa: E402
 
-    return {Aggregate: build_aggregate, Proxy: build_proxy}
-
-
-# A route kind's type -> its builder.
-BUILDERS = _builders()
+BUILDERS: Mapping[type, Callable[[Route, Any, Parts], Handler]] = {
+    Aggregate: build_aggregate,
+    Proxy: build_proxy,
+}
 
 
 def build_route_handler(route: Route, parts: Parts) -> Handler:

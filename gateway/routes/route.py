@@ -65,12 +65,7 @@ def read_route(
     max_body = settings.max_body_size
     if "max_body_size" in fields:
         max_body = r.size(fields["max_body_size"], f"{where}: max_body_size") or max_body
-    auth = _read_auth(r, fields, where, providers)
-    scopes: list[str] = []
-    if "scopes" in fields:
-        scopes = r.strings(fields["scopes"], f"{where}: scopes") or []
-        if scopes and not auth:
-            r.error(fields["scopes"], f"{where}: scopes", "scopes need 'auth' on the route")
+    auth, scopes = _read_access(r, fields, where, providers)
     rate_limit = None
     if "rate_limit" in fields:
         rate_limit = _read_rate_limit(r, fields["rate_limit"], f"{where}: rate_limit")
@@ -87,12 +82,25 @@ def read_route(
         timeout=timeout,
         max_body_size=max_body,
         kind=route_kind,
-        auth=tuple(auth),
-        scopes=frozenset(scopes),
+        auth=auth,
+        scopes=scopes,
         rate_limit=rate_limit,
         cors=cors,
         line=node.line,
     )
+
+
+def _read_access(
+    r: Reader, fields: dict[str, Node], where: str, providers: Collection[str]
+) -> tuple[tuple[str, ...], frozenset[str]]:
+    """Who may call the route: its auth providers (any one) and scopes (all)."""
+    auth = _read_auth(r, fields, where, providers)
+    scopes: list[str] = []
+    if "scopes" in fields:
+        scopes = r.strings(fields["scopes"], f"{where}: scopes") or []
+        if scopes and not auth:
+            r.error(fields["scopes"], f"{where}: scopes", "scopes need 'auth' on the route")
+    return tuple(auth), frozenset(scopes)
 
 
 def _which_kind(r: Reader, node: Node, fields: dict[str, Node], where: str) -> KindReader | None:

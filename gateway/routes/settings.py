@@ -31,69 +31,58 @@ def read_forward_headers(r: Reader, node: Node, where: str) -> tuple[str, ...] |
     return tuple(dict.fromkeys(names))
 
 
+_CORS_KEYS = (
+    "allow_origins",
+    "allow_headers",
+    "allow_methods",
+    "expose_headers",
+    "allow_credentials",
+    "max_age",
+)
+
+
 def read_cors(r: Reader, node: Node, where: str) -> CorsPolicy | None:
-    fields = r.mapping(
-        node,
-        where,
-        allowed=(
-            "allow_origins",
-            "allow_headers",
-            "allow_methods",
-            "expose_headers",
-            "allow_credentials",
-            "max_age",
-        ),
-        required=("allow_origins",),
-    )
+    fields = r.mapping(node, where, allowed=_CORS_KEYS, required=("allow_origins",))
     if fields is None or "allow_origins" not in fields:
         return None
-    ok = True
-    origins = r.strings(fields["allow_origins"], f"{where}.allow_origins") or []
-    for origin in origins:
-        if origin != "*" and not _ORIGIN.fullmatch(origin):
-            r.error(
-                fields["allow_origins"], f"{where}.allow_origins", f"{origin!r} is not an origin"
-            )
-            ok = False
-    headers: list[str] = []
-    if "allow_headers" in fields:
-        headers = [
-            h.lower() for h in r.strings(fields["allow_headers"], f"{where}.allow_headers") or []
-        ]
-    expose: list[str] = []
-    if "expose_headers" in fields:
-        expose = r.strings(fields["expose_headers"], f"{where}.expose_headers") or []
-    methods: list[str] = []
-    if "allow_methods" in fields:
-        methods = [
-            m.upper() for m in r.strings(fields["allow_methods"], f"{where}.allow_methods") or []
-        ]
-        if bad := [m for m in methods if m not in _METHODS]:
-            r.error(fields["allow_methods"], f"{where}.allow_methods", f"unknown method {bad[0]!r}")
-            ok = False
+    origins = _read_origins(r, fields["allow_origins"], f"{where}.allow_origins")
+    lists = {
+        key: r.strings(fields[key], f"{where}.{key}") or [] if key in fields else []
+        for key in ("allow_headers", "allow_methods", "expose_headers")
+    }
+    methods = [m.upper() for m in lists["allow_methods"]]
+    if bad := [m for m in methods if m not in _METHODS]:
+        r.error(fields["allow_methods"], f"{where}.allow_methods", f"unknown method {bad[0]!r}")
+        return None
     credentials = False
     if "allow_credentials" in fields:
         credentials = bool(r.boolean(fields["allow_credentials"], f"{where}.allow_credentials"))
-        if credentials and "*" in origins:
-            r.error(
-                fields["allow_credentials"],
-                f"{where}.allow_credentials",
-                "cannot be true when allow_origins contains '*'",
-            )
-            ok = False
+        if credentials and origins and "*" in origins:
+            message = "cannot be true when allow_origins contains '*'"
+            r.error(fields["allow_credentials"], f"{where}.allow_credentials", message)
+            return None
     max_age = 600.0
     if "max_age" in fields:
         max_age = r.duration(fields["max_age"], f"{where}.max_age") or max_age
-    if not ok or not origins:
+    if not origins:
         return None
     return CorsPolicy(
         allow_origins=tuple(origins),
-        allow_headers=tuple(headers),
+        allow_headers=tuple(h.lower() for h in lists["allow_headers"]),
         allow_methods=tuple(methods),
-        expose_headers=tuple(expose),
+        expose_headers=tuple(lists["expose_headers"]),
         allow_credentials=credentials,
         max_age=max_age,
     )
+
+
+def _read_origins(r: Reader, node: Node, where: str) -> list[str] | None:
+    """The allowed origins, or None when one of them is not an origin."""
+    origins = r.strings(node, where) or []
+    bad = [o for o in origins if o != "*" and not _ORIGIN.fullmatch(o)]
+    for origin in bad:
+        r.error(node, where, f"{origin!r} is not an origin")
+    return None if bad else origins
 
 
 def read_settings(r: Reader, node: Node | None) -> GatewaySettings:

@@ -12,36 +12,32 @@ from gateway.routes.templates import STATIC_PATH
 __all__ = ["read_upstream"]
 
 
+_KEYS = (
+    "url",
+    "timeout",
+    "headers",
+    "retries",
+    "circuit_breaker",
+    "max_connections",
+    "max_header_size",
+)
+
+
 def read_upstream(r: Reader, name: str, node: Node) -> Upstream | None:
     where = f"upstream {name!r}"
     if not NAME.fullmatch(name):
         r.error(node, where, "names may use letters, digits, '_', '.', ':' and '-'")
-    fields = r.mapping(
-        node,
-        where,
-        allowed=(
-            "url",
-            "timeout",
-            "headers",
-            "retries",
-            "circuit_breaker",
-            "max_connections",
-            "max_header_size",
-        ),
-        required=("url",),
-    )
+    fields = r.mapping(node, where, allowed=_KEYS, required=("url",))
     if fields is None or "url" not in fields:
         return None
     url = r.string(fields["url"], f"{where}: url")
     parsed = _parse_upstream_url(r, fields["url"], where, url) if url else None
     timeout = r.duration(fields["timeout"], f"{where}: timeout") if "timeout" in fields else 5.0
-    max_connections = 100
-    if "max_connections" in fields:
-        max_connections = r.integer(fields["max_connections"], f"{where}: max_connections") or 100
-    max_header_size = 64 * 1024
-    if "max_header_size" in fields:
-        where_size = f"{where}: max_header_size"
-        max_header_size = r.size(fields["max_header_size"], where_size) or max_header_size
+    limits = {
+        key: (r.integer if key == "max_connections" else r.size)(fields[key], f"{where}: {key}")
+        for key in ("max_connections", "max_header_size")
+        if key in fields
+    }
     headers: tuple[tuple[str, str], ...] = ()
     if "headers" in fields:
         headers = _read_static_headers(r, fields["headers"], f"{where}: headers")
@@ -64,8 +60,8 @@ def read_upstream(r: Reader, name: str, node: Node) -> Upstream | None:
         headers=headers,
         retries=retries,
         circuit_breaker=breaker,
-        max_connections=max_connections,
-        max_header_size=max_header_size,
+        max_connections=limits.get("max_connections") or 100,
+        max_header_size=limits.get("max_header_size") or 64 * 1024,
     )
 
 

@@ -18,7 +18,7 @@ from urllib.parse import quote, unquote
 
 from gateway.envelope import Envelope
 from gateway.errors import BadRequest
-from gateway.pipeline.aggregate.shape import MISSING, get_field
+from gateway.fields import MISSING, get_field
 from gateway.routes.model import FieldRef, ParamRef, QueryRef, Template, Upstream
 
 __all__ = [

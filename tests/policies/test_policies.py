@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from gateway.assembly import build_gateway
 from gateway.envelope import Envelope
-from gateway.policies import build_policy
 from gateway.policies.auth import build_authenticators, owned_headers
+from gateway.policies.route import build_policy
 from gateway.runtime import Runtime
 from tests.conftest import envelope, table
 

@@ -10,29 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from gateway.fields import MISSING, get_field
 from gateway.pipeline.aggregate.exchange import Exchange, Next, Stage
 from gateway.pipeline.failures import Failure
 from gateway.routes.model import Backend
 
-__all__ = [
-    "MISSING",
-    "Shape",
-    "ShapeError",
-    "compile_shape",
-    "get_field",
-    "shape_body",
-    "shape_stage",
-]
+__all__ = ["Shape", "ShapeError", "compile_shape", "shape_body", "shape_stage"]
 
 type FieldTree = dict[str, FieldTree]  # {} at a leaf
-
-
-class _Missing:
-    def __repr__(self) -> str:
-        return "MISSING"
-
-
-MISSING: Any = _Missing()
 
 
 class ShapeError(ValueError):
@@ -73,15 +58,6 @@ def compile_shape(backend: Backend) -> Shape:
         deny=_tree(backend.deny) if backend.deny else None,
         rename=backend.rename,
     )
-
-
-def get_field(value: Any, path: tuple[str, ...]) -> Any:
-    """The value at a dot path through objects, or MISSING."""
-    for name in path:
-        if not isinstance(value, dict) or name not in value:
-            return MISSING
-        value = value[name]
-    return value
 
 
 def _allow(value: Any, tree: FieldTree) -> Any:

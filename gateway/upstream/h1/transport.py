@@ -29,6 +29,20 @@ def _headers(raw: list[tuple[bytes, bytes]]) -> httpx.Headers:
     return headers
 
 
+def _head(request: httpx.Request) -> bytes:
+    """The request line and headers, as they go on the wire."""
+    return b"".join(
+        [
+            request.method.encode(),
+            b" ",
+            request.url.raw_path,
+            b" HTTP/1.1\r\n",
+            *(b"%s: %s\r\n" % (name, value) for name, value in request.headers.raw),
+            b"\r\n",
+        ]
+    )
+
+
 class _Body(httpx.AsyncByteStream):
     def __init__(self, pool: Pool, conn: H1Connection, timeout: float | None) -> None:
         self._pool, self._conn, self._timeout = pool, conn, timeout
@@ -91,47 +105,25 @@ class H1Transport(httpx.AsyncBaseTransport):
         timeouts = request.extensions.get("timeout") or {}
         read_timeout = timeouts.get("read")
         method = request.method.encode()
-        head = b"".join(
-            [
-                method,
-                b" ",
-                request.url.raw_path,
-                b" HTTP/1.1\r\n",
-                *(b"%s: %s\r\n" % (name, value) for name, value in request.headers.raw),
-                b"\r\n",
-            ]
-        )
+        head = _head(request)
         body: bytes | AsyncIterator[bytes] | None
         try:
             body = request.content or None
         except httpx.RequestNotRead:
             body = aiter(request.stream)  # type: ignore[arg-type]
+        # A kept-alive connection the server had closed never saw the request:
+        # safe to send once more on a fresh one, if sending twice is.
+        retry_stale = method in _IDEMPOTENT and not isinstance(body, AsyncIterator)
         pool = self._pool(request.url)
         for attempt in (1, 2):
-            try:
-                conn = await pool.acquire(
-                    connect_timeout=timeouts.get("connect"), pool_timeout=timeouts.get("pool")
-                )
-            except PoolTimeout as exc:
-                raise httpx.PoolTimeout(str(exc), request=request) from exc
-            except TimeoutError as exc:
-                raise httpx.ConnectTimeout("timed out connecting", request=request) from exc
-            except OSError as exc:
-                raise httpx.ConnectError(str(exc) or type(exc).__name__, request=request) from exc
+            conn = await self._acquire(pool, request, timeouts)
             try:
                 status, headers = await conn.request(
                     head, body, no_body=method == b"HEAD", head_timeout=read_timeout
                 )
             except ServerDisconnected as exc:
                 pool.release(conn)
-                # A kept-alive connection the server had closed: it never saw
-                # the request. Safe to send once more, if sending twice is.
-                if (
-                    exc.stale
-                    and attempt == 1
-                    and method in _IDEMPOTENT
-                    and not isinstance(body, AsyncIterator)
-                ):
+                if exc.stale and attempt == 1 and retry_stale:
                     continue
                 raise httpx.RemoteProtocolError(str(exc), request=request) from exc
             except TimeoutError as exc:
@@ -153,6 +145,21 @@ class H1Transport(httpx.AsyncBaseTransport):
                 extensions={"http_version": b"HTTP/1.1"},
             )
         raise AssertionError("unreachable")
+
+    @staticmethod
+    async def _acquire(
+        pool: Pool, request: httpx.Request, timeouts: dict[str, float | None]
+    ) -> H1Connection:
+        try:
+            return await pool.acquire(
+                connect_timeout=timeouts.get("connect"), pool_timeout=timeouts.get("pool")
+            )
+        except PoolTimeout as exc:
+            raise httpx.PoolTimeout(str(exc), request=request) from exc
+        except TimeoutError as exc:
+            raise httpx.ConnectTimeout("timed out connecting", request=request) from exc
+        except OSError as exc:
+            raise httpx.ConnectError(str(exc) or type(exc).__name__, request=request) from exc
 
     async def aclose(self) -> None:
         pools, self._pools = list(self._pools.values()), {}
