@@ -45,6 +45,8 @@ class AccessLog:
         self, envelope: Envelope, method: str, path: str, status: int, started: float
     ) -> None:
         duration = time.perf_counter() - started
+        if not path.isascii():  # whatever a server hands over must become a log line
+            path = path.encode("utf-8", "replace").decode("utf-8")
         metric_method = method if method in _METHODS else "OTHER"
         metrics.observe_request(envelope.route_name or "", metric_method, status, duration)
         if self._enabled:
