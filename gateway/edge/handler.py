@@ -221,7 +221,7 @@ class _DisconnectWatch:
         self.disconnected = False
         self._finished = False
         self._task = task
-        self._watcher = asyncio.create_task(self._watch(receive))
+        self._watcher: asyncio.Task[None] | None = asyncio.create_task(self._watch(receive))
 
     async def _watch(self, receive: Receive) -> None:
         while (await receive())["type"] != "http.disconnect":
@@ -231,5 +231,10 @@ class _DisconnectWatch:
             self._task.cancel()
 
     def stop(self) -> None:
+        """Stop watching. The watcher task's frame refers to this object; the
+        object lets go of the task so the two never form a cycle (a cycle per
+        request would leave the collector to free every request's objects)."""
         self._finished = True
-        self._watcher.cancel()
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None:
+            watcher.cancel()

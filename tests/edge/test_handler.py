@@ -6,6 +6,7 @@ internals; these tests fail loudly if a Django upgrade moves them."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import inspect
 import logging
 from collections.abc import AsyncIterator
@@ -27,6 +28,7 @@ from gateway.assembly import build_gateway
 from gateway.edge.handler import GatewayHandler
 from gateway.runtime import Runtime
 from tests.conftest import table
+from tests.rawserver import RawServer, read_request
 
 
 def test_django_internals_the_handler_relies_on() -> None:
@@ -207,3 +209,56 @@ async def test_an_undecodable_request_is_a_400_problem(handler: GatewayHandler) 
     assert client.headers[b"content-type"] == b"application/problem+json"
     assert client.headers[b"connection"] == b"close"
     assert orjson.loads(client.body)["request_id"] == client.headers[b"x-request-id"].decode()
+
+
+# --- no reference cycles: a request's objects die with it ---------------------------
+async def _upstream(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    while True:
+        await read_request(reader)
+        writer.write(b'HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\n{"n": 1}')
+
+
+@pytest.mark.parametrize("path", ["/agg", "/p/x", "/down", "/p-down/x", "/none"])
+async def test_a_request_leaves_no_reference_cycles(path: str, dead_port: int) -> None:
+    """A cycle per request (a watcher task and its owner, an exception whose
+    traceback holds the frame that keeps it) leaves every object the request
+    made to the collector; under load that cost 20% CPU per request. Every
+    path, the failing ones included, frees its objects by reference counting."""
+    async with RawServer(_upstream) as port:
+        routes = f"""
+            version: 1
+            upstreams:
+              u: {{url: "http://127.0.0.1:{port}"}}
+              dead: {{url: "http://127.0.0.1:{dead_port}"}}
+            routes:
+              - {{name: agg, path: /agg, backends: [{{upstream: u, path: /data, key: d}}]}}
+              - {{name: pass, path: "/p/{{rest:path}}", proxy: {{upstream: u, path: "/{{rest}}"}}}}
+              - {{name: down, path: /down, backends: [{{upstream: dead, path: /data}}]}}
+              - {{name: pdown, path: "/p-down/{{rest:path}}", proxy: {{upstream: dead, path: /}}}}
+        """
+        previous = registry.current()
+        runtime = Runtime(redis_url="", failure_mode="open")
+        registry.install(build_gateway(table(routes), runtime))
+        handler = GatewayHandler()
+
+        async def one() -> int:
+            client = Exchange({"type": "http.request", "body": b"", "more_body": False})
+            await handler(http_scope("GET", path), client.receive, client.send)
+            return client.status
+
+        try:
+            statuses = {await one() for _ in range(5)}  # warm: pools, caches, breakers
+            gc.collect()
+            gc.disable()
+            try:
+                for _ in range(20):
+                    statuses.add(await one())
+                found = gc.collect()
+            finally:
+                gc.enable()
+        finally:
+            registry.install(previous)
+            await runtime.aclose()
+    expected = {"/agg": 200, "/p/x": 200, "/none": 404}.get(path, 502)
+    assert statuses == {expected}
+    assert found == 0

@@ -225,7 +225,10 @@ class Pool:
                 continue
             return conn
         assert last_error is not None
-        raise last_error
+        try:
+            raise last_error
+        finally:
+            last_error = None  # the traceback holds this frame: no cycle through it
 
     async def _addresses(self) -> list[str]:
         if _is_ip(self.host):
