@@ -1,6 +1,6 @@
 """Upstream transports the gateway is compared with in `make bench` (scenarios B
 and C). They are not part of the product: the gateway ships only its own
-HTTP/1.1 client (gateway/h1), whose framing rules (README, "Limits") these do
+HTTP/1.1 client (gateway/upstream/h1), whose framing rules (README, "Limits") these do
 not all follow. `bench.transports.gateway:application` is the gateway with one
 of these swapped in (BENCH_TRANSPORT=aiohttp|httpx-aiohttp|httpx).
 """

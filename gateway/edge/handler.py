@@ -57,7 +57,7 @@ type Send = Any
 def _disconnect_request_signals() -> None:
     """Django's own request signal receivers only clean up databases, caches and
     URLconf state we do not use; each would otherwise run (or hop threads) per
-    request. tests/test_handler.py checks that none is left."""
+    request. tests/edge/test_handler.py checks that none is left."""
     from django.core.cache import close_caches
     from django.core.handlers.base import reset_urlconf
 

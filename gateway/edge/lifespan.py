@@ -78,7 +78,7 @@ class GatewayApplication:
     async def _housekeeping(self) -> None:
         """Once a second, off the request path: rate-limit buckets that have
         refilled are forgotten even when no request comes to do it, and free
-        heap memory goes back to the system (gateway/allocator.py)."""
+        heap memory goes back to the system (gateway/edge/allocator.py)."""
         while True:
             await asyncio.sleep(1.0)
             self.runtime.limiter.housekeep()

@@ -1,8 +1,8 @@
 """The routes file as frozen, typed values.
 
-Nothing here is mutable and no raw YAML reaches these types: `gateway.config.build`
-turns the parsed document into them once, at load time, and the request path only
-reads them. Durations are float seconds, sizes are int bytes, header names are
+Nothing here is mutable and no raw YAML reaches these types: the readers in this
+package turn the parsed document into them once, at load time, and the request
+path only reads them. Durations are float seconds, sizes are int bytes, header names are
 lower-case.
 """
 

@@ -1,10 +1,10 @@
 """Upstream HTTP clients: httpx's API over the gateway's own HTTP/1.1 client
-(gateway/h1), one client per upstream (so each gets its own `max_connections`
+(gateway/upstream/h1), one client per upstream (so each gets its own `max_connections`
 and `max_header_size`), owned by the ASGI lifespan.
 
 `create_client` is the one factory. Whatever builds the transport
 (`transport_factory`; `make bench` swaps in aiohttp's and httpx's own pools to
-compare them, see bench/transports.py), a client:
+compare them, see bench/transports/), a client:
 - never follows redirects (a 3xx goes back to the caller);
 - ignores proxy environment variables (trust_env off);
 - never keeps cookies: a shared client that stored one user's Set-Cookie would

@@ -3,7 +3,7 @@
 httpx spends ~50 µs building a URL and a Request (it re-parses and
 re-validates both) and ~100 µs more in `AsyncClient.send` (auth, redirect and
 cookie plumbing), per upstream call. The pipeline renders every URL itself
-(fully percent-encoded, see gateway/pipeline/request.py) and needs none of that
+(fully percent-encoded, see gateway/upstream/render.py) and needs none of that
 plumbing, so it builds the same httpx objects directly and hands them to the
 client's transport:
 
@@ -16,7 +16,7 @@ client's transport:
   `response.request`, as the client would.
 
 These lean on httpx 0.28 internals (`URL._uri_reference`, `_urlparse.ParseResult`,
-`AsyncClient._transport_for_url`); tests/test_httpfast.py compares every object
+`AsyncClient._transport_for_url`); tests/upstream/test_requests.py compares every object
 with what httpx itself builds, so an httpx upgrade that changes them fails there.
 """
 

@@ -1,4 +1,4 @@
-"""Start-up (gateway/boot.py): uvicorn's proxy-header rewriting is switched off."""
+"""Start-up (gateway/edge/boot.py): uvicorn's proxy-header rewriting is switched off."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The ASGI application's lifespan (gateway/lifespan.py)."""
+"""The ASGI application's lifespan (gateway/edge/lifespan.py)."""
 
 from __future__ import annotations
 

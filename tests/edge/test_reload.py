@@ -1,4 +1,4 @@
-"""The reload check itself (gateway/reload.py); tests/integration/test_operations.py
+"""The reload check itself (gateway/edge/reload.py); tests/integration/test_operations.py
 drives real file changes through a real process."""
 
 from __future__ import annotations

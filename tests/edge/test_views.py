@@ -1,4 +1,4 @@
-"""Probes (gateway/views.py, SPEC 3.9)."""
+"""Probes (gateway/edge/views.py, SPEC 3.9)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""JSON log lines (gateway/logs.py)."""
+"""JSON log lines (gateway/observe/logs.py)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Response cache stores and request coalescing (gateway/cache.py)."""
+"""Response cache stores and request coalescing (gateway/policies/cache.py)."""
 
 from __future__ import annotations
 

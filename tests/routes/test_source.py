@@ -1,4 +1,4 @@
-"""YAML parsing: lines, safety, env substitution (gateway/config/source.py)."""
+"""YAML parsing: lines, safety, env substitution (gateway/routes/source.py)."""
 
 from __future__ import annotations
 

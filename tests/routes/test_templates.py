@@ -1,4 +1,4 @@
-"""Route path patterns and upstream templates (gateway/config/templates.py)."""
+"""Route path patterns and upstream templates (gateway/routes/templates.py)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Circuit breakers, retry budgets, back-off (gateway/resilience.py)."""
+"""Circuit breakers, retry budgets, back-off (gateway/upstream/attempts.py)."""
 
 from __future__ import annotations
 

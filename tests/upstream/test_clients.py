@@ -1,4 +1,4 @@
-"""Upstream clients (gateway/upstream.py): no cookies, no redirects, no proxies."""
+"""Upstream clients (gateway/upstream/clients.py): no cookies, no redirects, no proxies."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Rendering upstream paths and queries safely (gateway/pipeline/request.py)."""
+"""Rendering upstream paths and queries safely (gateway/upstream/render.py)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The hot-path httpx objects are the same as httpx's own (gateway/httpfast.py).
+"""The hot-path httpx objects are the same as httpx's own (gateway/upstream/requests.py).
 If an httpx upgrade changes the internals they rely on, these fail."""
 
 from __future__ import annotations

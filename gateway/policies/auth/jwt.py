@@ -34,10 +34,9 @@ __all__ = ["KIND", "LEEWAY_SECONDS", "JwtAuthenticator", "JwtProvider"]
 
 logger = logging.getLogger("gateway.auth")
 LEEWAY_SECONDS = 30
-# Short HMAC secrets are reported once per provider when it is built; PyJWT
-# would otherwise warn on every decode.
-warnings.filterwarnings("ignore", category=InsecureKeyLengthWarning)
-_HMAC = frozenset({"HS256", "HS384", "HS512"})
+# RFC 7518 3.2: an HMAC key at least as long as the hash.
+_HMAC_MINIMUM = {"HS256": 32, "HS384": 48, "HS512": 64}
+_HMAC = frozenset(_HMAC_MINIMUM)
 _ASYMMETRIC = frozenset(
     {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
 )
@@ -70,12 +69,18 @@ class JwtAuthenticator:
         self._algorithms = list(provider.algorithms)
         self._jwks = jwks
         self._static_key: Any = None
+        # Short keys are reported once, here, when the provider is built; PyJWT
+        # would otherwise warn on every decode. (Set on every build, not at
+        # import: an import inside a catch_warnings block would lose it.)
+        warnings.filterwarnings("ignore", category=InsecureKeyLengthWarning)
         if provider.secret is not None:
             self._static_key = provider.secret
-            if len(provider.secret.encode()) < 32:
+            minimum = max(_HMAC_MINIMUM.get(a, 0) for a in provider.algorithms)
+            if len(provider.secret.encode()) < minimum:
                 logger.warning(
-                    "auth provider %r: HMAC secret shorter than 32 bytes (RFC 7518 3.2)",
+                    "auth provider %r: HMAC secret shorter than %d bytes (RFC 7518 3.2)",
                     provider.name,
+                    minimum,
                 )
         elif provider.public_key is not None:
             from cryptography.hazmat.primitives.serialization import load_pem_public_key

@@ -3,8 +3,9 @@
 One Lua script per decision (one round trip, atomic on the server), Redis's own
 clock (`TIME`), so replicas' clocks do not matter, and a TTL on every key
 (the time to refill, plus a second). After a failure the store answers
-`StoreUnavailable` at once for a second (redisclient.Outage) instead of trying again on
-every request, so a dead Redis costs microseconds, not a timeout per request.
+`StoreUnavailable` at once for a second (`Outage`, gateway/policies/redis.py)
+instead of trying again on every request, so a dead Redis costs microseconds,
+not a timeout per request.
 """
 
 from __future__ import annotations

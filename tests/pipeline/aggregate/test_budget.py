@@ -1,4 +1,4 @@
-"""MEMORY_BUDGET's accounting (gateway/budget.py)."""
+"""MEMORY_BUDGET's accounting (gateway/pipeline/aggregate/budget.py)."""
 
 from __future__ import annotations
 

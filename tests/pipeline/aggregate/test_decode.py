@@ -1,4 +1,4 @@
-"""Reading aggregate bodies (gateway/pipeline/decode.py): encodings undone in
+"""Reading aggregate bodies (gateway/pipeline/aggregate/decode.py): encodings undone in
 bounded steps, sizes limited, memory counted, bad compression refused."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Fork/join under a deadline (gateway/pipeline/fanout.py)."""
+"""Fork/join under a deadline (gateway/pipeline/aggregate/fanout.py)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Outcomes -> body, completeness or the route's failure (gateway/pipeline/merge.py)."""
+"""Outcomes -> body, completeness or the route's failure (gateway/pipeline/aggregate/merge.py)."""
 
 from __future__ import annotations
 

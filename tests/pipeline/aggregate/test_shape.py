@@ -1,4 +1,4 @@
-"""Pure shaping (gateway/pipeline/shape.py)."""
+"""Pure shaping (gateway/pipeline/aggregate/shape.py)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Credential checks (gateway/auth.py) without HTTP: keys, tokens, JWKS caching."""
+"""Credential checks (gateway/policies/auth/) without HTTP: keys, tokens, JWKS caching."""
 
 from __future__ import annotations
 
@@ -68,6 +68,28 @@ async def test_api_keys_plain_and_hashed() -> None:
             await auth.authenticate(wrong)
 
 
+async def test_a_short_hmac_secret_is_reported_once_not_on_every_token(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """RFC 7518 wants an HMAC key as long as the hash: 64 bytes for HS512.
+    A shorter one is logged when the provider is built, naming the minimum;
+    verifying tokens then raises no warning (PyJWT warns on every decode)."""
+    provider = table(
+        f"""
+        version: 1
+        auth: {{short: {{type: jwt, algorithms: [HS256, HS512], secret: {SECRET}}}}}
+        routes: []
+        """
+    ).auth["short"]
+    with caplog.at_level("WARNING", logger="gateway.auth"):
+        auth = JwtAuthenticator(provider, None)  # type: ignore[arg-type]
+    assert [r.getMessage() for r in caplog.records] == [
+        "auth provider 'short': HMAC secret shorter than 64 bytes (RFC 7518 3.2)"
+    ]
+    signed = jwt.encode({"sub": "u", "exp": int(time.time()) + 60}, SECRET, algorithm="HS512")
+    assert (await auth.authenticate("Bearer " + signed)).identity == "u"  # filterwarnings=error
+
+
 def token(**claims: object) -> str:
     now = int(time.time())
     return jwt.encode(
@@ -96,7 +118,8 @@ async def test_jwt_claims() -> None:
         + jwt.encode({"uid": "u", "iss": "other", "aud": "aud"}, SECRET, algorithm="HS256"),
         "Bearer "
         + jwt.encode({"iss": "iss", "aud": "aud"}, SECRET, algorithm="HS256"),  # no identity claim
-        "Bearer " + jwt.encode({"uid": "u", "iss": "iss", "aud": "aud"}, SECRET, algorithm="HS384"),
+        "Bearer "  # an algorithm the provider does not accept
+        + jwt.encode({"uid": "u", "iss": "iss", "aud": "aud"}, SECRET * 2, algorithm="HS384"),
         "Token abc",
         "Bearer",
     ],

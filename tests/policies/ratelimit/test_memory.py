@@ -1,4 +1,4 @@
-"""In-process token buckets (gateway/ratelimit/memory.py)."""
+"""In-process token buckets (gateway/policies/ratelimit/memory.py)."""
 
 from __future__ import annotations
 

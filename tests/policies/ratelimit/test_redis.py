@@ -1,4 +1,4 @@
-"""Token buckets in a real redis-server (gateway/ratelimit/redis.py)."""
+"""Token buckets in a real redis-server (gateway/policies/ratelimit/redis.py)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The HTTP/1.1 client (gateway/h1) against raw sockets: every framing, the
+"""The HTTP/1.1 client (gateway/upstream/h1) against raw sockets: every framing, the
 pool's promises, and every failure mapped to the right httpx exception."""
 
 from __future__ import annotations
