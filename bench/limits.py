@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
-import socket
 import sys
 import threading
 import time
@@ -26,7 +25,7 @@ from typing import TYPE_CHECKING
 
 import httpx
 
-from tests.hostile import EXTRA_UPSTREAMS, HOSTILE_ROUTES, MODES, hammer
+from tests.hostile import EXTRA_UPSTREAMS, HOSTILE_ROUTES, MODES, flood, hammer
 
 if TYPE_CHECKING:
     from bench.__main__ import Bench, Process
@@ -86,7 +85,7 @@ def _healthz_p99(url: str, stop: threading.Event, out: list[float]) -> None:
             time.sleep(0.002)
 
 
-def url_flood(bench: Bench) -> list[Check]:
+def urlflood(bench: Bench) -> list[Check]:
     gateway = bench.gateway()
     checks: list[Check] = []
     try:
@@ -99,7 +98,7 @@ def url_flood(bench: Bench) -> list[Check]:
             probe = threading.Thread(target=_healthz_p99, args=(gateway.url, stop, latencies))
             probe.start()
             time.sleep(0.3)
-            answer = _flood(gateway.port, opening, 50_000_000)
+            answer = flood(gateway.port, opening, 50_000_000)
             time.sleep(0.3)
             stop.set()
             probe.join()
@@ -117,26 +116,6 @@ def url_flood(bench: Bench) -> list[Check]:
     finally:
         gateway.stop()
     return checks
-
-
-def _flood(port: int, opening: bytes, size: int) -> bytes:
-    answer = b""
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        sock.sendall(opening)
-        chunk, sent = b"a" * 65536, 0
-        try:
-            while sent < size:
-                sock.sendall(chunk)
-                sent += len(chunk)
-        except OSError:
-            pass
-        sock.settimeout(5)
-        try:
-            while part := sock.recv(65536):
-                answer += part
-        except OSError:
-            pass
-    return answer
 
 
 def limiter_keys() -> list[Check]:

@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import http.server
+import socket
 import threading
 
 import httpx
@@ -218,6 +219,28 @@ async def hammer(url: str, mode: str, kind: str, requests: int) -> list[str]:
 
         await asyncio.gather(*(one(i) for i in range(requests)))
     return wrong
+
+
+def flood(port: int, opening: bytes, size: int) -> bytes:
+    """A hostile client: `opening`, then `size` bytes of "a" as fast as the
+    gateway takes them; returns whatever it answered before closing."""
+    answer = b""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(opening)
+        chunk, sent = b"a" * 65536, 0
+        try:
+            while sent < size:
+                sock.sendall(chunk)
+                sent += len(chunk)
+        except OSError:
+            pass
+        sock.settimeout(5)
+        try:
+            while part := sock.recv(65536):
+                answer += part
+        except OSError:
+            pass
+    return answer
 
 
 def main() -> None:

@@ -17,7 +17,7 @@ import httpx
 import orjson
 import pytest
 
-from tests.hostile import EXTRA_UPSTREAMS, HOSTILE_ROUTES, MODES, hammer
+from tests.hostile import EXTRA_UPSTREAMS, HOSTILE_ROUTES, MODES, flood, hammer
 from tests.integration.conftest import Gateway, GatewayFactory, Stub, free_port, start_process
 from tests.processes import PYTHON, Process
 
@@ -207,24 +207,9 @@ def test_one_client_sending_50_mb_does_not_slow_the_others(gw: Gateway, where: s
     probe = threading.Thread(target=lambda: result.append(healthz_latencies(gw.url, stop)))
     probe.start()
     time.sleep(0.2)
-    sent = 0
-    answer = b""
     try:
-        with socket.create_connection(("127.0.0.1", gw.process.port), timeout=10) as sock:
-            sock.sendall(b"GET /" if where == "target" else b"GET / HTTP/1.1\r\nX-Flood: ")
-            chunk = b"a" * 65536
-            try:
-                while sent < 50_000_000:
-                    sock.sendall(chunk)
-                    sent += len(chunk)
-            except OSError:
-                pass
-            sock.settimeout(5)
-            try:
-                while part := sock.recv(65536):
-                    answer += part
-            except OSError:
-                pass
+        opening = b"GET /" if where == "target" else b"GET / HTTP/1.1\r\nX-Flood: "
+        answer = flood(gw.process.port, opening, 50_000_000)
     finally:
         time.sleep(0.2)
         stop.set()
