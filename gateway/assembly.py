@@ -12,13 +12,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from gateway.pipeline import Handler, Parts, build_route_handler
-from gateway.policies.auth import build_authenticators, owned_headers
+from gateway.policies.auth import build_authenticators, owned_headers, query_params
 from gateway.policies.route import RoutePolicy, build_policy
 from gateway.router import BadPath, Match, NoMatch, Router, split_path
-from gateway.routes.model import GatewaySettings, RouteTable
+from gateway.routes.model import GatewaySettings, RouteTable, WebSocket
 from gateway.runtime import Runtime
 
-__all__ = ["Gateway", "build_gateway"]
+__all__ = ["NO_WEBSOCKETS", "Gateway", "build_gateway"]
+
+NO_WEBSOCKETS = 64 * 1024  # the message size uvicorn is told when no route takes WebSockets
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -28,6 +30,8 @@ class Gateway:
     handlers: Mapping[str, Handler]
     policies: Mapping[str, RoutePolicy]
     runtime: Runtime
+    query_params: frozenset[str]  # credential parameters: never logged
+    websocket_max_size: int  # the largest message any WebSocket route takes
 
     @property
     def settings(self) -> GatewaySettings:
@@ -57,4 +61,9 @@ def build_gateway(table: RouteTable, runtime: Runtime) -> Gateway:
         handlers={r.name: build_route_handler(r, parts) for r in table.routes},
         policies={r.name: build_policy(r, authenticators) for r in table.routes},
         runtime=runtime,
+        query_params=query_params(authenticators),
+        websocket_max_size=max(
+            (r.kind.max_message_size for r in table.routes if isinstance(r.kind, WebSocket)),
+            default=NO_WEBSOCKETS,
+        ),
     )

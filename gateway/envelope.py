@@ -11,7 +11,9 @@ in the ASGI scope, and nothing matches the route twice.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from django.core.handlers.asgi import ASGIRequest
@@ -22,12 +24,15 @@ if TYPE_CHECKING:
     from gateway.assembly import Gateway
     from gateway.errors import GatewayError
     from gateway.pipeline.aggregate.budget import Hold
+    from gateway.pipeline.relay import RelayLog
     from gateway.policies.cors import RouteCors
     from gateway.policies.route import RoutePolicy
     from gateway.router import BadPath, NoMatch
     from gateway.routes.model import Route
 
 __all__ = ["BackendLog", "Envelope", "GatewayRequest"]
+
+_NONE: Mapping[str, str] = MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +57,8 @@ class Envelope:
     forwarded_for: str  # the X-Forwarded-For value sent to backends
     forwarded_proto: str
     forwarded_host: str
+    query: str = ""  # the query string as the client sent it (logged with credentials masked)
+    query_credentials: Mapping[str, str] = _NONE  # provider -> credential from its query_param
     # --- the body, as it was read
     body_size: int = 0
     body_error: GatewayError | None = None  # refused as it arrived (413, 408): the view answers it
@@ -63,6 +70,7 @@ class Envelope:
     completed: bool | None = None  # aggregate routes: did every backend answer
     backends: list[BackendLog] = field(default_factory=list)
     memory: Hold | None = None  # aggregate routes: this request's share of MEMORY_BUDGET
+    websocket: RelayLog | None = None  # websocket routes: the relayed pair, once it ended
 
     @property
     def route(self) -> Route | None:

@@ -2,10 +2,15 @@
 
     GatewayError                 status, title, type slug; `detail` is safe to show
     ├── BadRequest               400  malformed input (path, parameters, body)
+    ├── Unauthorized             401  missing or invalid credentials (WWW-Authenticate)
+    ├── Forbidden                403  a scope is missing; an Origin is not allowed
     ├── NotFound                 404  no route
     ├── MethodNotAllowed         405  the path matches, the method does not (Allow)
     ├── RequestTimeout           408  the body arrived too slowly
     ├── PayloadTooLarge          413  body over the route's max_body_size
+    ├── UpgradeRequired          426  a plain request to a WebSocket route
+    ├── TooManyRequests          429  the route's rate limit (Retry-After)
+    ├── Unavailable              503  a dependency the gateway needs cannot answer
     ├── MemoryBudgetSpent        503  the merged answer would pass MEMORY_BUDGET
     └── BackendFailed            502, 503, 504 or an upstream 4xx (pipeline/outcome.py)
 
@@ -27,12 +32,17 @@ from django.http import HttpResponse
 __all__ = [
     "BackendFailed",
     "BadRequest",
+    "Forbidden",
     "GatewayError",
     "MemoryBudgetSpent",
     "MethodNotAllowed",
     "NotFound",
     "PayloadTooLarge",
     "RequestTimeout",
+    "TooManyRequests",
+    "Unauthorized",
+    "Unavailable",
+    "UpgradeRequired",
     "problem_body",
     "problem_response",
     "raw_problem_response",
@@ -61,6 +71,43 @@ class GatewayError(Exception):
 class BadRequest(GatewayError):
     status = 400
     slug = "bad-request"
+
+
+class Unauthorized(GatewayError):
+    status = 401
+    slug = "unauthorized"
+
+    def __init__(self, detail: str, *, challenge: str) -> None:
+        super().__init__(detail, headers={"WWW-Authenticate": challenge})
+
+
+class Forbidden(GatewayError):
+    status = 403
+    slug = "forbidden"
+
+
+class TooManyRequests(GatewayError):
+    status = 429
+    slug = "too-many-requests"
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__("rate limit exceeded", headers={"Retry-After": str(retry_after)})
+
+
+class Unavailable(GatewayError):
+    status = 503
+    slug = "service-unavailable"
+
+
+class UpgradeRequired(GatewayError):
+    status = 426
+    slug = "upgrade-required"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "this route accepts WebSocket connections only",
+            headers={"Upgrade": "websocket", "Connection": "Upgrade"},
+        )
 
 
 class NotFound(GatewayError):

@@ -8,7 +8,8 @@ ends.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -20,6 +21,15 @@ __all__ = ["current", "install", "lifecycle"]
 @dataclass(slots=True)
 class Lifecycle:
     draining: bool = False  # set on shutdown: /readyz answers 503 from then on
+    # Connections with no natural end (event streams, WebSockets): each
+    # registers how to end it; SIGTERM ends them all (`drain`).
+    open_ended: set[Callable[[], None]] = field(default_factory=set)
+
+    def drain(self) -> None:
+        self.draining = True
+        for end in list(self.open_ended):
+            end()
+        self.open_ended.clear()
 
 
 lifecycle = Lifecycle()

@@ -40,6 +40,33 @@ def _keep_the_tcp_peer() -> bool:
     return True
 
 
+def _mask_server_logs() -> None:
+    """uvicorn logs request targets as sent (its access log, its WebSocket
+    lines), whatever flags it was started with: credential query parameters
+    are masked in them (gateway/query.py)."""
+    import logging
+
+    from gateway import registry
+    from gateway.observe.logs import MaskQueryCredentials
+
+    def names() -> frozenset[str]:
+        gateway = registry.current()
+        return gateway.query_params if gateway is not None else frozenset()
+
+    for name in ("uvicorn.access", "uvicorn.error"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, MaskQueryCredentials) for f in logger.filters):
+            logger.addFilter(MaskQueryCredentials(names))
+
+
+def _websocket_max_size() -> int:
+    from gateway import registry
+    from gateway.assembly import NO_WEBSOCKETS
+
+    gateway = registry.current()
+    return gateway.websocket_max_size if gateway is not None else NO_WEBSOCKETS
+
+
 def _tune_gc() -> None:
     """Garbage collection for a server: move everything made while starting
     into the permanent generation (collections no longer walk it), and let the
@@ -70,6 +97,7 @@ def build_application() -> object:
     from gateway.edge.lifespan import GatewayApplication
     from gateway.edge.protocol import guard_protocol
     from gateway.edge.reload import file_digest
+    from gateway.edge.wslimits import limit_websocket_messages
     from gateway.observe import metrics
     from gateway.routes import RoutesFileError, parse_routes_file, read_routes_file
     from gateway.runtime import Runtime
@@ -86,6 +114,7 @@ def build_application() -> object:
     )
     registry.install(build_gateway(table, runtime))
     _keep_the_tcp_peer()
+    _mask_server_logs()
     metrics.set_enabled(settings.METRICS)
     allocator.tune()
     _tune_gc()
@@ -94,4 +123,5 @@ def build_application() -> object:
         max_line=settings.MAX_REQUEST_LINE,
         max_headers=settings.MAX_REQUEST_HEADERS,
     )
+    limit_websocket_messages(_websocket_max_size)
     return GatewayApplication(GatewayHandler(), runtime, file_digest(data))

@@ -16,6 +16,7 @@ from gateway.edge.address import Networks, make_request_id, resolve_client
 from gateway.edge.middleware import AsyncMiddleware, GetResponse
 from gateway.envelope import Envelope, GatewayRequest
 from gateway.errors import problem_response
+from gateway.query import may_hold, take_credentials
 from gateway.router import Match
 
 if TYPE_CHECKING:
@@ -25,6 +26,7 @@ __all__ = ["EdgeMiddleware", "open_envelope"]
 
 logger = logging.getLogger("gateway")
 _PROBES = frozenset({"/healthz", "/readyz"})
+_PROTO = {"ws": "http", "wss": "https"}  # a WebSocket handshake came over HTTP(S)
 # The request headers the envelope needs, found in one pass.
 _WANTED = frozenset(
     {
@@ -48,7 +50,8 @@ def open_envelope(scope: dict[str, Any], gateway: Gateway | None, trusted: Netwo
             headers[name] = value.decode("latin-1")
     peer = scope.get("client")
     address = resolve_client(peer[0] if peer else None, headers.get(b"x-forwarded-for"), trusted)
-    proto, host = str(scope.get("scheme", "http")), headers.get(b"host", "")
+    scheme = str(scope.get("scheme", "http"))
+    proto, host = _PROTO.get(scheme, scheme), headers.get(b"host", "")
     if address.via_trusted_proxy:
         proto = headers.get(b"x-forwarded-proto", "").split(",")[0].strip() or proto
         host = headers.get(b"x-forwarded-host", "").split(",")[0].strip() or host
@@ -65,11 +68,19 @@ def open_envelope(scope: dict[str, Any], gateway: Gateway | None, trusted: Netwo
         return envelope
     raw_path = scope.get("raw_path")
     path = raw_path.decode("latin-1") if raw_path else scope["path"]
-    method = scope["method"]
+    method = scope.get("method", "GET")  # a WebSocket handshake is a GET
     envelope.found = gateway.match(method, path)
+    if query := scope.get("query_string"):
+        envelope.query = query.decode("latin-1")
     if isinstance(envelope.found, Match):
         envelope.policy = gateway.policies[envelope.found.route.name]
         envelope.cors = envelope.policy.cors
+        auth = envelope.policy.auth
+        if query and auth is not None and auth.query_params and may_hold(query, auth.query_params):
+            # Before anything reads the query: Django, the pipeline, uvicorn's log line.
+            scope["query_string"], envelope.query_credentials = take_credentials(
+                query, auth.query_params
+            )
     announced = headers.get(b"access-control-request-method")
     if method == "OPTIONS" and announced and headers.get(b"origin"):
         envelope.preflight = True

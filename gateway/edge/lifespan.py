@@ -1,4 +1,5 @@
-"""The ASGI application uvicorn runs: lifespan events, then HTTP to the handler.
+"""The ASGI application uvicorn runs: lifespan events, HTTP to the handler,
+WebSocket handshakes to the WebSocket entry.
 
 Django's ASGIHandler refuses the `lifespan` scope; this wrapper answers it.
 Shutdown marks the process draining (/readyz turns 503) and closes the shared
@@ -22,6 +23,7 @@ from gateway import registry
 from gateway.edge import allocator
 from gateway.edge.handler import GatewayHandler
 from gateway.edge.reload import Reloader
+from gateway.edge.websocket import WebSocketEntry
 from gateway.runtime import Runtime
 
 __all__ = ["GatewayApplication"]
@@ -32,6 +34,7 @@ logger = logging.getLogger("gateway")
 class GatewayApplication:
     def __init__(self, handler: GatewayHandler, runtime: Runtime, routes_digest: bytes) -> None:
         self.handler = handler
+        self.websockets = WebSocketEntry(handler.access_log)
         self.runtime = runtime
         self.routes_digest = routes_digest  # of the routes file the serving config came from
         self._background: list[asyncio.Task[None]] = []
@@ -43,8 +46,7 @@ class GatewayApplication:
         elif kind == "lifespan":
             await self._lifespan(receive, send)
         elif kind == "websocket":
-            await receive()  # websocket.connect
-            await send({"type": "websocket.close", "code": 1003})
+            await self.websockets.handle(scope, receive, send)
 
     async def _lifespan(self, receive: Any, send: Any) -> None:
         while True:
@@ -97,9 +99,12 @@ class GatewayApplication:
 
 def _drain_on_signals() -> None:
     """/readyz must turn 503 the moment SIGTERM arrives, while uvicorn is still
-    finishing in-flight requests. uvicorn installs its own handlers before the
-    lifespan starts; ours marks the process draining, then hands over to them
-    (uvicorn restores the originals when it exits)."""
+    finishing in-flight requests, and connections with no natural end (event
+    streams, WebSockets) are ended so that the process can exit within its
+    grace period. uvicorn installs its own handlers before the lifespan starts;
+    ours marks the process draining, then hands over to them (uvicorn restores
+    the originals when it exits)."""
+    loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         previous = signal.getsignal(sig)
         if not callable(previous):
@@ -107,6 +112,7 @@ def _drain_on_signals() -> None:
 
         def handler(signum: int, frame: FrameType | None, previous: Any = previous) -> None:
             registry.lifecycle.draining = True
+            loop.call_soon_threadsafe(registry.lifecycle.drain)
             previous(signum, frame)
 
         signal.signal(sig, handler)

@@ -3,8 +3,11 @@ response has been sent (a streamed download logs its whole duration; a client
 that went away logs status 499), plus the request metrics.
 
 LOG_FORMAT=json (default): one JSON object per line with time, request_id,
-route, method, path, status, duration_ms, client, identity, completed and, for
-each backend, name, status, duration_ms, attempts and outcome.
+route, method, path (with the query string, credential parameters shown as
+***), status, duration_ms, client, identity, completed and, for each backend,
+name, status, duration_ms, attempts and outcome; a WebSocket pair's line
+(status 101, when it ends) adds `websocket`: messages from the client and from
+the upstream, the close code and which side closed.
 LOG_FORMAT=text: the same on one human-readable line.
 
 Lines are buffered and written at most FLUSH_SECONDS later (or once
@@ -24,6 +27,7 @@ import orjson
 
 from gateway.envelope import Envelope
 from gateway.observe import metrics
+from gateway.query import redact
 
 __all__ = ["AccessLog"]
 
@@ -45,6 +49,9 @@ class AccessLog:
         self, envelope: Envelope, method: str, path: str, status: int, started: float
     ) -> None:
         duration = time.perf_counter() - started
+        if envelope.query:  # credentials in it shown as ***
+            names = envelope.gateway.query_params if envelope.gateway else frozenset()
+            path = f"{path}?{redact(envelope.query, names)}"
         if not path.isascii():  # whatever a server hands over must become a log line
             path = path.encode("utf-8", "replace").decode("utf-8")
         metric_method = method if method in _METHODS else "OTHER"
@@ -72,7 +79,7 @@ class AccessLog:
     def _json_line(
         envelope: Envelope, method: str, path: str, status: int, duration: float
     ) -> bytes:
-        entry = {
+        entry: dict[str, object] = {
             "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
             "request_id": envelope.request_id,
             "route": envelope.route_name,
@@ -94,6 +101,13 @@ class AccessLog:
                 for b in envelope.backends
             ],
         }
+        if (ws := envelope.websocket) is not None:
+            entry["websocket"] = {
+                "from_client": ws.to_upstream,
+                "from_upstream": ws.to_client,
+                "close_code": ws.close_code,
+                "closed_by": ws.closed_by,
+            }
         return orjson.dumps(entry) + b"\n"
 
     @staticmethod
@@ -107,6 +121,11 @@ class AccessLog:
         )
         who = f" identity={envelope.identity}" if envelope.identity else ""
         done = "" if envelope.completed is None else f" completed={str(envelope.completed).lower()}"
+        if (ws := envelope.websocket) is not None:
+            done += (
+                f" messages={ws.to_upstream}/{ws.to_client} close={ws.close_code}"
+                f" closed_by={ws.closed_by}"
+            )
         now = datetime.now(UTC).isoformat(timespec="seconds")
         text = (
             f"{now} {envelope.client} {method} {path} {status} {duration * 1000:.1f}ms "

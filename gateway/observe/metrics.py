@@ -29,11 +29,14 @@ __all__ = [
     "RATELIMIT_STORE_ERRORS",
     "REQUESTS",
     "REQUEST_DURATION",
+    "WEBSOCKET_CONNECTIONS",
+    "WEBSOCKET_MESSAGES",
     "observe_backend",
     "observe_request",
     "observe_upstream",
     "render",
     "set_enabled",
+    "websocket_counters",
 ]
 
 disable_created_metrics()  # type: ignore[no-untyped-call]  # no `*_created` series
@@ -89,6 +92,14 @@ MEMORY_BUDGET_REJECTIONS = Counter(
 CIRCUIT_OPEN = Gauge(
     "gateway_circuit_open", "1 while the upstream's circuit is open.", ["upstream"]
 )
+WEBSOCKET_CONNECTIONS = Gauge(
+    "gateway_websocket_connections", "WebSocket pairs being relayed.", ["route"]
+)
+WEBSOCKET_MESSAGES = Counter(
+    "gateway_websocket_messages_total",
+    "WebSocket messages relayed, by direction.",
+    ["route", "direction"],
+)
 
 
 # Per-request observations go through these helpers: they skip the work when
@@ -125,6 +136,26 @@ def observe_backend(route: str, backend: str, outcome: str) -> None:
 def observe_upstream(upstream: str, seconds: float) -> None:
     if _enabled:
         _child(BACKEND_DURATION, upstream).observe(seconds)
+
+
+class _Nothing:
+    def inc(self, amount: float = 1) -> None:
+        return None
+
+    def dec(self, amount: float = 1) -> None:
+        return None
+
+
+def websocket_counters(route: str) -> tuple[Any, Any, Any]:
+    """(connections gauge, messages client to upstream, messages upstream to
+    client) of a route, bound once per connection, for per-message use."""
+    if not _enabled:
+        return _Nothing(), _Nothing(), _Nothing()
+    return (
+        _child(WEBSOCKET_CONNECTIONS, route),
+        _child(WEBSOCKET_MESSAGES, route, "client_to_upstream"),
+        _child(WEBSOCKET_MESSAGES, route, "upstream_to_client"),
+    )
 
 
 def render() -> bytes:

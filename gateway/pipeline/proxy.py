@@ -3,9 +3,15 @@ back (SPEC 3.2, 3.3).
 
 Request bodies come from the handler's spooled file (memory up to 2.5 MiB, then
 disk) and are streamed on in chunks; response bodies are streamed as they
-arrive, raw (not decompressed). Neither is ever held whole in memory.
-The route deadline bounds the wait for the upstream's response headers; while
-the body streams, the upstream's `timeout` is an inactivity timeout per read.
+arrive, raw (not decompressed, never given a Content-Length). Neither is ever
+held whole in memory.
+
+The route deadline bounds the wait for the upstream's response headers (the
+upstream's `timeout` each attempt); once the body streams, only the proxy's
+`idle_timeout` (default: the upstream's timeout) bounds the silence between
+chunks, so event streams and long polls live as long as they talk (SPEC 3.11).
+Event streams get `Cache-Control: no-cache` and `X-Accel-Buffering: no` unless
+the upstream set its own, and end cleanly when the process drains.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from typing import TYPE_CHECKING
 
 import httpx
 
+from gateway import registry
 from gateway.envelope import BackendLog, GatewayRequest
 from gateway.observe import metrics
 from gateway.pipeline.failures import Failure, classify_transport_error, failure_error
@@ -39,21 +46,11 @@ if TYPE_CHECKING:
 __all__ = ["ProxyHandler", "ProxyResponse", "build_proxy"]
 
 CHUNK = 64 * 1024
-# Set by the gateway on the way in; a client's own copies never pass.
-_OWNED_REQUEST = frozenset(
-    {
-        b"host",
-        b"content-length",
-        b"expect",
-        b"x-forwarded-for",
-        b"x-forwarded-proto",
-        b"x-forwarded-host",
-        b"x-request-id",
-    }
-)
 # Set by the gateway (or its server) on the way out; like nginx, the upstream's
 # Date and Server are not repeated.
 _OWNED_RESPONSE = frozenset({b"x-request-id", b"date", b"server"})
+# Answers with no natural end: relayed until the process drains.
+_OPEN_ENDED = (b"text/event-stream", b"application/x-ndjson")
 
 
 class ProxyResponse(RelayedResponse):
@@ -62,12 +59,36 @@ class ProxyResponse(RelayedResponse):
     transport's raw body stream, sent on chunk by chunk without Django's and
     httpx's generator layers."""
 
-    def __init__(self, upstream: httpx.Response, headers: list[tuple[bytes, bytes]]) -> None:
+    def __init__(
+        self,
+        upstream: httpx.Response,
+        headers: list[tuple[bytes, bytes]],
+        *,
+        open_ended: bool = False,
+    ) -> None:
         relay: AsyncIterable[bytes] = upstream.stream  # type: ignore[assignment]
-        super().__init__(upstream.status_code, headers, relay)
         self._upstream = upstream
+        self._ended = False
+        if open_ended:  # one generator layer more, for streams only
+            relay = self._until_drained(relay)
+            registry.lifecycle.open_ended.add(self.end)
+        super().__init__(upstream.status_code, headers, relay)
+
+    def end(self) -> None:
+        """Drain: close the upstream side; the relay then ends cleanly."""
+        self._ended = True
+        self._closing = asyncio.ensure_future(self._upstream.aclose())
+
+    async def _until_drained(self, relay: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in relay:
+                yield chunk
+        except httpx.TransportError:
+            if not self._ended:
+                raise
 
     async def aclose_upstream(self) -> None:
+        registry.lifecycle.open_ended.discard(self.end)
         await self._upstream.aclose()
 
 
@@ -85,18 +106,12 @@ class ProxyHandler:
         self.guard = parts.guards[proxy.upstream]
         self.backend_name = proxy.upstream
         self.static_headers = upstream_headers(self.upstream)
-        # Never from the client: what the gateway sets, forged identities, and
-        # (unless settings.forward_headers names them) cookies and the
-        # credential this route's auth consumed.
-        named = {h.encode() for h in parts.table.settings.forward_headers}
-        optional = ({b"cookie"} | parts.credentials_of(route)) - named
-        self.dropped = frozenset(
-            _OWNED_REQUEST | parts.identity_headers | optional | {n for n, _ in self.static_headers}
-        )
+        self.dropped = parts.not_relayed(route, self.static_headers)
         # With CORS the gateway owns Access-Control-*: the upstream's are dropped.
         self.drop_cors = route.cors is not None
         t = self.upstream.timeout
-        self.timeouts = {"connect": t, "read": t, "write": t, "pool": t}
+        idle = proxy.idle_timeout or t
+        self.timeouts = {"connect": t, "read": t, "write": t, "pool": t, "body": idle}
 
     async def __call__(self, request: GatewayRequest, match: Match) -> ProxyResponse:
         upstream = self.upstream
@@ -139,7 +154,14 @@ class ProxyHandler:
             and name not in _OWNED_RESPONSE
             and not (self.drop_cors and name.startswith(b"access-control-"))
         ]
-        return ProxyResponse(response, back)
+        kind = response.headers.get("content-type", "").split(";")[0].strip().lower().encode()
+        if kind == b"text/event-stream":
+            names = {name for name, _ in back}
+            if b"cache-control" not in names:
+                back.append((b"cache-control", b"no-cache"))
+            if b"x-accel-buffering" not in names:
+                back.append((b"x-accel-buffering", b"no"))
+        return ProxyResponse(response, back, open_ended=kind in _OPEN_ENDED)
 
     async def _send(
         self, outgoing: httpx.Request, idempotent: bool, request: GatewayRequest

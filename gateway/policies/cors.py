@@ -17,9 +17,10 @@ from django.http.response import HttpResponseBase
 
 from gateway.edge.middleware import AsyncMiddleware
 from gateway.envelope import GatewayRequest
+from gateway.errors import Forbidden
 from gateway.routes.model import CorsPolicy, Route
 
-__all__ = ["CorsMiddleware", "RouteCors", "build_cors"]
+__all__ = ["CorsMiddleware", "RouteCors", "admit_origin", "build_cors"]
 
 _PREFLIGHT_VARY = "Origin, Access-Control-Request-Method, Access-Control-Request-Headers"
 
@@ -51,6 +52,14 @@ def build_cors(route: Route, policy: CorsPolicy) -> RouteCors:
         preflight=tuple(preflight),
         expose=", ".join(policy.expose_headers) or None,
     )
+
+
+def admit_origin(cors: RouteCors | None, origin: str | None) -> None:
+    """A WebSocket handshake is not subject to the browser's CORS checks: with
+    CORS configured, the gateway refuses a browser's disallowed Origin itself
+    (403). Clients that send no Origin (not browsers) are not asked."""
+    if cors is not None and origin is not None and not cors.allows(origin):
+        raise Forbidden(f"origin {origin!r} is not allowed")
 
 
 class CorsMiddleware(AsyncMiddleware):

@@ -43,7 +43,10 @@ def _read(r: Reader, fields: Mapping[str, Node], ctx: RouteContext) -> Aggregate
         if ctx.methods is not None and "GET" not in ctx.methods:
             message = "caches GET responses; the route has no GET"
             r.error(fields["cache"], f"{ctx.where}: cache", message)
-    return Aggregate(backends=backends, cache=cache)
+    stream = False
+    if "stream" in fields:
+        stream = bool(r.boolean(fields["stream"], f"{ctx.where}: stream"))
+    return Aggregate(backends=backends, cache=cache, stream=stream)
 
 
 def _read_cache(r: Reader, node: Node, where: str) -> CacheSpec | None:
@@ -262,6 +265,6 @@ AGGREGATE = KindReader(
     name="aggregate",
     key="backends",
     methods=("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"),
-    only_keys=("cache",),
+    only_keys=("cache", "stream"),
     read=_read,
 )

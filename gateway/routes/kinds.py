@@ -6,12 +6,18 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 
-from gateway.routes.model import RouteKind, Template
+from gateway.routes.model import FieldRef, ParamRef, RouteKind, Template
 from gateway.routes.reader import Reader
 from gateway.routes.source import Node
 from gateway.routes.templates import parse_template
 
-__all__ = ["KindReader", "RouteContext", "read_template", "read_upstream_ref"]
+__all__ = [
+    "KindReader",
+    "RouteContext",
+    "read_relay_path",
+    "read_template",
+    "read_upstream_ref",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,3 +57,18 @@ def read_upstream_ref(r: Reader, node: Node, where: str, upstreams: Collection[s
         r.error(node, where, f"unknown upstream {name!r}")
         return None
     return name
+
+
+def read_relay_path(
+    r: Reader, node: Node, where: str, ctx: RouteContext, *, kind: str
+) -> Template | None:
+    """The upstream path of a route that relays one request (proxy, websocket):
+    the route's parameters and the client's query; there are no backend bodies."""
+    template = read_template(r, node, where, is_path=True)
+    if template is not None and ctx.params is not None:
+        for ref in template.refs:
+            if isinstance(ref, FieldRef):
+                r.error(node, where, f"{kind} paths cannot use backend fields")
+            elif isinstance(ref, ParamRef) and ref.name not in ctx.params:
+                r.error(node, where, f"unknown parameter {{{ref.name}}}")
+    return template

@@ -32,6 +32,7 @@ __all__ = [
     "RouteTable",
     "Template",
     "Upstream",
+    "WebSocket",
 ]
 
 
@@ -177,6 +178,7 @@ class Aggregate:
 
     backends: tuple[Backend, ...]
     cache: CacheSpec | None = None
+    stream: bool = False  # clients may ask for one record per backend (SSE, NDJSON)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -185,10 +187,22 @@ class Proxy:
 
     upstream: str
     path: Template
+    idle_timeout: float | None = None  # silence allowed between body chunks; None: upstream's
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WebSocket:
+    """`websocket:`: a client WebSocket relayed to one upstream WebSocket."""
+
+    upstream: str
+    path: Template
+    subprotocols: tuple[str, ...] | None = None  # None: the client's offers as they are
+    max_message_size: int = 1024 * 1024
+    idle_timeout: float = 300.0  # no message either way this long: both sides closed
 
 
 # What a route does: one of these (gateway/pipeline builds each kind's handler).
-type RouteKind = Aggregate | Proxy
+type RouteKind = Aggregate | Proxy | WebSocket
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

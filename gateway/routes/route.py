@@ -1,6 +1,6 @@
 """One entry of `routes:`: what every route has (name, path, methods, deadline,
 body limit, auth, scopes, rate limit, CORS), and exactly one kind, read by
-that kind's module (KINDS: aggregate.py, proxy.py)."""
+that kind's module (KINDS: aggregate.py, proxy.py, websocket.py)."""
 
 from __future__ import annotations
 
@@ -14,12 +14,13 @@ from gateway.routes.reader import HEADER_NAME, NAME, Reader
 from gateway.routes.settings import read_cors
 from gateway.routes.source import Node
 from gateway.routes.templates import parse_route_path
+from gateway.routes.websocket import WEBSOCKET
 
 __all__ = ["KINDS", "read_route"]
 
 # The route kinds, each read by its own module. A new kind: a module with a
 # KindReader, added here (and its builder in gateway/pipeline).
-KINDS: tuple[KindReader, ...] = (AGGREGATE, PROXY)
+KINDS: tuple[KindReader, ...] = (AGGREGATE, PROXY, WEBSOCKET)
 _COMMON_KEYS = (
     "name",
     "path",

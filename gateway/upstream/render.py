@@ -23,6 +23,7 @@ from gateway.routes.model import FieldRef, ParamRef, QueryRef, Template, Upstrea
 
 __all__ = [
     "HOP_BY_HOP",
+    "OWNED_REQUEST",
     "MissingField",
     "RenderInput",
     "encode_segment",
@@ -34,6 +35,19 @@ __all__ = [
 ]
 
 # RFC 9110 7.6.1 and the usual proxy extras: one hop only, never passed on.
+# Set by the gateway on the way in to relayed requests (proxy, websocket): a
+# client's own copies never pass.
+OWNED_REQUEST = frozenset(
+    {
+        b"host",
+        b"content-length",
+        b"expect",
+        b"x-forwarded-for",
+        b"x-forwarded-proto",
+        b"x-forwarded-host",
+        b"x-request-id",
+    }
+)
 HOP_BY_HOP = frozenset(
     {
         b"connection",

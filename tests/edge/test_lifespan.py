@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import signal
 from collections.abc import Iterator
 from types import FrameType
@@ -28,9 +29,16 @@ def restore_handlers() -> Iterator[list[int]]:
     registry.lifecycle.draining = False
 
 
-def test_sigterm_marks_draining_then_hands_over(restore_handlers: list[int]) -> None:
+async def test_sigterm_marks_draining_ends_open_ended_connections_then_hands_over(
+    restore_handlers: list[int],
+) -> None:
+    ended: list[str] = []
+    registry.lifecycle.open_ended.add(lambda: ended.append("stream"))
     _drain_on_signals()
     assert not registry.lifecycle.draining
     signal.raise_signal(signal.SIGTERM)
-    assert registry.lifecycle.draining
+    assert registry.lifecycle.draining  # at once: /readyz answers 503 from here on
     assert restore_handlers == [signal.SIGTERM]  # the server's own handler still ran
+    await asyncio.sleep(0)  # the streams are ended on the loop, not in the handler
+    assert ended == ["stream"]
+    assert not registry.lifecycle.open_ended

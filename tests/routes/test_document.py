@@ -78,11 +78,11 @@ def test_defaults_and_typed_values() -> None:
     [
         (
             "- {name: a, path: /a}\n",
-            "r.yaml:6: route 'a': needs exactly one of 'backends' or 'proxy'",
+            "r.yaml:6: route 'a': needs exactly one of 'backends', 'proxy' or 'websocket'",
         ),
         (
             "- {name: a, path: /a, backends: [{upstream: u, path: /x}], proxy: {upstream: u, path: /x}}\n",
-            "r.yaml:6: route 'a': needs exactly one of 'backends' or 'proxy'",
+            "r.yaml:6: route 'a': needs exactly one of 'backends', 'proxy' or 'websocket'",
         ),
         (
             "- {name: a, path: /a, backends: [{upstream: w, path: /x}]}\n",

@@ -41,6 +41,7 @@ __all__ = [
     "build_authenticators",
     "build_route_auth",
     "owned_headers",
+    "query_params",
 ]
 
 
@@ -54,6 +55,7 @@ class RouteAuth:
     authenticators: tuple[Authenticator, ...]  # any one suffices, tried in this order
     scopes: frozenset[str]  # all required
     challenge: str  # WWW-Authenticate
+    query_params: Mapping[str, str]  # query parameter -> provider: taken out of the query
 
 
 def build_authenticators(table: RouteTable, runtime: Runtime) -> dict[str, Authenticator]:
@@ -66,10 +68,19 @@ def build_route_auth(route: Route, authenticators: Mapping[str, Authenticator]) 
         return None
     chosen = tuple(authenticators[name] for name in route.auth)
     challenge = ", ".join(dict.fromkeys(a.challenge for a in chosen))
-    return RouteAuth(chosen, route.scopes, challenge)
+    params: dict[str, str] = {}
+    for a in chosen:
+        if a.query_param is not None:
+            params.setdefault(a.query_param, a.name)
+    return RouteAuth(chosen, route.scopes, challenge, params)
 
 
 def owned_headers(authenticators: Mapping[str, Authenticator]) -> frozenset[bytes]:
     """Every header any provider sets for backends: dropped from every client
     request on every route, so no upstream is ever handed a forged identity."""
     return frozenset().union(*(a.owned_headers for a in authenticators.values()))
+
+
+def query_params(authenticators: Mapping[str, Authenticator]) -> frozenset[str]:
+    """Every provider's query parameter: redacted wherever a query is logged."""
+    return frozenset(a.query_param for a in authenticators.values() if a.query_param)

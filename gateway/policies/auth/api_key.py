@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from gateway.policies.auth.base import Authenticator, AuthError, Principal
+from gateway.policies.auth.base import Authenticator, AuthError, Principal, read_query_param
 
 if TYPE_CHECKING:
     from gateway.routes.model import ProviderConfig
@@ -40,6 +40,7 @@ class ApiKeyProvider:
     header_display: str = "X-API-Key"  # as written, for WWW-Authenticate
     keys: tuple[ApiKey, ...] = ()
     identity_header: str | None = None
+    query_param: str | None = None
     type: Literal["api_key"] = "api_key"
 
 
@@ -47,6 +48,7 @@ class ApiKeyAuthenticator:
     def __init__(self, provider: ApiKeyProvider) -> None:
         self.name = provider.name
         self.credential_header = provider.header.encode()
+        self.query_param = provider.query_param
         self.challenge = f'ApiKey header="{provider.header_display}"'
         self._keys = provider.keys
         self._identity_header = (
@@ -54,7 +56,7 @@ class ApiKeyAuthenticator:
         )
         self.owned_headers = frozenset({self._identity_header} if self._identity_header else ())
 
-    async def authenticate(self, credential: str) -> Principal:
+    async def authenticate(self, credential: str, *, in_query: bool = False) -> Principal:
         digest = hashlib.sha256(credential.encode()).digest()
         found = None
         for key in self._keys:  # no early exit: constant time over the whole list
@@ -69,9 +71,8 @@ class ApiKeyAuthenticator:
 # --- the routes file -------------------------------------------------------------
 def _read(r: Reader, name: str, node: Node) -> ApiKeyProvider | None:
     where = f"auth provider {name!r}"
-    fields = r.mapping(
-        node, where, allowed=("type", "header", "keys", "identity_header"), required=("keys",)
-    )
+    allowed = ("type", "header", "keys", "identity_header", "query_param")
+    fields = r.mapping(node, where, allowed=allowed, required=("keys",))
     if fields is None or "keys" not in fields:
         return None
     header, display = "x-api-key", "X-API-Key"
@@ -82,7 +83,12 @@ def _read(r: Reader, name: str, node: Node) -> ApiKeyProvider | None:
         identity = r.owned_header(fields["identity_header"], f"{where}: identity_header")
     keys = _read_keys(r, fields["keys"], where)
     return ApiKeyProvider(
-        name=name, header=header, header_display=display, keys=keys, identity_header=identity
+        name=name,
+        header=header,
+        header_display=display,
+        keys=keys,
+        identity_header=identity,
+        query_param=read_query_param(r, fields, where),
     )
 
 

@@ -4,6 +4,8 @@ its module exports as `KIND`."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -13,7 +15,17 @@ if TYPE_CHECKING:
     from gateway.routes.source import Node
     from gateway.runtime import Runtime
 
-__all__ = ["AuthError", "AuthUnavailable", "Authenticator", "Principal", "ProviderKind"]
+__all__ = [
+    "AuthError",
+    "AuthUnavailable",
+    "Authenticator",
+    "Principal",
+    "ProviderKind",
+    "read_query_param",
+]
+
+# RFC 3986 unreserved characters: a name that needs no encoding anywhere.
+_QUERY_NAME = re.compile(r"[A-Za-z0-9._~-]{1,100}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,11 +60,20 @@ class Authenticator(Protocol):
         ...
 
     @property
+    def query_param(self) -> str | None:
+        """The query parameter its credential may also come in (browsers cannot
+        set headers on WebSocket or EventSource requests); never forwarded."""
+        ...
+
+    @property
     def owned_headers(self) -> frozenset[bytes]:
         """Headers it sets for backends: a client's own copies never pass."""
         ...
 
-    async def authenticate(self, credential: str) -> Principal: ...
+    async def authenticate(self, credential: str, *, in_query: bool = False) -> Principal:
+        """`credential` as the header carried it, or (`in_query`) the query
+        parameter's decoded value."""
+        ...
 
 
 class ProviderKind(Protocol):
@@ -62,3 +83,15 @@ class ProviderKind(Protocol):
     def type(self) -> str: ...
     def read(self, r: Reader, name: str, node: Node) -> ProviderConfig | None: ...
     def build(self, config: ProviderConfig, runtime: Runtime) -> Authenticator: ...
+
+
+def read_query_param(r: Reader, fields: Mapping[str, Node], where: str) -> str | None:
+    """A provider's optional `query_param`: a name that needs no encoding."""
+    if "query_param" not in fields:
+        return None
+    name = r.string(fields["query_param"], f"{where}: query_param")
+    if name is not None and not _QUERY_NAME.fullmatch(name):
+        message = "use letters, digits, '.', '_', '~' and '-' (up to 100)"
+        r.error(fields["query_param"], f"{where}: query_param", message)
+        return None
+    return name

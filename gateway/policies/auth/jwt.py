@@ -21,7 +21,7 @@ import jwt
 from jwt.types import Options
 from jwt.warnings import InsecureKeyLengthWarning
 
-from gateway.policies.auth.base import Authenticator, AuthError, Principal
+from gateway.policies.auth.base import Authenticator, AuthError, Principal, read_query_param
 from gateway.policies.auth.jwks import JwksKeys
 
 if TYPE_CHECKING:
@@ -56,6 +56,7 @@ class JwtProvider:
     identity_claim: str = "sub"
     claims_to_headers: tuple[tuple[str, str], ...] = ()  # (claim, lower-case header)
     require_exp: bool = True  # a token without `exp` is refused
+    query_param: str | None = None  # the token may also come in this query parameter
     type: Literal["jwt"] = "jwt"
 
 
@@ -65,6 +66,7 @@ class JwtAuthenticator:
 
     def __init__(self, provider: JwtProvider, jwks: JwksKeys | None) -> None:
         self.name = provider.name
+        self.query_param = provider.query_param
         self._provider = provider
         self._algorithms = list(provider.algorithms)
         self._jwks = jwks
@@ -95,10 +97,14 @@ class JwtAuthenticator:
         )
         self.owned_headers = frozenset(header for _, header in self._claim_headers)
 
-    async def authenticate(self, credential: str) -> Principal:
-        scheme, _, token = credential.partition(" ")
-        token = token.strip()
-        if scheme.lower() != "bearer" or not token:
+    async def authenticate(self, credential: str, *, in_query: bool = False) -> Principal:
+        token = credential.strip()
+        if not in_query:
+            scheme, _, token = credential.partition(" ")
+            token = token.strip()
+            if scheme.lower() != "bearer":
+                raise AuthError("expected a Bearer token")
+        if not token:
             raise AuthError("expected a Bearer token")
         try:
             header = jwt.get_unverified_header(token)
@@ -172,6 +178,7 @@ def _read(r: Reader, name: str, node: Node) -> JwtProvider | None:
             "identity_claim",
             "claims_to_headers",
             "require_exp",
+            "query_param",
         ),
         required=("algorithms",),
     )
@@ -206,6 +213,7 @@ def _read(r: Reader, name: str, node: Node) -> JwtProvider | None:
         identity_claim=names["identity_claim"] or "sub",
         claims_to_headers=claims,
         require_exp=require_exp,
+        query_param=read_query_param(r, fields, where),
     )
 
 

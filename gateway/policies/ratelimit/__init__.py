@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -70,16 +69,16 @@ class RouteLimit:
     capacity: int
     rate: float  # tokens per second
     key: str  # "client", "ip", "global" or "header:<name>"
-    header_meta: str | None  # META key of the header for "header:<name>"
+    header: bytes | None  # the lower-case header name of "header:<name>"
 
-    def bucket(self, envelope: Envelope, meta: Mapping[str, str]) -> str:
+    def bucket(self, envelope: Envelope, headers: list[tuple[bytes, bytes]]) -> str:
         """The bucket this request draws from (SPEC 3.5 `key`)."""
         if self.key == "global":
             who = "global"
         elif self.key == "client" and (identity := envelope.identity_key) is not None:
             who = "id:" + identity
-        elif self.header_meta is not None and (value := meta.get(self.header_meta)):
-            who = "h:" + hashlib.sha256(value.encode()).hexdigest()[:32]
+        elif self.header is not None and (value := _first(headers, self.header)):
+            who = "h:" + hashlib.sha256(value).hexdigest()[:32]
         else:
             who = "ip:" + envelope.client
         return f"{self.route}:{who}"
@@ -96,5 +95,9 @@ def build_route_limit(route: Route) -> RouteLimit | None:
         capacity=spec.burst,
         rate=spec.limit / spec.window,
         key=spec.key,
-        header_meta="HTTP_" + header.upper().replace("-", "_") if header else None,
+        header=header.encode() if header else None,
     )
+
+
+def _first(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes | None:
+    return next((value for n, value in headers if n == name), None)

@@ -137,10 +137,12 @@ class H1Transport(httpx.AsyncBaseTransport):
             except BaseException:
                 pool.release(conn)
                 raise
+            # "body" (the gateway's own key): the silence allowed between body
+            # chunks, when it differs from the wait for the headers.
             return httpx.Response(
                 status,
                 headers=_headers(headers),
-                stream=_Body(pool, conn, read_timeout),
+                stream=_Body(pool, conn, timeouts.get("body", read_timeout)),
                 request=request,
                 extensions={"http_version": b"HTTP/1.1"},
             )
