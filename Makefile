@@ -30,8 +30,10 @@ run: install
 	@trap 'kill $$demo 2>/dev/null; wait $$demo 2>/dev/null' EXIT INT TERM; \
 	$(PY) -m gateway.demo --host 127.0.0.1 --port-base $(DEMO_PORT_BASE) & demo=$$!; \
 	sleep 1; kill -0 $$demo 2>/dev/null || exit 1; \
-	echo "demo upstreams on 127.0.0.1:$(DEMO_PORT_BASE)-$$(($(DEMO_PORT_BASE)+2)); gateway on http://$(HOST):$(PORT)"; \
+	echo "demo upstreams on 127.0.0.1:$(DEMO_PORT_BASE)-$$(($(DEMO_PORT_BASE)+3)); gateway on http://$(HOST):$(PORT)"; \
 	echo "try: curl -s http://$(HOST):$(PORT)/api/users/1/dashboard"; \
+	echo "     curl -sN -H 'Accept: text/event-stream' http://$(HOST):$(PORT)/api/users/1/overview"; \
+	echo "     $(PY) -m websockets ws://$(HOST):$(PORT)/ws/echo"; \
 	LOG_FORMAT=$${LOG_FORMAT:-text} $(VENV)/bin/uvicorn config.asgi:application --host $(HOST) --port $(PORT) $(UVICORN_FLAGS)
 
 lint: install

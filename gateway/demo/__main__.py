@@ -1,5 +1,6 @@
 """`python -m gateway.demo [--host H] [--port-base P]`: run the demo upstreams
-(users on P, orders on P+1, billing on P+2) in one process until Ctrl-C."""
+(users on P, orders on P+1, billing on P+2, live on P+3) in one process until
+Ctrl-C."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ import sys
 
 import uvicorn
 
-from gateway.demo.services import billing, orders, users
+from gateway.demo.services import billing, live, orders, users
+
+APPS = (users, orders, billing, live)
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -28,8 +31,10 @@ def bind(host: str, port: int) -> socket.socket:
 
 async def serve(sockets: list[socket.socket]) -> None:
     servers = [
-        uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-        for app in (users, orders, billing)
+        uvicorn.Server(
+            uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=2)
+        )
+        for app in APPS
     ]
     await asyncio.gather(
         *(s.serve(sockets=[sock]) for s, sock in zip(servers, sockets, strict=True))
@@ -41,7 +46,7 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port-base", type=int, default=9001)
     args = parser.parse_args()
-    sockets = [bind(args.host, args.port_base + i) for i in range(3)]
+    sockets = [bind(args.host, args.port_base + i) for i in range(len(APPS))]
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve(sockets))
 

@@ -1,15 +1,22 @@
-"""Three tiny upstream services (users, orders, billing + catalog) as plain ASGI
-apps, so that `make run` has something real to aggregate."""
+"""Tiny upstream services as plain ASGI apps, so that `make run` has
+something real to aggregate, stream and relay: users, orders, billing (+
+catalog), each answering after `?delay=<ms>` when asked (the progressive
+route shows backends finishing one by one), and `live`: a WebSocket echo on
+/echo and a Server-Sent Events feed on /ticks (one event a second)."""
 
 from __future__ import annotations
 
+import asyncio
 import re
+import time
 from typing import Any
 from urllib.parse import parse_qs
 
 import orjson
 
-__all__ = ["billing", "orders", "users"]
+__all__ = ["billing", "live", "orders", "users"]
+
+MAX_DELAY = 5.0  # seconds
 
 type Scope = dict[str, Any]
 
@@ -36,9 +43,10 @@ def _app(handler: Any) -> Any:
                 await send({"type": "lifespan.startup.complete"})
             await send({"type": "lifespan.shutdown.complete"})
             return
-        status, body = handler(
-            scope["method"], scope["path"], parse_qs(scope["query_string"].decode())
-        )
+        query = parse_qs(scope["query_string"].decode())
+        if delay := (query.pop("delay", None) or [""])[0]:
+            await asyncio.sleep(min(MAX_DELAY, int(delay) / 1000 if delay.isdigit() else 0))
+        status, body = handler(scope["method"], scope["path"], query)
         await _send_json(send, status, body)
 
     return app
@@ -90,3 +98,50 @@ def _billing(method: str, path: str, query: dict[str, list[str]]) -> tuple[int, 
 users = _app(_users)
 orders = _app(_orders)
 billing = _app(_billing)
+
+
+async def live(scope: Scope, receive: Any, send: Any) -> None:
+    """WebSocket /echo: every message back as it came ("close 4000 bye" makes
+    it close with that code and reason); GET /ticks: an event stream."""
+    if scope["type"] == "websocket" and scope["path"] == "/echo":
+        await _echo(receive, send)
+    elif scope["type"] == "http" and scope["path"] == "/ticks":
+        await _ticks(receive, send)
+    elif scope["type"] == "http":
+        await _send_json(send, 404, {"error": "not found"})
+    elif scope["type"] == "websocket":
+        await send({"type": "websocket.close", "code": 1008})
+
+
+async def _echo(receive: Any, send: Any) -> None:
+    await receive()  # websocket.connect
+    await send({"type": "websocket.accept"})
+    while (message := await receive())["type"] == "websocket.receive":
+        text = message.get("text")
+        if text is not None and (m := re.fullmatch(r"close (\d{4}) ?(.*)", text)):
+            await send({"type": "websocket.close", "code": int(m.group(1)), "reason": m.group(2)})
+            return
+        await send({"type": "websocket.send", "text": text, "bytes": message.get("bytes")})
+
+
+async def _ticks(receive: Any, send: Any) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", b"text/event-stream")],
+        }
+    )
+    gone = asyncio.ensure_future(_disconnected(receive))
+    n = 0
+    while not gone.done():
+        n += 1
+        data = orjson.dumps({"tick": n, "time": time.time()})
+        event = b"id: %d\nevent: tick\ndata: %s\n\n" % (n, data)
+        await send({"type": "http.response.body", "body": event, "more_body": True})
+        await asyncio.wait([gone], timeout=1)
+
+
+async def _disconnected(receive: Any) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass

@@ -7,13 +7,16 @@ exit 1. Never a traceback.
 from __future__ import annotations
 
 from argparse import ArgumentParser
+from collections import Counter
 from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from gateway.routes import RoutesFileError, load_route_table
-from gateway.routes.model import Aggregate
+from gateway.routes.model import Aggregate, Proxy, WebSocket
+
+_KIND_NAMES = {Aggregate: "aggregate", Proxy: "proxy", WebSocket: "websocket"}
 
 
 class Command(BaseCommand):
@@ -31,9 +34,9 @@ class Command(BaseCommand):
             for line in exc.lines():
                 self.stdout.write(line)
             raise SystemExit(1) from None
-        aggregate = sum(1 for r in table.routes if isinstance(r.kind, Aggregate))
+        kinds = Counter(_KIND_NAMES[type(r.kind)] for r in table.routes)
+        counts = ", ".join(f"{kinds[name]} {name}" for name in _KIND_NAMES.values() if kinds[name])
         self.stdout.write(
-            f"{path}: OK: {len(table.routes)} routes ({aggregate} aggregate, "
-            f"{len(table.routes) - aggregate} proxy), {len(table.upstreams)} upstreams, "
-            f"{len(table.auth)} auth providers"
+            f"{path}: OK: {len(table.routes)} routes ({counts or 'none'}), "
+            f"{len(table.upstreams)} upstreams, {len(table.auth)} auth providers"
         )

@@ -6,7 +6,7 @@ is the same (gateway/policies/cache.py says what the key holds)."""
 
 from __future__ import annotations
 
-from django.http import HttpResponse
+from django.http.response import HttpResponseBase
 
 from gateway.envelope import GatewayRequest
 from gateway.pipeline.aggregate.handler import AggregateHandler
@@ -30,9 +30,9 @@ class CachedAggregate:
         self.coalescer = coalescer
         self.varying = varying  # client headers that reach a backend, so vary its answer
 
-    async def __call__(self, request: GatewayRequest, match: Match) -> HttpResponse:
-        if request.method not in ("GET", "HEAD"):
-            return await self.inner(request, match)
+    async def __call__(self, request: GatewayRequest, match: Match) -> HttpResponseBase:
+        if request.method not in ("GET", "HEAD") or self.inner.stream_type(request):
+            return await self.inner(request, match)  # streams are never cached
         filled = await self.coalescer.get_or_compute(
             self._key(request, match), self.ttl, lambda: self._fill(request, match)
         )

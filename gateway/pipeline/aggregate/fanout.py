@@ -35,9 +35,14 @@ type Call[P] = Callable[[P, Sequence[Outcome | None]], Awaitable[Outcome]]
 
 
 async def fan_out[P: FanoutPlan](
-    plans: Sequence[P], call: Call[P], deadline: float
+    plans: Sequence[P],
+    call: Call[P],
+    deadline: float,
+    on_done: Callable[[P, Outcome], None] | None = None,
 ) -> list[Outcome]:
-    """Run `call(plan, outcomes_so_far)` for each plan; return one Outcome per plan."""
+    """Run `call(plan, outcomes_so_far)` for each plan; return one Outcome per
+    plan. `on_done(plan, outcome)` hears of each backend as it finishes
+    (not of those the deadline or the route's failure stopped)."""
     outcomes: list[Outcome | None] = [None] * len(plans)
     route_failed = False
     if len(plans) == 1:
@@ -46,6 +51,8 @@ async def fan_out[P: FanoutPlan](
                 outcomes[0] = await call(plans[0], outcomes)
         except TimeoutError:
             pass
+        if on_done is not None and outcomes[0] is not None:
+            on_done(plans[0], outcomes[0])
     else:
         tasks: list[asyncio.Task[None]] = []
 
@@ -55,6 +62,8 @@ async def fan_out[P: FanoutPlan](
                 await tasks[dep]  # its outcome is in `outcomes` once it is done
             outcome = await call(plan, outcomes)
             outcomes[plan.index] = outcome
+            if on_done is not None:
+                on_done(plan, outcome)
             if not outcome.ok and plan.required and not route_failed:
                 # The route has failed: stop the others. Cancelling rather than
                 # raising keeps no exception (and so no traceback holding

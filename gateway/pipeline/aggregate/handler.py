@@ -8,11 +8,12 @@ upstream origin, the header allow-lists and static headers.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import orjson
-from django.http import HttpResponse
+from django.http.response import HttpResponseBase
 
 from gateway.envelope import BackendLog, Envelope, GatewayRequest
 from gateway.errors import GatewayError, MemoryBudgetSpent
@@ -22,6 +23,12 @@ from gateway.pipeline.aggregate.exchange import Exchange, Next, Shared
 from gateway.pipeline.aggregate.fanout import fan_out
 from gateway.pipeline.aggregate.merge import merge_outcomes
 from gateway.pipeline.aggregate.outcome import Outcome
+from gateway.pipeline.aggregate.progressive import (
+    ProgressiveResponse,
+    RecordWriter,
+    preferred_stream,
+    stream_records,
+)
 from gateway.responses import json_response
 from gateway.router import Match
 from gateway.routes.model import Aggregate, FieldRef, ParamRef, QueryRef, Route
@@ -62,12 +69,52 @@ class AggregateHandler:
         )
         self.reads_query = any(isinstance(r, QueryRef) for r in refs)
         self.sends_body = any(b.method == "POST" for b in backends)
+        self.streams = aggregate.stream
 
-    async def __call__(self, request: GatewayRequest, match: Match) -> HttpResponse:
+    async def __call__(self, request: GatewayRequest, match: Match) -> HttpResponseBase:
         # Given back by the ASGI handler once the answer has been sent.
         hold = request.envelope.memory = self.budget.hold()
+        if (media_type := self.stream_type(request)) is not None:
+            return self.progressive(request, match, hold, media_type)
         content, completed = await self.produce(request, match, hold)
         return json_response(content, completed)
+
+    def stream_type(self, request: GatewayRequest) -> str | None:
+        """SSE or NDJSON when the route streams and the client prefers one."""
+        if not self.streams or request.method == "HEAD":
+            return None
+        accept = request.META.get("HTTP_ACCEPT")
+        return preferred_stream(accept) if accept else None
+
+    def progressive(
+        self, request: GatewayRequest, match: Match, hold: Hold, media_type: str
+    ) -> ProgressiveResponse:
+        """The stream of records (progressive.py); the client's values are
+        checked first, so that a bad one is still a plain 400."""
+        envelope = request.envelope
+        shared = self._shared(request, match, hold)
+        finished: asyncio.Queue[tuple[BackendPlan, Outcome] | None] = asyncio.Queue()
+
+        async def call(plan: BackendPlan, earlier: Sequence[Outcome | None]) -> Outcome:
+            exchange = Exchange(shared, Outcome(plan.name, plan.required), earlier)
+            await plan.call(exchange)
+            return exchange.outcome
+
+        async def run() -> list[Outcome]:
+            try:
+                outcomes = await fan_out(
+                    self.plans, call, self.route.timeout, lambda p, o: finished.put_nowait((p, o))
+                )
+                _record(envelope, self.route.name, outcomes)
+                return outcomes
+            finally:
+                finished.put_nowait(None)
+
+        task = asyncio.create_task(run())
+        records = stream_records(
+            self.plans, self.keys, finished, task, RecordWriter(media_type), envelope
+        )
+        return ProgressiveResponse(media_type, records, task)
 
     async def produce(
         self, request: GatewayRequest, match: Match, hold: Hold

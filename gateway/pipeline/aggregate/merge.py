@@ -6,27 +6,37 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from gateway.errors import BackendFailed
 from gateway.pipeline.aggregate.outcome import Outcome
 from gateway.pipeline.failures import Failure, failure_error
 
-__all__ = ["merge_outcomes"]
+__all__ = ["merge_outcomes", "route_failure"]
+
+
+def route_failure(outcomes: Sequence[Outcome]) -> BackendFailed | None:
+    """The error that fails the route, if it fails: a required backend failed
+    (the first such in list order decides), or every backend did (the first
+    in list order decides)."""
+    failed = [o for o in outcomes if not o.ok and o.failure is not Failure.CANCELLED]
+    decider = next((o for o in failed if o.required), None)
+    if decider is None and failed and len(failed) == len(outcomes):
+        decider = failed[0]
+    if decider is None:
+        return None
+    assert decider.failure is not None
+    return failure_error(
+        decider.name, decider.failure, status=decider.route_status, detail=decider.detail
+    )
 
 
 def merge_outcomes(
     outcomes: Sequence[Outcome], keys: Sequence[str | None], single: bool
 ) -> tuple[Any, bool]:
-    """Return (body, completed). Raise BackendFailed when the route fails: a
-    required backend failed (the first such in list order decides), or every
-    backend did (the first in list order decides)."""
+    """Return (body, completed). Raise BackendFailed when the route fails
+    (`route_failure`)."""
+    if (error := route_failure(outcomes)) is not None:
+        raise error
     failed = [o for o in outcomes if not o.ok and o.failure is not Failure.CANCELLED]
-    decider = next((o for o in failed if o.required), None)
-    if decider is None and failed and len(failed) == len(outcomes):
-        decider = failed[0]
-    if decider is not None:
-        assert decider.failure is not None
-        raise failure_error(
-            decider.name, decider.failure, status=decider.route_status, detail=decider.detail
-        )
     if single and keys[0] is None:
         return outcomes[0].body, True
     body: dict[str, Any] = {}

@@ -284,7 +284,10 @@ class H1Connection(asyncio.Protocol):
     def discard(self) -> None:
         """Closed for good by its pool: nothing will read what it buffered, so
         let it go now (the transport and this protocol refer to each other,
-        and would keep the buffers until the collector ran)."""
+        and would keep the buffers until the collector ran). A reader still
+        waiting for the body (an event stream ended on drain) is told."""
+        if not self._complete and self._parser is not None:
+            self._fail(ServerDisconnected("closed by the gateway", stale=False))
         self.close()
         self._body.clear()
         self._buffered = 0
