@@ -150,3 +150,18 @@ def stub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stub]:
     )
     yield Stub(process)
     process.stop()
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stub]:
+    """tests/integration/livestub.py: WebSockets and event streams."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("live") / "live.log"
+    process = start_process(
+        [PYTHON, "-m", "tests.integration.livestub", "--port", str(port)],
+        port,
+        log,
+        ready_path="/_stats",
+    )
+    yield Stub(process)
+    process.stop()
