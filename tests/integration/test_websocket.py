@@ -89,11 +89,14 @@ async def refused(gw: Gateway, path: str, **options: object) -> httpx.Response:
 async def closed(ws: ClientConnection, timeout: float = 5) -> tuple[int | None, str]:
     """Read until the gateway closes: the close code and reason it sent."""
     with pytest.raises(ConnectionClosed) as caught:
-        async with asyncio.timeout(timeout):
-            while True:
-                await ws.recv()
+        await asyncio.wait_for(_read_all(ws), timeout)
     rcvd = caught.value.rcvd
     return (rcvd.code, rcvd.reason) if rcvd else (None, "")
+
+
+async def _read_all(ws: ClientConnection) -> None:
+    while True:
+        await ws.recv()
 
 
 async def upstream_closes(live: Stub, count: int = 1, timeout: float = 5) -> list[list[object]]:
