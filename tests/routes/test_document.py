@@ -33,7 +33,14 @@ def valid(routes: str, head: str = HEAD):
 
 def test_the_sample_routes_file_is_valid() -> None:
     table = load_route_table(ROOT / "routes.yaml")
-    assert [r.name for r in table.routes] == ["user-dashboard", "catalog", "partner-orders"]
+    assert [(r.name, r.kind.__class__.__name__) for r in table.routes] == [
+        ("user-dashboard", "Aggregate"),
+        ("catalog", "Proxy"),
+        ("partner-orders", "Aggregate"),
+        ("user-overview", "Aggregate"),
+        ("ticks", "Proxy"),
+        ("echo", "WebSocket"),
+    ]
 
 
 def test_defaults_and_typed_values() -> None:

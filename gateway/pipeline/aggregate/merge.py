@@ -17,12 +17,19 @@ def route_failure(outcomes: Sequence[Outcome]) -> BackendFailed | None:
     """The error that fails the route, if it fails: a required backend failed
     (the first such in list order decides), or every backend did (the first
     in list order decides)."""
+    decider = _decider(outcomes)
+    return None if decider is None else _error(decider)
+
+
+def _decider(outcomes: Sequence[Outcome]) -> Outcome | None:
     failed = [o for o in outcomes if not o.ok and o.failure is not Failure.CANCELLED]
     decider = next((o for o in failed if o.required), None)
     if decider is None and failed and len(failed) == len(outcomes):
         decider = failed[0]
-    if decider is None:
-        return None
+    return decider
+
+
+def _error(decider: Outcome) -> BackendFailed:
     assert decider.failure is not None
     return failure_error(
         decider.name, decider.failure, status=decider.route_status, detail=decider.detail
@@ -34,8 +41,10 @@ def merge_outcomes(
 ) -> tuple[Any, bool]:
     """Return (body, completed). Raise BackendFailed when the route fails
     (`route_failure`)."""
-    if (error := route_failure(outcomes)) is not None:
-        raise error
+    if (decider := _decider(outcomes)) is not None:
+        # Raised without a local name: a local holding the exception would
+        # keep this frame alive through its own traceback (a cycle per request).
+        raise _error(decider)
     failed = [o for o in outcomes if not o.ok and o.failure is not Failure.CANCELLED]
     if single and keys[0] is None:
         return outcomes[0].body, True
