@@ -269,11 +269,13 @@ async def _drain(gateway: Gateway) -> dict[str, object]:
 
     async def stream() -> None:
         try:
-            async with httpx.AsyncClient(timeout=10) as client:
-                async with client.stream("GET", gateway.url + "/events/every/200") as response:
-                    async for line in response.aiter_lines():
-                        if line.startswith("data: "):
-                            result["events"] = int(result["events"]) + 1  # type: ignore[call-overload]
+            async with (
+                httpx.AsyncClient(timeout=10) as client,
+                client.stream("GET", gateway.url + "/events/every/200") as response,
+            ):
+                async for line in response.aiter_lines():
+                    if line.startswith("data: "):
+                        result["events"] = int(result["events"]) + 1  # type: ignore[call-overload]
         except httpx.HTTPError as exc:
             result["stream_error"] = exc
 
