@@ -3,11 +3,14 @@ README's first curl must answer exactly what the README shows."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import socket
 
+import httpx
 import pytest
+from websockets.asyncio.client import connect
 
 from tests.integration.conftest import Gateway, GatewayFactory
 from tests.processes import PYTHON, ROOT, Process, start_process
@@ -32,12 +35,12 @@ def consecutive_free_ports(count: int) -> int:
         finally:
             for s in sockets:
                 s.close()
-    raise RuntimeError("no three consecutive free ports")
+    raise RuntimeError(f"no {count} consecutive free ports")
 
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    base = consecutive_free_ports(3)
+    base = consecutive_free_ports(4)
     log = tmp_path_factory.mktemp("demo") / "demo.log"
     process: Process = start_process(
         [PYTHON, "-m", "gateway.demo", "--port-base", str(base)], base, log, ready_path="/users/1"
@@ -50,7 +53,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-d
 def gw(start_gateway: GatewayFactory, demo: int) -> Gateway:
     urls = {
         name: f"http://127.0.0.1:{demo + i}"
-        for i, name in enumerate(("USERS_URL", "ORDERS_URL", "BILLING_URL"))
+        for i, name in enumerate(("USERS_URL", "ORDERS_URL", "BILLING_URL", "LIVE_URL"))
     }
     return start_gateway((ROOT / "routes.yaml").read_text(), **urls)
 
@@ -96,3 +99,33 @@ def test_readme_partner_curl(gw: Gateway) -> None:
     assert response.json() == json.loads(shown.rsplit("\n", 1)[1])
     assert re.search(r"ratelimit-limit: 60", shown) and response.headers["ratelimit-limit"] == "60"
     assert gw.get("/partners/users/2/orders").status_code == 401
+
+
+def test_the_overview_streams_as_the_demo_backends_finish(gw: Gateway) -> None:
+    """The demo's orders answer after 300 ms and billing after 600 ms (the
+    `delay` query in routes.yaml): the user record comes first."""
+    names = []
+    with httpx.stream(
+        "GET", gw.url + "/api/users/1/overview", headers={"Accept": "application/x-ndjson"}
+    ) as response:
+        assert response.headers["content-type"] == "application/x-ndjson"
+        names = [json.loads(line).get("name") for line in response.iter_lines()]
+    assert names == ["user", "orders", "billing", None]
+    plain = gw.get("/api/users/1/overview").json()
+    assert set(plain) == {"user", "orders", "billing"}
+
+
+def test_the_ticks_stream_and_the_echo_websocket(gw: Gateway) -> None:
+    with httpx.stream("GET", gw.url + "/events/ticks", timeout=5) as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        data = next(line for line in response.iter_lines() if line.startswith("data: "))
+    assert json.loads(data[6:])
+
+    async def echo() -> tuple[object, object]:
+        async with connect(gw.url.replace("http", "ws", 1) + "/ws/echo") as ws:
+            await ws.send("hello")
+            text = await ws.recv()
+            await ws.send(b"\x00\x01")
+            return text, await ws.recv()
+
+    assert asyncio.run(echo()) == ("hello", b"\x00\x01")

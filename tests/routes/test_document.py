@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from gateway.routes import RoutesFileError, load_route_table, parse_route_table
-from gateway.routes.model import Aggregate
+from gateway.routes.model import Aggregate, Proxy, WebSocket
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -271,3 +271,126 @@ def test_missing_file() -> None:
     assert caught.value.lines() == [
         "/nonexistent/routes.yaml: cannot read the routes file: No such file or directory"
     ]
+
+
+# --- v2 kinds and keys: websocket routes, stream, idle_timeout, query_param ---------------
+V2_HEAD = HEAD.replace(
+    "routes:\n",
+    "auth:\n  k: {type: api_key, keys: [{id: a, key: b}], query_param: access_token}\nroutes:\n",
+)
+
+
+def test_websocket_stream_and_idle_timeout_are_read_with_their_defaults() -> None:
+    table = valid(
+        """\
+        - {name: ws, path: '/ws/{room}', auth: k, websocket: {upstream: u, path: '/rooms/{room}'}}
+        - name: ws2
+          path: /ws2
+          websocket:
+            upstream: v
+            path: /chat
+            subprotocols: [chat.v1, chat.v2]
+            max_message_size: 64KiB
+            idle_timeout: 30s
+        - {name: feed, path: /feed, timeout: 1h, proxy: {upstream: u, path: /sse, idle_timeout: 5m}}
+        - {name: agg, path: /agg, stream: true, backends: [{upstream: u, path: /x}]}
+        """,
+        V2_HEAD,
+    )
+    ws, ws2, feed, agg = table.routes
+    assert ws.methods == frozenset({"GET", "HEAD"})  # a plain GET or HEAD is told 426
+    assert ws.kind == WebSocket(
+        upstream="u",
+        path=ws.kind.path,  # type: ignore[union-attr]
+        subprotocols=None,
+        max_message_size=1024 * 1024,
+        idle_timeout=300.0,
+    )
+    assert ws2.kind == WebSocket(
+        upstream="v",
+        path=ws2.kind.path,  # type: ignore[union-attr]
+        subprotocols=("chat.v1", "chat.v2"),
+        max_message_size=64 * 1024,
+        idle_timeout=30.0,
+    )
+    assert isinstance(feed.kind, Proxy) and feed.kind.idle_timeout == 300.0
+    assert feed.timeout == 3600.0
+    assert isinstance(agg.kind, Aggregate) and agg.kind.stream is True
+    assert table.auth["k"].query_param == "access_token"
+
+
+@pytest.mark.parametrize(
+    ("route", "expected"),
+    [
+        (
+            "- {name: a, path: /a, methods: [POST], websocket: {upstream: u, path: /ws}}\n",
+            "r.yaml:8: route 'a': methods: unsupported method 'POST'",
+        ),
+        (
+            "- {name: a, path: /a, websocket: {upstream: u, path: /ws, extra: 1}}\n",
+            "r.yaml:8: route 'a': websocket: unknown key 'extra'",
+        ),
+        (
+            "- {name: a, path: /a, websocket: {upstream: w, path: /ws}}\n",
+            "r.yaml:8: route 'a': websocket.upstream: unknown upstream 'w'",
+        ),
+        (
+            "- {name: a, path: /a, websocket: {upstream: u}}\n",
+            "r.yaml:8: route 'a': websocket: missing required key 'path'",
+        ),
+        (
+            "- {name: a, path: /a, websocket: {upstream: u, path: /ws, subprotocols: ['a b']}}\n",
+            "r.yaml:8: route 'a': websocket.subprotocols: invalid name 'a b'",
+        ),
+        (
+            "- {name: a, path: /a, websocket: {upstream: u, path: /ws, idle_timeout: 0s}}\n",
+            "r.yaml:8: route 'a': websocket.idle_timeout: must be greater than zero",
+        ),
+        (
+            "- {name: a, path: '/a/{x}', websocket: {upstream: u, path: '/ws/{y}'}}\n",
+            "r.yaml:8: route 'a': websocket.path: unknown parameter {y}",
+        ),
+        (
+            "- {name: a, path: /a, websocket: {upstream: u, path: /ws}, stream: true}\n",
+            "r.yaml:8: route 'a': stream: applies to aggregate (backends) routes only",
+        ),
+        (
+            "- {name: a, path: /a, proxy: {upstream: u, path: /x}, stream: true}\n",
+            "r.yaml:8: route 'a': stream: applies to aggregate (backends) routes only",
+        ),
+        (
+            "- {name: a, path: /a, websocket: {upstream: u, path: /ws}, cache: {ttl: 1s}}\n",
+            "r.yaml:8: route 'a': cache: applies to aggregate (backends) routes only",
+        ),
+        (
+            "- {name: a, path: /a, backends: [{upstream: u, path: /x}], stream: maybe}\n",
+            "r.yaml:8: route 'a': stream: expected true or false, got string",
+        ),
+        (
+            "- {name: a, path: /a, proxy: {upstream: u, path: /x, idle_timeout: forever}}\n",
+            "r.yaml:8: route 'a': proxy.idle_timeout: invalid duration 'forever'"
+            " (use e.g. 250ms, 2s, 1m, 1h)",
+        ),
+        (
+            "- {name: a, path: /a, websocket: {upstream: u, path: /ws},"
+            " backends: [{upstream: u, path: /x}]}\n",
+            "r.yaml:8: route 'a': needs exactly one of 'backends', 'proxy' or 'websocket'",
+        ),
+    ],
+)
+def test_v2_route_rules(route: str, expected: str) -> None:
+    assert problems(route, V2_HEAD) == [expected]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("'access token'", "query_param: use letters, digits, '.', '_', '~' and '-' (up to 100)"),
+        ("''", "query_param: must not be empty"),
+        ("5", "query_param: expected a string, got number"),
+    ],
+)
+def test_query_param_names_are_checked(value: str, expected: str) -> None:
+    head = V2_HEAD.replace("query_param: access_token", f"query_param: {value}")
+    route = "- {name: a, path: /a, proxy: {upstream: u, path: /x}}\n"
+    assert problems(route, head) == [f"r.yaml:6: auth provider 'k': {expected}"]
