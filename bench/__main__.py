@@ -12,6 +12,8 @@ beside the reference peers, in one table with every target marked met or missed.
   D    C with API key auth, a rate limit, metrics and the access log
   E    C10k: 9,000 requests opened at once, 1 backend answering after 5 s
   H1-H4  limits against hostile clients and upstreams (bench/limits.py)
+  W R S P  long-lived connections: WebSockets held and relayed, event streams,
+       progressive aggregation (bench/longlived.py)
 
 The gateway (and each peer) runs on CPU 0; wrk, the stubs and the C10k client on
 CPU 1 (when taskset exists). Every scenario gets a fresh process. Gateway CPU
@@ -19,8 +21,8 @@ per 1,000 requests comes from /proc/PID/stat. The scenarios that the ratio
 targets compare run interleaved, BENCH_ROUNDS times (default 3), and report
 their median run: on a shared machine the CPU's speed drifts by tens of
 percent within minutes. BENCH_SECONDS sets each measurement (default 6, after
-a 2 s warm-up); BENCH_C10K sets E's size. BENCH_ONLY=throughput|limits runs
-one group of scenarios.
+a 2 s warm-up); BENCH_C10K sets E's size. BENCH_ONLY=throughput|limits|longlived
+runs one group of scenarios.
 """
 
 from __future__ import annotations
@@ -32,7 +34,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -40,7 +41,7 @@ from pathlib import Path
 
 import httpx
 
-from bench import limits
+from bench import limits, longlived
 from bench.c10k import raise_fd_limit, run_c10k
 from bench.peers.nginx import nginx_command
 from bench.wrk import WrkResult, require_wrk, run_wrk
@@ -424,7 +425,10 @@ def main() -> None:
             bench.checks += limits.url_flood(bench)
             bench.checks += limits.big_aggregation(bench)
             bench.checks += limits.framing(bench, start, free_port)
-        if only == "limits":
+        if only in ("", "longlived"):
+            sys.stderr.write("long-lived connections (W, R, S, P)\n")
+            bench.checks += longlived.run_all(bench, start, free_port, LOAD_CPU)
+        if only in ("limits", "longlived"):
             return
         for path, conns, name in (
             ("/users/1", 64, "direct to upstream"),
@@ -488,21 +492,10 @@ def floor(bench: Bench) -> Process:
 
 def c10k(bench: Bench) -> None:
     gateway = bench.gateway()
-    peak = [0]
-    stop = threading.Event()
-
-    def watch() -> None:
-        while not stop.is_set():
-            peak[0] = max(peak[0], gateway.status_kb("VmRSS"))
-            time.sleep(0.1)
-
-    watcher = threading.Thread(target=watch)
-    watcher.start()
     try:
-        result = run_c10k("127.0.0.1", gateway.port, "/slow5", C10K, deadline=30.0)
+        with longlived.peak_rss(gateway) as peak:
+            result = run_c10k("127.0.0.1", gateway.port, "/slow5", C10K, deadline=30.0)
     finally:
-        stop.set()
-        watcher.join()
         gateway.stop()
     failures = {k: v for k, v in result.statuses.items() if k != "200"}
     note = f"{result.ok:,}/{result.opened:,} answered 200 in {result.seconds:.1f} s; peak RSS {peak[0] / 1024:.0f} MB"

@@ -1,5 +1,5 @@
 """One WebSocket pair relayed (SPEC 3.11): the client through uvicorn's ASGI
-messages, the upstream through a `websockets` ClientConnection.
+messages, the upstream through an UpstreamSocket (websockets' Sans-I/O protocol).
 
 Messages, text and binary, go through in order both ways, one at a time: the
 next is read from a side only once the last has been handed to the other side,
@@ -27,11 +27,11 @@ import contextlib
 from dataclasses import dataclass
 from typing import Any
 
-from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
 from gateway import registry
+from gateway.upstream.wsconnection import UpstreamSocket
 
 __all__ = ["Relay", "RelayLog"]
 
@@ -63,7 +63,7 @@ class Relay:
         self,
         receive: Any,
         send: Any,
-        upstream: ClientConnection,
+        upstream: UpstreamSocket,
         *,
         max_size: int,
         idle_timeout: float,

@@ -24,7 +24,6 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from django.http.response import HttpResponseBase
-from websockets.asyncio.client import ClientConnection
 
 from gateway.envelope import BackendLog, Envelope, GatewayRequest
 from gateway.errors import UpgradeRequired
@@ -42,6 +41,7 @@ from gateway.upstream.render import (
     upstream_headers,
 )
 from gateway.upstream.websocket import HandshakeFailed, open_websocket, websocket_url
+from gateway.upstream.wsconnection import UpstreamSocket
 
 if TYPE_CHECKING:
     from gateway.pipeline import Parts
@@ -117,7 +117,7 @@ class WebSocketRoute:
 
     async def _open(
         self, envelope: Envelope, match: Match, scope: dict[str, Any]
-    ) -> ClientConnection:
+    ) -> UpstreamSocket:
         values = RenderInput(match.params, match.path_params, {})
         path = self.upstream.base_path + render_path(self.spec.path, values)
         url = websocket_url(self.upstream, path, scope.get("query_string", b"").decode("latin-1"))
@@ -133,7 +133,7 @@ class WebSocketRoute:
         timeout = self.upstream.timeout
         attempts, status = 0, None
 
-        async def attempt() -> ClientConnection | HandshakeFailed:
+        async def attempt() -> UpstreamSocket | HandshakeFailed:
             nonlocal attempts, status
             attempts += 1
             result = await open_websocket(
@@ -143,7 +143,7 @@ class WebSocketRoute:
             return result
 
         started = time.perf_counter()
-        result: ClientConnection | HandshakeFailed | None
+        result: UpstreamSocket | HandshakeFailed | None
         try:
             async with asyncio.timeout(self.route.timeout):
                 result = await call_guarded(self.guard, attempt, _judge, idempotent=True)
@@ -154,7 +154,7 @@ class WebSocketRoute:
             failure = result.failure
         self._log(envelope, status, started, attempts, failure)
         if failure is None:
-            assert isinstance(result, ClientConnection)
+            assert isinstance(result, UpstreamSocket)
             return result
         route_status = failure.route_status
         if failure is Failure.STATUS and status is not None and 400 <= status < 500:
@@ -176,7 +176,7 @@ class WebSocketRoute:
         )
 
 
-def _judge(result: ClientConnection | HandshakeFailed) -> tuple[bool, bool]:
+def _judge(result: UpstreamSocket | HandshakeFailed) -> tuple[bool, bool]:
     """(the upstream failed, worth retrying), for the breaker and retries."""
     if not isinstance(result, HandshakeFailed):
         return False, False

@@ -1,6 +1,7 @@
-"""Opening an upstream WebSocket (SPEC 3.11), with the `websockets` library's
-asyncio client: the handshake, framing, masking, UTF-8 checks, close handshake
-and size limits are the library's; this module only decides how it is used.
+"""Opening an upstream WebSocket (SPEC 3.11) with the `websockets` library's
+Sans-I/O client protocol: the handshake, framing, masking, close handshake and
+size limits are the library's; this module decides how it is used, and
+`wsconnection.UpstreamSocket` moves the bytes.
 
 - No proxy from the environment, no compression (a gateway next to its
   upstreams gains nothing from deflate and would pay for it per message), no
@@ -8,26 +9,28 @@ and size limits are the library's; this module only decides how it is used.
   the library still answers the upstream's pings), no User-Agent of its own
   (the client's goes on, as on proxy routes).
 - `max_size` is the route's `max_message_size`: a larger message from the
-  upstream closes it with 1009. At most one message waits in the library's
-  buffer before it stops reading (`max_queue=1`), and a write waits once
-  `WRITE_LIMIT` bytes are queued: a slow reader on either side pauses the other.
+  upstream closes it with 1009. At most one message waits to be read before
+  the socket stops being read, and a write waits once `WRITE_LIMIT` bytes are
+  queued: a slow reader on either side pauses the other.
 - Foreign errors are translated here into a `Failure` (and the upstream's
   status, when it answered the handshake with one).
 """
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from dataclasses import dataclass
-from typing import Any
 
 import httpx
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.client import ClientProtocol
 from websockets.exceptions import InvalidHandshake, InvalidStatus, InvalidURI
 from websockets.typing import Subprotocol
+from websockets.uri import parse_uri
 
 from gateway.pipeline.failures import Failure
 from gateway.routes.model import Upstream
+from gateway.upstream.wsconnection import UpstreamSocket
 
 __all__ = ["WRITE_LIMIT", "HandshakeFailed", "open_websocket", "websocket_url"]
 
@@ -56,36 +59,48 @@ async def open_websocket(
     *,
     max_size: int,
     open_timeout: float,
-) -> ClientConnection | HandshakeFailed:
+) -> UpstreamSocket | HandshakeFailed:
     """The upstream connection, open; or why it could not be opened
     (`open_timeout` bounds the TCP connection and the handshake)."""
     global _SSL
-    options: dict[str, Any] = {}
-    if url.startswith("wss:"):
+    try:
+        uri = parse_uri(url)
+    except InvalidURI:
+        return HandshakeFailed(Failure.INVALID)
+    protocol = ClientProtocol(
+        uri,
+        subprotocols=[Subprotocol(s) for s in subprotocols] if subprotocols else None,
+        max_size=max_size,
+    )
+    request = protocol.connect()
+    request.headers.update(headers)
+    protocol.send_request(request)
+    context = None
+    if uri.secure:
         if _SSL is None:
             _SSL = httpx.create_ssl_context(trust_env=False)
-        options["ssl"] = _SSL
+        context = _SSL
+    loop = asyncio.get_running_loop()
     try:
-        return await connect(
-            url,
-            additional_headers=headers,
-            subprotocols=[Subprotocol(s) for s in subprotocols] if subprotocols else None,
-            compression=None,
-            user_agent_header=None,
-            proxy=None,
-            open_timeout=open_timeout,
-            ping_interval=None,
-            close_timeout=open_timeout,
-            max_size=max_size,
-            max_queue=1,
-            write_limit=WRITE_LIMIT,
-            **options,
-        )
+        async with asyncio.timeout(open_timeout):
+            _, connection = await loop.create_connection(
+                lambda: UpstreamSocket(protocol, WRITE_LIMIT),
+                uri.host,
+                uri.port,
+                ssl=context,
+                server_hostname=uri.host if context else None,
+            )
+            try:
+                await connection.handshake()
+            except BaseException:
+                connection.transport.abort()
+                raise
     except InvalidStatus as exc:
         return HandshakeFailed(Failure.STATUS, exc.response.status_code)
     except TimeoutError:
         return HandshakeFailed(Failure.TIMEOUT)
-    except (InvalidHandshake, InvalidURI):
+    except InvalidHandshake:
         return HandshakeFailed(Failure.INVALID)
     except OSError:
         return HandshakeFailed(Failure.CONNECT)
+    return connection
