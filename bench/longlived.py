@@ -109,10 +109,11 @@ def hold_websockets(bench: Bench, routes: Path, live: int, load_cpu: str) -> lis
         f"{held.connected:,}/{WEBSOCKETS:,} connected in {held.connect_seconds:.1f} s;"
         f" {len(held.latencies):,} echoes of {held.sent:,}, p50 {ms(held.latencies, 50)},"
         f" p99 {ms(held.latencies, 99)}, max {ms(held.latencies, 100)};"
-        f" peak RSS {peak[0] / 1024:.0f} MB"
+        f" {held.dropped:,} closed early; peak RSS {peak[0] / 1024:.0f} MB"
     )
     ok = (
         held.connected == WEBSOCKETS
+        and held.dropped == 0
         and len(held.latencies) == held.sent
         and not late
         and peak[0] < 1024 * 1024
@@ -241,6 +242,7 @@ class WsClient(asyncio.Protocol):
         self.frames: Frames | None = None
         self.buffer = b""
         self.transport: asyncio.Transport | None = None
+        self.closed_by_peer = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -266,10 +268,18 @@ class WsClient(asyncio.Protocol):
         for opcode, payload in self.frames.feed(data):
             if opcode in (1, 2):
                 self.on_message(payload)
+            elif opcode == 9:  # uvicorn pings every 20 s: answer, as a browser would
+                self.transport.write(frame(10, payload, masked=True))  # type: ignore[union-attr]
+            elif opcode == 8:
+                self.closed_by_peer = True
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.ready.done():
             self.ready.set_exception(ConnectionError("closed during the handshake"))
+
+    @property
+    def open(self) -> bool:
+        return self.transport is not None and not self.transport.is_closing()
 
     def send(self, payload: bytes) -> None:
         assert self.transport is not None
@@ -292,6 +302,7 @@ class Held:
         self.connected = 0
         self.connect_seconds = 0.0
         self.sent = 0
+        self.dropped = 0  # connections the gateway closed during the hold
         self.latencies: list[float] = []
 
 
@@ -316,6 +327,9 @@ async def _hold(port: int, path: str, n: int, seconds: float, period: float = 10
 
     def send(client: WsClient) -> None:
         if loop.time() + 1.0 > end:  # the last echo must have a second to come back
+            return
+        if not client.open:
+            held.dropped += 1
             return
         held.sent += 1
         client.send(struct.pack("d", time.perf_counter()) + b"x" * 56)

@@ -135,6 +135,13 @@ def _data_received(self: Any, data: bytes) -> None:
         self.send_400_response("Invalid HTTP request received.")
         return
     except httptools.HttpParserUpgrade:
+        # The head is complete (httptools stops at it): judge it, then stop its
+        # deadline, which must never fire into an upgraded connection.
+        _disarm(state)
+        state.done = True
+        if (refusal := _over(self, state, 0 if counted else len(data))) is not None:
+            _refuse(self, *refusal)
+            return
         if self._should_upgrade():
             self.handle_websocket_upgrade()
         else:

@@ -235,6 +235,27 @@ async def test_text_and_binary_messages_pass_unchanged_and_in_order(gw: Gateway)
     assert received == messages
 
 
+async def test_a_connection_outlives_the_client_deadlines(
+    start_gateway: GatewayFactory, live: Stub, dead_port: int
+) -> None:
+    """The deadline for a request's head (CLIENT_HEADER_TIMEOUT) and a body's
+    grace end with the handshake: they once fired into the open WebSocket,
+    writing an HTTP 408 into its stream after 10 s."""
+    gateway = start_gateway(
+        ROUTES,
+        LIVE=live.url,
+        DOWN_PORT=str(dead_port),
+        CLIENT_HEADER_TIMEOUT="500ms",
+        CLIENT_BODY_TIMEOUT="500ms",
+    )
+    async with connect(ws_url(gateway, "/open/echo/long")) as ws:
+        for n in range(3):
+            await asyncio.sleep(0.6)
+            await ws.send(f"still here {n}")
+            assert await asyncio.wait_for(ws.recv(), 2) == f"still here {n}"
+    gateway.process.stop()
+
+
 async def test_close_codes_pass_both_ways(gw: Gateway, live: Stub) -> None:
     live.reset()
     async with connect(ws_url(gw, "/open/echo/c1")) as ws:
