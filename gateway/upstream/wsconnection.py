@@ -46,6 +46,8 @@ class UpstreamSocket(asyncio.Protocol):
         self._waiter: asyncio.Future[None] | None = None
         self._drain: asyncio.Future[None] | None = None
         self._reading = True
+        self._hangup: asyncio.TimerHandle | None = None
+        self._broken = False  # a message this side refused (not valid UTF-8)
 
     # --- the public side: what the relay uses ------------------------------------------
     @property
@@ -66,6 +68,13 @@ class UpstreamSocket(asyncio.Protocol):
         while not self._messages:
             if self._lost.done():
                 raise self.protocol.close_exc
+            protocol = self.protocol
+            if protocol.state is State.CLOSING and (
+                protocol.close_rcvd is not None or protocol.parser_exc is not None or self._broken
+            ):  # the upstream closed, or broke the protocol: nothing more will come
+                raise ConnectionClosed(
+                    protocol.close_rcvd, protocol.close_sent, protocol.close_rcvd_then_sent
+                )
             self._waiter = asyncio.get_running_loop().create_future()
             try:
                 await self._waiter
@@ -117,6 +126,10 @@ class UpstreamSocket(asyncio.Protocol):
         if not self._handshake.done() and self.protocol.handshake_exc is not None:
             self._handshake_done()
         self._flush()  # pongs, the answer to a close, a failure's close
+        if self._hangup is None and self.protocol.close_expected():
+            # the upstream should hang up now; if it does not, it is cut
+            loop = asyncio.get_running_loop()
+            self._hangup = loop.call_later(CLOSE_TIMEOUT, self.transport.abort)
         if self._messages and self._reading:
             self._reading = False
             self.transport.pause_reading()
@@ -128,6 +141,8 @@ class UpstreamSocket(asyncio.Protocol):
         return None  # let the transport close
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._hangup is not None:
+            self._hangup.cancel()
         if self.protocol.state is not State.CLOSED:
             self.protocol.receive_eof()  # state CLOSED, close_exc without a close frame
         if not self._handshake.done():
@@ -179,6 +194,7 @@ class UpstreamSocket(asyncio.Protocol):
         try:
             self._messages.append(data.decode())
         except UnicodeDecodeError:
+            self._broken = True
             self.protocol.fail(CloseCode.INVALID_DATA, "invalid UTF-8")
 
     def _flush(self) -> None:
