@@ -85,7 +85,7 @@ def _healthz_p99(url: str, stop: threading.Event, out: list[float]) -> None:
             time.sleep(0.002)
 
 
-def urlflood(bench: Bench) -> list[Check]:
+def url_flood(bench: Bench) -> list[Check]:
     gateway = bench.gateway()
     checks: list[Check] = []
     try:
