@@ -59,7 +59,7 @@ def build_gateway(table: RouteTable, runtime: Runtime) -> Gateway:
         table=table,
         router=Router(table.routes),
         handlers={r.name: build_route_handler(r, parts) for r in table.routes},
-        policies={r.name: build_policy(r, authenticators) for r in table.routes},
+        policies={r.name: build_policy(r, authenticators, table.hooks) for r in table.routes},
         runtime=runtime,
         query_params=query_params(authenticators),
         websocket_max_size=max(

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.core.handlers.asgi import ASGIRequest
 
@@ -23,16 +23,26 @@ from gateway.router import Match
 if TYPE_CHECKING:
     from gateway.assembly import Gateway
     from gateway.errors import GatewayError
+    from gateway.hooks import Request as HookRequest
     from gateway.pipeline.aggregate.budget import Hold
+    from gateway.pipeline.hooks import UpstreamEdits
     from gateway.pipeline.relay import RelayLog
     from gateway.policies.cors import RouteCors
     from gateway.policies.route import RoutePolicy
     from gateway.router import BadPath, NoMatch
     from gateway.routes.model import Route
 
-__all__ = ["BackendLog", "Envelope", "GatewayRequest"]
+__all__ = ["BackendLog", "Envelope", "GatewayRequest", "HookLog"]
 
 _NONE: Mapping[str, str] = MappingProxyType({})
+_NO_CLAIMS: Mapping[str, Any] = MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class HookLog:
+    name: str  # "module:attribute"
+    stage: str  # request, backend or response
+    duration: float  # seconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,11 +76,17 @@ class Envelope:
     identity: str | None = None
     provider: str | None = None  # the auth provider that vouched for the identity
     identity_headers: tuple[tuple[bytes, bytes], ...] = ()  # set by auth: sent to backends
+    claims: Mapping[str, Any] = _NO_CLAIMS  # a JWT's verified claims (for hooks)
+    # --- what request hooks decided (None: no request hook ran)
+    upstream_edits: UpstreamEdits | None = None
+    hook_request: HookRequest | None = None  # what the request hooks were shown
+    deadline: float | None = None  # loop time the route must answer by, once hooks ran
     # --- what the route did
     completed: bool | None = None  # aggregate routes: did every backend answer
     backends: list[BackendLog] = field(default_factory=list)
     memory: Hold | None = None  # aggregate routes: this request's share of MEMORY_BUDGET
     websocket: RelayLog | None = None  # websocket routes: the relayed pair, once it ended
+    hooks: list[HookLog] = field(default_factory=list)
 
     @property
     def route(self) -> Route | None:

@@ -12,6 +12,9 @@
     ├── TooManyRequests          429  the route's rate limit (Retry-After)
     ├── Unavailable              503  a dependency the gateway needs cannot answer
     ├── MemoryBudgetSpent        503  the merged answer would pass MEMORY_BUDGET
+    ├── HookFailed               500  a Python hook raised (its traceback is logged)
+    ├── HookRejected             4xx/5xx  a request hook rejected the request
+    ├── DeadlinePassed           504  the route's deadline passed while hooks ran
     └── BackendFailed            502, 503, 504 or an upstream 4xx (pipeline/outcome.py)
 
 Anything else raised while answering is a bug: it is logged with its traceback
@@ -32,8 +35,11 @@ from django.http import HttpResponse
 __all__ = [
     "BackendFailed",
     "BadRequest",
+    "DeadlinePassed",
     "Forbidden",
     "GatewayError",
+    "HookFailed",
+    "HookRejected",
     "MemoryBudgetSpent",
     "MethodNotAllowed",
     "NotFound",
@@ -142,6 +148,30 @@ class MemoryBudgetSpent(GatewayError):
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail, headers={"Retry-After": "1"})
+
+
+class HookFailed(GatewayError):
+    """A hook raised (SPEC 3.12): logged once with its traceback, never sent."""
+
+    status = 500
+    slug = "hook-failed"
+
+
+class HookRejected(GatewayError):
+    """A request hook answered the client itself (gateway.hooks.Rejection)."""
+
+    slug = "rejected"
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+
+
+class DeadlinePassed(GatewayError):
+    """The route's deadline passed before its hooks were done."""
+
+    status = 504
+    slug = "route-deadline"
 
 
 class BackendFailed(GatewayError):

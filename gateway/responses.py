@@ -9,16 +9,35 @@ of `relay`, and calls `aclose_upstream()` once it is done, however it ended.
 from __future__ import annotations
 
 from collections.abc import AsyncIterable, AsyncIterator
+from dataclasses import dataclass
 
 from django.http import HttpResponse, StreamingHttpResponse
 
-__all__ = ["RelayedResponse", "json_response"]
+__all__ = ["Answer", "RelayedResponse", "json_response"]
 
 
-def json_response(content: bytes, completed: bool) -> HttpResponse:
-    response = HttpResponse(content, content_type="application/json")
-    response.headers["Content-Length"] = str(len(content))
-    response.headers["X-Gateway-Completed"] = "true" if completed else "false"
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """An aggregate route's answer before it becomes a response: the JSON, and
+    what response hooks may have changed (status, extra headers)."""
+
+    content: bytes
+    completed: bool  # did every backend answer
+    status: int = 200
+    headers: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def cacheable(self) -> bool:
+        """A complete 200 that no hook dressed with headers of its own."""
+        return self.completed and self.status == 200 and not self.headers
+
+
+def json_response(answer: Answer) -> HttpResponse:
+    response = HttpResponse(answer.content, status=answer.status, content_type="application/json")
+    response.headers["Content-Length"] = str(len(answer.content))
+    response.headers["X-Gateway-Completed"] = "true" if answer.completed else "false"
+    for name, value in answer.headers:
+        response.headers[name] = value
     return response
 
 

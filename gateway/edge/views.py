@@ -25,6 +25,7 @@ from gateway.errors import (
     problem_response,
 )
 from gateway.observe import metrics as gateway_metrics
+from gateway.pipeline.hooks import run_request_hooks
 from gateway.router import BadPath, NoMatch
 
 __all__ = ["healthz", "metrics", "readyz", "route_view"]
@@ -49,6 +50,14 @@ async def route_view(request: GatewayRequest) -> HttpResponseBase:
             )
         if envelope.body_error is not None:
             raise envelope.body_error
+        if envelope.policy is not None and envelope.policy.request_hooks:
+            await run_request_hooks(
+                envelope.policy.request_hooks,
+                envelope,
+                request.scope,
+                found.params,
+                found.route.timeout,
+            )
         return await envelope.gateway.handlers[found.route.name](request, found)
     except GatewayError as exc:
         return error_response(exc, request_id=envelope.request_id, route=route)

@@ -36,6 +36,7 @@ from gateway.errors import (
     problem_body,
 )
 from gateway.observe.accesslog import AccessLog
+from gateway.pipeline.hooks import run_request_hooks
 from gateway.pipeline.websocket import WebSocketRoute
 from gateway.policies.auth.middleware import admit
 from gateway.policies.cors import admit_origin
@@ -68,6 +69,14 @@ class WebSocketEntry:
             accept = [(b"x-request-id", envelope.request_id.encode())]
             rate = await take_token(envelope, headers)
             accept += [(k.lower().encode(), v.encode()) for k, v in rate.items()]
+            if envelope.policy is not None and envelope.policy.request_hooks:
+                await run_request_hooks(
+                    envelope.policy.request_hooks,
+                    envelope,
+                    scope,
+                    match.params,
+                    match.route.timeout,
+                )
             envelope.websocket = await route.connect(envelope, match, scope, receive, send, accept)
         except GatewayError as exc:
             status = exc.status

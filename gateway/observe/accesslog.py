@@ -101,6 +101,11 @@ class AccessLog:
                 for b in envelope.backends
             ],
         }
+        if envelope.hooks:
+            entry["hooks"] = [
+                {"name": h.name, "stage": h.stage, "duration_ms": round(h.duration * 1000, 3)}
+                for h in envelope.hooks
+            ]
         if (ws := envelope.websocket) is not None:
             entry["websocket"] = {
                 "from_client": ws.to_upstream,
@@ -120,6 +125,10 @@ class AccessLog:
             for b in envelope.backends
         )
         who = f" identity={envelope.identity}" if envelope.identity else ""
+        if envelope.hooks:
+            who += " hooks=" + ",".join(
+                f"{h.name}/{h.duration * 1000:.1f}ms" for h in envelope.hooks
+            )
         done = "" if envelope.completed is None else f" completed={str(envelope.completed).lower()}"
         if (ws := envelope.websocket) is not None:
             done += (

@@ -74,6 +74,12 @@ BACKEND_DURATION = Histogram(
     ["upstream"],
     buckets=_LATENCY_BUCKETS,
 )
+HOOK_DURATION = Histogram(
+    "gateway_hook_duration_seconds",
+    "Time spent in each Python hook.",
+    ["hook"],
+    buckets=_LATENCY_BUCKETS,
+)
 RATELIMIT_REJECTED = Counter(
     "gateway_ratelimit_rejected_total", "Requests refused with 429.", ["route"]
 )
@@ -156,6 +162,11 @@ def websocket_counters(route: str) -> tuple[Any, Any, Any]:
         _child(WEBSOCKET_MESSAGES, route, "client_to_upstream"),
         _child(WEBSOCKET_MESSAGES, route, "upstream_to_client"),
     )
+
+
+def observe_hook(hook: str, seconds: float) -> None:
+    if _enabled:
+        _child(HOOK_DURATION, hook).observe(seconds)
 
 
 def render() -> bytes:

@@ -9,7 +9,7 @@ import httpx
 
 from gateway.errors import BackendFailed
 
-__all__ = ["Failure", "classify_transport_error", "failure_error"]
+__all__ = ["Failure", "classify_transport_error", "contract_word", "failure_error"]
 
 
 class Failure(Enum):
@@ -31,6 +31,26 @@ class Failure(Enum):
     def __init__(self, phrase: str, route_status: int) -> None:
         self.phrase = phrase
         self.route_status = route_status
+
+
+# Why a backend failed, in the words of the contract (progressive records,
+# gateway.hooks.BackendOutcome.error).
+_WORDS = {
+    Failure.TIMEOUT: "timeout",
+    Failure.CIRCUIT_OPEN: "circuit_open",
+    Failure.STATUS: "status",
+    Failure.REDIRECT: "status",
+    Failure.INVALID: "invalid",
+    Failure.SHAPE: "invalid",
+    Failure.TOO_LARGE: "too_large",
+    Failure.MEMORY: "too_large",
+    Failure.CONNECT: "connection",
+}
+
+
+def contract_word(failure: Failure) -> str:
+    """timeout, circuit_open, status, invalid, too_large or connection."""
+    return _WORDS.get(failure, "connection")
 
 
 def classify_transport_error(exc: httpx.TransportError) -> Failure:

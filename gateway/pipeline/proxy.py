@@ -27,6 +27,7 @@ from gateway import registry
 from gateway.envelope import BackendLog, GatewayRequest
 from gateway.observe import metrics
 from gateway.pipeline.failures import Failure, classify_transport_error, failure_error
+from gateway.pipeline.hooks import remaining
 from gateway.responses import RelayedResponse
 from gateway.router import Match
 from gateway.routes.model import Proxy, Route
@@ -126,6 +127,8 @@ class ProxyHandler:
         headers = [(n, v) for n, v in incoming if n not in dropped and n not in hop]
         headers += gateway_headers(request.envelope)
         headers += self.static_headers
+        if (edits := request.envelope.upstream_edits) is not None:  # request hooks
+            headers = edits.apply(headers)
         size = request.envelope.body_size
         content: bytes | AsyncIterator[bytes] | None = None
         if size:
@@ -184,7 +187,7 @@ class ProxyHandler:
         started = time.perf_counter()
         result: httpx.Response | Failure | None
         try:
-            async with asyncio.timeout(self.route.timeout):
+            async with asyncio.timeout(remaining(request.envelope, self.route.timeout)):
                 result = await call_guarded(
                     self.guard, attempt, _judge, idempotent=idempotent, discard=_discard
                 )

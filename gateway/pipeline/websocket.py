@@ -29,6 +29,7 @@ from gateway.envelope import BackendLog, Envelope, GatewayRequest
 from gateway.errors import UpgradeRequired
 from gateway.observe import metrics
 from gateway.pipeline.failures import Failure, failure_error
+from gateway.pipeline.hooks import remaining
 from gateway.pipeline.relay import Relay, RelayLog
 from gateway.router import Match
 from gateway.routes.model import Route, WebSocket
@@ -126,6 +127,8 @@ class WebSocketRoute:
         raw = [(n, v) for n, v in incoming if n not in dropped and n not in hop]
         raw += gateway_headers(envelope)
         raw += self.static_headers
+        if envelope.upstream_edits is not None:  # request hooks
+            raw = envelope.upstream_edits.apply(raw)
         headers = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in raw]
         offered: list[str] = scope.get("subprotocols") or []
         if self.allowed is not None:
@@ -145,7 +148,7 @@ class WebSocketRoute:
         started = time.perf_counter()
         result: UpstreamSocket | HandshakeFailed | None
         try:
-            async with asyncio.timeout(self.route.timeout):
+            async with asyncio.timeout(remaining(envelope, self.route.timeout)):
                 result = await call_guarded(self.guard, attempt, _judge, idempotent=True)
         except TimeoutError:
             result = HandshakeFailed(Failure.TIMEOUT)

@@ -29,6 +29,7 @@ import orjson
 import redis.asyncio as aioredis
 
 from gateway.policies.redis import REDIS_ERRORS, Outage
+from gateway.responses import Answer
 
 __all__ = ["CacheStore", "Coalescer", "MemoryCache", "RedisCache", "cache_key"]
 
@@ -106,8 +107,7 @@ class RedisCache:
 
 @dataclass(frozen=True, slots=True)
 class Filled:
-    content: bytes
-    completed: bool
+    answer: Answer
     hit: bool
 
 
@@ -120,31 +120,28 @@ class Coalescer:
 
     def __init__(self, store: CacheStore) -> None:
         self._store = store
-        self._inflight: dict[str, asyncio.Task[tuple[bytes, bool]]] = {}
+        self._inflight: dict[str, asyncio.Task[Answer]] = {}
 
     async def get_or_compute(
-        self, key: str, ttl: float, compute: Callable[[], Awaitable[tuple[bytes, bool]]]
+        self, key: str, ttl: float, compute: Callable[[], Awaitable[Answer]]
     ) -> Filled:
         cached = await self._store.get(key)
         if cached is not None:
-            return Filled(cached, True, hit=True)
+            return Filled(Answer(cached, True), hit=True)
         task = self._inflight.get(key)
         if task is None:
             task = asyncio.create_task(self._fill(key, ttl, compute))
             self._inflight[key] = task
             task.add_done_callback(lambda done: self._finished(key, done))
-        content, completed = await asyncio.shield(task)
-        return Filled(content, completed, hit=False)
+        return Filled(await asyncio.shield(task), hit=False)
 
-    async def _fill(
-        self, key: str, ttl: float, compute: Callable[[], Awaitable[tuple[bytes, bool]]]
-    ) -> tuple[bytes, bool]:
-        content, completed = await compute()
-        if completed:
-            await self._store.set(key, content, ttl)
-        return content, completed
+    async def _fill(self, key: str, ttl: float, compute: Callable[[], Awaitable[Answer]]) -> Answer:
+        answer = await compute()
+        if answer.cacheable:
+            await self._store.set(key, answer.content, ttl)
+        return answer
 
-    def _finished(self, key: str, task: asyncio.Task[tuple[bytes, bool]]) -> None:
+    def _finished(self, key: str, task: asyncio.Task[Answer]) -> None:
         if self._inflight.get(key) is task:
             del self._inflight[key]
         if not task.cancelled():

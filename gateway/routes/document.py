@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from types import MappingProxyType
 
-from gateway.routes.model import ProviderConfig, Route, RouteTable, Upstream
+from gateway.routes.hooks import read_hooks
+from gateway.routes.model import NO_HOOKS, ProviderConfig, Route, RouteTable, Upstream
 from gateway.routes.providers import read_auth_provider
 from gateway.routes.reader import Reader
 from gateway.routes.route import read_route
@@ -20,7 +21,7 @@ def read_document(r: Reader, root: Node, source: str) -> RouteTable | None:
     fields = r.mapping(
         root,
         "",
-        allowed=("version", "settings", "upstreams", "auth", "routes"),
+        allowed=("version", "settings", "upstreams", "auth", "hooks", "routes"),
         required=("version", "routes"),
     )
     if fields is None:
@@ -32,6 +33,7 @@ def read_document(r: Reader, root: Node, source: str) -> RouteTable | None:
             f"unsupported version {fields['version'].value!r} (expected 1)",
         )
     settings = read_settings(r, fields.get("settings"))
+    hooks = read_hooks(r, fields["hooks"], "hooks") if "hooks" in fields else NO_HOOKS
     upstreams: dict[str, Upstream] = _read_named(
         r, fields.get("upstreams"), "upstreams", read_upstream
     )
@@ -55,6 +57,7 @@ def read_document(r: Reader, root: Node, source: str) -> RouteTable | None:
         upstreams=MappingProxyType(upstreams),
         auth=MappingProxyType(providers),
         routes=tuple(routes),
+        hooks=hooks,
     )
 
 

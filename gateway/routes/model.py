@@ -8,9 +8,9 @@ lower-case.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 __all__ = [
     "Aggregate",
@@ -201,6 +201,34 @@ class WebSocket:
     idle_timeout: float = 300.0  # no message either way this long: both sides closed
 
 
+@dataclass(frozen=True, slots=True)
+class Hook:
+    """A Python hook, resolved when the file loaded (gateway/routes/hooks.py)."""
+
+    name: str  # "module.path:attribute", as written
+    func: Callable[[Any], Awaitable[None]]
+    line: int
+
+
+@dataclass(frozen=True, slots=True)
+class Hooks:
+    """Hooks by stage, in the order they run (gateway.hooks says what each gets)."""
+
+    request: tuple[Hook, ...] = ()
+    backend: tuple[Hook, ...] = ()
+    response: tuple[Hook, ...] = ()
+
+    def __add__(self, later: Hooks) -> Hooks:
+        return Hooks(
+            self.request + later.request,
+            self.backend + later.backend,
+            self.response + later.response,
+        )
+
+
+NO_HOOKS = Hooks()
+
+
 # What a route does: one of these (gateway/pipeline builds each kind's handler).
 type RouteKind = Aggregate | Proxy | WebSocket
 
@@ -218,6 +246,7 @@ class Route:
     scopes: frozenset[str] = frozenset()
     rate_limit: RateLimit | None = None
     cors: CorsPolicy | None = None
+    hooks: Hooks = NO_HOOKS  # the route's own; the table's global ones run first
     line: int = 0
 
 
@@ -239,3 +268,4 @@ class RouteTable:
     upstreams: Mapping[str, Upstream]  # read-only views (MappingProxyType)
     auth: Mapping[str, ProviderConfig]
     routes: tuple[Route, ...]
+    hooks: Hooks = NO_HOOKS  # global: every route's, before its own

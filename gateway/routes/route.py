@@ -1,5 +1,5 @@
 """One entry of `routes:`: what every route has (name, path, methods, deadline,
-body limit, auth, scopes, rate limit, CORS), and exactly one kind, read by
+body limit, auth, scopes, rate limit, CORS, hooks), and exactly one kind, read by
 that kind's module (KINDS: aggregate.py, proxy.py, websocket.py)."""
 
 from __future__ import annotations
@@ -7,8 +7,9 @@ from __future__ import annotations
 from collections.abc import Collection
 
 from gateway.routes.aggregate import AGGREGATE
+from gateway.routes.hooks import STAGES, read_hooks
 from gateway.routes.kinds import KindReader, RouteContext
-from gateway.routes.model import GatewaySettings, RateLimit, Route
+from gateway.routes.model import NO_HOOKS, GatewaySettings, RateLimit, Route
 from gateway.routes.proxy import PROXY
 from gateway.routes.reader import HEADER_NAME, NAME, Reader
 from gateway.routes.settings import read_cors
@@ -31,6 +32,7 @@ _COMMON_KEYS = (
     "timeout",
     "max_body_size",
     "cors",
+    "hooks",
 )
 _ROUTE_KEYS = (*_COMMON_KEYS, *(k.key for k in KINDS), *(o for k in KINDS for o in k.only_keys))
 _RESERVED = ("/healthz", "/readyz", "/metrics")
@@ -72,6 +74,10 @@ def read_route(
         rate_limit = _read_rate_limit(r, fields["rate_limit"], f"{where}: rate_limit")
     cors = read_cors(r, fields["cors"], f"{where}: cors") if "cors" in fields else settings.cors
     route_kind = kind.read(r, fields, RouteContext(where, upstreams, params, methods))
+    hooks = NO_HOOKS
+    if "hooks" in fields:
+        stages = STAGES if kind is AGGREGATE else ("request",)
+        hooks = read_hooks(r, fields["hooks"], f"{where}: hooks", stages)
     if name is None or methods is None or route_kind is None:
         return None
     # path "" marks an invalid path: the route still counts for duplicate names.
@@ -87,6 +93,7 @@ def read_route(
         scopes=scopes,
         rate_limit=rate_limit,
         cors=cors,
+        hooks=hooks,
         line=node.line,
     )
 

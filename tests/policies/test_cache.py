@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 
+from gateway.responses import Answer
 from gateway.errors import BackendFailed
 from gateway.policies.cache import Coalescer, MemoryCache, cache_key
 
@@ -58,21 +59,21 @@ def test_cache_key_separates_what_matters() -> None:
 async def test_concurrent_misses_share_one_computation() -> None:
     calls = 0
 
-    async def compute() -> tuple[bytes, bool]:
+    async def compute() -> Answer:
         nonlocal calls
         calls += 1
         await asyncio.sleep(0.05)
-        return b"body", True
+        return Answer(b"body", True)
 
     coalescer = Coalescer(MemoryCache())
     results = await asyncio.gather(*(coalescer.get_or_compute("k", 10, compute) for _ in range(20)))
     assert calls == 1
-    assert {r.content for r in results} == {b"body"} and not any(r.hit for r in results)
+    assert {r.answer.content for r in results} == {b"body"} and not any(r.hit for r in results)
     assert (await coalescer.get_or_compute("k", 10, compute)).hit
 
 
 async def test_failures_reach_every_waiter_and_are_not_stored() -> None:
-    async def fail() -> tuple[bytes, bool]:
+    async def fail() -> Answer:
         await asyncio.sleep(0.01)
         raise BackendFailed(502, "down", backend="b", slug="backend-connect")
 
@@ -82,21 +83,27 @@ async def test_failures_reach_every_waiter_and_are_not_stored() -> None:
     )
     assert all(isinstance(r, BackendFailed) for r in results)
 
-    async def partial() -> tuple[bytes, bool]:
-        return b"partial", False
+    async def partial() -> Answer:
+        return Answer(b"partial", False)
 
     assert not (await coalescer.get_or_compute("k", 10, partial)).hit
     assert not (await coalescer.get_or_compute("k", 10, partial)).hit
+
+    async def dressed() -> Answer:  # a response hook set a status or headers
+        return Answer(b"{}", True, status=201)
+
+    assert not (await coalescer.get_or_compute("d", 10, dressed)).hit
+    assert not (await coalescer.get_or_compute("d", 10, dressed)).hit
 
 
 async def test_a_waiter_leaving_does_not_cancel_the_others() -> None:
-    async def compute() -> tuple[bytes, bool]:
+    async def compute() -> Answer:
         await asyncio.sleep(0.05)
-        return b"done", True
+        return Answer(b"done", True)
 
     coalescer = Coalescer(MemoryCache())
     first = asyncio.create_task(coalescer.get_or_compute("k", 10, compute))
     second = asyncio.create_task(coalescer.get_or_compute("k", 10, compute))
     await asyncio.sleep(0.01)
     first.cancel()
-    assert (await second).content == b"done"
+    assert (await second).answer.content == b"done"

@@ -35,7 +35,7 @@ AUTHENTICATORS = build_authenticators(ROUTES, RUNTIME)
 
 
 def policies() -> dict:
-    return {r.name: build_policy(r, AUTHENTICATORS) for r in ROUTES.routes}
+    return {r.name: build_policy(r, AUTHENTICATORS, ROUTES.hooks) for r in ROUTES.routes}
 
 
 def test_rate_limit_buckets() -> None:

@@ -6,6 +6,7 @@ one JSON answer (SPEC 3.1).
 is a chain of stages (exchange.py), built here once when the routes load:
 
     render   what it is sent: path, query, headers, body (render.py)
+    hooks    the route's `backend` hooks, when it has any (hooked.py)
     send     the guarded attempts: breaker, retries, budget; the body read (send.py)
     decode   parsed, or validated and kept as bytes when nothing reads it (decode.py)
     shape    target, allow, deny, rename; left out when the body goes as it came (shape.py)
@@ -22,10 +23,11 @@ from gateway.pipeline.aggregate.cached import CachedAggregate
 from gateway.pipeline.aggregate.decode import decode_stage
 from gateway.pipeline.aggregate.exchange import Next, chain
 from gateway.pipeline.aggregate.handler import AggregateHandler, BackendPlan
+from gateway.pipeline.aggregate.hooked import backend_hook_stage
 from gateway.pipeline.aggregate.render import render
 from gateway.pipeline.aggregate.send import send_stage
 from gateway.pipeline.aggregate.shape import compile_shape, shape_stage
-from gateway.routes.model import Aggregate, Backend, Route
+from gateway.routes.model import Aggregate, Backend, Hook, Route
 from gateway.upstream.render import upstream_headers
 
 if TYPE_CHECKING:
@@ -39,6 +41,7 @@ _NOT_FORWARDED = frozenset({b"accept-encoding"})
 
 def build_aggregate(route: Route, aggregate: Aggregate, parts: Parts) -> Handler:
     backends = aggregate.backends
+    hooks = parts.table.hooks + route.hooks  # global first; request hooks run in the view
     keys = {b.key: i for i, b in enumerate(backends) if b.key}
     read_by_others = frozenset().union(*(b.depends_on for b in backends))
     plans = []
@@ -55,11 +58,14 @@ def build_aggregate(route: Route, aggregate: Aggregate, parts: Parts) -> Handler
                     parts,
                     reads=reads,
                     top_level=backend.key is None and len(backends) > 1,
-                    splice_ok=backend.key not in read_by_others,
+                    # response hooks read and change the merged body: real objects
+                    splice_ok=backend.key not in read_by_others and not hooks.response,
+                    hooks=hooks.backend,
+                    route=route,
                 ),
             )
         )
-    handler = AggregateHandler(route, aggregate, plans, parts.runtime.memory)
+    handler = AggregateHandler(route, aggregate, plans, parts.runtime.memory, hooks)
     if aggregate.cache is None:
         return handler
     varying = frozenset().union(*(forwarded(b, parts) for b in backends))
@@ -73,6 +79,8 @@ def build_backend(
     reads: tuple[tuple[int, str], ...],
     top_level: bool,
     splice_ok: bool,
+    hooks: tuple[Hook, ...] = (),
+    route: Route | None = None,
 ) -> Next:
     """One backend's chain of stages, in the order they run."""
     upstream = parts.table.upstreams[backend.upstream]
@@ -85,6 +93,7 @@ def build_backend(
             forward=forwarded(backend, parts),
             static_headers=upstream_headers(upstream),
         ),
+        backend_hook_stage(hooks, backend, route) if route is not None else None,
         send_stage(
             backend,
             upstream,

@@ -11,7 +11,7 @@ from django.http.response import HttpResponseBase
 from gateway.envelope import GatewayRequest
 from gateway.pipeline.aggregate.handler import AggregateHandler
 from gateway.policies.cache import Coalescer, cache_key
-from gateway.responses import json_response
+from gateway.responses import Answer, json_response
 from gateway.router import Match
 
 __all__ = ["CachedAggregate"]
@@ -36,7 +36,7 @@ class CachedAggregate:
         filled = await self.coalescer.get_or_compute(
             self._key(request, match), self.ttl, lambda: self._fill(request, match)
         )
-        response = json_response(filled.content, filled.completed)
+        response = json_response(filled.answer)
         response.headers["X-Cache"] = "HIT" if filled.hit else "MISS"
         return response
 
@@ -52,6 +52,8 @@ class CachedAggregate:
             if n in self.varying
         ]
         gateway_set = [(n.decode(), v.decode("latin-1")) for n, v in envelope.identity_headers]
+        if envelope.upstream_edits is not None:  # request hooks' headers vary the answers
+            gateway_set += envelope.upstream_edits.key()
         return cache_key(
             self.inner.route.name,
             params,
@@ -63,7 +65,7 @@ class CachedAggregate:
             varying,
         )
 
-    async def _fill(self, request: GatewayRequest, match: Match) -> tuple[bytes, bool]:
+    async def _fill(self, request: GatewayRequest, match: Match) -> Answer:
         """The shared fan-out of a miss runs in its own task (a waiter leaving
         does not stop it), so it holds its own share of the memory budget; the
         answer then lives in the cache, whose size has its own bound."""

@@ -9,13 +9,15 @@ for a backend is left out (None), so it costs nothing per request.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from gateway.pipeline.aggregate.outcome import Outcome
 
 if TYPE_CHECKING:
+    from gateway.envelope import Envelope
+    from gateway.errors import GatewayError
     from gateway.pipeline.aggregate.budget import Hold
     from gateway.upstream.render import RenderInput
 
@@ -26,7 +28,18 @@ class Shared:
     """What every backend call of one request reads: the client's values and
     headers, its body, the gateway's own headers, the memory budget's hold."""
 
-    __slots__ = ("base_headers", "body", "content_type", "headers", "hold", "values")
+    __slots__ = (
+        "base_headers",
+        "body",
+        "content_type",
+        "edits",
+        "envelope",
+        "headers",
+        "hold",
+        "hook_error",
+        "scope",
+        "values",
+    )
 
     def __init__(
         self,
@@ -37,6 +50,8 @@ class Shared:
         content_type: str,
         base_headers: list[tuple[bytes, bytes]],
         hold: Hold,
+        envelope: Envelope,
+        scope: Mapping[str, Any],
     ) -> None:
         self.values = values
         self.headers = headers
@@ -44,6 +59,10 @@ class Shared:
         self.content_type = content_type
         self.base_headers = base_headers
         self.hold = hold
+        self.envelope = envelope  # for hooks: the request, its deadline, its log
+        self.scope = scope
+        self.edits = envelope.upstream_edits  # what request hooks did to upstream headers
+        self.hook_error: GatewayError | None = None  # a backend hook failed: the route does
 
 
 class Exchange:

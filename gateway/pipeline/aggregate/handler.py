@@ -16,11 +16,12 @@ import orjson
 from django.http.response import HttpResponseBase
 
 from gateway.envelope import BackendLog, Envelope, GatewayRequest
-from gateway.errors import GatewayError, MemoryBudgetSpent
+from gateway.errors import GatewayError, HookFailed, MemoryBudgetSpent
 from gateway.observe import metrics
 from gateway.pipeline.aggregate.budget import Hold, MemoryBudget
 from gateway.pipeline.aggregate.exchange import Exchange, Next, Shared
 from gateway.pipeline.aggregate.fanout import fan_out
+from gateway.pipeline.aggregate.hooked import run_response_hooks
 from gateway.pipeline.aggregate.merge import merge_outcomes
 from gateway.pipeline.aggregate.outcome import Outcome
 from gateway.pipeline.aggregate.progressive import (
@@ -29,9 +30,10 @@ from gateway.pipeline.aggregate.progressive import (
     preferred_stream,
     stream_records,
 )
-from gateway.responses import json_response
+from gateway.pipeline.hooks import remaining
+from gateway.responses import Answer, json_response
 from gateway.router import Match
-from gateway.routes.model import Aggregate, FieldRef, ParamRef, QueryRef, Route
+from gateway.routes.model import NO_HOOKS, Aggregate, FieldRef, Hooks, ParamRef, QueryRef, Route
 from gateway.upstream.render import RenderInput, encode_segment, gateway_headers
 
 __all__ = ["AggregateHandler", "BackendPlan"]
@@ -54,9 +56,16 @@ class BackendPlan:
 
 class AggregateHandler:
     def __init__(
-        self, route: Route, aggregate: Aggregate, plans: Sequence[BackendPlan], budget: MemoryBudget
+        self,
+        route: Route,
+        aggregate: Aggregate,
+        plans: Sequence[BackendPlan],
+        budget: MemoryBudget,
+        hooks: Hooks = NO_HOOKS,
     ) -> None:
         self.route = route
+        self.response_hooks = hooks.response
+        self.hooked = bool(hooks.backend or hooks.response)
         self.plans = tuple(plans)
         self.budget = budget
         backends = aggregate.backends
@@ -76,8 +85,7 @@ class AggregateHandler:
         hold = request.envelope.memory = self.budget.hold()
         if (media_type := self.stream_type(request)) is not None:
             return self.progressive(request, match, hold, media_type)
-        content, completed = await self.produce(request, match, hold)
-        return json_response(content, completed)
+        return json_response(await self.produce(request, match, hold))
 
     def stream_type(self, request: GatewayRequest) -> str | None:
         """SSE or NDJSON when the route streams and the client prefers one."""
@@ -93,6 +101,7 @@ class AggregateHandler:
         checked first, so that a bad one is still a plain 400."""
         envelope = request.envelope
         shared = self._shared(request, match, hold)
+        timeout = self._deadline(envelope)
         finished: asyncio.Queue[tuple[BackendPlan, Outcome] | None] = asyncio.Queue()
 
         async def call(plan: BackendPlan, earlier: Sequence[Outcome | None]) -> Outcome:
@@ -103,7 +112,7 @@ class AggregateHandler:
         async def run() -> list[Outcome]:
             try:
                 outcomes = await fan_out(
-                    self.plans, call, self.route.timeout, lambda p, o: finished.put_nowait((p, o))
+                    self.plans, call, timeout, lambda p, o: finished.put_nowait((p, o))
                 )
                 _record(envelope, self.route.name, outcomes)
                 return outcomes
@@ -112,40 +121,67 @@ class AggregateHandler:
 
         task = asyncio.create_task(run())
         records = stream_records(
-            self.plans, self.keys, finished, task, RecordWriter(media_type), envelope
+            self.plans, self.keys, finished, task, RecordWriter(media_type), envelope, shared
         )
         return ProgressiveResponse(media_type, records, task)
 
-    async def produce(
-        self, request: GatewayRequest, match: Match, hold: Hold
-    ) -> tuple[bytes, bool]:
-        """The merged JSON and whether every backend answered; raises GatewayError.
-        `hold` keeps the answer's bytes counted when this returns."""
+    async def produce(self, request: GatewayRequest, match: Match, hold: Hold) -> Answer:
+        """The merged JSON and whether every backend answered (and what response
+        hooks changed); raises GatewayError. `hold` keeps the answer's bytes
+        counted when this returns."""
         envelope = request.envelope
         shared = self._shared(request, match, hold)
+        timeout = self._deadline(envelope)
 
         async def call(plan: BackendPlan, earlier: Sequence[Outcome | None]) -> Outcome:
             exchange = Exchange(shared, Outcome(plan.name, plan.required), earlier)
             await plan.call(exchange)
             return exchange.outcome
 
-        outcomes = await fan_out(self.plans, call, self.route.timeout)
+        outcomes = await fan_out(self.plans, call, timeout)
         _record(envelope, self.route.name, outcomes)
         try:
+            if shared.hook_error is not None:  # a backend hook failed: so does the route
+                raise shared.hook_error
             body, completed = merge_outcomes(outcomes, self.keys, self.single)
         except GatewayError:
             outcomes.clear()  # the bodies go now, not with the traceback
             raise
         envelope.completed = completed
+        status: int = 200
+        headers: tuple[tuple[str, str], ...] = ()
+        if self.response_hooks:
+            body, status, headers = await run_response_hooks(
+                self.response_hooks,
+                envelope,
+                request.scope,
+                match.params,
+                outcomes,
+                self.keys,
+                body,
+                self.route.timeout,
+            )
         # The answer is about as large as the bodies it holds; serialising it
         # may need twice that while the writer grows.
         answer = 2 * sum(o.size for o in outcomes if o.ok) + 1024
         if not hold.take(answer):
             raise MemoryBudgetSpent("the gateway's memory budget is spent, try again shortly")
-        content = orjson.dumps(body)
+        try:
+            content = orjson.dumps(body)
+        except orjson.JSONEncodeError:
+            if not self.response_hooks:
+                raise
+            raise HookFailed("the response hooks left a body that is not JSON") from None
         del body, outcomes
         hold.keep(len(content))  # the bodies are gone; the answer stays until sent
-        return content, completed
+        return Answer(content, completed, status, headers)
+
+    def _deadline(self, envelope: Envelope) -> float:
+        """Seconds left of the route's deadline. With hooks on backends or the
+        answer, the deadline is fixed now so that they count against it."""
+        if self.hooked and envelope.deadline is None:
+            envelope.deadline = asyncio.get_running_loop().time() + self.route.timeout
+        return remaining(envelope, self.route.timeout)
 
     def _shared(self, request: GatewayRequest, match: Match, hold: Hold) -> Shared:
         query: dict[str, str] = {}
@@ -160,6 +196,8 @@ class AggregateHandler:
             content_type=request.META.get("CONTENT_TYPE", ""),
             base_headers=[_ACCEPT, _ACCEPT_ENCODING, *gateway_headers(request.envelope)],
             hold=hold,
+            envelope=request.envelope,
+            scope=request.scope,
         )
 
     def _check_client_values(self, values: RenderInput) -> None:

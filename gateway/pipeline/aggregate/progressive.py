@@ -30,11 +30,12 @@ import orjson
 from gateway.errors import problem_body
 from gateway.pipeline.aggregate.merge import route_failure
 from gateway.pipeline.aggregate.outcome import Outcome
-from gateway.pipeline.failures import Failure
+from gateway.pipeline.failures import Failure, contract_word
 from gateway.responses import RelayedResponse
 
 if TYPE_CHECKING:
     from gateway.envelope import Envelope
+    from gateway.pipeline.aggregate.exchange import Shared
     from gateway.pipeline.aggregate.handler import BackendPlan
 
 __all__ = [
@@ -49,18 +50,6 @@ __all__ = [
 SSE = "text/event-stream"
 NDJSON = "application/x-ndjson"
 _JSON = "application/json"
-# Why an optional backend failed, in the words of the contract.
-_ERRORS = {
-    Failure.TIMEOUT: "timeout",
-    Failure.CIRCUIT_OPEN: "circuit_open",
-    Failure.STATUS: "status",
-    Failure.REDIRECT: "status",
-    Failure.INVALID: "invalid",
-    Failure.SHAPE: "invalid",
-    Failure.TOO_LARGE: "too_large",
-    Failure.MEMORY: "too_large",
-    Failure.CONNECT: "connection",
-}
 
 
 def preferred_stream(accept: str) -> str | None:
@@ -136,6 +125,7 @@ async def stream_records(
     task: asyncio.Task[list[Outcome]],
     write: RecordWriter,
     envelope: Envelope,
+    shared: Shared,
 ) -> AsyncIterator[bytes]:
     """The records, as `task` (the fan-out) puts finished backends in `finished`
     (None once it is over)."""
@@ -156,7 +146,7 @@ async def stream_records(
             if late and not plan.required:
                 why = _why(outcome, plan, plans, reported)
                 yield write("part", _part(plan, keys, "failed", error=why))
-        error = route_failure(outcomes)
+        error = shared.hook_error or route_failure(outcomes)
         if error is not None:
             problem = problem_body(
                 error.status,
@@ -195,4 +185,4 @@ def _why(
             earlier = reported.get(dep)
             if earlier is not None and not earlier.ok:
                 return _why(earlier, plans[dep], plans, reported)
-    return _ERRORS.get(outcome.failure, "connection") if outcome.failure else "connection"
+    return contract_word(outcome.failure) if outcome.failure else "connection"

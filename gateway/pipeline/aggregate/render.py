@@ -50,6 +50,8 @@ def render(
         headers = list(shared.base_headers)
         headers.extend((n, v) for n, v in shared.headers if n in forward)
         headers.extend(static_headers)
+        if shared.edits is not None:  # request hooks set or removed some
+            headers = shared.edits.apply(headers)
         if posts:
             exchange.content = shared.body
             if shared.content_type:

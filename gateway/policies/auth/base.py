@@ -7,7 +7,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from gateway.routes.model import ProviderConfig
@@ -28,12 +29,16 @@ __all__ = [
 _QUERY_NAME = re.compile(r"[A-Za-z0-9._~-]{1,100}")
 
 
+NO_CLAIMS: Mapping[str, Any] = MappingProxyType({})
+
+
 @dataclass(frozen=True, slots=True)
 class Principal:
     identity: str
     provider: str
     scopes: frozenset[str]
     headers: tuple[tuple[bytes, bytes], ...]  # identity headers for backends
+    claims: Mapping[str, Any] = NO_CLAIMS  # a JWT's verified claims (read-only)
 
 
 class AuthError(Exception):

@@ -15,6 +15,7 @@ import logging
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal
 
 import jwt
@@ -145,7 +146,7 @@ class JwtAuthenticator:
                 text = str(value)
                 if text.isprintable():
                     headers.append((header, text.encode()))
-        return Principal(str(identity), self.name, scopes, tuple(headers))
+        return Principal(str(identity), self.name, scopes, tuple(headers), MappingProxyType(claims))
 
 
 def _reason(exc: jwt.PyJWTError) -> str:

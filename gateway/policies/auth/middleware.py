@@ -58,6 +58,7 @@ async def admit(envelope: Envelope, headers: list[tuple[bytes, bytes]]) -> None:
     envelope.identity = principal.identity
     envelope.provider = principal.provider
     envelope.identity_headers = principal.headers
+    envelope.claims = principal.claims
 
 
 class AuthMiddleware(AsyncMiddleware):

@@ -1,0 +1,276 @@
+"""Python hooks: the gateway's only public Python API.
+
+A hook is an ``async def`` that the routes file names as
+``"module.path:attribute"`` (importable on ``PYTHONPATH``), for one of three
+stages::
+
+    hooks:                                   # every route (they run first)
+      request: [acme.tenancy:require_tenant]
+    routes:
+      - name: dashboard
+        hooks:                               # this route's, after the global ones
+          backend: [acme.signing:sign]
+          response: [acme.shape:add_totals]
+
+Each stage's hook receives one object, and returns nothing:
+
+``request`` hooks get a :class:`RequestContext`, after auth and rate limits and
+before any upstream is called (every route kind; a WebSocket's handshake)::
+
+    async def require_tenant(ctx: RequestContext) -> None:
+        tenant = ctx.request.claims.get("tenant")
+        if not tenant:
+            ctx.reject(403, "no tenant in the token")
+        ctx.set_upstream_header("X-Tenant", str(tenant))
+
+``backend`` hooks get a :class:`BackendCall`, before each backend call of an
+aggregate route (once per backend, not per retry)::
+
+    async def sign(call: BackendCall) -> None:
+        call.set_header("X-Signature", hmac_of(call.method, call.path, call.query_string))
+
+``response`` hooks get a :class:`ResponseContext`, on aggregate routes after
+the merge and before the cache and the client (not on streamed answers)::
+
+    async def add_totals(response: ResponseContext) -> None:
+        orders = response.body.get("orders") or []
+        response.body["total"] = sum(o["amount"] for o in orders)
+
+Everything a hook may read is read-only (mappings are views or copies; the
+request is frozen); what it may change, it changes through a method or the
+one mutable attribute (``ResponseContext.body`` and ``.status``). A hook that
+raises fails the request with ``500`` (the traceback goes to the log, never
+to the client); ``reject`` answers the status it names instead. Hooks run on
+the gateway's event loop: never block it (no ``time.sleep``, no synchronous
+I/O), and they count against the route's deadline.
+
+``gateway.hooks.testing`` builds these objects without a server, for hook
+authors' own tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, NoReturn
+from urllib.parse import quote, urlencode
+
+__all__ = [
+    "BackendCall",
+    "BackendHook",
+    "BackendOutcome",
+    "Rejection",
+    "Request",
+    "RequestContext",
+    "RequestHook",
+    "ResponseContext",
+    "ResponseHook",
+]
+
+
+class Rejection(Exception):
+    """Raised by ``RequestContext.reject``: the client gets ``status`` with
+    ``detail`` as problem+json. A hook may also raise it itself."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        if not 400 <= status <= 599:
+            raise ValueError(f"a rejection's status must be 4xx or 5xx, not {status}")
+        super().__init__(status, detail)
+        self.status = status
+        self.detail = detail
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Request:
+    """The client's request, as the gateway understood it. Header names are
+    lower case; ``query`` holds each parameter's first value (``query_string``
+    all of it, as sent, without credentials taken from it)."""
+
+    method: str
+    path: str
+    route: str
+    params: Mapping[str, str]  # the route path's parameters
+    query: Mapping[str, str]
+    query_string: str
+    headers: Mapping[str, str]  # the client's headers (repeated ones joined with ", ")
+    identity: str | None  # who auth said is asking; None on a public route
+    claims: Mapping[str, Any]  # a JWT's verified claims; empty otherwise
+    request_id: str
+
+
+class RequestContext:
+    """What a ``request`` hook gets: the request, and the headers every
+    upstream call of this request will carry."""
+
+    __slots__ = ("_removed", "_set", "request")
+
+    def __init__(self, request: Request) -> None:
+        self.request = request
+        self._set: dict[str, str] = {}
+        self._removed: set[str] = set()
+
+    def set_upstream_header(self, name: str, value: str) -> None:
+        """Send ``name: value`` with every upstream call (replacing any value
+        the gateway would have sent)."""
+        key = _header_name(name)
+        _check_value(value)
+        self._removed.discard(key)
+        self._set[key] = value
+
+    def remove_upstream_header(self, name: str) -> None:
+        """Send no ``name`` header upstream (a forwarded client header, a
+        static one, one an earlier hook set)."""
+        key = _header_name(name)
+        self._set.pop(key, None)
+        self._removed.add(key)
+
+    @property
+    def upstream_headers_set(self) -> Mapping[str, str]:
+        """What the hooks so far have set (lower-case names)."""
+        return MappingProxyType(self._set)
+
+    @property
+    def upstream_headers_removed(self) -> frozenset[str]:
+        return frozenset(self._removed)
+
+    def reject(self, status: int, detail: str) -> NoReturn:
+        """Answer the client ``status`` (4xx or 5xx) with ``detail``; no
+        upstream is called and no later hook runs."""
+        raise Rejection(status, detail)
+
+
+class BackendCall:
+    """What a ``backend`` hook gets: one backend call of an aggregate route,
+    as rendered, before it is sent. Its headers and query may change."""
+
+    __slots__ = ("_headers", "_query", "backend", "method", "path", "request")
+
+    def __init__(
+        self,
+        *,
+        request: Request,
+        backend: str,
+        method: str,
+        path: str,
+        headers: list[tuple[str, str]],
+        query: list[tuple[str, str]],
+    ) -> None:
+        self.request = request
+        self.backend = backend  # the backend's name (its `name`, `key` or upstream)
+        self.method = method
+        self.path = path  # percent-encoded, as sent (the upstream's base path included)
+        self._headers = headers
+        self._query = query
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        """The headers as they stand (lower-case names; a copy)."""
+        return dict(self._headers)
+
+    @property
+    def query(self) -> Mapping[str, str]:
+        """The query parameters as they stand (first values; a copy)."""
+        out: dict[str, str] = {}
+        for name, value in self._query:
+            out.setdefault(name, value)
+        return out
+
+    @property
+    def query_string(self) -> str:
+        """The query as it will be sent, percent-encoded."""
+        return urlencode(self._query, quote_via=quote)
+
+    def set_header(self, name: str, value: str) -> None:
+        key = _header_name(name)
+        _check_value(value)
+        self._headers[:] = [(n, v) for n, v in self._headers if n != key]
+        self._headers.append((key, value))
+
+    def remove_header(self, name: str) -> None:
+        key = _header_name(name)
+        self._headers[:] = [(n, v) for n, v in self._headers if n != key]
+
+    def set_query(self, name: str, value: str) -> None:
+        """Set one query parameter (replacing every value it had)."""
+        self._query[:] = [(n, v) for n, v in self._query if n != name]
+        self._query.append((name, value))
+
+    def remove_query(self, name: str) -> None:
+        self._query[:] = [(n, v) for n, v in self._query if n != name]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BackendOutcome:
+    """How one backend's call ended."""
+
+    name: str
+    key: str | None
+    required: bool
+    ok: bool
+    status: int | None  # the upstream's last status, if it answered
+    error: str | None  # timeout, circuit_open, status, invalid, too_large or connection
+    duration_ms: float
+
+
+@dataclass(slots=True, kw_only=True)
+class ResponseContext:
+    """What a ``response`` hook gets: the merged answer before it is cached
+    and sent. ``body`` (the merged JSON as Python objects) and ``status`` may
+    be replaced or changed in place; response headers are set with
+    ``set_header``."""
+
+    request: Request
+    outcomes: tuple[BackendOutcome, ...]
+    body: Any
+    status: int = 200
+    _headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def completed(self) -> bool:
+        """Did every backend answer."""
+        return all(o.ok for o in self.outcomes)
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        """The headers hooks have set (lower-case names)."""
+        return MappingProxyType(self._headers)
+
+    def set_header(self, name: str, value: str) -> None:
+        """Add a response header (the gateway's own, such as Content-Type
+        and Content-Length, cannot be set)."""
+        key = _header_name(name)
+        if key in _OWNED_RESPONSE:
+            raise ValueError(f"the gateway sets {name!r} itself")
+        _check_value(value)
+        self._headers[key] = value
+
+    def outcome(self, name: str) -> BackendOutcome:
+        """The outcome of the backend called ``name``."""
+        for outcome in self.outcomes:
+            if outcome.name == name:
+                return outcome
+        raise KeyError(name)
+
+
+type RequestHook = Callable[[RequestContext], Awaitable[None]]
+type BackendHook = Callable[[BackendCall], Awaitable[None]]
+type ResponseHook = Callable[[ResponseContext], Awaitable[None]]
+
+_OWNED_RESPONSE = frozenset(
+    {"content-type", "content-length", "transfer-encoding", "connection", "x-gateway-completed"}
+)
+_TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyz")
+
+
+def _header_name(name: str) -> str:
+    key = name.lower()
+    if not key or not set(key) <= _TOKEN:
+        raise ValueError(f"not a header name: {name!r}")
+    return key
+
+
+def _check_value(value: str) -> None:
+    if not isinstance(value, str) or any(c in value for c in "\r\n\0"):
+        raise ValueError("a header value must be a string without CR, LF or NUL")
+    value.encode("latin-1")  # what HTTP headers can carry
