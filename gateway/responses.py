@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 
+import orjson
+
 from django.http import HttpResponse, StreamingHttpResponse
 
 __all__ = ["Answer", "RelayedResponse", "json_response"]
@@ -28,8 +30,27 @@ class Answer:
 
     @property
     def cacheable(self) -> bool:
-        """A complete 200 that no hook dressed with headers of its own."""
-        return self.completed and self.status == 200 and not self.headers
+        """A complete 200 (SPEC 3.6), with whatever headers hooks gave it."""
+        return self.completed and self.status == 200
+
+    def stored(self) -> bytes:
+        """The bytes a cache keeps: the JSON as it is, or (headers set by a
+        response hook) a marker byte JSON never starts with, the headers as a
+        JSON line, then the JSON."""
+        if not self.headers:
+            return self.content
+        return _DRESSED + orjson.dumps(self.headers) + b"\n" + self.content
+
+    @classmethod
+    def from_stored(cls, stored: bytes) -> Answer:
+        if not stored.startswith(_DRESSED):
+            return cls(stored, True)
+        line, _, content = stored[1:].partition(b"\n")
+        headers = tuple((str(n), str(v)) for n, v in orjson.loads(line))
+        return cls(content, True, 200, headers)
+
+
+_DRESSED = b"\x01"
 
 
 def json_response(answer: Answer) -> HttpResponse:

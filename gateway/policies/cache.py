@@ -127,7 +127,7 @@ class Coalescer:
     ) -> Filled:
         cached = await self._store.get(key)
         if cached is not None:
-            return Filled(Answer(cached, True), hit=True)
+            return Filled(Answer.from_stored(cached), hit=True)
         task = self._inflight.get(key)
         if task is None:
             task = asyncio.create_task(self._fill(key, ttl, compute))
@@ -138,7 +138,7 @@ class Coalescer:
     async def _fill(self, key: str, ttl: float, compute: Callable[[], Awaitable[Answer]]) -> Answer:
         answer = await compute()
         if answer.cacheable:
-            await self._store.set(key, answer.content, ttl)
+            await self._store.set(key, answer.stored(), ttl)
         return answer
 
     def _finished(self, key: str, task: asyncio.Task[Answer]) -> None:

@@ -89,11 +89,22 @@ async def test_failures_reach_every_waiter_and_are_not_stored() -> None:
     assert not (await coalescer.get_or_compute("k", 10, partial)).hit
     assert not (await coalescer.get_or_compute("k", 10, partial)).hit
 
-    async def dressed() -> Answer:  # a response hook set a status or headers
+    async def other_status() -> Answer:  # a response hook changed the status
         return Answer(b"{}", True, status=201)
 
-    assert not (await coalescer.get_or_compute("d", 10, dressed)).hit
-    assert not (await coalescer.get_or_compute("d", 10, dressed)).hit
+    assert not (await coalescer.get_or_compute("d", 10, other_status)).hit
+    assert not (await coalescer.get_or_compute("d", 10, other_status)).hit
+
+
+async def test_headers_a_hook_set_are_cached_with_the_answer() -> None:
+    async def dressed() -> Answer:
+        return Answer(b'{"a": 1}', True, headers=(("x-shaped", "yes"), ("x-n", "\u00e9")))
+
+    coalescer = Coalescer(MemoryCache())
+    first = await coalescer.get_or_compute("k", 10, dressed)
+    second = await coalescer.get_or_compute("k", 10, dressed)
+    assert not first.hit and second.hit
+    assert second.answer == first.answer
 
 
 async def test_a_waiter_leaving_does_not_cancel_the_others() -> None:
