@@ -12,7 +12,6 @@ from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 
 import orjson
-
 from django.http import HttpResponse, StreamingHttpResponse
 
 __all__ = ["Answer", "RelayedResponse", "json_response"]

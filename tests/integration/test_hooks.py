@@ -4,10 +4,8 @@ failures, deadlines, load-time errors at their line, and reloads."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import subprocess
-import textwrap
 import time
 from pathlib import Path
 
@@ -167,7 +165,7 @@ def gw(start_gateway: GatewayFactory, stub: Stub, live: Stub, hook_dir: Path) ->
 
 def headers_of(echo: dict) -> dict[str, str]:
     """The stubs echo headers as [name, value] pairs."""
-    return {name: value for name, value in echo["headers"]}
+    return dict(echo["headers"])
 
 
 def echoed_headers(response: httpx.Response, key: str = "echo") -> dict[str, str]:

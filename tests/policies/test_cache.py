@@ -6,9 +6,9 @@ import asyncio
 
 import pytest
 
-from gateway.responses import Answer
 from gateway.errors import BackendFailed
 from gateway.policies.cache import Coalescer, MemoryCache, cache_key
+from gateway.responses import Answer
 
 
 async def test_memory_cache_ttl(monkeypatch: pytest.MonkeyPatch) -> None:
