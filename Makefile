@@ -37,8 +37,8 @@ run: install
 	LOG_FORMAT=$${LOG_FORMAT:-text} $(VENV)/bin/uvicorn config.asgi:application --host $(HOST) --port $(PORT) $(UVICORN_FLAGS)
 
 lint: install
-	$(VENV)/bin/ruff format --check gateway config tests bench manage.py
-	$(VENV)/bin/ruff check gateway config tests bench manage.py
+	$(VENV)/bin/ruff format --check gateway config tests bench examples manage.py
+	$(VENV)/bin/ruff check gateway config tests bench examples manage.py
 
 typecheck: install
 	$(VENV)/bin/mypy

@@ -408,3 +408,68 @@ def test_a_reload_resolves_names_again_without_reimporting(gw: Gateway, hook_dir
     assert headers["x-imported-at"] == imported_at
     gw.routes_file.write_text(original)
     time.sleep(2.5)
+
+
+# --- the worked examples (examples/hooks), as the README walks through them ------------
+EXAMPLES = """
+version: 1
+upstreams:
+  stub: {url: "${STUB}", timeout: 2s}
+auth:
+  staff: {type: jwt, algorithms: [HS256], secret: "${SECRET}"}
+routes:
+  - name: account
+    path: /account/{id}
+    auth: staff
+    hooks:
+      request: [acme_hooks.tenancy:tenant_from_claim]
+      backend: [acme_hooks.signing:sign_backend_call]
+      response: [acme_hooks.shaping:redact_and_summarise]
+    backends:
+      - {upstream: stub, path: "/echo/{id}", key: echo, allow: [headers, path]}
+      - {upstream: stub, path: "/users/{id}", key: user}
+"""
+
+
+def test_the_example_hooks_in_a_real_gateway(start_gateway: GatewayFactory, stub: Stub) -> None:
+    gateway = start_gateway(
+        EXAMPLES,
+        STUB=stub.url,
+        SECRET=SECRET,
+        PYTHONPATH=str(ROOT / "examples" / "hooks"),
+        BACKEND_SIGNING_KEY="s" * 32,
+    )
+    token = jwt.encode(
+        {"sub": "sam", "tenant": "acme", "exp": int(time.time()) + 60}, SECRET, algorithm="HS256"
+    )
+    response = gateway.get("/account/3", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 200
+    body = response.json()
+    headers = headers_of(body["echo"])
+    assert headers["x-tenant-id"] == "acme"
+    assert len(headers["x-signature"]) == 64 and headers["x-signature-timestamp"].isdigit()
+    assert body["user"] == {"id": "3", "name": "User 3", "account_id": "acc-3"}
+    untenanted = jwt.encode({"sub": "x", "exp": int(time.time()) + 60}, SECRET, algorithm="HS256")
+    refused = gateway.get("/account/3", headers={"Authorization": f"Bearer {untenanted}"})
+    assert refused.status_code == 403
+
+
+def test_a_hook_module_that_fails_to_import_is_named_at_its_line(tmp_path: Path) -> None:
+    routes = tmp_path / "routes.yaml"
+    routes.write_text(
+        EXAMPLES.replace("${STUB}", "http://127.0.0.1:9").replace("${SECRET}", SECRET)
+    )
+    result = subprocess.run(
+        [PYTHON, "manage.py", "check_routes", str(routes)],
+        cwd=ROOT,
+        env={"PYTHONPATH": str(ROOT / "examples" / "hooks"), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert result.stdout.strip() == (
+        f"{routes}:13: route 'account': hooks.backend: 'acme_hooks.signing:sign_backend_call':"
+        " cannot import 'acme_hooks.signing': RuntimeError: BACKEND_SIGNING_KEY must be set"
+        " to at least 32 bytes"
+    )
