@@ -8,6 +8,7 @@ beside the reference peers, in one table with every target marked met or missed.
   C    3 backends answering at once, 64 connections        (gateway on each transport |
        the floor: a minimal Django async view calling aiohttp directly)
   C1k  C with 1,000 routes in the table                    (routing cost stays flat)
+  CH   C with a no-op hook at each stage (request, backend, response)
   C0   C with no auth, no rate limit, no metrics, no access log
   D    C with API key auth, a rate limit, metrics and the access log
   E    C10k: 9,000 requests opened at once, 1 backend answering after 5 s
@@ -73,6 +74,13 @@ routes:
       - {{upstream: u0, path: /users/1, key: a}}
       - {{upstream: u1, path: /users/2, key: b}}
       - {{upstream: u2, path: /users/3, key: c}}
+  - name: fast3-hooked
+    path: /fast3-hooked
+    hooks:
+      request: [bench.noophooks:on_request]
+      backend: [bench.noophooks:on_backend]
+      response: [bench.noophooks:on_response]
+    backends: *fast3
   - name: fast3-guarded
     path: /fast3-guarded
     auth: bench
@@ -351,6 +359,7 @@ def main() -> None:
         Scenario(
             "C1k", "C, 1,000 routes", DEFAULT, lambda: bench.gateway(routes=more), "/fast3", 64
         ),
+        Scenario("CH", "C + a no-op hook per stage", DEFAULT, bench.gateway, "/fast3-hooked", 64),
         Scenario(
             "C0",
             "C, bare: no auth/limit/metrics/log",
@@ -621,6 +630,15 @@ def verdicts(rows: list[Row], extra: list[limits.Check]) -> str:
             c1k.cpu_per_1k,
             mine.cpu_per_1k,
             1.10,
+            at_least=False,
+        )
+    ch = row("CH", "gateway")
+    if mine and ch and mine.cpu_per_1k and ch.cpu_per_1k:
+        ratio(
+            "CH: CPU per request with a no-op hook per stage vs C",
+            ch.cpu_per_1k,
+            mine.cpu_per_1k,
+            1.05,
             at_least=False,
         )
     cost = 1 - rps("D", "gateway") / rps("C0", "gateway") if rps("C0", "gateway") else 1.0

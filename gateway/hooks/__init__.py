@@ -50,11 +50,11 @@ authors' own tests.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, NoReturn
-from urllib.parse import quote, urlencode
+from urllib.parse import parse_qsl, quote, urlencode
 
 __all__ = [
     "BackendCall",
@@ -144,7 +144,17 @@ class BackendCall:
     """What a ``backend`` hook gets: one backend call of an aggregate route,
     as rendered, before it is sent. Its headers and query may change."""
 
-    __slots__ = ("_headers", "_query", "backend", "method", "path", "request")
+    __slots__ = (
+        "_changed",
+        "_headers",
+        "_query",
+        "_wire_headers",
+        "_wire_query",
+        "backend",
+        "method",
+        "path",
+        "request",
+    )
 
     def __init__(
         self,
@@ -153,51 +163,78 @@ class BackendCall:
         backend: str,
         method: str,
         path: str,
-        headers: list[tuple[str, str]],
-        query: list[tuple[str, str]],
+        headers: Iterable[tuple[str, str]] = (),
+        query: Iterable[tuple[str, str]] = (),
     ) -> None:
         self.request = request
         self.backend = backend  # the backend's name (its `name`, `key` or upstream)
         self.method = method
         self.path = path  # percent-encoded, as sent (the upstream's base path included)
-        self._headers = headers
-        self._query = query
+        self._headers: list[tuple[str, str]] | None = [(n.lower(), v) for n, v in headers]
+        self._query: list[tuple[str, str]] | None = list(query)
+        # The gateway hands the call over as it will be sent, and decodes it
+        # only if a hook looks: a hook that reads nothing costs nothing.
+        self._wire_headers: list[tuple[bytes, bytes]] = []
+        self._wire_query = ""
+        self._changed = False
 
     @property
     def headers(self) -> Mapping[str, str]:
         """The headers as they stand (lower-case names; a copy)."""
-        return dict(self._headers)
+        return dict(self._header_list())
 
     @property
     def query(self) -> Mapping[str, str]:
         """The query parameters as they stand (first values; a copy)."""
         out: dict[str, str] = {}
-        for name, value in self._query:
+        for name, value in self._query_list():
             out.setdefault(name, value)
         return out
 
     @property
     def query_string(self) -> str:
         """The query as it will be sent, percent-encoded."""
+        if self._query is None:
+            return self._wire_query
         return urlencode(self._query, quote_via=quote)
 
     def set_header(self, name: str, value: str) -> None:
         key = _header_name(name)
         _check_value(value)
-        self._headers[:] = [(n, v) for n, v in self._headers if n != key]
-        self._headers.append((key, value))
+        headers = self._header_list()
+        headers[:] = [(n, v) for n, v in headers if n != key]
+        headers.append((key, value))
+        self._changed = True
 
     def remove_header(self, name: str) -> None:
         key = _header_name(name)
-        self._headers[:] = [(n, v) for n, v in self._headers if n != key]
+        headers = self._header_list()
+        headers[:] = [(n, v) for n, v in headers if n != key]
+        self._changed = True
 
     def set_query(self, name: str, value: str) -> None:
         """Set one query parameter (replacing every value it had)."""
-        self._query[:] = [(n, v) for n, v in self._query if n != name]
-        self._query.append((name, value))
+        query = self._query_list()
+        query[:] = [(n, v) for n, v in query if n != name]
+        query.append((name, value))
+        self._changed = True
 
     def remove_query(self, name: str) -> None:
-        self._query[:] = [(n, v) for n, v in self._query if n != name]
+        query = self._query_list()
+        query[:] = [(n, v) for n, v in query if n != name]
+        self._changed = True
+
+    def _header_list(self) -> list[tuple[str, str]]:
+        if self._headers is None:
+            self._headers = [
+                (n.decode("latin-1"), v.decode("latin-1")) for n, v in self._wire_headers
+            ]
+        return self._headers
+
+    def _query_list(self) -> list[tuple[str, str]]:
+        if self._query is None:
+            self._query = parse_qsl(self._wire_query, keep_blank_values=True)
+        return self._query
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -213,18 +250,35 @@ class BackendOutcome:
     duration_ms: float
 
 
-@dataclass(slots=True, kw_only=True)
 class ResponseContext:
     """What a ``response`` hook gets: the merged answer before it is cached
     and sent. ``body`` (the merged JSON as Python objects) and ``status`` may
     be replaced or changed in place; response headers are set with
     ``set_header``."""
 
-    request: Request
-    outcomes: tuple[BackendOutcome, ...]
-    body: Any
-    status: int = 200
-    _headers: dict[str, str] = field(default_factory=dict)
+    __slots__ = ("_headers", "_outcomes", "body", "request", "status")
+
+    def __init__(
+        self,
+        *,
+        request: Request,
+        outcomes: Iterable[BackendOutcome] | Callable[[], tuple[BackendOutcome, ...]],
+        body: Any,
+        status: int = 200,
+    ) -> None:
+        self.request = request
+        self.body = body
+        self.status = status
+        # built when first read (the gateway passes a function)
+        self._outcomes = outcomes if callable(outcomes) else tuple(outcomes)
+        self._headers: dict[str, str] = {}
+
+    @property
+    def outcomes(self) -> tuple[BackendOutcome, ...]:
+        """Each backend's outcome, in the route's order."""
+        if callable(self._outcomes):
+            self._outcomes = self._outcomes()
+        return self._outcomes
 
     @property
     def completed(self) -> bool:
@@ -274,3 +328,54 @@ def _check_value(value: str) -> None:
     if not isinstance(value, str) or any(c in value for c in "\r\n\0"):
         raise ValueError("a header value must be a string without CR, LF or NUL")
     value.encode("latin-1")  # what HTTP headers can carry
+
+
+# --- for the gateway's own use (gateway/pipeline): not part of the API ------------------
+def _wire_call(
+    request: Request,
+    backend: str,
+    method: str,
+    path: str,
+    headers: list[tuple[bytes, bytes]],
+    query: str,
+) -> BackendCall:
+    """A BackendCall over the call as it will be sent, decoded only if a hook looks."""
+    call = BackendCall(request=request, backend=backend, method=method, path=path)
+    call._headers = call._query = None
+    call._wire_headers, call._wire_query = headers, query
+    return call
+
+
+def _wire_changes(call: BackendCall) -> tuple[list[tuple[bytes, bytes]], str] | None:
+    """What the hooks changed, as it goes on the wire; None when nothing."""
+    if not call._changed:
+        return None
+    headers = [(n.encode("latin-1"), v.encode("latin-1")) for n, v in call._header_list()]
+    return headers, call.query_string
+
+
+class _LazyMapping(Mapping[str, str]):
+    """A read-only mapping built from raw data on first use."""
+
+    __slots__ = ("_build", "_data")
+
+    def __init__(self, build: Callable[[], dict[str, str]]) -> None:
+        self._build: Callable[[], dict[str, str]] | None = build
+        self._data: dict[str, str] = {}
+
+    def _load(self) -> dict[str, str]:
+        if self._build is not None:
+            self._data, self._build = self._build(), None
+        return self._data
+
+    def __getitem__(self, key: str) -> str:
+        return self._load()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._load())
+
+    def __len__(self) -> int:
+        return len(self._load())
+
+    def __repr__(self) -> str:
+        return repr(self._load())

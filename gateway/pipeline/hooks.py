@@ -22,7 +22,7 @@ from urllib.parse import parse_qsl
 
 from gateway.envelope import Envelope, HookLog
 from gateway.errors import DeadlinePassed, HookFailed, HookRejected
-from gateway.hooks import Rejection, Request, RequestContext
+from gateway.hooks import Rejection, Request, RequestContext, _LazyMapping
 from gateway.observe import metrics
 from gateway.routes.model import Hook
 
@@ -65,35 +65,54 @@ def remaining(envelope: Envelope, timeout: float) -> float:
 
 
 async def run_hooks(
-    hooks: Sequence[Hook], stage: str, subject: Any, envelope: Envelope, route_timeout: float
+    hooks: Sequence[Hook],
+    stage: str,
+    subject: Any,
+    envelope: Envelope,
+    route_timeout: float,
+    *,
+    bounded: bool = False,
 ) -> None:
     """Run `hooks` on `subject` in order, within what is left of the route's
-    deadline (which starts now, `route_timeout` long, if none was set yet)."""
-    loop = asyncio.get_running_loop()
+    deadline (which starts now, `route_timeout` long, if none was set yet).
+    `bounded`: the caller runs under that deadline already (no second timer)."""
     if envelope.deadline is None:
-        envelope.deadline = loop.time() + route_timeout
-    hook = hooks[0]
-    deadline = asyncio.timeout_at(envelope.deadline)
+        envelope.deadline = asyncio.get_running_loop().time() + route_timeout
+    running = [hooks[0]]  # the hook in progress, for the error
+    deadline = None
     try:
-        async with deadline:
-            for hook in hooks:
-                started = time.perf_counter()
-                try:
-                    await hook.func(subject)
-                finally:
-                    elapsed = time.perf_counter() - started
-                    envelope.hooks.append(HookLog(hook.name, stage, elapsed))
-                    metrics.observe_hook(hook.name, elapsed)
+        if bounded:
+            await _each(hooks, stage, subject, envelope, running)
+        else:
+            async with asyncio.timeout_at(envelope.deadline) as deadline:
+                await _each(hooks, stage, subject, envelope, running)
     except Rejection as exc:
         raise HookRejected(exc.status, exc.detail) from None
     except TimeoutError:
-        if deadline.expired():
-            raise DeadlinePassed(f"the route's deadline passed in hook {hook.name!r}") from None
-        _log_failure(hook, envelope)
-        raise HookFailed(f"hook {hook.name!r} failed") from None
+        if deadline is not None and deadline.expired():
+            raise DeadlinePassed(
+                f"the route's deadline passed in hook {running[0].name!r}"
+            ) from None
+        _log_failure(running[0], envelope)
+        raise HookFailed(f"hook {running[0].name!r} failed") from None
     except Exception:
-        _log_failure(hook, envelope)
-        raise HookFailed(f"hook {hook.name!r} failed") from None
+        _log_failure(running[0], envelope)
+        raise HookFailed(f"hook {running[0].name!r} failed") from None
+
+
+async def _each(
+    hooks: Sequence[Hook], stage: str, subject: Any, envelope: Envelope, running: list[Hook]
+) -> None:
+    log = envelope.hooks
+    for hook in hooks:
+        running[0] = hook
+        started = time.perf_counter()
+        try:
+            await hook.func(subject)
+        finally:
+            elapsed = time.perf_counter() - started
+            log.append(HookLog(hook.name, stage, elapsed))
+            metrics.observe_hook(hook.name, elapsed)
 
 
 def _log_failure(hook: Hook, envelope: Envelope) -> None:
@@ -118,22 +137,31 @@ def build_request(
     params: Mapping[str, str],
 ) -> Request:
     """The public view of the request (gateway.hooks.Request)."""
-    headers: dict[str, str] = {}
-    for name, value in scope["headers"]:
-        key, text = name.decode("latin-1"), value.decode("latin-1")
-        headers[key] = f"{headers[key]}, {text}" if key in headers else text
+    raw_headers = scope["headers"]
     query_string = scope.get("query_string", b"").decode("latin-1")
-    first: dict[str, str] = {}
-    for name, value in parse_qsl(query_string, keep_blank_values=True):
-        first.setdefault(name, value)
+
+    def headers() -> dict[str, str]:
+        out: dict[str, str] = {}
+        for name, value in raw_headers:
+            key, text = name.decode("latin-1"), value.decode("latin-1")
+            out[key] = f"{out[key]}, {text}" if key in out else text
+        return out
+
+    def query() -> dict[str, str]:
+        first: dict[str, str] = {}
+        for name, value in parse_qsl(query_string, keep_blank_values=True):
+            first.setdefault(name, value)
+        return first
+
+    # Decoded when a hook first reads them: a hook that does not costs nothing.
     return Request(
         method=scope.get("method", "GET"),
         path=scope.get("path", ""),
         route=envelope.route_name or "",
         params=params,
-        query=first,
+        query=_LazyMapping(query),
         query_string=query_string,
-        headers=headers,
+        headers=_LazyMapping(headers),
         identity=envelope.identity,
         claims=envelope.claims,
         request_id=envelope.request_id,

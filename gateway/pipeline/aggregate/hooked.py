@@ -11,11 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import Any
-from urllib.parse import parse_qsl
 
 from gateway.envelope import Envelope
 from gateway.errors import GatewayError, HookFailed
-from gateway.hooks import BackendCall, BackendOutcome, ResponseContext
+from gateway.hooks import BackendOutcome, ResponseContext, _wire_call, _wire_changes
 from gateway.pipeline.aggregate.exchange import Exchange, Next, Stage
 from gateway.pipeline.aggregate.outcome import Outcome
 from gateway.pipeline.failures import Failure, contract_word
@@ -33,27 +32,25 @@ def backend_hook_stage(hooks: Sequence[Hook], backend: Backend, route: Route) ->
     async def stage(exchange: Exchange, next: Next) -> None:
         shared = exchange.shared
         envelope = shared.envelope
-        # The hooks edit these two lists in place (BackendCall's methods).
-        headers = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in exchange.headers]
-        query = parse_qsl(exchange.query, keep_blank_values=True)
-        call = BackendCall(
-            request=request_of(envelope, shared.scope, shared.values.params),
-            backend=name,
-            method=method,
-            path=exchange.path,
-            headers=headers,
-            query=query,
+        call = _wire_call(
+            request_of(envelope, shared.scope, shared.values.params),
+            name,
+            method,
+            exchange.path,
+            exchange.headers,
+            exchange.query,
         )
         try:
-            await run_hooks(hooks, "backend", call, envelope, timeout)
+            # inside the fan-out, whose deadline is the route's: no second timer
+            await run_hooks(hooks, "backend", call, envelope, timeout, bounded=True)
         except GatewayError as exc:
             # The route answers this error, whatever the backend's `required`
             if shared.hook_error is None:
                 shared.hook_error = exc
             exchange.outcome.failure = Failure.CANCELLED
             return
-        exchange.headers = [(n.encode("latin-1"), v.encode("latin-1")) for n, v in headers]
-        exchange.query = call.query_string
+        if (changes := _wire_changes(call)) is not None:
+            exchange.headers, exchange.query = changes
         await next(exchange)
 
     return stage
@@ -72,7 +69,7 @@ async def run_response_hooks(
     """(body, status, headers) once every response hook has run."""
     context = ResponseContext(
         request=request_of(envelope, scope, params),
-        outcomes=tuple(_public(o, k) for o, k in zip(outcomes, keys, strict=True)),
+        outcomes=lambda: tuple(_public(o, k) for o, k in zip(outcomes, keys, strict=True)),
         body=body,
     )
     await run_hooks(hooks, "response", context, envelope, route_timeout)
@@ -90,5 +87,5 @@ def _public(outcome: Outcome, key: str | None) -> BackendOutcome:
         ok=outcome.ok,
         status=outcome.status,
         error=None if outcome.failure is None else contract_word(outcome.failure),
-        duration_ms=round(outcome.duration * 1000, 3),
+        duration_ms=outcome.duration * 1000,
     )
