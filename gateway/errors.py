@@ -49,6 +49,7 @@ __all__ = [
     "Unauthorized",
     "Unavailable",
     "UpgradeRequired",
+    "error_body",
     "problem_body",
     "problem_response",
     "raw_problem_response",
@@ -241,6 +242,18 @@ def raw_problem_response(status: int, detail: str, *, request_id: str) -> bytes:
         f"content-length: {len(content)}\r\nx-request-id: {request_id}\r\n"
         "connection: close\r\n\r\n"
     ).encode() + content
+
+
+def error_body(error: GatewayError, *, request_id: str, route: str | None) -> bytes:
+    """The problem body of a GatewayError (for answers not built as responses)."""
+    return problem_body(
+        error.status,
+        error.detail,
+        request_id=request_id,
+        slug=error.slug,
+        route=route,
+        backend=error.backend,
+    )
 
 
 def error_response(error: GatewayError, *, request_id: str, route: str | None) -> HttpResponse:

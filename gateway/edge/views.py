@@ -26,9 +26,9 @@ from gateway.errors import (
 )
 from gateway.observe import metrics as gateway_metrics
 from gateway.pipeline.hooks import run_request_hooks
-from gateway.router import BadPath, NoMatch
+from gateway.router import BadPath, Match, NoMatch
 
-__all__ = ["healthz", "metrics", "readyz", "route_view"]
+__all__ = ["healthz", "metrics", "readyz", "route_view", "unmatched"]
 
 logger = logging.getLogger("gateway")
 _OK = b'{"status":"ok"}'
@@ -40,14 +40,8 @@ async def route_view(request: GatewayRequest) -> HttpResponseBase:
         return problem_response(503, "no routes are loaded", request_id=envelope.request_id)
     found, route = envelope.found, envelope.route_name
     try:
-        if isinstance(found, BadPath):
-            raise BadRequest(str(found))
-        if isinstance(found, NoMatch):
-            raise (
-                MethodNotAllowed(found.allowed)
-                if found.allowed
-                else NotFound("no route matches this path")
-            )
+        if not isinstance(found, Match):
+            raise unmatched(found)
         if envelope.body_error is not None:
             raise envelope.body_error
         if envelope.policy is not None and envelope.policy.request_hooks:
@@ -69,6 +63,16 @@ async def route_view(request: GatewayRequest) -> HttpResponseBase:
             "unhandled error in route %s", route, extra={"request_id": envelope.request_id}
         )
         return problem_response(500, "internal error", request_id=envelope.request_id, route=route)
+
+
+def unmatched(found: NoMatch | BadPath) -> GatewayError:
+    """Why no route serves this request: a bad path (400), a path that no
+    route has (404), or a route without this method (405)."""
+    if isinstance(found, BadPath):
+        return BadRequest(str(found))
+    if found.allowed:
+        return MethodNotAllowed(found.allowed)
+    return NotFound("no route matches this path")
 
 
 def _json(content: bytes, status: int = 200) -> HttpResponse:

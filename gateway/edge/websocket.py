@@ -26,22 +26,16 @@ from django.http.request import split_domain_port, validate_host
 
 from gateway import registry
 from gateway.edge.context import open_envelope
+from gateway.edge.views import unmatched
 from gateway.envelope import Envelope
-from gateway.errors import (
-    BadRequest,
-    GatewayError,
-    MethodNotAllowed,
-    NotFound,
-    Unavailable,
-    problem_body,
-)
+from gateway.errors import BadRequest, GatewayError, Unavailable, error_body
 from gateway.observe.accesslog import AccessLog
 from gateway.pipeline.hooks import run_request_hooks
 from gateway.pipeline.websocket import WebSocketRoute
 from gateway.policies.auth.middleware import admit
 from gateway.policies.cors import admit_origin
 from gateway.policies.ratelimit.middleware import take_token
-from gateway.router import BadPath, Match, NoMatch
+from gateway.router import Match
 
 __all__ = ["WebSocketEntry"]
 
@@ -102,14 +96,8 @@ class WebSocketEntry:
             domain, _ = split_domain_port(host)
             if not domain or not validate_host(domain, self.allowed_hosts):
                 raise BadRequest("host not allowed")
-        if isinstance(found, BadPath):
-            raise BadRequest(str(found))
-        if isinstance(found, NoMatch):
-            raise (
-                MethodNotAllowed(found.allowed)
-                if found.allowed
-                else NotFound("no route matches this path")
-            )
+        if not isinstance(found, Match):
+            raise unmatched(found)
         route = gateway.handlers[found.route.name]
         if not isinstance(route, WebSocketRoute):
             raise BadRequest(f"route {found.route.name!r} does not accept WebSocket connections")
@@ -138,14 +126,7 @@ async def _deny(scope: dict[str, Any], send: Any, envelope: Envelope, error: Gat
     if _DENIAL not in scope.get("extensions", {}):
         await send({"type": "websocket.close", "code": 1008})
         return
-    body = problem_body(
-        error.status,
-        error.detail,
-        request_id=envelope.request_id,
-        slug=error.slug,
-        route=envelope.route_name,
-        backend=error.backend,
-    )
+    body = error_body(error, request_id=envelope.request_id, route=envelope.route_name)
     headers = [
         (b"content-type", b"application/problem+json"),
         (b"content-length", str(len(body)).encode()),

@@ -247,6 +247,10 @@ class Route:
     rate_limit: RateLimit | None = None
     cors: CorsPolicy | None = None
     hooks: Hooks = NO_HOOKS  # the route's own; the table's global ones run first
+    # documentation only (OpenAPI): what the route is for
+    summary: str | None = None
+    description: str | None = None
+    tags: tuple[str, ...] = ()
     line: int = 0
 
 

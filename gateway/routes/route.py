@@ -33,6 +33,9 @@ _COMMON_KEYS = (
     "max_body_size",
     "cors",
     "hooks",
+    "summary",
+    "description",
+    "tags",
 )
 _ROUTE_KEYS = (*_COMMON_KEYS, *(k.key for k in KINDS), *(o for k in KINDS for o in k.only_keys))
 _RESERVED = ("/healthz", "/readyz", "/metrics")
@@ -74,6 +77,11 @@ def read_route(
         rate_limit = _read_rate_limit(r, fields["rate_limit"], f"{where}: rate_limit")
     cors = read_cors(r, fields["cors"], f"{where}: cors") if "cors" in fields else settings.cors
     route_kind = kind.read(r, fields, RouteContext(where, upstreams, params, methods))
+    summary = r.string(fields["summary"], f"{where}: summary") if "summary" in fields else None
+    description = None
+    if "description" in fields:
+        description = r.string(fields["description"], f"{where}: description")
+    tags = tuple(r.strings(fields["tags"], f"{where}: tags") or ()) if "tags" in fields else ()
     hooks = NO_HOOKS
     if "hooks" in fields:
         stages = STAGES if kind is AGGREGATE else ("request",)
@@ -94,6 +102,9 @@ def read_route(
         rate_limit=rate_limit,
         cors=cors,
         hooks=hooks,
+        summary=summary,
+        description=description,
+        tags=tags,
         line=node.line,
     )
 

@@ -103,14 +103,18 @@ def test_readme_partner_curl(gw: Gateway) -> None:
 
 def test_the_overview_streams_as_the_demo_backends_finish(gw: Gateway) -> None:
     """The demo's orders answer after 300 ms and billing after 600 ms (the
-    `delay` query in routes.yaml): the user record comes first."""
-    names = []
+    `delay` query in routes.yaml): the user record comes first, and the
+    records are exactly what the README shows."""
     with httpx.stream(
         "GET", gw.url + "/api/users/1/overview", headers={"Accept": "application/x-ndjson"}
     ) as response:
         assert response.headers["content-type"] == "application/x-ndjson"
-        names = [json.loads(line).get("name") for line in response.iter_lines()]
-    assert names == ["user", "orders", "billing", None]
+        records = [json.loads(line) for line in response.iter_lines()]
+    assert [r.get("name") for r in records] == ["user", "orders", "billing", None]
+    shown = readme_output_after(
+        "$ curl -sN -H 'Accept: application/x-ndjson' localhost:8000/api/users/1/overview"
+    )
+    assert records == [json.loads(line) for line in shown.splitlines()]
     plain = gw.get("/api/users/1/overview").json()
     assert set(plain) == {"user", "orders", "billing"}
 

@@ -394,3 +394,22 @@ def test_query_param_names_are_checked(value: str, expected: str) -> None:
     head = V2_HEAD.replace("query_param: access_token", f"query_param: {value}")
     route = "- {name: a, path: /a, proxy: {upstream: u, path: /x}}\n"
     assert problems(route, head) == [f"r.yaml:6: auth provider 'k': {expected}"]
+
+
+def test_documentation_keys_are_read() -> None:
+    (route,) = valid(
+        """\
+        - name: a
+          path: /a
+          summary: A user's dashboard
+          description: Everything about one user, from three services.
+          tags: [users, dashboards]
+          backends: [{upstream: u, path: /x}]
+        """
+    ).routes
+    assert route.summary == "A user's dashboard"
+    assert route.description == "Everything about one user, from three services."
+    assert route.tags == ("users", "dashboards")
+    assert problems("- {name: a, path: /a, summary: 5, backends: [{upstream: u, path: /x}]}\n") == [
+        "r.yaml:6: route 'a': summary: expected a string, got number"
+    ]

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from gateway.errors import problem_body
+from gateway.errors import error_body
 from gateway.pipeline.aggregate.merge import route_failure
 from gateway.pipeline.aggregate.outcome import Outcome
 from gateway.pipeline.failures import Failure, contract_word
@@ -148,14 +148,7 @@ async def stream_records(
                 yield write("part", _part(plan, keys, "failed", error=why))
         error = shared.hook_error or route_failure(outcomes)
         if error is not None:
-            problem = problem_body(
-                error.status,
-                error.detail,
-                request_id=envelope.request_id,
-                slug=error.slug,
-                route=envelope.route_name,
-                backend=error.backend,
-            )
+            problem = error_body(error, request_id=envelope.request_id, route=envelope.route_name)
             yield write("error", {"problem": orjson.Fragment(problem)})
         else:
             completed = all(o.ok for o in outcomes)
