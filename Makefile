@@ -34,6 +34,7 @@ run: install
 	echo "try: curl -s http://$(HOST):$(PORT)/api/users/1/dashboard"; \
 	echo "     curl -sN -H 'Accept: text/event-stream' http://$(HOST):$(PORT)/api/users/1/overview"; \
 	echo "     $(PY) -m websockets ws://$(HOST):$(PORT)/ws/echo"; \
+	echo "admin listener (metrics, config): http://127.0.0.1:9901/metrics"; \
 	LOG_FORMAT=$${LOG_FORMAT:-text} $(VENV)/bin/uvicorn config.asgi:application --host $(HOST) --port $(PORT) $(UVICORN_FLAGS)
 
 lint: install

@@ -16,6 +16,7 @@ import environ
 
 from config.env import (
     SettingError,
+    read_address,
     read_bool,
     read_choice,
     read_duration,
@@ -94,6 +95,10 @@ MAX_REQUEST_HEADERS = read_size("MAX_REQUEST_HEADERS", 64 * 1024, minimum=256)
 # What aggregate routes may hold of backend bodies at once, counted as the
 # parsed form costs; past it a backend fails with 503 (README "Limits").
 MEMORY_BUDGET = read_size("MEMORY_BUDGET", 512 * 1024 * 1024, minimum=1024 * 1024)
+# The admin listener (README "Operations"): /metrics, /config, probes; `off`
+# for none. With a token, its paths (the probes aside) need a Bearer token.
+ADMIN_ADDR = read_address("ADMIN_ADDR", "127.0.0.1:9901")
+ADMIN_TOKEN = read_text("ADMIN_TOKEN", "")
 
 LOGGING = {
     "version": 1,

@@ -9,5 +9,5 @@ urlpatterns = [
     re_path(r"^(?!(?:healthz|readyz|metrics)$)", views.route_view),
     path("healthz", views.healthz),
     path("readyz", views.readyz),
-    path("metrics", views.metrics),
+    path("metrics", views.not_on_this_port),  # the admin listener serves it
 ]

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from gateway.assembly import Gateway
     from gateway.errors import GatewayError
     from gateway.hooks import Request as HookRequest
+    from gateway.observe.trace import TraceContext
     from gateway.pipeline.aggregate.budget import Hold
     from gateway.pipeline.hooks import UpstreamEdits
     from gateway.pipeline.relay import RelayLog
@@ -67,6 +68,7 @@ class Envelope:
     forwarded_for: str  # the X-Forwarded-For value sent to backends
     forwarded_proto: str
     forwarded_host: str
+    trace: TraceContext | None = None  # W3C trace context: continued or started here
     query: str = ""  # the query string as the client sent it (logged with credentials masked)
     query_credentials: Mapping[str, str] = _NONE  # provider -> credential from its query_param
     # --- the body, as it was read

@@ -124,4 +124,14 @@ def build_application() -> object:
         max_headers=settings.MAX_REQUEST_HEADERS,
     )
     limit_websocket_messages(_websocket_max_size)
-    return GatewayApplication(GatewayHandler(), runtime, file_digest(data))
+    admin = None
+    if settings.ADMIN_ADDR is not None:
+        from gateway.edge.admin import AdminApp, AdminListener, bind_admin
+
+        host, port = settings.ADMIN_ADDR
+        try:
+            sock = bind_admin(host, port)
+        except OSError as exc:
+            _fail([f"setting ADMIN_ADDR: cannot listen on {host}:{port}: {exc.strerror or exc}"])
+        admin = AdminListener(sock, AdminApp(settings.ADMIN_TOKEN))
+    return GatewayApplication(GatewayHandler(), runtime, file_digest(data), admin)

@@ -16,6 +16,7 @@ from gateway.edge.address import Networks, make_request_id, resolve_client
 from gateway.edge.middleware import AsyncMiddleware, GetResponse
 from gateway.envelope import Envelope, GatewayRequest
 from gateway.errors import problem_response
+from gateway.observe.trace import continue_or_start
 from gateway.query import may_hold, take_credentials
 from gateway.router import Match
 
@@ -37,6 +38,8 @@ _WANTED = frozenset(
         b"x-forwarded-proto",
         b"x-forwarded-host",
         b"access-control-request-method",
+        b"traceparent",
+        b"tracestate",
     }
 )
 
@@ -63,6 +66,7 @@ def open_envelope(scope: dict[str, Any], gateway: Gateway | None, trusted: Netwo
         forwarded_for=address.forwarded_for,
         forwarded_proto=proto,
         forwarded_host=host,
+        trace=continue_or_start(headers.get(b"traceparent"), headers.get(b"tracestate")),
     )
     if gateway is None:
         return envelope

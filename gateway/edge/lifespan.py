@@ -15,7 +15,7 @@ import signal
 import sys
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 
@@ -26,13 +26,23 @@ from gateway.edge.reload import Reloader
 from gateway.edge.websocket import WebSocketEntry
 from gateway.runtime import Runtime
 
+if TYPE_CHECKING:
+    from gateway.edge.admin import AdminListener
+
 __all__ = ["GatewayApplication"]
 
 logger = logging.getLogger("gateway")
 
 
 class GatewayApplication:
-    def __init__(self, handler: GatewayHandler, runtime: Runtime, routes_digest: bytes) -> None:
+    def __init__(
+        self,
+        handler: GatewayHandler,
+        runtime: Runtime,
+        routes_digest: bytes,
+        admin: AdminListener | None = None,
+    ) -> None:
+        self.admin = admin
         self.handler = handler
         self.websockets = WebSocketEntry(handler.access_log)
         self.runtime = runtime
@@ -71,10 +81,15 @@ class GatewayApplication:
             reloader = Reloader(Path(settings.ROUTES_FILE), self.runtime, self.routes_digest)
             self._background.append(asyncio.create_task(reloader.run()))
         self._background.append(asyncio.create_task(self._housekeeping()))
+        if self.admin is not None:
+            await self.admin.start()
         gateway = registry.current()
         routes = len(gateway.table.routes) if gateway else 0
         logger.info(
-            "gateway ready: %d routes, reload %s", routes, "on" if settings.RELOAD else "off"
+            "gateway ready: %d routes, reload %s, admin listener %s",
+            routes,
+            "on" if settings.RELOAD else "off",
+            self.admin.address if self.admin is not None else "off",
         )
 
     async def _housekeeping(self) -> None:
@@ -94,6 +109,8 @@ class GatewayApplication:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._background.clear()
+        if self.admin is not None:
+            await self.admin.close()
         await self.runtime.aclose()
 
 

@@ -14,7 +14,6 @@ from django.core.exceptions import SuspiciousOperation
 from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 
-from gateway import registry
 from gateway.envelope import GatewayRequest
 from gateway.errors import (
     BadRequest,
@@ -24,11 +23,11 @@ from gateway.errors import (
     error_response,
     problem_response,
 )
-from gateway.observe import metrics as gateway_metrics
+from gateway.observe.readiness import readiness
 from gateway.pipeline.hooks import run_request_hooks
 from gateway.router import BadPath, Match, NoMatch
 
-__all__ = ["healthz", "metrics", "readyz", "route_view", "unmatched"]
+__all__ = ["healthz", "not_on_this_port", "readyz", "route_view", "unmatched"]
 
 logger = logging.getLogger("gateway")
 _OK = b'{"status":"ok"}'
@@ -88,19 +87,16 @@ async def healthz(request: HttpRequest) -> HttpResponseBase:
 
 async def readyz(request: GatewayRequest) -> HttpResponseBase:
     """200 when a routes table is loaded, Redis (if any) answers and the
-    process is not draining."""
-    request_id = request.envelope.request_id
-    gateway = registry.current()
-    if gateway is None:
-        return problem_response(503, "no routes are loaded", request_id=request_id)
-    if registry.lifecycle.draining:
-        return problem_response(503, "shutting down", request_id=request_id)
-    if not await gateway.runtime.redis_ready():
-        return problem_response(503, "redis does not answer", request_id=request_id)
+    process is not draining (the admin listener answers the same)."""
+    status, detail = await readiness()
+    if status != 200:
+        return problem_response(status, detail, request_id=request.envelope.request_id)
     return _json(b'{"status":"ready"}')
 
 
-async def metrics(request: HttpRequest) -> HttpResponseBase:
-    """Prometheus text exposition."""
-    content = gateway_metrics.render()
-    return HttpResponse(content, content_type=gateway_metrics.CONTENT_TYPE_LATEST)
+async def not_on_this_port(request: GatewayRequest) -> HttpResponseBase:
+    """/metrics lives on the admin listener (ADMIN_ADDR): the client port never
+    serves admin paths."""
+    return problem_response(
+        404, "no route matches this path", request_id=request.envelope.request_id
+    )

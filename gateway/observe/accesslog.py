@@ -82,6 +82,7 @@ class AccessLog:
         entry: dict[str, object] = {
             "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
             "request_id": envelope.request_id,
+            "trace_id": envelope.trace.trace_id if envelope.trace is not None else None,
             "route": envelope.route_name,
             "method": method,
             "path": path,
@@ -138,7 +139,9 @@ class AccessLog:
         now = datetime.now(UTC).isoformat(timespec="seconds")
         text = (
             f"{now} {envelope.client} {method} {path} {status} {duration * 1000:.1f}ms "
-            f"route={envelope.route_name or '-'} request_id={envelope.request_id}{who}{done}"
+            f"route={envelope.route_name or '-'} request_id={envelope.request_id}"
+            + (f" trace_id={envelope.trace.trace_id}" if envelope.trace is not None else "")
+            + f"{who}{done}"
             + (f" backends: {backends}" if backends else "")
         )
         return text.encode("utf-8", "replace") + b"\n"

@@ -46,6 +46,8 @@ OWNED_REQUEST = frozenset(
         b"x-forwarded-proto",
         b"x-forwarded-host",
         b"x-request-id",
+        b"traceparent",  # each call gets its own (observe/trace.py)
+        b"tracestate",
     }
 )
 HOP_BY_HOP = frozenset(
@@ -186,13 +188,18 @@ def upstream_headers(upstream: Upstream) -> tuple[tuple[bytes, bytes], ...]:
     return tuple((name.encode(), value.encode("latin-1")) for name, value in upstream.headers)
 
 
-def gateway_headers(envelope: Envelope) -> list[tuple[bytes, bytes]]:
+def gateway_headers(envelope: Envelope, *, trace: bool = True) -> list[tuple[bytes, bytes]]:
     """What the gateway itself tells every upstream: the request ID, the
-    X-Forwarded-* values it resolved, and the identity auth established."""
-    return [
+    X-Forwarded-* values it resolved, the identity auth established and
+    (`trace`) the call's own traceparent. An aggregate route, whose calls
+    share these, adds each call's traceparent itself."""
+    headers = [
         (b"x-request-id", envelope.request_id.encode()),
         (b"x-forwarded-for", envelope.forwarded_for.encode("latin-1")),
         (b"x-forwarded-proto", envelope.forwarded_proto.encode("latin-1")),
         (b"x-forwarded-host", envelope.forwarded_host.encode("latin-1")),
         *envelope.identity_headers,
     ]
+    if trace and envelope.trace is not None:
+        headers += envelope.trace.child_headers()
+    return headers

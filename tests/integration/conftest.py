@@ -38,6 +38,7 @@ pytestmark = pytest.mark.integration
 class Gateway:
     process: Process
     routes_file: Path
+    admin_port: int | None = None  # the admin listener (ADMIN_ADDR), when it has one
     client: httpx.Client = field(init=False)
 
     def __post_init__(self) -> None:
@@ -46,6 +47,15 @@ class Gateway:
     @property
     def url(self) -> str:
         return self.process.url
+
+    @property
+    def admin_url(self) -> str:
+        assert self.admin_port is not None, "started with ADMIN_ADDR=off"
+        return f"http://127.0.0.1:{self.admin_port}"
+
+    def admin_get(self, path: str, **kwargs: Any) -> httpx.Response:
+        """GET on the admin listener (/metrics, /config, ...)."""
+        return httpx.get(self.admin_url + path, timeout=30, **kwargs)
 
     def get(self, path: str, **kwargs: Any) -> httpx.Response:
         return self.client.get(path, **kwargs)
@@ -81,14 +91,17 @@ def start_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayF
         routes_file = directory / "routes.yaml"
         routes_file.write_text(routes)
         port = free_port()
+        admin_port = free_port()  # every gateway its own: the default would collide
         environment = {
             "ROUTES_FILE": str(routes_file),
             "LOG_FORMAT": "json",
             "RELOAD": "false",
+            "ADMIN_ADDR": f"127.0.0.1:{admin_port}",
             **env,
         }
         process = start_process(gateway_command(port), port, directory / "gateway.log", environment)
-        gateway = Gateway(process, routes_file)
+        admin = None if environment["ADMIN_ADDR"] == "off" else admin_port
+        gateway = Gateway(process, routes_file, admin)
         started.append(gateway)
         return gateway
 

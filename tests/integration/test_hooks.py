@@ -331,7 +331,7 @@ def test_hook_durations_in_the_access_log_and_metrics(gw: Gateway) -> None:
     assert names.count(("acme_hooks:sign", "backend")) == 2
     assert names[-1] == ("acme_hooks:shape", "response")
     assert all(h["duration_ms"] >= 0 for h in line["hooks"])
-    metrics = gw.get("/metrics").text
+    metrics = gw.admin_get("/metrics").text
     assert 'gateway_hook_duration_seconds_count{hook="acme_hooks:sign"}' in metrics
 
 

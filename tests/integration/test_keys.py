@@ -95,7 +95,9 @@ def test_the_host_the_backends_are_told_is_part_of_the_key(gw: Gateway) -> None:
 
 
 def buckets(gw: Gateway) -> float:
-    found = re.search(r"^gateway_ratelimit_buckets ([0-9.e+]+)$", gw.get("/metrics").text, re.M)
+    found = re.search(
+        r"^gateway_ratelimit_buckets ([0-9.e+]+)$", gw.admin_get("/metrics").text, re.M
+    )
     assert found is not None
     return float(found.group(1))
 

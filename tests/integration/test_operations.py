@@ -101,14 +101,14 @@ def test_invalid_file_keeps_the_old_config_without_a_failed_request(gw: Gateway)
             f"{gw.routes_file}:5: route 'broken': backends[0].upstream: unknown upstream 'nowhere'"
             in log
         )
-        assert 'gateway_config_reloads_total{result="error"} 1.0' in gw.get("/metrics").text
+        assert 'gateway_config_reloads_total{result="error"} 1.0' in gw.admin_get("/metrics").text
     finally:
         stop.set()
         thread.join()
     assert failures == []
     gw.routes_file.write_text(routes("fixed"))
     wait_for(gw, "/fixed")
-    assert 'gateway_config_reloads_total{result="success"} 1.0' in gw.get("/metrics").text
+    assert 'gateway_config_reloads_total{result="success"} 1.0' in gw.admin_get("/metrics").text
 
 
 def test_a_deleted_routes_file_is_an_error_line_and_the_old_config_serves(gw: Gateway) -> None:
@@ -169,11 +169,11 @@ def sample(text: str, prefix: str) -> float:
 
 def test_metrics_expose_every_family_and_move(start_gateway: GatewayFactory, stub: Stub) -> None:
     gw = start_gateway(GUARDED, STUB=stub.url)
-    before = gw.get("/metrics")
+    before = gw.admin_get("/metrics")
     assert before.status_code == 200 and before.headers["content-type"].startswith("text/plain")
     for _ in range(3):
         gw.get("/limited")
-    after = gw.get("/metrics").text
+    after = gw.admin_get("/metrics").text
     for family in METRIC_FAMILIES:
         assert family in after, family
     assert sample(after, 'gateway_requests_total{method="GET",route="limited",status="200"}') == 1

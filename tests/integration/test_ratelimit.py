@@ -129,7 +129,7 @@ def test_redis_dying_mid_run(
     assert time.perf_counter() - started < 2  # a dead Redis costs milliseconds, not timeouts
     assert statuses(down) == {status_while_down: 5}
     assert gw.get("/readyz").status_code == 503
-    assert "gateway_ratelimit_store_errors_total 5.0" in gw.get("/metrics").text
+    assert "gateway_ratelimit_store_errors_total 5.0" in gw.admin_get("/metrics").text
     redis_server.start()
     deadline = time.monotonic() + 5
     while gw.get("/readyz").status_code != 200 and time.monotonic() < deadline:

@@ -98,7 +98,7 @@ def test_circuit_opens_then_half_opens(gw: Gateway, stub: Stub) -> None:
     opened = gw.get("/breaker")
     assert opened.status_code == 503 and opened.json()["type"].endswith("backend-circuit-open")
     assert stub.count("/flaky/cb/5") == 3  # open: the network was not touched
-    assert 'gateway_circuit_open{upstream="breaker"} 1.0' in gw.get("/metrics").text
+    assert 'gateway_circuit_open{upstream="breaker"} 1.0' in gw.admin_get("/metrics").text
     time.sleep(1.1)
     assert gw.get("/breaker").status_code == 502  # half-open: one trial, which fails...
     assert gw.get("/breaker").status_code == 503  # ...and opens it again
@@ -108,7 +108,7 @@ def test_circuit_opens_then_half_opens(gw: Gateway, stub: Stub) -> None:
     time.sleep(1.1)
     assert gw.get("/breaker").status_code == 200  # the trial succeeds: closed
     assert gw.get("/breaker").status_code == 200
-    assert 'gateway_circuit_open{upstream="breaker"} 0.0' in gw.get("/metrics").text
+    assert 'gateway_circuit_open{upstream="breaker"} 0.0' in gw.admin_get("/metrics").text
 
 
 def test_dead_upstream_opens_its_circuit(gw: Gateway) -> None:

@@ -205,7 +205,7 @@ def test_query_credentials_are_masked_in_the_access_log(gw: Gateway) -> None:
     assert lines["mask-2"]["path"] == "/public/masked?access_token=***"
     assert "alice-key" not in gw.process.output()
     assert "not-consumed-here" not in gw.process.output()
-    assert "alice-key" not in gw.get("/metrics").text
+    assert "alice-key" not in gw.admin_get("/metrics").text
 
 
 def test_uvicorns_own_log_lines_never_show_a_credential(

@@ -377,7 +377,7 @@ async def _send_many(ws: ClientConnection, count: int, size: int) -> None:
 
 # --- what operators see -----------------------------------------------------------------
 def metric(gw: Gateway, name: str, labels: str) -> float:
-    found = re.search(rf"^{name}\{{{labels}\}} (\S+)$", gw.get("/metrics").text, re.M)
+    found = re.search(rf"^{name}\{{{labels}\}} (\S+)$", gw.admin_get("/metrics").text, re.M)
     return float(found.group(1)) if found else 0.0
 
 

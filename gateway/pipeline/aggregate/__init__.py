@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 __all__ = ["build_aggregate"]
 
 # Owned by the gateway for aggregate calls, whatever a forward_headers list says.
-_NOT_FORWARDED = frozenset({b"accept-encoding"})
+_NOT_FORWARDED = frozenset({b"accept-encoding", b"traceparent", b"tracestate"})
 
 
 def build_aggregate(route: Route, aggregate: Aggregate, parts: Parts) -> Handler:

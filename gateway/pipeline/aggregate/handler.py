@@ -194,7 +194,11 @@ class AggregateHandler:
             headers=request.scope["headers"],
             body=request.body if self.sends_body else b"",
             content_type=request.META.get("CONTENT_TYPE", ""),
-            base_headers=[_ACCEPT, _ACCEPT_ENCODING, *gateway_headers(request.envelope)],
+            base_headers=[
+                _ACCEPT,
+                _ACCEPT_ENCODING,
+                *gateway_headers(request.envelope, trace=False),
+            ],
             hold=hold,
             envelope=request.envelope,
             scope=request.scope,

@@ -1,0 +1,161 @@
+"""The admin listener (SPEC 3.14): a second listener in the same process, at
+ADMIN_ADDR (default 127.0.0.1:9901, `off` for none), for operators only.
+
+    GET /healthz   200 while the process runs (never needs the token)
+    GET /readyz    as on the client port (never needs the token)
+    GET /metrics   Prometheus text (the client port answers it 404)
+    GET /config    the loaded routes as JSON, every secret "***"
+
+With ADMIN_TOKEN set, every other path needs `Authorization: Bearer <token>`
+(401 otherwise). The socket is bound when the process boots, so that an
+address in use stops the gateway before it listens (one line, no traceback);
+it is served by uvicorn's own HTTP protocol, with the same limits as the
+client port, from the lifespan's startup.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import hmac
+import socket
+from typing import Any
+
+import orjson
+from uvicorn.config import Config
+from uvicorn.server import ServerState
+
+from gateway import registry
+from gateway.errors import problem_body
+from gateway.observe import metrics
+from gateway.observe.configview import config_document
+from gateway.observe.readiness import readiness
+
+__all__ = ["AdminApp", "AdminListener", "bind_admin"]
+
+_JSON = [(b"content-type", b"application/json")]
+_PROBLEM = [(b"content-type", b"application/problem+json")]
+_OPEN = frozenset({"/healthz", "/readyz"})
+
+
+def bind_admin(host: str, port: int) -> socket.socket:
+    """The listening socket; OSError (address in use, not ours) for the caller to report."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(128)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+class AdminApp:
+    """The admin paths, as a plain ASGI app (no Django: nothing here is routed)."""
+
+    def __init__(self, token: str) -> None:
+        self.token = token.encode()
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        path, method = scope.get("path", ""), scope.get("method", "GET")
+        if method not in ("GET", "HEAD"):
+            await _problem(send, 405, "the admin listener only answers GET", [(b"allow", b"GET")])
+            return
+        if self.token and path not in _OPEN and not self._authorized(scope):
+            await _problem(
+                send, 401, "this needs the admin token", [(b"www-authenticate", b"Bearer")]
+            )
+            return
+        if path == "/healthz":
+            await _answer(send, 200, _JSON, b'{"status":"ok"}')
+        elif path == "/readyz":
+            status, detail = await readiness()
+            if status == 200:
+                await _answer(send, 200, _JSON, b'{"status":"ready"}')
+            else:
+                await _problem(send, status, detail)
+        elif path == "/metrics":
+            await _answer(
+                send,
+                200,
+                [(b"content-type", metrics.CONTENT_TYPE_LATEST.encode())],
+                metrics.render(),
+            )
+        elif path == "/config":
+            gateway = registry.current()
+            if gateway is None:
+                await _problem(send, 503, "no routes are loaded")
+                return
+            body = orjson.dumps(config_document(gateway.table), option=orjson.OPT_INDENT_2)
+            await _answer(send, 200, _JSON, body)
+        else:
+            await _problem(send, 404, "no such admin path")
+
+    def _authorized(self, scope: dict[str, Any]) -> bool:
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                scheme, _, token = value.partition(b" ")
+                return scheme.lower() == b"bearer" and hmac.compare_digest(
+                    token.strip(), self.token
+                )
+        return False
+
+
+async def _answer(send: Any, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+    headers = [*headers, (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _problem(
+    send: Any, status: int, detail: str, extra: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    body = problem_body(status, detail, request_id="admin")
+    await _answer(send, status, [*_PROBLEM, *(extra or [])], body)
+
+
+class AdminListener:
+    """Serves AdminApp on a socket bound at boot, with uvicorn's HTTP protocol."""
+
+    def __init__(self, sock: socket.socket, app: AdminApp) -> None:
+        self.sock = sock
+        self.config = Config(
+            app=app,
+            lifespan="off",
+            log_config=None,
+            # True leaves uvicorn's logging as the main server set it (False
+            # would remove the access log's handlers for every listener).
+            access_log=True,
+            server_header=False,
+            proxy_headers=False,
+            ws="none",
+            http="httptools",
+        )
+        self._server: asyncio.AbstractServer | None = None
+
+    @property
+    def address(self) -> str:
+        host, port = self.sock.getsockname()[:2]
+        return f"{host}:{port}"
+
+    async def start(self) -> None:
+        config = self.config
+        if not config.loaded:
+            config.load()
+        state = ServerState()
+        protocol_class: Any = config.http_protocol_class  # uvicorn's, as its own server builds it
+        protocol = functools.partial(
+            protocol_class, config=config, server_state=state, app_state={}
+        )
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(protocol, sock=self.sock)
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            self._server = None

@@ -1,0 +1,20 @@
+"""Readiness, as both listeners answer /readyz."""
+
+from __future__ import annotations
+
+from gateway import registry
+
+__all__ = ["readiness"]
+
+
+async def readiness() -> tuple[int, str]:
+    """(200, "") when a routes table is loaded, Redis (if any) answers and the
+    process is not draining; else (503, why)."""
+    gateway = registry.current()
+    if gateway is None:
+        return 503, "no routes are loaded"
+    if registry.lifecycle.draining:
+        return 503, "shutting down"
+    if not await gateway.runtime.redis_ready():
+        return 503, "redis does not answer"
+    return 200, ""

@@ -1,0 +1,140 @@
+"""The admin listener (SPEC 3.14, first part) through real gateway processes:
+its paths, the client port that never serves them, /config with every secret
+masked, ADMIN_TOKEN, ADMIN_ADDR=off and an address already in use."""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+import subprocess
+
+import httpx
+import pytest
+
+from tests.integration.conftest import PYTHON, ROOT, Gateway, GatewayFactory, Stub, free_port
+
+ROUTES = """
+version: 1
+upstreams:
+  stub:
+    url: "${STUB}"
+    headers: {Authorization: "Bearer upstream-token-123", X-Static: plain-but-hidden}
+auth:
+  keys:
+    type: api_key
+    keys:
+      - {id: alice, key: alice-secret-key}
+      - {id: bob, sha256: "${BOB_DIGEST}"}
+  tokens: {type: jwt, algorithms: [HS256], secret: jwt-secret-that-is-long-enough-0123456789}
+routes:
+  - name: agg
+    path: /agg
+    auth: [keys, tokens]
+    backends: [{upstream: stub, path: /echo/a, key: a}]
+"""
+BOB_DIGEST = hashlib.sha256(b"bob-key").hexdigest()
+SECRETS = (
+    "upstream-token-123",
+    "plain-but-hidden",
+    "alice-secret-key",
+    BOB_DIGEST,
+    "jwt-secret-that-is-long-enough",
+)
+
+
+@pytest.fixture(scope="module")
+def gw(start_gateway: GatewayFactory, stub: Stub) -> Gateway:
+    return start_gateway(ROUTES, STUB=stub.url, BOB_DIGEST=BOB_DIGEST)
+
+
+def test_the_admin_listener_serves_metrics_and_the_probes(gw: Gateway) -> None:
+    assert gw.admin_get("/healthz").json() == {"status": "ok"}
+    assert gw.admin_get("/readyz").json() == {"status": "ready"}
+    metrics = gw.admin_get("/metrics")
+    assert metrics.status_code == 200
+    assert metrics.headers["content-type"].startswith("text/plain")
+    assert "gateway_requests_total" in metrics.text
+    missing = gw.admin_get("/nope")
+    assert missing.status_code == 404
+    assert missing.headers["content-type"] == "application/problem+json"
+    assert httpx.post(gw.admin_url + "/metrics").status_code == 405
+
+
+def test_the_client_port_never_serves_admin_paths(gw: Gateway) -> None:
+    response = gw.get("/metrics")
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
+    assert gw.get("/config").status_code == 404  # not an admin path here: no route either
+    assert gw.get("/healthz").status_code == 200  # the probes answer on both ports
+
+
+def test_config_shows_the_loaded_routes_with_every_secret_masked(gw: Gateway) -> None:
+    response = gw.admin_get("/config")
+    assert response.status_code == 200
+    for secret in SECRETS:
+        assert secret not in response.text, secret
+    config = response.json()
+    assert config["upstreams"]["stub"]["headers"] == {"authorization": "***", "x-static": "***"}
+    keys = config["auth"]["keys"]["keys"]
+    assert [k["id"] for k in keys] == ["alice", "bob"]
+    assert all(k["digest"] == "***" for k in keys)
+    assert config["auth"]["tokens"]["secret"] == "***"
+    (route,) = config["routes"]
+    assert route["name"] == "agg" and route["path"] == "/agg"
+    assert route["kind"]["type"] == "aggregate"
+    assert route["kind"]["backends"][0]["path"] == "/echo/a"
+
+
+def test_admin_token_guards_everything_but_the_probes(
+    start_gateway: GatewayFactory, stub: Stub
+) -> None:
+    gw = start_gateway(ROUTES, STUB=stub.url, BOB_DIGEST=BOB_DIGEST, ADMIN_TOKEN="s3cret-admin")
+    for path in ("/metrics", "/config"):
+        refused = gw.admin_get(path)
+        assert refused.status_code == 401 and refused.headers["www-authenticate"] == "Bearer"
+        wrong = gw.admin_get(path, headers={"Authorization": "Bearer nope"})
+        assert wrong.status_code == 401
+        ok = gw.admin_get(path, headers={"Authorization": "Bearer s3cret-admin"})
+        assert ok.status_code == 200
+    assert gw.admin_get("/healthz").status_code == 200
+    assert gw.admin_get("/readyz").status_code == 200
+
+
+def test_admin_addr_off_means_no_listener(start_gateway: GatewayFactory, stub: Stub) -> None:
+    port = free_port()
+    gw = start_gateway(ROUTES, STUB=stub.url, BOB_DIGEST=BOB_DIGEST, ADMIN_ADDR="off")
+    assert gw.get("/healthz").status_code == 200
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("nonsense", "setting ADMIN_ADDR: expected host:port or off, got 'nonsense'"),
+        ("in-use", "setting ADMIN_ADDR: cannot listen on 127.0.0.1:{port}: Address already in use"),
+    ],
+)
+def test_a_bad_admin_address_stops_the_gateway_in_one_line(
+    value: str, message: str, tmp_path: pytest.TempPathFactory
+) -> None:
+    routes = tmp_path / "routes.yaml"  # type: ignore[operator]
+    routes.write_text(
+        ROUTES.replace("${STUB}", "http://127.0.0.1:9").replace("${BOB_DIGEST}", BOB_DIGEST)
+    )
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        address = f"127.0.0.1:{port}" if value == "in-use" else value
+        result = subprocess.run(
+            [PYTHON, "-m", "uvicorn", "config.asgi:application", "--port", str(free_port())],
+            cwd=ROOT,
+            env={"ROUTES_FILE": str(routes), "ADMIN_ADDR": address, "PATH": "/usr/bin:/bin"},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert message.format(port=port) in result.stderr
