@@ -570,7 +570,7 @@ def verdicts(rows: list[Row], extra: list[limits.Check]) -> str:
         theirs: float,
         target: float,
         at_least: bool = True,
-        peer: Row | None | bool = True,
+        peer: Row | bool | None = True,
     ) -> None:
         if peer is None or (isinstance(peer, Row) and peer.result is None):
             checks.append((name, "not measured (the peer is not installed)", f"{target}x", False))
