@@ -31,6 +31,7 @@ __all__ = [
     "build_request",
     "remaining",
     "request_of",
+    "run_bounded",
     "run_hooks",
     "run_request_hooks",
 ]
@@ -70,45 +71,36 @@ async def run_hooks(
     subject: Any,
     envelope: Envelope,
     route_timeout: float,
-    *,
-    bounded: bool = False,
 ) -> None:
     """Run `hooks` on `subject` in order, within what is left of the route's
-    deadline (which starts now, `route_timeout` long, if none was set yet).
-    `bounded`: the caller runs under that deadline already (no second timer)."""
+    deadline (which starts now, `route_timeout` long, if none was set yet)."""
     if envelope.deadline is None:
         envelope.deadline = asyncio.get_running_loop().time() + route_timeout
-    running = [hooks[0]]  # the hook in progress, for the error
-    deadline = None
+    deadline = asyncio.timeout_at(envelope.deadline)
+    log = envelope.hooks
     try:
-        if bounded:
-            await _each(hooks, stage, subject, envelope, running)
-        else:
-            async with asyncio.timeout_at(envelope.deadline) as deadline:
-                await _each(hooks, stage, subject, envelope, running)
-    except Rejection as exc:
-        raise HookRejected(exc.status, exc.detail) from None
+        async with deadline:
+            await run_bounded(hooks, stage, subject, envelope)
     except TimeoutError:
-        if deadline is not None and deadline.expired():
-            raise DeadlinePassed(
-                f"the route's deadline passed in hook {running[0].name!r}"
-            ) from None
-        _log_failure(running[0], envelope)
-        raise HookFailed(f"hook {running[0].name!r} failed") from None
-    except Exception:
-        _log_failure(running[0], envelope)
-        raise HookFailed(f"hook {running[0].name!r} failed") from None
+        if not deadline.expired():
+            raise
+        name = log[-1].name if log else hooks[0].name  # the one that was running
+        raise DeadlinePassed(f"the route's deadline passed in hook {name!r}") from None
 
 
-async def _each(
-    hooks: Sequence[Hook], stage: str, subject: Any, envelope: Envelope, running: list[Hook]
-) -> None:
+async def run_bounded(hooks: Sequence[Hook], stage: str, subject: Any, envelope: Envelope) -> None:
+    """The hooks in order, each timed; a failure becomes the route's error.
+    No timer of its own: the caller's deadline bounds it."""
     log = envelope.hooks
     for hook in hooks:
-        running[0] = hook
         started = time.perf_counter()
         try:
             await hook.func(subject)
+        except Rejection as exc:
+            raise HookRejected(exc.status, exc.detail) from None
+        except Exception:
+            _log_failure(hook, envelope)
+            raise HookFailed(f"hook {hook.name!r} failed") from None
         finally:
             elapsed = time.perf_counter() - started
             log.append(HookLog(hook.name, stage, elapsed))

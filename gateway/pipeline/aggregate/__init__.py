@@ -61,7 +61,6 @@ def build_aggregate(route: Route, aggregate: Aggregate, parts: Parts) -> Handler
                     # response hooks read and change the merged body: real objects
                     splice_ok=backend.key not in read_by_others and not hooks.response,
                     hooks=hooks.backend,
-                    route=route,
                 ),
             )
         )
@@ -80,7 +79,6 @@ def build_backend(
     top_level: bool,
     splice_ok: bool,
     hooks: tuple[Hook, ...] = (),
-    route: Route | None = None,
 ) -> Next:
     """One backend's chain of stages, in the order they run."""
     upstream = parts.table.upstreams[backend.upstream]
@@ -93,7 +91,7 @@ def build_backend(
             forward=forwarded(backend, parts),
             static_headers=upstream_headers(upstream),
         ),
-        backend_hook_stage(hooks, backend, route) if route is not None else None,
+        backend_hook_stage(hooks, backend),
         send_stage(
             backend,
             upstream,

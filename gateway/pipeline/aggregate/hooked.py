@@ -18,16 +18,16 @@ from gateway.hooks import BackendOutcome, ResponseContext, _wire_call, _wire_cha
 from gateway.pipeline.aggregate.exchange import Exchange, Next, Stage
 from gateway.pipeline.aggregate.outcome import Outcome
 from gateway.pipeline.failures import Failure, contract_word
-from gateway.pipeline.hooks import request_of, run_hooks
-from gateway.routes.model import Backend, Hook, Route
+from gateway.pipeline.hooks import request_of, run_bounded, run_hooks
+from gateway.routes.model import Backend, Hook
 
 __all__ = ["backend_hook_stage", "run_response_hooks"]
 
 
-def backend_hook_stage(hooks: Sequence[Hook], backend: Backend, route: Route) -> Stage | None:
+def backend_hook_stage(hooks: Sequence[Hook], backend: Backend) -> Stage | None:
     if not hooks:
         return None
-    hooks, name, method, timeout = tuple(hooks), backend.name, backend.method, route.timeout
+    hooks, name, method = tuple(hooks), backend.name, backend.method
 
     async def stage(exchange: Exchange, next: Next) -> None:
         shared = exchange.shared
@@ -42,7 +42,7 @@ def backend_hook_stage(hooks: Sequence[Hook], backend: Backend, route: Route) ->
         )
         try:
             # inside the fan-out, whose deadline is the route's: no second timer
-            await run_hooks(hooks, "backend", call, envelope, timeout, bounded=True)
+            await run_bounded(hooks, "backend", call, envelope)
         except GatewayError as exc:
             # The route answers this error, whatever the backend's `required`
             if shared.hook_error is None:
