@@ -50,7 +50,7 @@ authors' own tests.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, NoReturn
@@ -328,54 +328,3 @@ def _check_value(value: str) -> None:
     if not isinstance(value, str) or any(c in value for c in "\r\n\0"):
         raise ValueError("a header value must be a string without CR, LF or NUL")
     value.encode("latin-1")  # what HTTP headers can carry
-
-
-# --- for the gateway's own use (gateway/pipeline): not part of the API ------------------
-def _wire_call(
-    request: Request,
-    backend: str,
-    method: str,
-    path: str,
-    headers: list[tuple[bytes, bytes]],
-    query: str,
-) -> BackendCall:
-    """A BackendCall over the call as it will be sent, decoded only if a hook looks."""
-    call = BackendCall(request=request, backend=backend, method=method, path=path)
-    call._headers = call._query = None
-    call._wire_headers, call._wire_query = headers, query
-    return call
-
-
-def _wire_changes(call: BackendCall) -> tuple[list[tuple[bytes, bytes]], str] | None:
-    """What the hooks changed, as it goes on the wire; None when nothing."""
-    if not call._changed:
-        return None
-    headers = [(n.encode("latin-1"), v.encode("latin-1")) for n, v in call._header_list()]
-    return headers, call.query_string
-
-
-class _LazyMapping(Mapping[str, str]):
-    """A read-only mapping built from raw data on first use."""
-
-    __slots__ = ("_build", "_data")
-
-    def __init__(self, build: Callable[[], dict[str, str]]) -> None:
-        self._build: Callable[[], dict[str, str]] | None = build
-        self._data: dict[str, str] = {}
-
-    def _load(self) -> dict[str, str]:
-        if self._build is not None:
-            self._data, self._build = self._build(), None
-        return self._data
-
-    def __getitem__(self, key: str) -> str:
-        return self._load()[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._load())
-
-    def __len__(self) -> int:
-        return len(self._load())
-
-    def __repr__(self) -> str:
-        return repr(self._load())

@@ -22,7 +22,8 @@ from urllib.parse import parse_qsl
 
 from gateway.envelope import Envelope, HookLog
 from gateway.errors import DeadlinePassed, HookFailed, HookRejected
-from gateway.hooks import Rejection, Request, RequestContext, _LazyMapping
+from gateway.hooks import Rejection, Request, RequestContext
+from gateway.hooks._wire import LazyMapping
 from gateway.observe import metrics
 from gateway.routes.model import Hook
 
@@ -151,9 +152,9 @@ def build_request(
         path=scope.get("path", ""),
         route=envelope.route_name or "",
         params=params,
-        query=_LazyMapping(query),
+        query=LazyMapping(query),
         query_string=query_string,
-        headers=_LazyMapping(headers),
+        headers=LazyMapping(headers),
         identity=envelope.identity,
         claims=envelope.claims,
         request_id=envelope.request_id,

@@ -14,7 +14,8 @@ from typing import Any
 
 from gateway.envelope import Envelope
 from gateway.errors import GatewayError, HookFailed
-from gateway.hooks import BackendOutcome, ResponseContext, _wire_call, _wire_changes
+from gateway.hooks import BackendOutcome, ResponseContext
+from gateway.hooks._wire import wire_call, wire_changes
 from gateway.pipeline.aggregate.exchange import Exchange, Next, Stage
 from gateway.pipeline.aggregate.outcome import Outcome
 from gateway.pipeline.failures import Failure, contract_word
@@ -32,7 +33,7 @@ def backend_hook_stage(hooks: Sequence[Hook], backend: Backend) -> Stage | None:
     async def stage(exchange: Exchange, next: Next) -> None:
         shared = exchange.shared
         envelope = shared.envelope
-        call = _wire_call(
+        call = wire_call(
             request_of(envelope, shared.scope, shared.values.params),
             name,
             method,
@@ -49,7 +50,7 @@ def backend_hook_stage(hooks: Sequence[Hook], backend: Backend) -> Stage | None:
                 shared.hook_error = exc
             exchange.outcome.failure = Failure.CANCELLED
             return
-        if (changes := _wire_changes(call)) is not None:
+        if (changes := wire_changes(call)) is not None:
             exchange.headers, exchange.query = changes
         await next(exchange)
 

@@ -1,0 +1,61 @@
+"""For the gateway's own use (gateway/pipeline): how a backend call is handed
+to hooks and taken back, and lazily built read-only views. Not part of the
+API: hook code imports `gateway.hooks` only."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+
+from gateway.hooks import BackendCall, Request
+
+__all__ = ["LazyMapping", "wire_call", "wire_changes"]
+
+
+def wire_call(
+    request: Request,
+    backend: str,
+    method: str,
+    path: str,
+    headers: list[tuple[bytes, bytes]],
+    query: str,
+) -> BackendCall:
+    """A BackendCall over the call as it will be sent, decoded only if a hook looks."""
+    call = BackendCall(request=request, backend=backend, method=method, path=path)
+    call._headers = call._query = None
+    call._wire_headers, call._wire_query = headers, query
+    return call
+
+
+def wire_changes(call: BackendCall) -> tuple[list[tuple[bytes, bytes]], str] | None:
+    """What the hooks changed, as it goes on the wire; None when nothing."""
+    if not call._changed:
+        return None
+    headers = [(n.encode("latin-1"), v.encode("latin-1")) for n, v in call._header_list()]
+    return headers, call.query_string
+
+
+class LazyMapping(Mapping[str, str]):
+    """A read-only mapping built from raw data on first use."""
+
+    __slots__ = ("_build", "_data")
+
+    def __init__(self, build: Callable[[], dict[str, str]]) -> None:
+        self._build: Callable[[], dict[str, str]] | None = build
+        self._data: dict[str, str] = {}
+
+    def _load(self) -> dict[str, str]:
+        if self._build is not None:
+            self._data, self._build = self._build(), None
+        return self._data
+
+    def __getitem__(self, key: str) -> str:
+        return self._load()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._load())
+
+    def __len__(self) -> int:
+        return len(self._load())
+
+    def __repr__(self) -> str:
+        return repr(self._load())
