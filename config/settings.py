@@ -9,6 +9,7 @@ which is part of that file's contract).
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 from pathlib import Path
 
@@ -98,6 +99,9 @@ MEMORY_BUDGET = read_size("MEMORY_BUDGET", 512 * 1024 * 1024, minimum=1024 * 102
 # The admin listener (README "Operations"): /metrics, /config, probes; `off`
 # for none. With a token, its paths (the probes aside) need a Bearer token.
 ADMIN_ADDR = read_address("ADMIN_ADDR", "127.0.0.1:9901")
+# Chosen by the operator: an address that cannot be bound stops the gateway.
+# The default one, taken (a second gateway on one machine), only warns.
+ADMIN_ADDR_CHOSEN = bool(os.environ.get("ADMIN_ADDR", "").strip())
 ADMIN_TOKEN = read_text("ADMIN_TOKEN", "")
 
 LOGGING = {

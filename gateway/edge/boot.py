@@ -7,6 +7,7 @@ process exits with status 1, so a bad deploy fails fast instead of listening.
 
 from __future__ import annotations
 
+import logging
 import sys
 from typing import NoReturn
 
@@ -130,8 +131,14 @@ def build_application() -> object:
 
         host, port = settings.ADMIN_ADDR
         try:
-            sock = bind_admin(host, port)
+            admin = AdminListener(bind_admin(host, port), AdminApp(settings.ADMIN_TOKEN))
         except OSError as exc:
-            _fail([f"setting ADMIN_ADDR: cannot listen on {host}:{port}: {exc.strerror or exc}"])
-        admin = AdminListener(sock, AdminApp(settings.ADMIN_TOKEN))
+            problem = f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+            if settings.ADMIN_ADDR_CHOSEN:
+                _fail([f"setting ADMIN_ADDR: {problem}"])
+            logging.getLogger("gateway").error(
+                "admin listener: %s; serving without it (/metrics, /config) on this"
+                " process: set ADMIN_ADDR to a free address, or off",
+                problem,
+            )
     return GatewayApplication(GatewayHandler(), runtime, file_digest(data), admin)

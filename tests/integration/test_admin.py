@@ -11,7 +11,15 @@ import subprocess
 import httpx
 import pytest
 
-from tests.integration.conftest import PYTHON, ROOT, Gateway, GatewayFactory, Stub, free_port
+from tests.integration.conftest import (
+    PYTHON,
+    ROOT,
+    Gateway,
+    GatewayFactory,
+    Stub,
+    free_port,
+    start_process,
+)
 
 ROUTES = """
 version: 1
@@ -138,3 +146,31 @@ def test_a_bad_admin_address_stops_the_gateway_in_one_line(
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
     assert message.format(port=port) in result.stderr
+
+
+def test_the_default_admin_address_taken_only_warns(tmp_path: pytest.TempPathFactory) -> None:
+    """A second gateway on one machine (ADMIN_ADDR not set) still serves its
+    client port; it says why it has no admin listener."""
+    routes = tmp_path / "routes.yaml"  # type: ignore[operator]
+    routes.write_text(
+        ROUTES.replace("${STUB}", "http://127.0.0.1:9").replace("${BOB_DIGEST}", BOB_DIGEST)
+    )
+    with socket.socket() as taken:
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            taken.bind(("127.0.0.1", 9901))
+        except OSError:
+            pytest.skip("9901 is in use here already")  # the case under test, by someone else
+        taken.listen()
+        port = free_port()
+        process = start_process(
+            [PYTHON, "-m", "uvicorn", "config.asgi:application", "--port", str(port)],
+            port,
+            tmp_path / "gateway.log",  # type: ignore[operator]
+            {"ROUTES_FILE": str(routes), "RELOAD": "false"},
+        )
+        try:
+            assert httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
+        finally:
+            process.stop()
+    assert "admin listener: cannot listen on 127.0.0.1:9901" in process.output()
