@@ -14,19 +14,24 @@ help:
 	@echo "make test    lint (ruff), type-check (mypy) and run the tests (pytest)"
 	@echo "make bench   wrk benchmarks against stub upstreams (needs wrk: apt-get install wrk)"
 
-# The venv is rebuilt when the lock files change. PYTHON=... picks the interpreter.
-$(VENV)/.installed: requirements.lock requirements-dev.lock pyproject.toml
+# The venv is (re)built when the lock files change. PYTHON=... picks the interpreter.
+# `make run` needs only the runtime pins; tests, linters and the bench add the rest.
+$(VENV)/.runtime: requirements.lock pyproject.toml
 	@python=$$(scripts/find-python) || exit 1; \
 	if [ ! -x $(PY) ] || ! $(PY) -c 'import sys; sys.exit(sys.version_info[:2] not in ((3,13),(3,12)))' 2>/dev/null; then \
 		rm -rf $(VENV); echo "creating $(VENV) with $$python"; "$$python" -m venv $(VENV) || exit 1; \
 	fi
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	@touch $@
+
+$(VENV)/.installed: $(VENV)/.runtime requirements-dev.lock
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.lock
 	@touch $@
 
 install: $(VENV)/.installed
 
 # Ctrl-C stops the gateway and the demo upstreams alike.
-run: install
+run: $(VENV)/.runtime
 	@trap 'kill $$demo 2>/dev/null; wait $$demo 2>/dev/null' EXIT INT TERM; \
 	$(PY) -m gateway.demo --host 127.0.0.1 --port-base $(DEMO_PORT_BASE) & demo=$$!; \
 	sleep 1; kill -0 $$demo 2>/dev/null || exit 1; \

@@ -678,4 +678,8 @@ def verdicts(rows: list[Row], extra: list[limits.Check]) -> str:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:  # Ctrl-C: what was measured is printed above, quietly
+        sys.stderr.write("make bench: interrupted\n")
+        raise SystemExit(130) from None
