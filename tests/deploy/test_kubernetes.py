@@ -76,7 +76,8 @@ def test_scaling(docs: list[Doc]) -> None:
 
 
 def test_base_values(base: list[Doc]) -> None:
-    assert find(base, "Deployment", "gateway")["spec"]["replicas"] == 2
+    # the HPA owns the replica count: a count in the Deployment would reset it
+    assert "replicas" not in find(base, "Deployment", "gateway")["spec"]
     assert (
         find(base, "ConfigMap", "gateway-routes")["metadata"]["name"] == "gateway-routes"
     )  # no hash suffix
@@ -86,7 +87,15 @@ def test_overlay_customises(base: list[Doc]) -> None:
     production = render("k8s/overlays/production")
     deployment = find(production, "Deployment", "gateway")
     assert deployment["metadata"]["namespace"] == "gateway"
-    assert deployment["spec"]["replicas"] == 4
+    assert "replicas" not in deployment["spec"]
+    assert find(production, "Namespace", "gateway")["metadata"]["name"] == "gateway"
+    ingress = find(production, "Ingress", "gateway")["spec"]
+    (rule,) = ingress["rules"]
+    backends = [p["backend"]["service"] for p in rule["http"]["paths"]]
+    service = find(production, "Service", "gateway")["spec"]
+    assert backends == [{"name": "gateway", "port": {"name": "http"}}]
+    # the Service the Ingress reaches exposes the client port only, never the admin one
+    assert [p["targetPort"] for p in service["ports"]] == ["http"]
     assert (
         deployment["spec"]["template"]["spec"]["containers"][0]["image"]
         == "registry.example.com/platform/gateway:1.0.0"
