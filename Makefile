@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 DEMO_PORT_BASE ?= 9001
-UVICORN_FLAGS := --loop uvloop --http httptools --no-access-log --no-server-header --timeout-graceful-shutdown 20
+UVICORN_FLAGS := --loop uvloop --http httptools --no-access-log --no-server-header --timeout-graceful-shutdown 9
 
 .PHONY: help install run test lint typecheck pytest bench lock clean
 

@@ -130,7 +130,7 @@ def mutate(docs: list[Doc], change) -> list[Doc]:  # type: ignore[no-untyped-def
             ),
             "writable",
         ),
-        (lambda pod: pod.update(terminationGracePeriodSeconds=25), "terminationGracePeriodSeconds"),
+        (lambda pod: pod.update(terminationGracePeriodSeconds=15), "terminationGracePeriodSeconds"),
         (lambda pod: pod["containers"][0].pop("lifecycle"), "preStop"),
         (lambda pod: pod["volumes"].pop(), "/tmp"),
     ],
