@@ -86,7 +86,7 @@ def test_readme_error_and_proxy_curls(gw: Gateway) -> None:
     }
     catalog = gw.get("/catalog/books/42?lang=en")
     assert catalog.json() == json.loads(
-        readme_output_after("$ curl -s localhost:8000/catalog/books/42?lang=en")
+        readme_output_after("$ curl -s 'localhost:8000/catalog/books/42?lang=en'")
     )
 
 
