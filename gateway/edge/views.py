@@ -8,12 +8,15 @@ match, and the Gateway it belongs to, from the request's envelope.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
+import orjson
 from django.core.exceptions import BadRequest as DjangoBadRequest
 from django.core.exceptions import SuspiciousOperation
 from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 
+from gateway import registry
 from gateway.envelope import GatewayRequest
 from gateway.errors import (
     BadRequest,
@@ -26,8 +29,17 @@ from gateway.errors import (
 from gateway.observe.readiness import readiness
 from gateway.pipeline.hooks import run_request_hooks
 from gateway.router import BadPath, Match, NoMatch
+from gateway.routes.openapi import openapi_document
 
-__all__ = ["healthz", "not_on_this_port", "readyz", "route_view", "unmatched"]
+__all__ = [
+    "api_docs",
+    "healthz",
+    "not_on_this_port",
+    "openapi_json",
+    "readyz",
+    "route_view",
+    "unmatched",
+]
 
 logger = logging.getLogger("gateway")
 _OK = b'{"status":"ok"}'
@@ -72,6 +84,33 @@ def unmatched(found: NoMatch | BadPath) -> GatewayError:
     if found.allowed:
         return MethodNotAllowed(found.allowed)
     return NotFound("no route matches this path")
+
+
+_DOCS_PAGE = (Path(__file__).parent / "static" / "apidocs.html").read_bytes()
+_OPENAPI: dict[int, bytes] = {}  # by id() of the routes table it describes
+
+
+async def openapi_json(request: GatewayRequest) -> HttpResponseBase:
+    """The routed API as OpenAPI 3.1, for the routes serving now."""
+    gateway = registry.current()
+    if gateway is None:
+        return problem_response(503, "no routes are loaded", request_id=request.envelope.request_id)
+    key = id(gateway.table)
+    content = _OPENAPI.get(key)
+    if content is None:
+        _OPENAPI.clear()  # one table at a time: a reload replaces it
+        content = _OPENAPI[key] = orjson.dumps(openapi_document(gateway.table))
+    return _json(content)
+
+
+async def api_docs(request: GatewayRequest) -> HttpResponseBase:
+    """A page that renders /_gateway/openapi.json, with nothing loaded from elsewhere."""
+    response = HttpResponse(_DOCS_PAGE, content_type="text/html; charset=utf-8")
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+        "connect-src 'self'"
+    )
+    return response
 
 
 def _json(content: bytes, status: int = 200) -> HttpResponse:

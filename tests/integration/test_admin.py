@@ -174,3 +174,20 @@ def test_the_default_admin_address_taken_only_warns(tmp_path: pytest.TempPathFac
         finally:
             process.stop()
     assert "admin listener: cannot listen on 127.0.0.1:9901" in process.output()
+
+
+def test_the_client_port_describes_the_routed_api(gw: Gateway) -> None:
+    from openapi_spec_validator import validate
+
+    response = gw.get("/_gateway/openapi.json")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    doc = response.json()
+    validate(doc)
+    assert list(doc["paths"]) == ["/agg"]
+    page = gw.get("/_gateway/docs")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "openapi.json" in page.text
+    assert "http://" not in page.text and "https://" not in page.text  # nothing from elsewhere
+    assert "default-src 'none'" in page.headers["content-security-policy"]
+    assert gw.get("/_gateway/other").status_code == 404
