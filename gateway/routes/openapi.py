@@ -23,7 +23,7 @@ _RATE_HEADERS = {
 _ERRORS = {
     400: "Malformed request: a path or parameter the gateway refuses",
     401: "Missing or invalid credentials",
-    403: "A required scope is missing, or the Origin is not allowed",
+    403: "A required scope is missing",
     408: "The request body arrived too slowly",
     413: "The request body is larger than the route allows",
     429: "The route's rate limit",
@@ -127,7 +127,7 @@ def _statuses(route: Route) -> list[int]:
     statuses = [400, 408, 413, 500, 502, 503, 504]
     if route.auth:
         statuses.append(401)
-    if route.scopes or route.cors is not None:
+    if route.scopes:
         statuses.append(403)
     if route.rate_limit is not None:
         statuses.append(429)
