@@ -10,10 +10,9 @@ from argparse import ArgumentParser
 from collections import Counter
 from typing import Any
 
-from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from gateway.routes import RoutesFileError, load_route_table
+from gateway.management.commands._routes_file import add_path_argument, load_or_exit
 from gateway.routes.model import Aggregate, Proxy, WebSocket
 
 _KIND_NAMES = {Aggregate: "aggregate", Proxy: "proxy", WebSocket: "websocket"}
@@ -24,16 +23,10 @@ class Command(BaseCommand):
     requires_system_checks: list[str] = []
 
     def add_arguments(self, parser: ArgumentParser) -> None:
-        parser.add_argument("path", nargs="?", help="the routes file (default: ROUTES_FILE)")
+        add_path_argument(parser)
 
     def handle(self, *args: Any, **options: Any) -> None:
-        path = options["path"] or str(settings.ROUTES_FILE)
-        try:
-            table = load_route_table(path)
-        except RoutesFileError as exc:
-            for line in exc.lines():
-                self.stdout.write(line)
-            raise SystemExit(1) from None
+        path, table = load_or_exit(options, self.stdout)
         kinds = Counter(_KIND_NAMES[type(r.kind)] for r in table.routes)
         counts = ", ".join(f"{kinds[name]} {name}" for name in _KIND_NAMES.values() if kinds[name])
         self.stdout.write(

@@ -8,10 +8,9 @@ from argparse import ArgumentParser
 from typing import Any
 
 import orjson
-from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from gateway.routes import RoutesFileError, load_route_table
+from gateway.management.commands._routes_file import add_path_argument, load_or_exit
 from gateway.routes.openapi import openapi_document
 
 
@@ -20,16 +19,10 @@ class Command(BaseCommand):
     requires_system_checks: list[str] = []
 
     def add_arguments(self, parser: ArgumentParser) -> None:
-        parser.add_argument("path", nargs="?", help="the routes file (default: ROUTES_FILE)")
+        add_path_argument(parser)
 
     def handle(self, *args: Any, **options: Any) -> None:
-        path = options["path"] or str(settings.ROUTES_FILE)
-        try:
-            table = load_route_table(path)
-        except RoutesFileError as exc:
-            for line in exc.lines():
-                self.stderr.write(line)
-            raise SystemExit(1) from None
+        _, table = load_or_exit(options, self.stderr)
         self.stdout.write(
             orjson.dumps(openapi_document(table), option=orjson.OPT_INDENT_2).decode()
         )
