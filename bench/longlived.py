@@ -28,7 +28,7 @@ import struct
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -297,6 +297,20 @@ async def ws_connect(port: int, path: str, on_message: Callable[[bytes], None]) 
     return client
 
 
+async def _open_all[C](n: int, opener: Callable[[], Awaitable[C]]) -> list[C]:
+    """`n` connections, 200 opening at a time; those that failed are left out."""
+    gate = asyncio.Semaphore(200)
+    opened: list[C] = []
+
+    async def open_one() -> None:
+        async with gate:
+            with contextlib.suppress(OSError, TimeoutError):
+                opened.append(await opener())
+
+    await asyncio.gather(*(open_one() for _ in range(n)))
+    return opened
+
+
 class Held:
     def __init__(self) -> None:
         self.connected = 0
@@ -309,19 +323,12 @@ class Held:
 async def _hold(port: int, path: str, n: int, seconds: float, period: float = 10.0) -> Held:
     held = Held()
     loop = asyncio.get_running_loop()
-    gate = asyncio.Semaphore(200)
-    clients: list[WsClient] = []
 
     def echoed(payload: bytes) -> None:
         held.latencies.append(time.perf_counter() - struct.unpack_from("d", payload)[0])
 
-    async def open_one() -> None:
-        async with gate:
-            with contextlib.suppress(OSError, TimeoutError):
-                clients.append(await ws_connect(port, path, echoed))
-
     started = time.perf_counter()
-    await asyncio.gather(*(open_one() for _ in range(n)))
+    clients = await _open_all(n, lambda: ws_connect(port, path, echoed))
     held.connected, held.connect_seconds = len(clients), time.perf_counter() - started
     end = loop.time() + seconds
 
@@ -418,18 +425,14 @@ class Streams:
 async def _streams(port: int, path: str, n: int, seconds: float) -> Streams:
     tally = Streams()
     loop = asyncio.get_running_loop()
-    gate = asyncio.Semaphore(200)
-    transports: list[asyncio.BaseTransport] = []
 
-    async def open_one() -> None:
-        async with gate:
-            with contextlib.suppress(OSError):
-                transport, _ = await loop.create_connection(
-                    lambda: StreamClient(path, tally), "127.0.0.1", port
-                )
-                transports.append(transport)
+    async def open_one() -> asyncio.BaseTransport:
+        transport, _ = await loop.create_connection(
+            lambda: StreamClient(path, tally), "127.0.0.1", port
+        )
+        return transport
 
-    await asyncio.gather(*(open_one() for _ in range(n)))
+    transports = await _open_all(n, open_one)
     tally.opened = len(transports)
     await asyncio.sleep(1.0)  # every stream has had its first event
     tally.measuring = True

@@ -87,7 +87,7 @@ def unmatched(found: NoMatch | BadPath) -> GatewayError:
 
 
 _DOCS_PAGE = (Path(__file__).parent / "static" / "apidocs.html").read_bytes()
-_OPENAPI: dict[int, bytes] = {}  # by id() of the routes table it describes
+_OPENAPI: list[tuple[object, bytes]] = []  # (the routes table it describes, the JSON)
 
 
 async def openapi_json(request: GatewayRequest) -> HttpResponseBase:
@@ -95,12 +95,9 @@ async def openapi_json(request: GatewayRequest) -> HttpResponseBase:
     gateway = registry.current()
     if gateway is None:
         return problem_response(503, "no routes are loaded", request_id=request.envelope.request_id)
-    key = id(gateway.table)
-    content = _OPENAPI.get(key)
-    if content is None:
-        _OPENAPI.clear()  # one table at a time: a reload replaces it
-        content = _OPENAPI[key] = orjson.dumps(openapi_document(gateway.table))
-    return _json(content)
+    if not _OPENAPI or _OPENAPI[0][0] is not gateway.table:  # built once per table
+        _OPENAPI[:] = [(gateway.table, orjson.dumps(openapi_document(gateway.table)))]
+    return _json(_OPENAPI[0][1])
 
 
 async def api_docs(request: GatewayRequest) -> HttpResponseBase:

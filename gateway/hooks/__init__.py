@@ -56,6 +56,8 @@ from types import MappingProxyType
 from typing import Any, NoReturn
 from urllib.parse import parse_qsl, quote, urlencode
 
+from gateway.routes.reader import HEADER_NAME
+
 __all__ = [
     "BackendCall",
     "BackendHook",
@@ -314,14 +316,12 @@ type ResponseHook = Callable[[ResponseContext], Awaitable[None]]
 _OWNED_RESPONSE = frozenset(
     {"content-type", "content-length", "transfer-encoding", "connection", "x-gateway-completed"}
 )
-_TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyz")
 
 
 def _header_name(name: str) -> str:
-    key = name.lower()
-    if not key or not set(key) <= _TOKEN:
+    if not HEADER_NAME.fullmatch(name):
         raise ValueError(f"not a header name: {name!r}")
-    return key
+    return name.lower()
 
 
 def _check_value(value: str) -> None:

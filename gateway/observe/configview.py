@@ -18,7 +18,7 @@ from gateway.routes.model import Hook, PathSegment, RouteTable, Template
 __all__ = ["SECRET", "config_document"]
 
 SECRET = "***"  # noqa: S105 - the mask shown instead of a secret
-_SECRET_FIELDS = frozenset({"secret", "digest", "key_value", "password", "token"})
+_SECRET_FIELDS = frozenset({"secret", "digest"})  # JWT secrets, API key digests
 _SKIPPED = frozenset({"segments", "line"})  # derived from `path`, or where it was written
 
 

@@ -30,21 +30,28 @@ class TraceContext:
     """One request's trace: its id, the gateway's span for the request, the
     caller's span (if it continued one) and what is passed on."""
 
-    __slots__ = ("parent_id", "sampled", "span_id", "trace_id", "tracestate")
+    __slots__ = ("_span_id", "parent_id", "sampled", "trace_id", "tracestate")
 
     def __init__(
         self,
         trace_id: str,
-        span_id: str,
         parent_id: str | None,
         sampled: bool,
         tracestate: bytes | None,
     ) -> None:
         self.trace_id = trace_id
-        self.span_id = span_id  # the gateway's SERVER span for this request
         self.parent_id = parent_id  # the caller's span, when a trace was continued
         self.sampled = sampled
         self.tracestate = tracestate
+        self._span_id: str | None = None
+
+    @property
+    def span_id(self) -> str:
+        """The gateway's SERVER span for this request, made when first asked
+        for (nothing on the request path asks yet)."""
+        if self._span_id is None:
+            self._span_id = os.urandom(8).hex()
+        return self._span_id
 
     def child_headers(self) -> list[tuple[bytes, bytes]]:
         """The headers for one upstream call: a new span id under this trace."""
@@ -60,7 +67,6 @@ class TraceContext:
 
 def continue_or_start(traceparent: str | None, tracestate: str | None) -> TraceContext:
     """The request's trace: the caller's when its `traceparent` is valid, else a new one."""
-    span_id = os.urandom(8).hex()
     if traceparent:
         found = _TRACEPARENT.fullmatch(traceparent.strip())
         if found is not None:
@@ -76,5 +82,5 @@ def continue_or_start(traceparent: str | None, tracestate: str | None) -> TraceC
                 if tracestate and len(tracestate) <= _MAX_TRACESTATE and tracestate.isprintable():
                     state = tracestate.strip().encode("latin-1", "replace")
                 sampled = bool(int(flags, 16) & 1)
-                return TraceContext(trace_id, span_id, parent_id, sampled, state)
-    return TraceContext(os.urandom(16).hex(), span_id, None, True, None)
+                return TraceContext(trace_id, parent_id, sampled, state)
+    return TraceContext(os.urandom(16).hex(), None, True, None)
