@@ -71,6 +71,20 @@ def read_choice(name: str, default: str, choices: Sequence[str]) -> str:
     return value.lower()
 
 
+def read_number(name: str, *, minimum: float, maximum: float, integer: bool = False) -> None:
+    """Checks a number that a library reads itself (the OTEL_* variables)."""
+    value = _raw(name)
+    if value is None:
+        return
+    try:
+        number = int(value) if integer else float(value)
+    except ValueError:
+        kind = "a whole number" if integer else "a number"
+        raise SettingError(name, f"expected {kind}, got {value!r}") from None
+    if not minimum <= number <= maximum:
+        raise SettingError(name, f"must be between {minimum:g} and {maximum:g}, got {value!r}")
+
+
 def read_duration(name: str, default: float, *, minimum: float = 0.001) -> float:
     """Seconds: a bare number or `250ms`, `2s`, `1m`, `1h`."""
     value = _raw(name)

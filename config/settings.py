@@ -23,6 +23,7 @@ from config.env import (
     read_duration,
     read_list,
     read_networks,
+    read_number,
     read_size,
     read_text,
 )
@@ -103,6 +104,29 @@ ADMIN_ADDR = read_address("ADMIN_ADDR", "127.0.0.1:9901")
 # The default one, taken (a second gateway on one machine), only warns.
 ADMIN_ADDR_CHOSEN = bool(os.environ.get("ADMIN_ADDR", "").strip())
 ADMIN_TOKEN = read_text("ADMIN_TOKEN", "")
+# OpenTelemetry export (README "Observability"): on when an OTLP endpoint is
+# set. The SDK reads its OTEL_* variables itself; the ones it would silently
+# replace with a default when wrong are checked here first.
+TRACE_EXPORT = bool(
+    read_text("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "").strip()
+    or read_text("OTEL_EXPORTER_OTLP_ENDPOINT", "").strip()
+)
+_SAMPLERS = (
+    "always_on",
+    "always_off",
+    "traceidratio",
+    "parentbased_always_on",
+    "parentbased_always_off",
+    "parentbased_traceidratio",
+)
+OTEL_TRACES_SAMPLER = read_choice("OTEL_TRACES_SAMPLER", "parentbased_always_on", _SAMPLERS)
+read_number("OTEL_TRACES_SAMPLER_ARG", minimum=0.0, maximum=1.0)
+for _name in (
+    "OTEL_BSP_SCHEDULE_DELAY",
+    "OTEL_BSP_MAX_QUEUE_SIZE",
+    "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
+):
+    read_number(_name, minimum=1, maximum=10_000_000, integer=True)
 
 LOGGING = {
     "version": 1,

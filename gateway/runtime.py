@@ -7,20 +7,22 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import httpx
 
 from gateway.observe import metrics
 from gateway.pipeline.aggregate.budget import MemoryBudget
 from gateway.policies.auth.jwks import JwksKeys
-from gateway.policies.cache import CacheStore, Coalescer, MemoryCache, RedisCache
+from gateway.policies.cache import CacheStore, Coalescer, MemoryCache
 from gateway.policies.ratelimit import Limiter
 from gateway.policies.ratelimit.memory import MemoryLimiter
-from gateway.policies.ratelimit.redis import RedisLimiter
-from gateway.policies.redis import REDIS_ERRORS, REDIS_TIMEOUT, connect_redis
 from gateway.routes.model import Upstream
 from gateway.upstream.attempts import UpstreamGuard
 from gateway.upstream.clients import UpstreamClients, create_client
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
 __all__ = ["Runtime"]
 
@@ -44,11 +46,21 @@ class Runtime:
     ) -> None:
         self.clients = UpstreamClients()
         self.memory = MemoryBudget(memory_budget)
-        self.redis = connect_redis(redis_url) if redis_url else None
-        self.limiter: Limiter = RedisLimiter(self.redis) if self.redis else MemoryLimiter()
-        if isinstance(self.limiter, MemoryLimiter):
-            metrics.RATELIMIT_BUCKETS.set_function(self.limiter.__len__)
-        store: CacheStore = RedisCache(self.redis) if self.redis else MemoryCache()
+        self.redis: Redis | None = None
+        self.limiter: Limiter
+        store: CacheStore
+        if redis_url:
+            # redis-py (and with it whatever it imports) only when it is used.
+            from gateway.policies.ratelimit.redis import RedisLimiter
+            from gateway.policies.redis import connect_redis
+            from gateway.policies.rediscache import RedisCache
+
+            self.redis = connect_redis(redis_url)
+            self.limiter, store = RedisLimiter(self.redis), RedisCache(self.redis)
+        else:
+            self.limiter = memory = MemoryLimiter()
+            metrics.RATELIMIT_BUCKETS.set_function(memory.__len__)
+            store = MemoryCache()
         self.coalescer = Coalescer(store)
         self.fail_closed = failure_mode == "closed"
         self._jwks: dict[str, JwksKeys] = {}
@@ -97,6 +109,8 @@ class Runtime:
     async def redis_ready(self) -> bool:
         if self.redis is None:
             return True
+        from gateway.policies.redis import REDIS_ERRORS, REDIS_TIMEOUT  # loaded with the client
+
         try:
             async with asyncio.timeout(REDIS_TIMEOUT):
                 return bool(await self.redis.ping())

@@ -29,13 +29,12 @@ from gateway import registry
 from gateway.errors import problem_body
 from gateway.observe import metrics
 from gateway.observe.configview import config_document
-from gateway.observe.readiness import readiness
+from gateway.observe.readiness import PROBES, readiness
 
 __all__ = ["AdminApp", "AdminListener", "bind_admin"]
 
 _JSON = [(b"content-type", b"application/json")]
 _PROBLEM = [(b"content-type", b"application/problem+json")]
-_OPEN = frozenset({"/healthz", "/readyz"})
 
 
 def bind_admin(host: str, port: int) -> socket.socket:
@@ -66,7 +65,7 @@ class AdminApp:
         if method not in ("GET", "HEAD"):
             await _problem(send, 405, "the admin listener only answers GET", [(b"allow", b"GET")])
             return
-        if self.token and path not in _OPEN and not self._authorized(scope):
+        if self.token and path not in PROBES and not self._authorized(scope):
             await _problem(
                 send, 401, "this needs the admin token", [(b"www-authenticate", b"Bearer")]
             )

@@ -125,6 +125,16 @@ def build_application() -> object:
         max_headers=settings.MAX_REQUEST_HEADERS,
     )
     limit_websocket_messages(_websocket_max_size)
+    exporter = None
+    if settings.TRACE_EXPORT:  # the SDK is imported only then
+        from gateway.observe.export import start_export
+        from gateway.observe.trace import install_sink
+
+        try:
+            exporter = start_export()
+        except (ValueError, RuntimeError) as exc:
+            _fail([f"setting OTEL_EXPORTER_OTLP_ENDPOINT: {exc}"])
+        install_sink(exporter)
     admin = None
     if settings.ADMIN_ADDR is not None:
         from gateway.edge.admin import AdminApp, AdminListener, bind_admin
@@ -141,4 +151,4 @@ def build_application() -> object:
                 " process: set ADMIN_ADDR to a free address, or off",
                 problem,
             )
-    return GatewayApplication(GatewayHandler(), runtime, file_digest(data), admin)
+    return GatewayApplication(GatewayHandler(), runtime, file_digest(data), admin, exporter)

@@ -16,6 +16,7 @@ from gateway.edge.address import Networks, make_request_id, resolve_client
 from gateway.edge.middleware import AsyncMiddleware, GetResponse
 from gateway.envelope import Envelope, GatewayRequest
 from gateway.errors import problem_response
+from gateway.observe.readiness import PROBES
 from gateway.observe.trace import continue_or_start
 from gateway.query import may_hold, take_credentials
 from gateway.router import Match
@@ -26,7 +27,6 @@ if TYPE_CHECKING:
 __all__ = ["EdgeMiddleware", "open_envelope"]
 
 logger = logging.getLogger("gateway")
-_PROBES = frozenset({"/healthz", "/readyz"})
 _PROTO = {"ws": "http", "wss": "https"}  # a WebSocket handshake came over HTTP(S)
 # The request headers the envelope needs, found in one pass.
 _WANTED = frozenset(
@@ -103,7 +103,7 @@ class EdgeMiddleware(AsyncMiddleware):
     async def __call__(self, request: HttpRequest) -> HttpResponseBase:
         envelope = cast(GatewayRequest, request).envelope
         try:
-            if self.check_host and request.path not in _PROBES:
+            if self.check_host and request.path not in PROBES:
                 request.get_host()
             response = await self.get_response(request)
         except DisallowedHost:

@@ -28,6 +28,7 @@ from gateway.runtime import Runtime
 
 if TYPE_CHECKING:
     from gateway.edge.admin import AdminListener
+    from gateway.observe.export import Exporter
 
 __all__ = ["GatewayApplication"]
 
@@ -41,8 +42,10 @@ class GatewayApplication:
         runtime: Runtime,
         routes_digest: bytes,
         admin: AdminListener | None = None,
+        exporter: Exporter | None = None,
     ) -> None:
         self.admin = admin
+        self.exporter = exporter
         self.handler = handler
         self.websockets = WebSocketEntry(handler.access_log)
         self.runtime = runtime
@@ -112,6 +115,8 @@ class GatewayApplication:
         if self.admin is not None:
             await self.admin.close()
         await self.runtime.aclose()
+        if self.exporter is not None:  # a last flush, bounded, off the loop
+            await asyncio.to_thread(self.exporter.stop)
 
 
 def _drain_on_signals() -> None:

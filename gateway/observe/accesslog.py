@@ -27,6 +27,7 @@ import orjson
 
 from gateway.envelope import Envelope
 from gateway.observe import metrics
+from gateway.observe.readiness import PROBES
 from gateway.query import redact
 
 __all__ = ["AccessLog"]
@@ -49,6 +50,9 @@ class AccessLog:
         self, envelope: Envelope, method: str, path: str, status: int, started: float
     ) -> None:
         duration = time.perf_counter() - started
+        if (trace := envelope.trace) is not None and trace.recording:  # OpenTelemetry export
+            if path not in PROBES:
+                trace.finish(method, envelope.route, path, envelope.client, status)
         if envelope.query:  # credentials in it shown as ***
             names = envelope.gateway.query_params if envelope.gateway else frozenset()
             path = f"{path}?{redact(envelope.query, names)}"

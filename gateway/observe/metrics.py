@@ -36,6 +36,7 @@ __all__ = [
     "RATELIMIT_STORE_ERRORS",
     "REQUESTS",
     "REQUEST_DURATION",
+    "TRACE_EXPORT_ERRORS",
     "WEBSOCKET_CONNECTIONS",
     "WEBSOCKET_MESSAGES",
     "observe_backend",
@@ -96,6 +97,10 @@ RATELIMIT_BUCKETS = Gauge(
 MEMORY_BUDGET_REJECTIONS = Counter(
     "gateway_memory_budget_rejections_total",
     "Backend bodies refused because holding them would pass MEMORY_BUDGET.",
+)
+TRACE_EXPORT_ERRORS = Counter(
+    "gateway_trace_export_errors_total",
+    "Spans dropped: the export queue was full or the collector did not take them.",
 )
 CIRCUIT_OPEN = Gauge(
     "gateway_circuit_open", "1 while the upstream's circuit is open.", ["upstream"]

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from gateway import registry
 
-__all__ = ["readiness"]
+__all__ = ["PROBES", "readiness"]
+
+# The probe paths, on both listeners. They are logged, never traced: a
+# kubelet's probe every few seconds is not traffic anybody follows.
+PROBES = frozenset({"/healthz", "/readyz"})
 
 
 async def readiness() -> tuple[int, str]:

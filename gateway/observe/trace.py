@@ -1,21 +1,40 @@
 """W3C Trace Context, always on (SPEC 3.13): a valid incoming `traceparent`
 (and its `tracestate`) is continued, anything else starts a new trace; every
-upstream call gets its own `traceparent` whose parent is the gateway's span
-for that call, so a client's `traceparent` never reaches an upstream as it
+upstream attempt gets its own `traceparent` whose parent is the gateway's span
+for that attempt, so a client's `traceparent` never reaches an upstream as it
 came. The access log carries `trace_id`.
 
     traceparent: 00-<trace-id: 32 hex>-<parent-id: 16 hex>-<flags: 2 hex>
 
-Ids come from `os.urandom` in one call per request (a few hundred
-nanoseconds); nothing here allocates per call beyond the header bytes.
+Ids come from `os.urandom` (a few hundred nanoseconds each). With OpenTelemetry
+export configured (gateway/observe/export.py installs a `SpanSink`), the sink's
+sampler decides per request; a sampled request records its SERVER span and one
+CLIENT span per upstream attempt as plain tuples, and hands them to the sink
+when its access-log line is written. Encoding and sending happen on the sink's
+own thread, in batches. Without a sink nothing is recorded.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
 
-__all__ = ["TraceContext", "continue_or_start"]
+if TYPE_CHECKING:
+    from gateway.routes.model import Route
+
+__all__ = [
+    "CallRecord",
+    "CallSpan",
+    "CallTarget",
+    "ServerRecord",
+    "SpanSink",
+    "TraceContext",
+    "continue_or_start",
+    "install_sink",
+]
 
 # Version 00 as the spec defines it; a later version's first four fields
 # are read the same way (the spec's rule for forward compatibility).
@@ -26,11 +45,62 @@ _NO_TRACE, _NO_SPAN = "0" * 32, "0" * 16
 _MAX_TRACESTATE = 512  # the spec allows dropping a longer one
 
 
+@dataclass(frozen=True, slots=True)
+class CallTarget:
+    """Who one upstream call goes to: the CLIENT span's fixed attributes
+    (made once per backend at load time, or per proxied method)."""
+
+    backend: str  # gateway.backend
+    host: str  # server.address
+    port: int  # server.port
+    method: str  # http.request.method
+
+
+# One CLIENT span: span id, start and end (Unix ns), target, attempt number,
+# the answer's status (None: no answer), and whether the attempt failed.
+type CallRecord = tuple[str, int, int, CallTarget, int, int | None, bool]
+
+
+@dataclass(frozen=True, slots=True)
+class ServerRecord:
+    """One sampled request: its SERVER span and the CLIENT spans under it."""
+
+    trace_id: str
+    span_id: str
+    parent_id: str | None  # the caller's span, when the trace was continued
+    tracestate: bytes | None
+    start_ns: int
+    end_ns: int
+    method: str
+    route: Route | None  # None: no route matched
+    path: str  # url.path, without the query
+    client: str
+    status: int
+    calls: list[CallRecord]
+
+
+class SpanSink(Protocol):
+    """Where sampled requests go (gateway/observe/export.py)."""
+
+    def sample(self, trace_id: str, parent_id: str | None, parent_sampled: bool) -> bool: ...
+
+    def submit(self, record: ServerRecord) -> None: ...
+
+
+_sink: SpanSink | None = None
+
+
+def install_sink(sink: SpanSink | None) -> None:
+    """Export on (a sink) or off (None), for requests that start from now on."""
+    global _sink
+    _sink = sink
+
+
 class TraceContext:
     """One request's trace: its id, the gateway's span for the request, the
     caller's span (if it continued one) and what is passed on."""
 
-    __slots__ = ("_span_id", "parent_id", "sampled", "trace_id", "tracestate")
+    __slots__ = ("_span_id", "calls", "parent_id", "sampled", "start_ns", "trace_id", "tracestate")
 
     def __init__(
         self,
@@ -44,43 +114,122 @@ class TraceContext:
         self.sampled = sampled
         self.tracestate = tracestate
         self._span_id: str | None = None
+        # Recording (export on and this request sampled): the CLIENT spans so far.
+        self.calls: list[CallRecord] | None = None
+        self.start_ns = 0
 
     @property
     def span_id(self) -> str:
-        """The gateway's SERVER span for this request, made when first asked
-        for (nothing on the request path asks yet)."""
+        """The gateway's SERVER span for this request, made when first asked for."""
         if self._span_id is None:
             self._span_id = os.urandom(8).hex()
         return self._span_id
 
-    def child_headers(self) -> list[tuple[bytes, bytes]]:
-        """The headers for one upstream call: a new span id under this trace."""
-        return self.headers_for(os.urandom(8).hex())
+    @property
+    def recording(self) -> bool:
+        return self.calls is not None
 
-    def headers_for(self, span_id: str) -> list[tuple[bytes, bytes]]:
-        flags = "01" if self.sampled else "00"
-        value = f"00-{self.trace_id}-{span_id}-{flags}".encode()
-        if self.tracestate is None:
-            return [(b"traceparent", value)]
-        return [(b"traceparent", value), (b"tracestate", self.tracestate)]
+    def call(self, target: CallTarget, attempt: int) -> CallSpan:
+        """The span of one upstream attempt (its `traceparent` header value is
+        `header`); `end()` it when the attempt is over."""
+        return CallSpan(self, target, attempt)
+
+    def state_headers(self) -> list[tuple[bytes, bytes]]:
+        """What every call passes on besides its own traceparent."""
+        return [] if self.tracestate is None else [(b"tracestate", self.tracestate)]
+
+    def child_headers(self) -> list[tuple[bytes, bytes]]:
+        """traceparent (a new span under this trace, not recorded) and tracestate."""
+        value = _traceparent(self.trace_id, os.urandom(8).hex(), self.sampled)
+        return [(b"traceparent", value), *self.state_headers()]
+
+    def finish(self, method: str, route: Route | None, path: str, client: str, status: int) -> None:
+        """The request is over (its access-log line is being written): a
+        recorded request goes to the sink."""
+        calls, sink = self.calls, _sink
+        if calls is None or sink is None:
+            return
+        self.calls = None  # once
+        sink.submit(
+            ServerRecord(
+                self.trace_id,
+                self.span_id,
+                self.parent_id,
+                self.tracestate,
+                self.start_ns,
+                time.time_ns(),
+                method,
+                route,
+                path,
+                client,
+                status,
+                calls,
+            )
+        )
+
+
+class CallSpan:
+    """One upstream attempt's span: its traceparent, and (when the request is
+    recorded) its CLIENT span."""
+
+    __slots__ = ("attempt", "header", "span_id", "start_ns", "target", "trace")
+
+    def __init__(self, trace: TraceContext, target: CallTarget, attempt: int) -> None:
+        self.trace, self.target, self.attempt = trace, target, attempt
+        self.span_id = os.urandom(8).hex()
+        self.header = _traceparent(trace.trace_id, self.span_id, trace.sampled)
+        self.start_ns = time.time_ns() if trace.calls is not None else 0
+
+    def end(self, status: int | None, failed: bool) -> None:
+        calls = self.trace.calls
+        if calls is not None:
+            calls.append(
+                (
+                    self.span_id,
+                    self.start_ns,
+                    time.time_ns(),
+                    self.target,
+                    self.attempt,
+                    status,
+                    failed,
+                )
+            )
+
+
+def _traceparent(trace_id: str, span_id: str, sampled: bool) -> bytes:
+    return f"00-{trace_id}-{span_id}-{'01' if sampled else '00'}".encode()
 
 
 def continue_or_start(traceparent: str | None, tracestate: str | None) -> TraceContext:
     """The request's trace: the caller's when its `traceparent` is valid, else a new one."""
-    if traceparent:
-        found = _TRACEPARENT.fullmatch(traceparent.strip())
-        if found is not None:
-            version, trace_id, parent_id, flags, rest = found.groups()
-            valid = (
-                version != "ff"
-                and (version != "00" or rest is None)
-                and trace_id != _NO_TRACE
-                and parent_id != _NO_SPAN
-            )
-            if valid:
-                state = None
-                if tracestate and len(tracestate) <= _MAX_TRACESTATE and tracestate.isprintable():
-                    state = tracestate.strip().encode("latin-1", "replace")
-                sampled = bool(int(flags, 16) & 1)
-                return TraceContext(trace_id, parent_id, sampled, state)
-    return TraceContext(os.urandom(16).hex(), None, True, None)
+    context = _parse(traceparent, tracestate)
+    if context is None:
+        context = TraceContext(os.urandom(16).hex(), None, True, None)
+    sink = _sink
+    if sink is not None:
+        context.sampled = sink.sample(context.trace_id, context.parent_id, context.sampled)
+        if context.sampled:
+            context.calls = []
+            context.start_ns = time.time_ns()
+    return context
+
+
+def _parse(traceparent: str | None, tracestate: str | None) -> TraceContext | None:
+    if not traceparent:
+        return None
+    found = _TRACEPARENT.fullmatch(traceparent.strip())
+    if found is None:
+        return None
+    version, trace_id, parent_id, flags, rest = found.groups()
+    valid = (
+        version != "ff"
+        and (version != "00" or rest is None)
+        and trace_id != _NO_TRACE
+        and parent_id != _NO_SPAN
+    )
+    if not valid:
+        return None
+    state = None
+    if tracestate and len(tracestate) <= _MAX_TRACESTATE and tracestate.isprintable():
+        state = tracestate.strip().encode("latin-1", "replace")
+    return TraceContext(trace_id, parent_id, bool(int(flags, 16) & 1), state)

@@ -26,12 +26,13 @@ import httpx
 from gateway import registry
 from gateway.envelope import BackendLog, GatewayRequest
 from gateway.observe import metrics
+from gateway.observe.trace import CallSpan, CallTarget
 from gateway.pipeline.failures import Failure, classify_transport_error, failure_error
 from gateway.pipeline.hooks import remaining
 from gateway.responses import RelayedResponse
 from gateway.router import Match
 from gateway.routes.model import Proxy, Route
-from gateway.upstream.attempts import call_guarded, is_retryable_status
+from gateway.upstream.attempts import Traced, call_guarded, is_retryable_status
 from gateway.upstream.render import (
     RenderInput,
     gateway_headers,
@@ -39,7 +40,7 @@ from gateway.upstream.render import (
     render_path,
     upstream_headers,
 )
-from gateway.upstream.requests import Origin, build_request, send
+from gateway.upstream.requests import Origin, build_request, send, set_traceparent
 
 if TYPE_CHECKING:
     from gateway.pipeline import Handler, Parts
@@ -52,6 +53,7 @@ CHUNK = 64 * 1024
 _OWNED_RESPONSE = frozenset({b"x-request-id", b"date", b"server"})
 # Answers with no natural end: relayed until the process drains.
 _OPEN_ENDED = (b"text/event-stream", b"application/x-ndjson")
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 class ProxyResponse(RelayedResponse):
@@ -113,6 +115,7 @@ class ProxyHandler:
         t = self.upstream.timeout
         idle = proxy.idle_timeout or t
         self.timeouts = {"connect": t, "read": t, "write": t, "pool": t, "body": idle}
+        self.targets: dict[str, CallTarget] = {}
 
     async def __call__(self, request: GatewayRequest, match: Match) -> ProxyResponse:
         upstream = self.upstream
@@ -173,9 +176,11 @@ class ProxyHandler:
         the budget), all of it under the route deadline."""
         attempts, status = 0, None  # the last answer's status, for the log
 
-        async def attempt() -> httpx.Response | Failure:
+        async def attempt(span: CallSpan | None) -> httpx.Response | Failure:
             nonlocal attempts, status
             attempts += 1
+            if span is not None:
+                set_traceparent(outgoing, span.header)
             try:
                 response = await send(self.client, outgoing)
             except httpx.TransportError as exc:
@@ -184,12 +189,21 @@ class ProxyHandler:
             status = response.status_code
             return response
 
+        trace, traced = request.envelope.trace, None
+        if trace is not None:
+            target = self.targets.get(outgoing.method) or self._target(outgoing.method)
+            traced = Traced(trace, target, _describe)
         started = time.perf_counter()
         result: httpx.Response | Failure | None
         try:
             async with asyncio.timeout(remaining(request.envelope, self.route.timeout)):
                 result = await call_guarded(
-                    self.guard, attempt, _judge, idempotent=idempotent, discard=_discard
+                    self.guard,
+                    attempt,
+                    _judge,
+                    idempotent=idempotent,
+                    discard=_discard,
+                    traced=traced,
                 )
         except TimeoutError:
             result = Failure.TIMEOUT
@@ -199,6 +213,15 @@ class ProxyHandler:
         failure = Failure.CIRCUIT_OPEN if result is None else result
         self._log(request, status, started, attempts, failure.name.lower())
         raise failure_error(self.backend_name, failure, status=failure.route_status)
+
+    def _target(self, method: str) -> CallTarget:
+        """The CLIENT span's fixed attributes for one method (kept for the
+        methods HTTP defines; any other is made per request)."""
+        upstream = self.upstream
+        target = CallTarget(self.backend_name, upstream.host, upstream.port, method)
+        if method in _METHODS:
+            self.targets[method] = target
+        return target
 
     def _log(
         self,
@@ -213,6 +236,14 @@ class ProxyHandler:
             self.backend_name, status, time.perf_counter() - started, attempts, outcome
         )
         request.envelope.backends.append(log)
+
+
+def _describe(result: httpx.Response | Failure) -> tuple[int | None, bool]:
+    """For the attempt's span: the status, and whether it failed (no answer, or
+    4xx/5xx, as OpenTelemetry's HTTP client conventions have it)."""
+    if isinstance(result, Failure):
+        return None, True
+    return result.status_code, result.status_code >= 400
 
 
 def _judge(result: httpx.Response | Failure) -> tuple[bool, bool]:

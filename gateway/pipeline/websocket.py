@@ -28,12 +28,13 @@ from django.http.response import HttpResponseBase
 from gateway.envelope import BackendLog, Envelope, GatewayRequest
 from gateway.errors import UpgradeRequired
 from gateway.observe import metrics
+from gateway.observe.trace import CallSpan, CallTarget
 from gateway.pipeline.failures import Failure, failure_error
 from gateway.pipeline.hooks import remaining
 from gateway.pipeline.relay import Relay, RelayLog
 from gateway.router import Match
 from gateway.routes.model import Route, WebSocket
-from gateway.upstream.attempts import call_guarded, is_retryable_status
+from gateway.upstream.attempts import Traced, call_guarded, is_retryable_status
 from gateway.upstream.render import (
     RenderInput,
     gateway_headers,
@@ -71,6 +72,7 @@ class WebSocketRoute:
         self.spec = spec
         self.upstream = parts.table.upstreams[spec.upstream]
         self.guard = parts.guards[spec.upstream]
+        self.target = CallTarget(spec.upstream, self.upstream.host, self.upstream.port, "GET")
         self.static_headers = upstream_headers(self.upstream)
         self.dropped = parts.not_relayed(route, self.static_headers) | _HANDSHAKE
         self.allowed = frozenset(spec.subprotocols) if spec.subprotocols is not None else None
@@ -136,20 +138,27 @@ class WebSocketRoute:
         timeout = self.upstream.timeout
         attempts, status = 0, None
 
-        async def attempt() -> UpstreamSocket | HandshakeFailed:
+        async def attempt(span: CallSpan | None) -> UpstreamSocket | HandshakeFailed:
             nonlocal attempts, status
             attempts += 1
+            sent = headers
+            if span is not None:
+                sent = [*headers, ("traceparent", span.header.decode())]
             result = await open_websocket(
-                url, headers, offered, max_size=self.spec.max_message_size, open_timeout=timeout
+                url, sent, offered, max_size=self.spec.max_message_size, open_timeout=timeout
             )
             status = result.status if isinstance(result, HandshakeFailed) else 101
             return result
 
+        trace = envelope.trace
+        traced = None if trace is None else Traced(trace, self.target, _describe)
         started = time.perf_counter()
         result: UpstreamSocket | HandshakeFailed | None
         try:
             async with asyncio.timeout(remaining(envelope, self.route.timeout)):
-                result = await call_guarded(self.guard, attempt, _judge, idempotent=True)
+                result = await call_guarded(
+                    self.guard, attempt, _judge, idempotent=True, traced=traced
+                )
         except TimeoutError:
             result = HandshakeFailed(Failure.TIMEOUT)
         failure = Failure.CIRCUIT_OPEN if result is None else None
@@ -177,6 +186,14 @@ class WebSocketRoute:
         envelope.backends.append(
             BackendLog(self.spec.upstream, status, time.perf_counter() - started, attempts, outcome)
         )
+
+
+def _describe(result: UpstreamSocket | HandshakeFailed) -> tuple[int | None, bool]:
+    """For the handshake's span: the status (101 when it was accepted), and
+    whether it failed."""
+    if isinstance(result, HandshakeFailed):
+        return result.status, True
+    return 101, False
 
 
 def _judge(result: UpstreamSocket | HandshakeFailed) -> tuple[bool, bool]:

@@ -11,8 +11,8 @@ X-Forwarded-Host and -Proto, identity headers). Identical misses in flight
 share one fan-out.
 
 Stores: `MemoryCache` (bounded in entries and bytes, least recently used goes
-first) and `RedisCache`, which is bypassed, never failing a request, while
-Redis is unreachable.
+first) and `RedisCache` (gateway/policies/rediscache.py), which is bypassed,
+never failing a request, while Redis is unreachable.
 """
 
 from __future__ import annotations
@@ -26,12 +26,10 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import orjson
-import redis.asyncio as aioredis
 
-from gateway.policies.redis import REDIS_ERRORS, Outage
 from gateway.responses import Answer
 
-__all__ = ["CacheStore", "Coalescer", "MemoryCache", "RedisCache", "cache_key"]
+__all__ = ["PREFIX", "CacheStore", "Coalescer", "MemoryCache", "cache_key"]
 
 PREFIX = "gw:cache:"
 
@@ -79,30 +77,6 @@ class MemoryCache:
 
     def __len__(self) -> int:
         return len(self._entries)
-
-
-class RedisCache:
-    def __init__(self, client: aioredis.Redis) -> None:
-        self._client = client
-        self._outage = Outage()
-
-    async def get(self, key: str) -> bytes | None:
-        if self._outage.ongoing:
-            return None
-        try:
-            value = await self._client.get(PREFIX + key)
-        except REDIS_ERRORS:
-            self._outage.begin()
-            return None
-        return value if isinstance(value, bytes) else None
-
-    async def set(self, key: str, content: bytes, ttl: float) -> None:
-        if self._outage.ongoing:
-            return
-        try:
-            await self._client.set(PREFIX + key, content, px=max(1, int(ttl * 1000)))
-        except REDIS_ERRORS:
-            self._outage.begin()
 
 
 @dataclass(frozen=True, slots=True)

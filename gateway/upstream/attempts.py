@@ -10,7 +10,8 @@
   touching the network. `gateway_circuit_open{upstream}` is 1 until it closes.
 - `backoff_delay`: `backoff` doubling per attempt, with jitter.
 - `call_guarded`: the one attempt loop (breaker, retries within the budget,
-  back-off) that aggregate backends and proxy routes both go through.
+  back-off, a trace span per attempt) that aggregate backends, proxy routes
+  and WebSocket handshakes all go through.
 """
 
 from __future__ import annotations
@@ -22,12 +23,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from gateway.observe import metrics
+from gateway.observe.trace import CallSpan, CallTarget, TraceContext
 from gateway.routes.model import CircuitBreaker as BreakerSpec
 from gateway.routes.model import Retries, Upstream
 
 __all__ = [
     "CircuitBreaker",
     "RetryBudget",
+    "Traced",
     "UpstreamGuard",
     "backoff_delay",
     "call_guarded",
@@ -147,19 +150,33 @@ class UpstreamGuard:
         return cls(upstream.name, upstream.retries, breaker)
 
 
+@dataclass(frozen=True, slots=True)
+class Traced[T]:
+    """Each attempt's span: `describe(result)` gives the answer's status (None:
+    no answer) and whether the attempt failed (the span's ERROR status)."""
+
+    trace: TraceContext
+    target: CallTarget
+    describe: Callable[[T], tuple[int | None, bool]]
+
+
 async def call_guarded[T](
     guard: UpstreamGuard,
-    attempt: Callable[[], Awaitable[T]],
+    attempt: Callable[[CallSpan | None], Awaitable[T]],
     judge: Callable[[T], tuple[bool, bool]],
     *,
     idempotent: bool,
     discard: Callable[[T], Awaitable[None]] | None = None,
+    traced: Traced[T] | None = None,
 ) -> T | None:
     """Run `attempt` through `guard`: the circuit breaker decides whether a call
     may go out; `judge(result)` says whether the upstream failed (for the
     breaker) and whether the result is worth retrying, which happens for an
     idempotent request while attempts and the retry budget last, after a
     jittered back-off (a result given up on is `discard`ed first).
+
+    Every attempt gets its own span (`traced`): `attempt(span)` sends
+    `span.header` as its traceparent; the span ends with the attempt.
 
     Returns the result that stands, or None when the breaker refused a call.
     The caller's deadline bounds all of it; a cancelled trial call releases
@@ -175,14 +192,20 @@ async def call_guarded[T](
                 return None
             trial = admitted
         tries += 1
+        span = None if traced is None else traced.trace.call(traced.target, tries)
         started = time.perf_counter()
         try:
-            result = await attempt()
+            result = await attempt(span)
         except BaseException:
             if breaker is not None:
                 breaker.release(trial=trial)
+            if span is not None:
+                span.end(None, True)
             raise
         metrics.observe_upstream(guard.upstream, time.perf_counter() - started)
+        if span is not None:
+            assert traced is not None
+            span.end(*traced.describe(result))
         failed, retryable = judge(result)
         if breaker is not None:
             breaker.record(success=not failed, trial=trial)

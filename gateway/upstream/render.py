@@ -188,11 +188,10 @@ def upstream_headers(upstream: Upstream) -> tuple[tuple[bytes, bytes], ...]:
     return tuple((name.encode(), value.encode("latin-1")) for name, value in upstream.headers)
 
 
-def gateway_headers(envelope: Envelope, *, trace: bool = True) -> list[tuple[bytes, bytes]]:
+def gateway_headers(envelope: Envelope) -> list[tuple[bytes, bytes]]:
     """What the gateway itself tells every upstream: the request ID, the
-    X-Forwarded-* values it resolved, the identity auth established and
-    (`trace`) the call's own traceparent. An aggregate route, whose calls
-    share these, adds each call's traceparent itself."""
+    X-Forwarded-* values it resolved, the identity auth established and the
+    trace's tracestate. Each attempt adds its own traceparent (observe/trace.py)."""
     headers = [
         (b"x-request-id", envelope.request_id.encode()),
         (b"x-forwarded-for", envelope.forwarded_for.encode("latin-1")),
@@ -200,6 +199,6 @@ def gateway_headers(envelope: Envelope, *, trace: bool = True) -> list[tuple[byt
         (b"x-forwarded-host", envelope.forwarded_host.encode("latin-1")),
         *envelope.identity_headers,
     ]
-    if trace and envelope.trace is not None:
-        headers += envelope.trace.child_headers()
+    if envelope.trace is not None:
+        headers += envelope.trace.state_headers()
     return headers

@@ -29,7 +29,7 @@ from httpx._urlparse import ParseResult
 
 from gateway.routes.model import Upstream
 
-__all__ = ["Origin", "build_request", "normalized_headers", "send"]
+__all__ = ["Origin", "build_request", "normalized_headers", "send", "set_traceparent"]
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})  # an empty body is sent as Content-Length: 0
 
@@ -106,6 +106,16 @@ def normalized_headers(raw: list[tuple[bytes, bytes]]) -> httpx.Headers:
     headers._list = [(name, name, value) for name, value in raw]
     headers._encoding = None
     return headers
+
+
+def set_traceparent(request: httpx.Request, value: bytes) -> None:
+    """This attempt's traceparent, in place of the last attempt's."""
+    items = request.headers._list
+    for i, (name, _, _) in enumerate(items):
+        if name == b"traceparent":
+            items[i] = (name, name, value)
+            return
+    items.append((b"traceparent", b"traceparent", value))
 
 
 async def send(client: httpx.AsyncClient, request: httpx.Request) -> httpx.Response:

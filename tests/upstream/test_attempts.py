@@ -6,11 +6,13 @@ import asyncio
 
 import pytest
 
+from gateway.observe.trace import CallSpan, CallTarget, continue_or_start
 from gateway.routes.model import CircuitBreaker as BreakerSpec
 from gateway.routes.model import Retries
 from gateway.upstream.attempts import (
     CircuitBreaker,
     RetryBudget,
+    Traced,
     UpstreamGuard,
     backoff_delay,
     call_guarded,
@@ -130,9 +132,11 @@ class Attempts:
         self.results = list(results)
         self.calls = 0
         self.discarded: list[tuple[bool, bool]] = []
+        self.headers: list[bytes | None] = []
 
-    async def __call__(self) -> tuple[bool, bool]:
+    async def __call__(self, span: CallSpan | None) -> tuple[bool, bool]:
         self.calls += 1
+        self.headers.append(None if span is None else span.header)
         return self.results.pop(0)
 
     async def discard(self, result: tuple[bool, bool]) -> None:
@@ -186,7 +190,7 @@ async def test_call_guarded_releases_a_cancelled_trial() -> None:
     assert g.breaker is not None
     g.breaker.record(success=False, trial=False)
 
-    async def hang() -> tuple[bool, bool]:
+    async def hang(span: CallSpan | None) -> tuple[bool, bool]:
         await asyncio.sleep(10)
         return False, False
 
@@ -194,3 +198,42 @@ async def test_call_guarded_releases_a_cancelled_trial() -> None:
         async with asyncio.timeout(0.01):
             await call_guarded(g, hang, same, idempotent=True)
     assert g.breaker.admit() is True  # the trial slot is free again
+
+
+async def test_call_guarded_gives_every_attempt_its_own_span() -> None:
+    trace = continue_or_start(f"00-{'a' * 32}-{'b' * 16}-01", None)
+    trace.calls = []  # recording, as with export on
+    calls = Attempts((True, True), (True, True), (False, False))
+    target = CallTarget("users", "users.internal", 8080, "GET")
+
+    def describe(result: tuple[bool, bool]) -> tuple[int | None, bool]:
+        return (503, True) if result[0] else (200, False)
+
+    traced = Traced(trace, target, describe)
+    assert await call_guarded(guard(3), calls, same, idempotent=True, traced=traced) == (
+        False,
+        False,
+    )
+    span_ids = [h.decode().split("-")[2] for h in calls.headers if h is not None]
+    assert len(set(span_ids)) == 3
+    assert [(c[0], c[3], c[4], c[5], c[6]) for c in trace.calls] == [
+        (span_ids[0], target, 1, 503, True),
+        (span_ids[1], target, 2, 503, True),
+        (span_ids[2], target, 3, 200, False),
+    ]
+    assert all(c[1] <= c[2] for c in trace.calls)  # start, end
+
+
+async def test_a_cancelled_attempt_ends_its_span_as_failed() -> None:
+    trace = continue_or_start(None, None)
+    trace.calls = []
+
+    async def hang(span: CallSpan | None) -> tuple[bool, bool]:
+        await asyncio.sleep(10)
+        return False, False
+
+    traced = Traced(trace, CallTarget("u", "h", 80, "GET"), lambda r: (200, False))
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.01):
+            await call_guarded(guard(1), hang, same, idempotent=True, traced=traced)
+    assert [(c[5], c[6]) for c in trace.calls] == [(None, True)]

@@ -197,7 +197,7 @@ class AggregateHandler:
             base_headers=[
                 _ACCEPT,
                 _ACCEPT_ENCODING,
-                *gateway_headers(request.envelope, trace=False),
+                *gateway_headers(request.envelope),
             ],
             hold=hold,
             envelope=request.envelope,

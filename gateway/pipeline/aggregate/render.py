@@ -47,9 +47,7 @@ def render(
         except MissingField as exc:
             outcome.failure, outcome.detail = Failure.DEPENDENCY, f"could not run: {exc}"
             return
-        headers = list(shared.base_headers)
-        if (trace := shared.envelope.trace) is not None:
-            headers.extend(trace.child_headers())  # this call's own span
+        headers = list(shared.base_headers)  # each attempt adds its traceparent (send.py)
         headers.extend((n, v) for n, v in shared.headers if n in forward)
         headers.extend(static_headers)
         if shared.edits is not None:  # request hooks set or removed some

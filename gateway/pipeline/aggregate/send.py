@@ -16,13 +16,14 @@ import time
 
 import httpx
 
+from gateway.observe.trace import CallSpan, CallTarget
 from gateway.pipeline.aggregate.decode import OverBudget, TooLarge, Undecodable, read_body
 from gateway.pipeline.aggregate.exchange import Exchange, Next, Stage
 from gateway.pipeline.aggregate.outcome import Outcome
 from gateway.pipeline.failures import Failure, classify_transport_error
 from gateway.routes.model import Backend, Upstream
-from gateway.upstream.attempts import UpstreamGuard, call_guarded, is_retryable_status
-from gateway.upstream.requests import Origin, build_request, send
+from gateway.upstream.attempts import Traced, UpstreamGuard, call_guarded, is_retryable_status
+from gateway.upstream.requests import Origin, build_request, send, set_traceparent
 
 __all__ = ["retryable", "send_stage", "upstream_failed"]
 
@@ -45,6 +46,11 @@ def _judge(outcome: Outcome) -> tuple[bool, bool]:
     return upstream_failed(outcome), retryable(outcome)
 
 
+def _describe(outcome: Outcome) -> tuple[int | None, bool]:
+    """For the attempt's span: the answer's status, and whether it failed."""
+    return outcome.status, outcome.failure is not None
+
+
 def send_stage(
     backend: Backend,
     upstream: Upstream,
@@ -55,6 +61,7 @@ def send_stage(
 ) -> Stage:
     origin, method = Origin(upstream), backend.method
     idempotent = method == "GET"
+    target = CallTarget(backend.name, upstream.host, upstream.port, method)
 
     async def stage(exchange: Exchange, next: Next) -> None:
         outcome = exchange.outcome
@@ -68,14 +75,21 @@ def send_stage(
             # connecting, the headers and the whole body.
         )
 
-        async def attempt() -> Outcome:
+        async def attempt(span: CallSpan | None) -> Outcome:
             outcome.attempts += 1
+            if span is not None:
+                set_traceparent(request, span.header)
             await _attempt(client, request, exchange, max_size, deadline=upstream.timeout)
             return outcome
 
+        trace = exchange.shared.envelope.trace
+        traced = None if trace is None else Traced(trace, target, _describe)
         started = time.perf_counter()
         try:
-            if await call_guarded(guard, attempt, _judge, idempotent=idempotent) is None:
+            if (
+                await call_guarded(guard, attempt, _judge, idempotent=idempotent, traced=traced)
+                is None
+            ):
                 outcome.failure, outcome.detail = Failure.CIRCUIT_OPEN, ""
         finally:
             outcome.duration = time.perf_counter() - started
