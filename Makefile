@@ -7,7 +7,7 @@ PORT ?= 8000
 DEMO_PORT_BASE ?= 9001
 UVICORN_FLAGS := --loop uvloop --http httptools --no-access-log --no-server-header --timeout-graceful-shutdown 9
 
-.PHONY: help install run test lint typecheck pytest bench lock clean
+.PHONY: help install run test lint typecheck pytest bench lock clean browser
 
 help:
 	@echo "make run     create .venv, install, start the gateway on routes.yaml with demo upstreams"
@@ -51,8 +51,19 @@ lint: install
 typecheck: install
 	$(VENV)/bin/mypy
 
-pytest: install
+pytest: install browser
 	$(VENV)/bin/pytest -n 2 --dist loadscope
+
+# The dashboard's test runs in headless Chromium: Debian's package, installed
+# here when missing (as root, as CI runs, or with sudo that asks no password).
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then sudo=; elif sudo -n true 2>/dev/null; then sudo="sudo -n"; \
+	  else echo "no Chromium and no root: the browser tests will be skipped (apt-get install chromium)"; exit 0; fi; \
+	  echo "installing Chromium (apt-get install chromium) for the dashboard's browser test"; \
+	  $$sudo apt-get install -y -q chromium >/dev/null 2>&1 || \
+	  { $$sudo apt-get update -q >/dev/null && $$sudo apt-get install -y -q chromium >/dev/null; } || \
+	  echo "could not install Chromium: the browser tests will be skipped"; }
 
 test: lint typecheck pytest
 

@@ -62,7 +62,10 @@ MIDDLEWARE = [
 ]
 ROOT_URLCONF = "config.urls"
 DATABASES: dict[str, dict[str, str]] = {}
-TEMPLATES: list[dict[str, object]] = []
+# The admin listener's dashboard page (gateway/templates/gateway/dashboard.html).
+TEMPLATES: list[dict[str, object]] = [
+    {"BACKEND": "django.template.backends.django.DjangoTemplates", "APP_DIRS": True}
+]
 USE_TZ = True
 TIME_ZONE = "UTC"  # every timestamp the gateway logs is UTC
 USE_I18N = False

@@ -81,6 +81,10 @@ class Runtime:
         self._guards = {u: g for u, g in self._guards.items() if g in guards.values()}
         return guards
 
+    def guard(self, upstream: Upstream) -> UpstreamGuard | None:
+        """The breaker and retry budget an upstream's calls go through now."""
+        return self._guards.get(upstream)
+
     def jwks(self, url: str) -> JwksKeys:
         keys = self._jwks.get(url)
         if keys is None:

@@ -5,12 +5,18 @@ ADMIN_ADDR (default 127.0.0.1:9901, `off` for none), for operators only.
     GET /readyz    as on the client port (never needs the token)
     GET /metrics   Prometheus text (the client port answers it 404)
     GET /config    the loaded routes as JSON, every secret "***"
+    GET /          the dashboard: one self-contained page (observe/dashboard.py)
+    GET /events    its live data: one SSE stream, an update every second
 
 With ADMIN_TOKEN set, every other path needs `Authorization: Bearer <token>`
-(401 otherwise). The socket is bound when the process boots, so that an
-address in use stops the gateway before it listens (one line, no traceback);
-it is served by uvicorn's own HTTP protocol, with the same limits as the
-client port, from the lifespan's startup.
+(401 otherwise). A browser asking for `/` without it gets the page with the
+401: the page asks for the token once, keeps it in the tab's sessionStorage
+and sends it with its requests for /events, which is where the data is.
+
+The socket is bound when the process boots, so that an address in use stops
+the gateway before it listens (one line, no traceback); it is served by
+uvicorn's own HTTP protocol, with the same limits as the client port, from
+the lifespan's startup.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from gateway import registry
 from gateway.errors import problem_body
 from gateway.observe import metrics
 from gateway.observe.configview import config_document
+from gateway.observe.dashboard import FEED, dashboard_page
 from gateway.observe.readiness import PROBES, readiness
 
 __all__ = ["AdminApp", "AdminListener", "bind_admin"]
@@ -66,6 +73,9 @@ class AdminApp:
             await _problem(send, 405, "the admin listener only answers GET", [(b"allow", b"GET")])
             return
         if self.token and path not in PROBES and not self._authorized(scope):
+            if path == "/" and _wants_html(scope):  # the page asks for the token itself
+                await _page(send, 401)
+                return
             await _problem(
                 send, 401, "this needs the admin token", [(b"www-authenticate", b"Bearer")]
             )
@@ -85,6 +95,10 @@ class AdminApp:
                 [(b"content-type", metrics.CONTENT_TYPE_LATEST.encode())],
                 metrics.render(),
             )
+        elif path == "/":
+            await _page(send, 200)
+        elif path == "/events":
+            await _events(receive, send)
         elif path == "/config":
             gateway = registry.current()
             if gateway is None:
@@ -103,6 +117,70 @@ class AdminApp:
                     token.strip(), self.token
                 )
         return False
+
+
+def _wants_html(scope: dict[str, Any]) -> bool:
+    for name, value in scope["headers"]:
+        if name == b"accept":
+            return b"text/html" in value
+    return False
+
+
+async def _page(send: Any, status: int) -> None:
+    body, policy = dashboard_page()
+    headers = [
+        (b"content-type", b"text/html; charset=utf-8"),
+        (b"content-security-policy", policy),
+        (b"cache-control", b"no-store"),
+        (b"x-content-type-options", b"nosniff"),
+        (b"referrer-policy", b"no-referrer"),
+    ]
+    if status == 401:
+        headers.append((b"www-authenticate", b"Bearer"))
+    await _answer(send, status, headers, body)
+
+
+async def _events(receive: Any, send: Any) -> None:
+    """The dashboard's stream, until the client goes, lags, or the process drains."""
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [
+                (b"content-type", b"text/event-stream"),
+                (b"cache-control", b"no-cache"),
+                (b"x-accel-buffering", b"no"),
+            ],
+        }
+    )
+    stream = FEED.open()
+
+    def end() -> None:
+        FEED.close(stream)
+
+    registry.lifecycle.open_ended.add(end)
+    gone = asyncio.ensure_future(_disconnected(receive))
+    try:
+        while True:
+            update = asyncio.ensure_future(stream.get())
+            await asyncio.wait({update, gone}, return_when=asyncio.FIRST_COMPLETED)
+            if not update.done():
+                update.cancel()
+                return  # the client went away
+            chunk = update.result()
+            if chunk is None:
+                break
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+    finally:
+        gone.cancel()
+        FEED.close(stream)
+        registry.lifecycle.open_ended.discard(end)
+
+
+async def _disconnected(receive: Any) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
 
 async def _answer(send: Any, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:

@@ -100,6 +100,7 @@ def build_application() -> object:
     from gateway.edge.reload import file_digest
     from gateway.edge.wslimits import limit_websocket_messages
     from gateway.observe import metrics
+    from gateway.observe.live import LIVE
     from gateway.routes import RoutesFileError, parse_routes_file, read_routes_file
     from gateway.runtime import Runtime
 
@@ -114,6 +115,7 @@ def build_application() -> object:
         memory_budget=settings.MEMORY_BUDGET,
     )
     registry.install(build_gateway(table, runtime))
+    LIVE.loaded(str(settings.ROUTES_FILE), file_digest(data), len(table.routes), reload=False)
     _keep_the_tcp_peer()
     _mask_server_logs()
     metrics.set_enabled(settings.METRICS)

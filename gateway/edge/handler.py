@@ -43,6 +43,8 @@ from gateway.edge.context import open_envelope
 from gateway.envelope import Envelope, GatewayRequest
 from gateway.errors import problem_response
 from gateway.observe.accesslog import CLIENT_CLOSED, AccessLog
+from gateway.observe.live import LIVE
+from gateway.observe.readiness import PROBES
 from gateway.responses import RelayedResponse
 
 __all__ = ["GatewayHandler"]
@@ -88,14 +90,19 @@ class GatewayHandler(ASGIHandler):
         started = time.perf_counter()
         gateway = registry.current()
         envelope = open_envelope(scope, gateway, self.trusted)
+        if scope["path"] not in PROBES:
+            envelope.live = True
+            LIVE.begin(envelope.route_name)
         limit = settings.FILE_UPLOAD_MAX_MEMORY_SIZE
         if (route := envelope.route) is not None:
             limit = route.max_body_size
         elif gateway is not None:
             limit = gateway.settings.max_body_size
         body = await read_body(scope, receive, envelope, limit, self.body_grace)
-        if body is None:
-            return  # the client went away before sending its whole body
+        if body is None:  # the client went away before sending its whole body
+            if envelope.live:
+                LIVE.end(envelope.route_name, CLIENT_CLOSED, 0.0, counted=False)
+            return
         try:
             request = GatewayRequest(scope, body)
         except Exception:  # undecodable headers or query string

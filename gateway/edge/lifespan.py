@@ -13,6 +13,7 @@ import contextlib
 import logging
 import signal
 import sys
+import time
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -24,6 +25,7 @@ from gateway.edge import allocator
 from gateway.edge.handler import GatewayHandler
 from gateway.edge.reload import Reloader
 from gateway.edge.websocket import WebSocketEntry
+from gateway.observe.dashboard import FEED
 from gateway.runtime import Runtime
 
 if TYPE_CHECKING:
@@ -96,11 +98,17 @@ class GatewayApplication:
         )
 
     async def _housekeeping(self) -> None:
-        """Once a second, off the request path: rate-limit buckets that have
-        refilled are forgotten even when no request comes to do it, and free
-        heap memory goes back to the system (gateway/edge/allocator.py)."""
+        """Once a second (on the wall clock's second), off the request path: the
+        dashboard's second is folded into its history (observe/dashboard.py),
+        rate-limit buckets that have refilled are forgotten even when no request
+        comes to do it, and free heap memory goes back to the system
+        (gateway/edge/allocator.py)."""
         while True:
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(1.0 - time.time() % 1.0)
+            try:
+                FEED.tick()  # the dashboard's second
+            except Exception:  # never the end of housekeeping
+                logger.exception("dashboard tick failed")
             self.runtime.limiter.housekeep()
             allocator.trim()
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from gateway import registry
 from gateway.assembly import build_gateway
 from gateway.observe import metrics
+from gateway.observe.live import LIVE
 from gateway.routes import RoutesFileError, parse_routes_file, read_routes_file
 from gateway.runtime import Runtime
 
@@ -77,6 +78,7 @@ class Reloader:
             # Deleted or unreadable. Renames and ConfigMap swaps never leave the
             # path missing, so this is worth an error line (once per change).
             self._refuse(exc, "routes file cannot be read")
+            LIVE.refused("unreadable", exc.lines())
             return False
         new = file_digest(data)
         if new == self._digest:
@@ -85,12 +87,14 @@ class Reloader:
             table = await asyncio.to_thread(parse_routes_file, data, str(self.path))
         except RoutesFileError as exc:
             self._refuse(exc, "routes file reload failed")
+            LIVE.refused("refused", exc.lines())
             return False
         self._digest = new
         gateway = build_gateway(table, self.runtime)
         registry.install(gateway)
         self.runtime.retire_unused_clients(table.upstreams)
         metrics.CONFIG_RELOADS.labels("success").inc()
+        LIVE.loaded(str(self.path), new, len(table.routes), reload=True)
         logger.info("routes file reloaded: %d routes", len(table.routes))
         return True
 

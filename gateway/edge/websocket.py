@@ -30,6 +30,7 @@ from gateway.edge.views import unmatched
 from gateway.envelope import Envelope
 from gateway.errors import BadRequest, GatewayError, Unavailable, error_body
 from gateway.observe.accesslog import AccessLog
+from gateway.observe.live import LIVE
 from gateway.pipeline.hooks import run_request_hooks
 from gateway.pipeline.websocket import WebSocketRoute
 from gateway.policies.auth.middleware import admit
@@ -55,6 +56,8 @@ class WebSocketEntry:
         envelope = open_envelope(scope, registry.current(), self.trusted)
         if (await receive())["type"] != "websocket.connect":
             return  # the client left before the handshake was handed over
+        envelope.live = True
+        LIVE.begin(envelope.route_name)
         status = 101
         try:
             route, match = self._route(envelope, scope)

@@ -27,6 +27,7 @@ import orjson
 
 from gateway.envelope import Envelope
 from gateway.observe import metrics
+from gateway.observe.live import LIVE
 from gateway.observe.readiness import PROBES
 from gateway.query import redact
 
@@ -50,9 +51,9 @@ class AccessLog:
         self, envelope: Envelope, method: str, path: str, status: int, started: float
     ) -> None:
         duration = time.perf_counter() - started
-        if (trace := envelope.trace) is not None and trace.recording:  # OpenTelemetry export
-            if path not in PROBES:
-                trace.finish(method, envelope.route, path, envelope.client, status)
+        trace = envelope.trace
+        if trace is not None and trace.recording and path not in PROBES:  # OpenTelemetry export
+            trace.finish(method, envelope.route, path, envelope.client, status)
         if envelope.query:  # credentials in it shown as ***
             names = envelope.gateway.query_params if envelope.gateway else frozenset()
             path = f"{path}?{redact(envelope.query, names)}"
@@ -60,6 +61,9 @@ class AccessLog:
             path = path.encode("utf-8", "replace").decode("utf-8")
         metric_method = method if method in _METHODS else "OTHER"
         metrics.observe_request(envelope.route_name or "", metric_method, status, duration)
+        if envelope.live:  # the dashboard's numbers
+            envelope.live = False
+            LIVE.end(envelope.route_name, status, duration)
         if self._enabled:
             line = self._json_line if self._json else self._text_line
             self._buffer += line(envelope, method, path, status, duration)

@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from gateway.observe import metrics
+from gateway.observe.live import LIVE
 from gateway.observe.trace import CallSpan, CallTarget, TraceContext
 from gateway.routes.model import CircuitBreaker as BreakerSpec
 from gateway.routes.model import Retries, Upstream
@@ -189,6 +190,7 @@ async def call_guarded[T](
         if breaker is not None:
             admitted = breaker.admit()
             if admitted is None:
+                LIVE.call(guard.upstream, failed=True)  # refused by the open circuit
                 return None
             trial = admitted
         tries += 1
@@ -207,6 +209,7 @@ async def call_guarded[T](
             assert traced is not None
             span.end(*traced.describe(result))
         failed, retryable = judge(result)
+        LIVE.call(guard.upstream, failed)
         if breaker is not None:
             breaker.record(success=not failed, trial=trial)
         if not (

@@ -94,8 +94,17 @@ def test_overlay_customises(base: list[Doc]) -> None:
     backends = [p["backend"]["service"] for p in rule["http"]["paths"]]
     service = find(production, "Service", "gateway")["spec"]
     assert backends == [{"name": "gateway", "port": {"name": "http"}}]
-    # the Service the Ingress reaches exposes the client port only, never the admin one
-    assert [p["targetPort"] for p in service["ports"]] == ["http"]
+    # the Ingress reaches the client port only; the admin port is the monitoring namespace's
+    assert [p["targetPort"] for p in service["ports"]] == ["http", "admin"]
+    admin = find(production, "NetworkPolicy", "gateway-admin")["spec"]
+    client_rule, admin_rule = admin["ingress"]
+    assert client_rule == {"ports": [{"protocol": "TCP", "port": "http"}]}
+    assert admin_rule["ports"] == [{"protocol": "TCP", "port": "admin"}]
+    assert admin_rule["from"] == [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+    ]
+    annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/port"] == "9901" and annotations["prometheus.io/scrape"]
     assert (
         deployment["spec"]["template"]["spec"]["containers"][0]["image"]
         == "registry.example.com/platform/gateway:1.0.0"

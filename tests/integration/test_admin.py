@@ -97,13 +97,19 @@ def test_admin_token_guards_everything_but_the_probes(
     start_gateway: GatewayFactory, stub: Stub
 ) -> None:
     gw = start_gateway(ROUTES, STUB=stub.url, BOB_DIGEST=BOB_DIGEST, ADMIN_TOKEN="s3cret-admin")
-    for path in ("/metrics", "/config"):
+    for path in ("/metrics", "/config", "/", "/events"):
         refused = gw.admin_get(path)
         assert refused.status_code == 401 and refused.headers["www-authenticate"] == "Bearer"
         wrong = gw.admin_get(path, headers={"Authorization": "Bearer nope"})
         assert wrong.status_code == 401
-        ok = gw.admin_get(path, headers={"Authorization": "Bearer s3cret-admin"})
-        assert ok.status_code == 200
+        assert refused.headers["content-type"] == "application/problem+json"
+        headers = {"Authorization": "Bearer s3cret-admin"}
+        with httpx.stream("GET", gw.admin_url + path, headers=headers, timeout=30) as ok:
+            assert ok.status_code == 200
+    # A browser gets the page with its 401: the page asks for the token (no data in it).
+    page = gw.admin_get("/", headers={"Accept": "text/html"})
+    assert page.status_code == 401 and page.headers["content-type"].startswith("text/html")
+    assert 'id="login"' in page.text and "/api" not in page.text
     assert gw.admin_get("/healthz").status_code == 200
     assert gw.admin_get("/readyz").status_code == 200
 

@@ -1,0 +1,189 @@
+"""The dashboard's data (SPEC 3.14): documents for its one SSE stream.
+
+`Feed.tick()` runs once a second (the lifespan's housekeeping): it folds the
+second into gateway/observe/live.py's history and hands every open stream an
+update. A stream starts with a `snapshot` event (the whole five-minute history,
+so the charts are full at once), then gets a `tick` event every second: the
+new point of each chart, the headline numbers, circuit states, the config and
+its recent reloads. A dashboard that cannot keep up (five updates behind) is
+cut off; it reconnects and starts from a snapshot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from gateway import registry
+from gateway.observe.live import HISTORY, LIVE, UNROUTED, WINDOW, RouteLive, UpstreamLive
+from gateway.routes.model import Aggregate, Proxy
+
+if TYPE_CHECKING:
+    from gateway.assembly import Gateway
+    from gateway.routes.model import Route
+
+__all__ = ["FEED", "Feed", "dashboard_page", "document"]
+
+_BEHIND = 5  # updates a stream may lag before it is cut off
+
+
+def _when(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds")
+
+
+def _kind(route: Route) -> str:
+    kind = route.kind
+    if isinstance(kind, Aggregate):
+        return "aggregate"
+    return "proxy" if isinstance(kind, Proxy) else "websocket"
+
+
+def _circuit(gateway: Gateway, name: str) -> str:
+    upstream = gateway.table.upstreams[name]
+    guard = gateway.runtime.guard(upstream)
+    breaker = guard.breaker if guard is not None else None
+    if breaker is None:
+        return "none"
+    if breaker.opened_at is None:
+        return "closed"
+    return "half-open" if breaker.trial_in_flight else "open"
+
+
+def _route(name: str, route: Route | None, live: RouteLive, *, history: bool) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "name": name or "(no route)",
+        "path": route.path if route is not None else "",
+        "kind": _kind(route) if route is not None else "unrouted",
+        "methods": sorted(route.methods) if route is not None else [],
+        "timeout_ms": round(route.timeout * 1000) if route is not None else None,
+        **live.summary(),
+    }
+    points = list(live.history)
+    entry["points"] = points if history else points[-1:]
+    return entry
+
+
+def _upstream(gateway: Gateway, name: str, live: UpstreamLive, *, history: bool) -> dict[str, Any]:
+    upstream = gateway.table.upstreams[name]
+    points = list(live.history)
+    return {
+        "name": name,
+        "url": f"{upstream.scheme}://{upstream.host}:{upstream.port}{upstream.base_path}",
+        "circuit": _circuit(gateway, name),
+        **live.summary(),
+        "points": points if history else points[-1:],
+    }
+
+
+def document(*, history: bool) -> dict[str, Any]:
+    """Everything the dashboard shows: `history` with every point kept."""
+    gateway = registry.current()
+    config = LIVE.config
+    doc: dict[str, Any] = {
+        "time": _when(LIVE.second),
+        "config": {
+            "file": config.file,
+            "digest": config.digest,
+            "loaded_at": _when(config.loaded_at) if config.loaded_at else None,
+            "routes": config.routes,
+        },
+        "reloads": [{**event, "at": _when(event["at"])} for event in reversed(LIVE.reloads)],
+        "draining": registry.lifecycle.draining,
+        "routes": [],
+        "upstreams": [],
+    }
+    if gateway is None:
+        return doc
+    for route in gateway.table.routes:  # every route, with or without a second behind it
+        live = LIVE.routes.get(route.name) or RouteLive()
+        doc["routes"].append(_route(route.name, route, live, history=history))
+    unrouted = LIVE.routes.get(UNROUTED)
+    if unrouted is not None and any(p[1] for p in unrouted.history):
+        doc["routes"].append(_route(UNROUTED, None, unrouted, history=history))
+    for name in sorted(gateway.table.upstreams):
+        upstream_live = LIVE.upstreams.get(name) or UpstreamLive()
+        doc["upstreams"].append(_upstream(gateway, name, upstream_live, history=history))
+    return doc
+
+
+_PAGE: list[tuple[bytes, bytes]] = []  # (the page, its Content-Security-Policy), made once
+
+
+def dashboard_page() -> tuple[bytes, bytes]:
+    """The dashboard: gateway/templates/gateway/dashboard.html with its style
+    and script (gateway/static/gateway/) inline, so that it needs nothing but
+    this listener; the CSP admits exactly those two by their hashes."""
+    if not _PAGE:
+        from django.template.loader import render_to_string
+        from django.utils.safestring import mark_safe
+
+        static = Path(__file__).resolve().parent.parent / "static" / "gateway"
+        style = (static / "dashboard.css").read_text()
+        script = (static / "dashboard.js").read_text()
+        page = render_to_string(
+            "gateway/dashboard.html",
+            {
+                "style": mark_safe(style),  # noqa: S308 (our own file, not input)
+                "script": mark_safe(script),  # noqa: S308
+                "window": WINDOW,
+                "history_minutes": HISTORY // 60,
+            },
+        )
+        policy = (
+            "default-src 'none'; "
+            f"script-src '{_digest(script)}'; style-src '{_digest(style)}'; "
+            "connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; "
+            "frame-ancestors 'none'"
+        )
+        _PAGE.append((page.encode(), policy.encode()))
+    return _PAGE[0]
+
+
+def _digest(text: str) -> str:
+    return "sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode()
+
+
+def event(kind: str, doc: dict[str, Any]) -> bytes:
+    return b"event: " + kind.encode() + b"\ndata: " + orjson.dumps(doc) + b"\n\n"
+
+
+class Feed:
+    """The open dashboard streams, and the once-a-second update they get."""
+
+    def __init__(self) -> None:
+        self.streams: set[asyncio.Queue[bytes | None]] = set()
+
+    def tick(self) -> None:
+        LIVE.tick(registry.current())
+        if not self.streams:
+            return  # nobody is looking: the history was kept, nothing else to do
+        update = event("tick", document(history=False))
+        for stream in list(self.streams):
+            if stream.qsize() >= _BEHIND:
+                self.close(stream)
+            else:
+                stream.put_nowait(update)
+
+    def open(self) -> asyncio.Queue[bytes | None]:
+        stream: asyncio.Queue[bytes | None] = asyncio.Queue()
+        stream.put_nowait(event("snapshot", document(history=True)))
+        self.streams.add(stream)
+        return stream
+
+    def close(self, stream: asyncio.Queue[bytes | None]) -> None:
+        if stream in self.streams:
+            self.streams.discard(stream)
+            stream.put_nowait(None)  # the stream's end
+
+    def close_all(self) -> None:
+        for stream in list(self.streams):
+            self.close(stream)
+
+
+FEED = Feed()

@@ -1,0 +1,206 @@
+"""What the dashboard shows (SPEC 3.14), kept in the process, second by second.
+
+Per route: requests, 4xx, 5xx and 429 answers, a latency histogram and the
+requests in flight; per upstream: attempts and failures; the config that
+serves and the recent reloads. The request path only adds to counters of the
+current second (a dict lookup and a few integer additions, plus a bisect for
+the latency bucket). Once a second `tick()` folds them into a five-minute
+history: per second the rates, p50 and p99 (from that second's histogram) and
+the requests in flight. The dashboard's numbers are the last `WINDOW` seconds:
+rates averaged, percentiles from the merged histograms.
+
+Percentiles come from buckets 12% apart (100 µs to 60 s), so a p99 is within
+about 6% of the exact value: plenty for a screen, cheap for the request path.
+"""
+
+from __future__ import annotations
+
+import bisect
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from gateway.assembly import Gateway
+
+__all__ = ["HISTORY", "LIVE", "WINDOW", "Live"]
+
+HISTORY = 300  # seconds of history the charts show
+WINDOW = 10  # seconds the headline numbers cover
+UNROUTED = ""  # requests no route matched (404, 405, bad paths)
+
+_BOUNDS: tuple[float, ...] = tuple(0.0001 * 1.12**i for i in range(97))  # 100 µs .. ~6 s x 10
+_NO_LATENCY = None
+
+
+def _percentile(histogram: list[int], total: int, fraction: float) -> float | None:
+    """The latency (ms) below which `fraction` of `total` fell, interpolated in its bucket."""
+    if total == 0:
+        return _NO_LATENCY
+    rank = fraction * total
+    seen = 0
+    for index, count in enumerate(histogram):
+        if count and seen + count >= rank:
+            low = _BOUNDS[index - 1] if index else 0.0
+            high = _BOUNDS[index] if index < len(_BOUNDS) else _BOUNDS[-1] * 1.12
+            return round((low + (high - low) * (rank - seen) / count) * 1000, 2)
+        seen += count
+    return round(_BOUNDS[-1] * 1000, 2)
+
+
+@dataclass(slots=True, eq=False)
+class RouteLive:
+    # the current second
+    requests: int = 0
+    client_errors: int = 0  # 4xx other than 429
+    server_errors: int = 0  # 5xx
+    limited: int = 0  # 429
+    histogram: list[int] = field(default_factory=lambda: [0] * (len(_BOUNDS) + 1))
+    # across seconds
+    in_flight: int = 0
+    history: deque[tuple[Any, ...]] = field(default_factory=lambda: deque(maxlen=HISTORY))
+    recent: deque[list[int]] = field(default_factory=lambda: deque(maxlen=WINDOW))
+
+    def fold(self, second: int) -> tuple[Any, ...]:
+        """The second that ended: its point in the history; counters start over."""
+        histogram, n = self.histogram, self.requests
+        point = (
+            second,
+            n,
+            self.client_errors,
+            self.server_errors,
+            self.limited,
+            _percentile(histogram, n, 0.5),
+            _percentile(histogram, n, 0.99),
+            self.in_flight,
+        )
+        self.history.append(point)
+        self.recent.append(histogram)
+        self.requests = self.client_errors = self.server_errors = self.limited = 0
+        self.histogram = [0] * (len(_BOUNDS) + 1)
+        return point
+
+    def summary(self) -> dict[str, Any]:
+        """The headline numbers: the last WINDOW seconds."""
+        points = list(self.history)[-WINDOW:]
+        seconds = max(len(points), 1)
+        merged = [sum(counts) for counts in zip(*self.recent, strict=True)] if self.recent else []
+        total = sum(merged)
+        return {
+            "rps": round(sum(p[1] for p in points) / seconds, 2),
+            "r4xx": round(sum(p[2] for p in points) / seconds, 2),
+            "r5xx": round(sum(p[3] for p in points) / seconds, 2),
+            "r429": round(sum(p[4] for p in points) / seconds, 2),
+            "p50": _percentile(merged, total, 0.5),
+            "p99": _percentile(merged, total, 0.99),
+            "in_flight": self.in_flight,
+        }
+
+
+@dataclass(slots=True, eq=False)
+class UpstreamLive:
+    calls: int = 0
+    failures: int = 0
+    history: deque[tuple[int, int, int]] = field(default_factory=lambda: deque(maxlen=HISTORY))
+
+    def fold(self, second: int) -> tuple[int, int, int]:
+        point = (second, self.calls, self.failures)
+        self.history.append(point)
+        self.calls = self.failures = 0
+        return point
+
+    def summary(self) -> dict[str, Any]:
+        points = list(self.history)[-WINDOW:]
+        seconds = max(len(points), 1)
+        return {
+            "cps": round(sum(p[1] for p in points) / seconds, 2),
+            "fps": round(sum(p[2] for p in points) / seconds, 2),
+        }
+
+
+@dataclass(slots=True)
+class ConfigStatus:
+    file: str = ""
+    digest: str = ""
+    loaded_at: float = 0.0
+    routes: int = 0
+
+
+class Live:
+    """The process's live statistics (one instance, `LIVE`)."""
+
+    def __init__(self) -> None:
+        self.routes: dict[str, RouteLive] = {}
+        self.upstreams: dict[str, UpstreamLive] = {}
+        self.config = ConfigStatus()
+        self.reloads: deque[dict[str, Any]] = deque(maxlen=20)
+        self.second = int(time.time())
+
+    # --- the request path ------------------------------------------------------------
+    def begin(self, route: str | None) -> None:
+        live = self.routes.get(route or UNROUTED)
+        if live is None:
+            live = self.routes[route or UNROUTED] = RouteLive()
+        live.in_flight += 1
+
+    def end(self, route: str | None, status: int, seconds: float, *, counted: bool = True) -> None:
+        """A request `begin` saw is over; `counted`: it was answered (not abandoned)."""
+        live = self.routes.get(route or UNROUTED)
+        if live is None:
+            return
+        live.in_flight -= 1
+        if not counted:
+            return
+        live.requests += 1
+        if status >= 400:
+            if status >= 500:
+                live.server_errors += 1
+            elif status == 429:
+                live.limited += 1
+            else:
+                live.client_errors += 1
+        live.histogram[bisect.bisect_left(_BOUNDS, seconds)] += 1
+
+    def call(self, upstream: str, failed: bool) -> None:
+        live = self.upstreams.get(upstream)
+        if live is None:
+            live = self.upstreams[upstream] = UpstreamLive()
+        live.calls += 1
+        if failed:
+            live.failures += 1
+
+    # --- config events -----------------------------------------------------------------
+    def loaded(self, file: str, digest: bytes, routes: int, *, reload: bool) -> None:
+        self.config = ConfigStatus(file, digest.hex(), time.time(), routes)
+        if reload:
+            self.reloads.append(
+                {"at": self.config.loaded_at, "result": "loaded", "routes": routes, "errors": []}
+            )
+
+    def refused(self, what: str, errors: list[str]) -> None:
+        self.reloads.append({"at": time.time(), "result": what, "routes": 0, "errors": errors})
+
+    # --- once a second, and for the dashboard -----------------------------------------
+    def tick(self, gateway: Gateway | None) -> dict[str, Any]:
+        """Fold the second that ended; forget routes and upstreams the
+        current config no longer has (once nothing is in flight on them).
+        Returns the new points, for the dashboards that are open."""
+        self.second = second = int(time.time())
+        keep = {r.name for r in gateway.table.routes} if gateway is not None else set()
+        keep.add(UNROUTED)
+        for name in [n for n, r in self.routes.items() if n not in keep and not r.in_flight]:
+            del self.routes[name]
+        for name in keep - self.routes.keys():
+            self.routes[name] = RouteLive()
+        routes = {name: live.fold(second) for name, live in self.routes.items()}
+        upstream_names = set(gateway.table.upstreams) if gateway is not None else set()
+        for name in [n for n in self.upstreams if n not in upstream_names]:
+            del self.upstreams[name]
+        for name in upstream_names - self.upstreams.keys():
+            self.upstreams[name] = UpstreamLive()
+        upstreams = {name: live.fold(second) for name, live in self.upstreams.items()}
+        return {"second": second, "routes": routes, "upstreams": upstreams}
+
+
+LIVE = Live()

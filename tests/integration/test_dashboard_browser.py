@@ -1,0 +1,218 @@
+"""The dashboard in a real browser (SPEC 3.14): headless Chromium loads the
+admin listener's page from a gateway under traffic, is asked for the token
+once, shows every route and upstream, and its numbers move. Screenshots at
+1280x800 and at a phone's size go to build/screenshots/ (the README's image
+is docs/img/dashboard.png: UPDATE_SCREENSHOTS=1 refreshes it from this test).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.browser import Browser, chromium_path
+from tests.integration.conftest import ROOT, Gateway, GatewayFactory, Stub, free_port
+
+pytestmark = pytest.mark.skipif(
+    chromium_path() is None, reason="no Chromium (make test installs Debian's chromium)"
+)
+
+ROUTES = """
+version: 1
+upstreams:
+  users: {url: "${STUB}", timeout: 2s}
+  orders: {url: "${STUB}", timeout: 2s}
+  billing:
+    url: "http://127.0.0.1:${DEAD}"
+    timeout: 1s
+    circuit_breaker: {failures: 3, cooldown: 30s}
+routes:
+  - name: user-dashboard
+    path: /api/users/{user_id}/dashboard
+    backends:
+      - {upstream: users, path: "/delay/20/users/{user_id}", key: user}
+      - {upstream: orders, path: "/delay/35/orders/{user_id}", key: orders}
+  - name: orders
+    path: /api/orders/{rest:path}
+    proxy: {upstream: orders, path: "/echo/{rest}"}
+  - name: invoices
+    path: /api/users/{user_id}/invoices
+    backends: [{upstream: billing, path: "/invoices/{user_id}", key: invoices}]
+  - name: search
+    path: /api/search
+    rate_limit: {limit: 5, window: 1s, key: client}
+    backends: [{upstream: users, path: /echo/search, key: hits}]
+"""
+TOKEN = "dashboard-test-token"
+SHOTS = ROOT / "build" / "screenshots"
+
+
+@pytest.fixture(scope="module")
+def gw(start_gateway: GatewayFactory, stub: Stub) -> Gateway:
+    return start_gateway(ROUTES, STUB=stub.url, DEAD=str(free_port()), ADMIN_TOKEN=TOKEN)
+
+
+@pytest.fixture(scope="module")
+def traffic(gw: Gateway) -> Iterator[None]:
+    """Requests on every route, from four threads, until the module ends."""
+    stop = threading.Event()
+    paths = ["/api/users/7/dashboard"] * 4 + ["/api/orders/9", "/api/search", "/nowhere"]
+
+    def run(offset: int) -> None:
+        with httpx.Client(base_url=gw.url, timeout=10) as client:
+            i = offset
+            while not stop.is_set():
+                client.get(paths[i % len(paths)])
+                if i % 25 == 0:
+                    client.get("/api/users/1/invoices")
+                i += 1
+
+    threads = [threading.Thread(target=run, args=(n,), daemon=True) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    yield
+    stop.set()
+    for thread in threads:
+        thread.join()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with Browser(1280, 800) as b:
+        yield b
+
+
+def number(browser: Browser, route: str, metric: str) -> str:
+    return str(
+        browser.evaluate(
+            f'document.querySelector(\'[data-route="{route}"] [data-metric="{metric}"]'
+            " .value').textContent"
+        )
+    )
+
+
+def test_the_page_asks_for_the_token_once_then_shows_every_route(
+    gw: Gateway, traffic: None, browser: Browser
+) -> None:
+    browser.open(gw.admin_url + "/")
+    browser.wait_for("!document.getElementById('login').hidden")
+    assert browser.evaluate("document.getElementById('board').hidden") is True
+    browser.evaluate(
+        f"document.getElementById('token').value = '{TOKEN}';"
+        "document.getElementById('login').requestSubmit(); true"
+    )
+    browser.wait_for("!document.getElementById('board').hidden")
+    browser.wait_for("document.getElementById('state').dataset.state === 'live'")
+    shown = browser.evaluate(
+        "[...document.querySelectorAll('[data-route]')].map(e => e.dataset.route)"
+    )
+    assert set(shown) >= {"user-dashboard", "orders", "invoices", "search"}
+    upstreams = browser.evaluate(
+        "[...document.querySelectorAll('[data-upstream]')].map(e => e.dataset.upstream)"
+    )
+    assert sorted(upstreams) == ["billing", "orders", "users"]
+    # Once given, the token is kept: a reload of the page goes straight to the board.
+    browser.open(gw.admin_url + "/")
+    browser.wait_for("document.getElementById('state').dataset.state === 'live'")
+    assert browser.evaluate("document.getElementById('login').hidden") is True
+
+
+def test_the_numbers_move(gw: Gateway, traffic: None, browser: Browser) -> None:
+    browser.wait_for(
+        'document.querySelector(\'[data-route="user-dashboard"] [data-metric="rps"] .value\')'
+        ".textContent !== '0.0'"
+    )
+    seen = set()
+    deadline = time.monotonic() + 20
+    while len(seen) < 3 and time.monotonic() < deadline:
+        seen.add(
+            (number(browser, "user-dashboard", "rps"), number(browser, "user-dashboard", "p99"))
+        )
+        time.sleep(0.7)
+    assert len(seen) >= 3, seen  # updated live, without reloading the page
+    p50 = number(browser, "user-dashboard", "p50")
+    assert (
+        p50.endswith(" ms") and float(p50.split()[0].replace(",", "")) >= 30
+    )  # the slower backend
+    browser.wait_for(  # a line through several seconds, growing as they pass
+        '(document.querySelector(\'[data-route="user-dashboard"] [data-metric="rps"]'
+        " path.line').getAttribute('d').match(/L/g) || []).length >= 3"
+    )
+
+
+def test_failures_and_an_open_circuit_are_in_the_fail_colour(
+    gw: Gateway, traffic: None, browser: Browser
+) -> None:
+    browser.wait_for(
+        "document.querySelector('[data-upstream=\"billing\"] [data-circuit]')"
+        ".dataset.circuit === 'open'",
+        timeout=30,
+    )
+    pill = "document.querySelector('[data-upstream=\"billing\"] .pill')"
+    colour = browser.evaluate(f"getComputedStyle({pill}).color")
+    fail = browser.evaluate(
+        "getComputedStyle(document.documentElement).getPropertyValue('--fail').trim()"
+    )
+    assert _rgb(fail) == colour
+    assert "fail" in browser.evaluate(
+        "document.querySelector('[data-upstream=\"billing\"]').className"
+    )
+    assert "warn" in browser.evaluate(
+        "document.querySelector('[data-route=\"search\"]').className"
+    ) or ("fail" in browser.evaluate("document.querySelector('[data-route=\"search\"]').className"))
+
+
+def test_it_fits_the_screen_at_1280x800_and_on_a_phone(
+    gw: Gateway, traffic: None, browser: Browser
+) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    time.sleep(8)  # some seconds of history on the charts
+    for name, (width, height, mobile) in {
+        "dashboard-1280x800": (1280, 800, False),
+        "dashboard-phone": (390, 844, True),
+    }.items():
+        browser.resize(width, height, mobile=mobile)
+        time.sleep(0.5)
+        overflow = browser.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, f"{name}: {overflow}px wider than the screen"
+        browser.screenshot(SHOTS / f"{name}.png")
+        assert (SHOTS / f"{name}.png").stat().st_size > 10_000
+    browser.resize(1280, 800)
+    if os.environ.get("UPDATE_SCREENSHOTS"):
+        target = ROOT / "docs" / "img"
+        target.mkdir(parents=True, exist_ok=True)
+        shutil.copy(SHOTS / "dashboard-1280x800.png", target / "dashboard.png")
+        shutil.copy(SHOTS / "dashboard-phone.png", target / "dashboard-phone.png")
+
+
+def _rgb(hex_colour: str) -> str:
+    value = hex_colour.lstrip("#")
+    r, g, b = (int(value[i : i + 2], 16) for i in (0, 2, 4))
+    return f"rgb({r}, {g}, {b})"
+
+
+def test_a_refused_reload_shows_in_red(start_gateway: GatewayFactory, stub: Stub) -> None:
+    watched = start_gateway(ROUTES, STUB=stub.url, DEAD=str(free_port()), RELOAD="true")
+    with Browser(1280, 800) as b:
+        b.open(watched.admin_url + "/")
+        b.wait_for("document.getElementById('state').dataset.state === 'live'")
+        original = watched.routes_file.read_text()
+        watched.routes_file.write_text(original + "  - name: broken-edit\n    path: no-slash\n")
+        item = "document.querySelector('#reloads li[data-result=\"refused\"]')"
+        b.wait_for(f"!!{item}", timeout=15)
+        text = b.evaluate(f"{item}.textContent")
+        assert f"{watched.routes_file}:" in text and "previous config keeps serving" in text
+        colour = b.evaluate(f"getComputedStyle({item}.querySelector('pre')).color")
+        fail = b.evaluate(
+            "getComputedStyle(document.documentElement).getPropertyValue('--fail').trim()"
+        )
+        assert colour == _rgb(fail)
+        Path(SHOTS).mkdir(parents=True, exist_ok=True)
+        b.screenshot(SHOTS / "dashboard-refused-reload.png")
