@@ -54,16 +54,19 @@ typecheck: install
 pytest: install browser
 	$(VENV)/bin/pytest -n 2 --dist loadscope
 
-# The dashboard's test runs in headless Chromium: Debian's package, installed
-# here when missing (as root, as CI runs, or with sudo that asks no password).
+# Two tests need programs Debian packages: the dashboard's runs in headless
+# Chromium, the docs' commands run in zsh as well as bash. Installed here when
+# missing (as root, as CI runs, or with sudo that asks no password).
 browser:
-	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ]; then sudo=; elif sudo -n true 2>/dev/null; then sudo="sudo -n"; \
-	  else echo "no Chromium and no root: the browser tests will be skipped (apt-get install chromium)"; exit 0; fi; \
-	  echo "installing Chromium (apt-get install chromium) for the dashboard's browser test"; \
-	  $$sudo apt-get install -y -q chromium >/dev/null 2>&1 || \
-	  { $$sudo apt-get update -q >/dev/null && $$sudo apt-get install -y -q chromium >/dev/null; } || \
-	  echo "could not install Chromium: the browser tests will be skipped"; }
+	@missing=; command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || missing="chromium"; \
+	command -v zsh >/dev/null 2>&1 || missing="$$missing zsh"; \
+	[ -z "$$missing" ] && exit 0; \
+	if [ "$$(id -u)" = 0 ]; then sudo=; elif sudo -n true 2>/dev/null; then sudo="sudo -n"; \
+	else echo "missing:$$missing and no root: the tests that need them will be skipped (apt-get install$$missing)"; exit 0; fi; \
+	echo "installing$$missing (apt-get) for the browser and shell tests"; \
+	$$sudo apt-get install -y -q $$missing >/dev/null 2>&1 || \
+	{ $$sudo apt-get update -q >/dev/null && $$sudo apt-get install -y -q $$missing >/dev/null; } || \
+	echo "could not install$$missing: the tests that need them will be skipped"
 
 test: lint typecheck pytest
 

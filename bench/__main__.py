@@ -15,6 +15,9 @@ beside the reference peers, in one table with every target marked met or missed.
   H1-H4  limits against hostile clients and upstreams (bench/limits.py)
   W R S P  long-lived connections: WebSockets held and relayed, event streams,
        progressive aggregation (bench/longlived.py)
+  T0 T T100 T10 TD  C without trace context, with it (the default), exporting every
+       request or 10% to a local OTLP receiver, and with the dashboard open
+       (bench/observe.py)
 
 The gateway (and each peer) runs on CPU 0; wrk, the stubs and the C10k client on
 CPU 1 (when taskset exists). Every scenario gets a fresh process. Gateway CPU
@@ -22,7 +25,7 @@ per 1,000 requests comes from /proc/PID/stat. The scenarios that the ratio
 targets compare run interleaved, BENCH_ROUNDS times (default 3), and report
 their median run: on a shared machine the CPU's speed drifts by tens of
 percent within minutes. BENCH_SECONDS sets each measurement (default 6, after
-a 2 s warm-up); BENCH_C10K sets E's size. BENCH_ONLY=throughput|limits|longlived
+a 2 s warm-up); BENCH_C10K sets E's size. BENCH_ONLY=throughput|limits|longlived|observe
 runs one group of scenarios.
 """
 
@@ -42,7 +45,7 @@ from pathlib import Path
 
 import httpx
 
-from bench import limits, longlived
+from bench import limits, longlived, observe
 from bench.c10k import raise_fd_limit, run_c10k
 from bench.peers.nginx import nginx_command
 from bench.wrk import WrkResult, require_wrk, run_wrk
@@ -251,11 +254,12 @@ class Bench:
         env: dict[str, str] | None = None,
         routes: Path | None = None,
         transport: str = "h1",
+        app: str = "config.asgi:application",
     ) -> Process:
         """A fresh gateway; `transport` other than h1 swaps in a comparison
-        transport (bench/transports), which the product does not ship."""
+        transport (bench/transports), which the product does not ship; `app`
+        another entry (bench/notrace.py)."""
         port = free_port()
-        app = "config.asgi:application"
         if transport != "h1":
             app = "bench.transports.gateway:application"
             env = {**(env or {}), "BENCH_TRANSPORT": transport}
@@ -438,7 +442,10 @@ def main() -> None:
         if only in ("", "longlived"):
             sys.stderr.write("long-lived connections (W, R, S, P)\n")
             bench.checks += longlived.run_all(bench, start, free_port, LOAD_CPU)
-        if only in ("limits", "longlived"):
+        if only in ("", "observe"):
+            sys.stderr.write("observability (T0 T T100 T10 TD)\n")
+            bench.checks += observe.run_all(bench, start, free_port, LOAD_CPU, ROUNDS)
+        if only in ("limits", "longlived", "observe"):
             return
         for path, conns, name in (
             ("/users/1", 64, "direct to upstream"),
@@ -462,7 +469,7 @@ def main() -> None:
         print()
         print(table(bench.rows))
         print()
-        print(verdicts(bench.rows, bench.checks))
+        print(verdicts(bench.rows, bench.checks, throughput=only in ("", "throughput")))
 
 
 TRANSPORTS = ("h1", "aiohttp", "httpx-aiohttp", "httpx")  # the default first
@@ -554,7 +561,7 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-def verdicts(rows: list[Row], extra: list[limits.Check]) -> str:
+def verdicts(rows: list[Row], extra: list[limits.Check], *, throughput: bool = True) -> str:
     def row(key: str, target: str) -> Row | None:
         return next((r for r in rows if r.key == key and r.target == target), None)
 
@@ -596,7 +603,7 @@ def verdicts(rows: list[Row], extra: list[limits.Check]) -> str:
         else:
             checks.append((name, "not measured", f"{target}x", False))
 
-    if not any(r.result for r in rows):  # BENCH_ONLY=limits
+    if not throughput:  # BENCH_ONLY=limits, longlived or observe
         return "\n".join(
             f"- {name}: {value} (target {target}): {'met' if ok else 'MISSED'}"
             for name, value, target, ok in extra

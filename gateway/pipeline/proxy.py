@@ -26,7 +26,7 @@ import httpx
 from gateway import registry
 from gateway.envelope import BackendLog, GatewayRequest
 from gateway.observe import metrics
-from gateway.observe.trace import CallSpan, CallTarget
+from gateway.observe.trace import CallTarget
 from gateway.pipeline.failures import Failure, classify_transport_error, failure_error
 from gateway.pipeline.hooks import remaining
 from gateway.responses import RelayedResponse
@@ -40,7 +40,13 @@ from gateway.upstream.render import (
     render_path,
     upstream_headers,
 )
-from gateway.upstream.requests import Origin, build_request, send, set_traceparent
+from gateway.upstream.requests import (
+    Origin,
+    build_request,
+    reserve_traceparent,
+    send,
+    set_traceparent,
+)
 
 if TYPE_CHECKING:
     from gateway.pipeline import Handler, Parts
@@ -115,7 +121,7 @@ class ProxyHandler:
         t = self.upstream.timeout
         idle = proxy.idle_timeout or t
         self.timeouts = {"connect": t, "read": t, "write": t, "pool": t, "body": idle}
-        self.targets: dict[str, CallTarget] = {}
+        self.traced: dict[str, Traced[httpx.Response | Failure]] = {}
 
     async def __call__(self, request: GatewayRequest, match: Match) -> ProxyResponse:
         upstream = self.upstream
@@ -176,11 +182,11 @@ class ProxyHandler:
         the budget), all of it under the route deadline."""
         attempts, status = 0, None  # the last answer's status, for the log
 
-        async def attempt(span: CallSpan | None) -> httpx.Response | Failure:
+        async def attempt(traceparent: bytes | None) -> httpx.Response | Failure:
             nonlocal attempts, status
             attempts += 1
-            if span is not None:
-                set_traceparent(outgoing, span.header)
+            if traceparent is not None and slot is not None:
+                set_traceparent(outgoing, slot, traceparent)
             try:
                 response = await send(self.client, outgoing)
             except httpx.TransportError as exc:
@@ -189,10 +195,10 @@ class ProxyHandler:
             status = response.status_code
             return response
 
-        trace, traced = request.envelope.trace, None
+        trace, traced, slot = request.envelope.trace, None, None
         if trace is not None:
-            target = self.targets.get(outgoing.method) or self._target(outgoing.method)
-            traced = Traced(trace, target, _describe)
+            traced = self.traced.get(outgoing.method) or self._traced(outgoing.method)
+            slot = reserve_traceparent(outgoing)
         started = time.perf_counter()
         result: httpx.Response | Failure | None
         try:
@@ -203,6 +209,7 @@ class ProxyHandler:
                     _judge,
                     idempotent=idempotent,
                     discard=_discard,
+                    trace=trace,
                     traced=traced,
                 )
         except TimeoutError:
@@ -214,14 +221,15 @@ class ProxyHandler:
         self._log(request, status, started, attempts, failure.name.lower())
         raise failure_error(self.backend_name, failure, status=failure.route_status)
 
-    def _target(self, method: str) -> CallTarget:
+    def _traced(self, method: str) -> Traced[httpx.Response | Failure]:
         """The CLIENT span's fixed attributes for one method (kept for the
         methods HTTP defines; any other is made per request)."""
         upstream = self.upstream
         target = CallTarget(self.backend_name, upstream.host, upstream.port, method)
+        traced = Traced(target, _describe)
         if method in _METHODS:
-            self.targets[method] = target
-        return target
+            self.traced[method] = traced
+        return traced
 
     def _log(
         self,

@@ -28,7 +28,7 @@ from django.http.response import HttpResponseBase
 from gateway.envelope import BackendLog, Envelope, GatewayRequest
 from gateway.errors import UpgradeRequired
 from gateway.observe import metrics
-from gateway.observe.trace import CallSpan, CallTarget
+from gateway.observe.trace import CallTarget
 from gateway.pipeline.failures import Failure, failure_error
 from gateway.pipeline.hooks import remaining
 from gateway.pipeline.relay import Relay, RelayLog
@@ -72,7 +72,9 @@ class WebSocketRoute:
         self.spec = spec
         self.upstream = parts.table.upstreams[spec.upstream]
         self.guard = parts.guards[spec.upstream]
-        self.target = CallTarget(spec.upstream, self.upstream.host, self.upstream.port, "GET")
+        self.traced = Traced(
+            CallTarget(spec.upstream, self.upstream.host, self.upstream.port, "GET"), _describe
+        )
         self.static_headers = upstream_headers(self.upstream)
         self.dropped = parts.not_relayed(route, self.static_headers) | _HANDSHAKE
         self.allowed = frozenset(spec.subprotocols) if spec.subprotocols is not None else None
@@ -138,26 +140,29 @@ class WebSocketRoute:
         timeout = self.upstream.timeout
         attempts, status = 0, None
 
-        async def attempt(span: CallSpan | None) -> UpstreamSocket | HandshakeFailed:
+        async def attempt(traceparent: bytes | None) -> UpstreamSocket | HandshakeFailed:
             nonlocal attempts, status
             attempts += 1
             sent = headers
-            if span is not None:
-                sent = [*headers, ("traceparent", span.header.decode())]
+            if traceparent is not None:
+                sent = [*headers, ("traceparent", traceparent.decode())]
             result = await open_websocket(
                 url, sent, offered, max_size=self.spec.max_message_size, open_timeout=timeout
             )
             status = result.status if isinstance(result, HandshakeFailed) else 101
             return result
 
-        trace = envelope.trace
-        traced = None if trace is None else Traced(trace, self.target, _describe)
         started = time.perf_counter()
         result: UpstreamSocket | HandshakeFailed | None
         try:
             async with asyncio.timeout(remaining(envelope, self.route.timeout)):
                 result = await call_guarded(
-                    self.guard, attempt, _judge, idempotent=True, traced=traced
+                    self.guard,
+                    attempt,
+                    _judge,
+                    idempotent=True,
+                    trace=envelope.trace,
+                    traced=self.traced,
                 )
         except TimeoutError:
             result = HandshakeFailed(Failure.TIMEOUT)

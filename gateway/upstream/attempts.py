@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from gateway.observe import metrics
 from gateway.observe.live import LIVE
-from gateway.observe.trace import CallSpan, CallTarget, TraceContext
+from gateway.observe.trace import CallTarget, TraceContext
 from gateway.routes.model import CircuitBreaker as BreakerSpec
 from gateway.routes.model import Retries, Upstream
 
@@ -153,21 +153,22 @@ class UpstreamGuard:
 
 @dataclass(frozen=True, slots=True)
 class Traced[T]:
-    """Each attempt's span: `describe(result)` gives the answer's status (None:
-    no answer) and whether the attempt failed (the span's ERROR status)."""
+    """How an upstream's attempts are traced (made once, at load time): who
+    they go to, and `describe(result)`: the answer's status (None: no answer)
+    and whether the attempt failed (the span's ERROR status)."""
 
-    trace: TraceContext
     target: CallTarget
     describe: Callable[[T], tuple[int | None, bool]]
 
 
 async def call_guarded[T](
     guard: UpstreamGuard,
-    attempt: Callable[[CallSpan | None], Awaitable[T]],
+    attempt: Callable[[bytes | None], Awaitable[T]],
     judge: Callable[[T], tuple[bool, bool]],
     *,
     idempotent: bool,
     discard: Callable[[T], Awaitable[None]] | None = None,
+    trace: TraceContext | None = None,
     traced: Traced[T] | None = None,
 ) -> T | None:
     """Run `attempt` through `guard`: the circuit breaker decides whether a call
@@ -176,8 +177,9 @@ async def call_guarded[T](
     idempotent request while attempts and the retry budget last, after a
     jittered back-off (a result given up on is `discard`ed first).
 
-    Every attempt gets its own span (`traced`): `attempt(span)` sends
-    `span.header` as its traceparent; the span ends with the attempt.
+    Under a `trace`, every attempt gets its own span (`traced` says what it
+    goes to): `attempt(traceparent)` sends it as its header; a recorded span
+    (export on, the request sampled) ends with the attempt.
 
     Returns the result that stands, or None when the breaker refused a call.
     The caller's deadline bounds all of it; a cancelled trial call releases
@@ -194,10 +196,16 @@ async def call_guarded[T](
                 return None
             trial = admitted
         tries += 1
-        span = None if traced is None else traced.trace.call(traced.target, tries)
+        span, header = None, None
+        if trace is not None and traced is not None:
+            if trace.calls is None:
+                header = trace.attempt_header()
+            else:
+                span = trace.call(traced.target, tries)
+                header = span.header
         started = time.perf_counter()
         try:
-            result = await attempt(span)
+            result = await attempt(header)
         except BaseException:
             if breaker is not None:
                 breaker.release(trial=trial)

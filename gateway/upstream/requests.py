@@ -29,7 +29,14 @@ from httpx._urlparse import ParseResult
 
 from gateway.routes.model import Upstream
 
-__all__ = ["Origin", "build_request", "normalized_headers", "send", "set_traceparent"]
+__all__ = [
+    "Origin",
+    "build_request",
+    "normalized_headers",
+    "reserve_traceparent",
+    "send",
+    "set_traceparent",
+]
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})  # an empty body is sent as Content-Length: 0
 
@@ -108,14 +115,16 @@ def normalized_headers(raw: list[tuple[bytes, bytes]]) -> httpx.Headers:
     return headers
 
 
-def set_traceparent(request: httpx.Request, value: bytes) -> None:
-    """This attempt's traceparent, in place of the last attempt's."""
+def reserve_traceparent(request: httpx.Request) -> int:
+    """A place in the request's headers for each attempt's traceparent."""
     items = request.headers._list
-    for i, (name, _, _) in enumerate(items):
-        if name == b"traceparent":
-            items[i] = (name, name, value)
-            return
-    items.append((b"traceparent", b"traceparent", value))
+    items.append((b"traceparent", b"traceparent", b""))
+    return len(items) - 1
+
+
+def set_traceparent(request: httpx.Request, slot: int, value: bytes) -> None:
+    """This attempt's traceparent, in place of the last attempt's."""
+    request.headers._list[slot] = (b"traceparent", b"traceparent", value)
 
 
 async def send(client: httpx.AsyncClient, request: httpx.Request) -> httpx.Response:

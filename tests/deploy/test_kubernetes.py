@@ -22,7 +22,7 @@ from tests.deploy.manifests import (
     tool,
 )
 
-TREES = ["k8s/base", "k8s/overlays/production"]
+TREES = ["k8s/base", "k8s/overlays/production", "k8s/overlays/staging"]
 
 
 @pytest.fixture(scope="module", params=TREES)
@@ -177,3 +177,25 @@ def test_cluster_routes_file_passes_check_routes() -> None:
 def test_configmap_holds_the_cluster_routes_file(base: list[Doc]) -> None:
     data = find(base, "ConfigMap", "gateway-routes")["data"]["routes.yaml"]
     assert data == (ROOT / "k8s/base/routes.yaml").read_text()
+
+
+def test_the_staging_overlay_serves_routes_of_its_own(tmp_path: Path) -> None:
+    staging = render("k8s/overlays/staging")
+    assert find(staging, "Namespace", "gateway-staging")
+    assert {d["metadata"].get("namespace") for d in staging if d["kind"] != "Namespace"} == {
+        "gateway-staging"
+    }
+    routes = find(staging, "ConfigMap", "gateway-routes")["data"]["routes.yaml"]
+    assert routes == (ROOT / "k8s/overlays/staging/routes.yaml").read_text()
+    assert (
+        "orders-raw" in routes and "orders-raw" not in (ROOT / "k8s/base/routes.yaml").read_text()
+    )
+    assert "replicas" not in find(staging, "Deployment", "gateway")["spec"]
+    checked = subprocess.run(
+        [sys.executable, "manage.py", "check_routes", "k8s/overlays/staging/routes.yaml"],
+        cwd=ROOT,
+        env={**os.environ, "ACME_API_KEY_SHA256": "0" * 64},
+        capture_output=True,
+        text=True,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr

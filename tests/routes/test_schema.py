@@ -112,7 +112,9 @@ def test_what_the_loader_refuses_the_schema_refuses(name: str) -> None:
     assert list(VALIDATOR.iter_errors(yaml.safe_load(text))) != [], name
 
 
-@pytest.mark.parametrize("path", ["routes.yaml", "k8s/base/routes.yaml"])
+@pytest.mark.parametrize(
+    "path", ["routes.yaml", "k8s/base/routes.yaml", "k8s/overlays/staging/routes.yaml"]
+)
 def test_the_shipped_routes_files_validate(path: str) -> None:
     assert list(VALIDATOR.iter_errors(yaml.safe_load((ROOT / path).read_text()))) == []
 

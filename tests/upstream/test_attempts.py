@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from gateway.observe.trace import CallSpan, CallTarget, continue_or_start
+from gateway.observe.trace import CallTarget, continue_or_start
 from gateway.routes.model import CircuitBreaker as BreakerSpec
 from gateway.routes.model import Retries
 from gateway.upstream.attempts import (
@@ -134,9 +134,9 @@ class Attempts:
         self.discarded: list[tuple[bool, bool]] = []
         self.headers: list[bytes | None] = []
 
-    async def __call__(self, span: CallSpan | None) -> tuple[bool, bool]:
+    async def __call__(self, traceparent: bytes | None) -> tuple[bool, bool]:
         self.calls += 1
-        self.headers.append(None if span is None else span.header)
+        self.headers.append(traceparent)
         return self.results.pop(0)
 
     async def discard(self, result: tuple[bool, bool]) -> None:
@@ -190,7 +190,7 @@ async def test_call_guarded_releases_a_cancelled_trial() -> None:
     assert g.breaker is not None
     g.breaker.record(success=False, trial=False)
 
-    async def hang(span: CallSpan | None) -> tuple[bool, bool]:
+    async def hang(traceparent: bytes | None) -> tuple[bool, bool]:
         await asyncio.sleep(10)
         return False, False
 
@@ -209,8 +209,10 @@ async def test_call_guarded_gives_every_attempt_its_own_span() -> None:
     def describe(result: tuple[bool, bool]) -> tuple[int | None, bool]:
         return (503, True) if result[0] else (200, False)
 
-    traced = Traced(trace, target, describe)
-    assert await call_guarded(guard(3), calls, same, idempotent=True, traced=traced) == (
+    traced = Traced(target, describe)
+    assert await call_guarded(
+        guard(3), calls, same, idempotent=True, trace=trace, traced=traced
+    ) == (
         False,
         False,
     )
@@ -228,12 +230,12 @@ async def test_a_cancelled_attempt_ends_its_span_as_failed() -> None:
     trace = continue_or_start(None, None)
     trace.calls = []
 
-    async def hang(span: CallSpan | None) -> tuple[bool, bool]:
+    async def hang(traceparent: bytes | None) -> tuple[bool, bool]:
         await asyncio.sleep(10)
         return False, False
 
-    traced = Traced(trace, CallTarget("u", "h", 80, "GET"), lambda r: (200, False))
+    traced = Traced(CallTarget("u", "h", 80, "GET"), lambda r: (200, False))
     with pytest.raises(TimeoutError):
         async with asyncio.timeout(0.01):
-            await call_guarded(guard(1), hang, same, idempotent=True, traced=traced)
+            await call_guarded(guard(1), hang, same, idempotent=True, trace=trace, traced=traced)
     assert [(c[5], c[6]) for c in trace.calls] == [(None, True)]

@@ -16,14 +16,20 @@ import time
 
 import httpx
 
-from gateway.observe.trace import CallSpan, CallTarget
+from gateway.observe.trace import CallTarget
 from gateway.pipeline.aggregate.decode import OverBudget, TooLarge, Undecodable, read_body
 from gateway.pipeline.aggregate.exchange import Exchange, Next, Stage
 from gateway.pipeline.aggregate.outcome import Outcome
 from gateway.pipeline.failures import Failure, classify_transport_error
 from gateway.routes.model import Backend, Upstream
 from gateway.upstream.attempts import Traced, UpstreamGuard, call_guarded, is_retryable_status
-from gateway.upstream.requests import Origin, build_request, send, set_traceparent
+from gateway.upstream.requests import (
+    Origin,
+    build_request,
+    reserve_traceparent,
+    send,
+    set_traceparent,
+)
 
 __all__ = ["retryable", "send_stage", "upstream_failed"]
 
@@ -61,7 +67,7 @@ def send_stage(
 ) -> Stage:
     origin, method = Origin(upstream), backend.method
     idempotent = method == "GET"
-    target = CallTarget(backend.name, upstream.host, upstream.port, method)
+    traced = Traced(CallTarget(backend.name, upstream.host, upstream.port, method), _describe)
 
     async def stage(exchange: Exchange, next: Next) -> None:
         outcome = exchange.outcome
@@ -75,19 +81,22 @@ def send_stage(
             # connecting, the headers and the whole body.
         )
 
-        async def attempt(span: CallSpan | None) -> Outcome:
+        trace = exchange.shared.envelope.trace
+        slot = None if trace is None else reserve_traceparent(request)
+
+        async def attempt(traceparent: bytes | None) -> Outcome:
             outcome.attempts += 1
-            if span is not None:
-                set_traceparent(request, span.header)
+            if traceparent is not None and slot is not None:
+                set_traceparent(request, slot, traceparent)
             await _attempt(client, request, exchange, max_size, deadline=upstream.timeout)
             return outcome
 
-        trace = exchange.shared.envelope.trace
-        traced = None if trace is None else Traced(trace, target, _describe)
         started = time.perf_counter()
         try:
             if (
-                await call_guarded(guard, attempt, _judge, idempotent=idempotent, traced=traced)
+                await call_guarded(
+                    guard, attempt, _judge, idempotent=idempotent, trace=trace, traced=traced
+                )
                 is None
             ):
                 outcome.failure, outcome.detail = Failure.CIRCUIT_OPEN, ""
