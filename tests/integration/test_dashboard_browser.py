@@ -173,7 +173,8 @@ def test_it_fits_the_screen_at_1280x800_and_on_a_phone(
     gw: Gateway, traffic: None, browser: Browser
 ) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
-    time.sleep(8)  # some seconds of history on the charts
+    # Some seconds of history on the charts; a minute for the README's image.
+    time.sleep(60 if os.environ.get("UPDATE_SCREENSHOTS") else 8)
     for name, (width, height, mobile) in {
         "dashboard-1280x800": (1280, 800, False),
         "dashboard-phone": (390, 844, True),
