@@ -131,10 +131,14 @@ class Browser:
         return result["result"].get("value")
 
     def wait_for(self, expression: str, timeout: float = 15) -> Any:
-        """The expression's value once it is truthy."""
+        """The expression's value once it is truthy (an expression that throws,
+        reading what is not rendered yet, counts as not yet)."""
         deadline = time.monotonic() + timeout
         while True:
-            value = self.evaluate(expression)
+            try:
+                value = self.evaluate(expression)
+            except RuntimeError:  # what it reads is not on the page yet
+                value = None
             if value:
                 return value
             if time.monotonic() > deadline:

@@ -70,6 +70,17 @@ def sent_traceparent(echo: dict) -> tuple[str, str, str]:
     return trace_id, span_id, flags
 
 
+def exporting(start_gateway: GatewayFactory, stub: Stub, endpoint: str, **env: str) -> Gateway:
+    """A gateway of ROUTES exporting to `endpoint`, in batches every 50 ms."""
+    return start_gateway(
+        ROUTES,
+        STUB=stub.url,
+        LIVE=stub.url,
+        OTEL_EXPORTER_OTLP_ENDPOINT=endpoint,
+        **{"OTEL_BSP_SCHEDULE_DELAY": "50", **env},
+    )
+
+
 def by_kind(spans: list[Span], kind: int) -> list[Span]:
     return sorted((s for s in spans if s.kind == kind), key=lambda s: s.start)
 
@@ -188,7 +199,7 @@ def test_the_sampler_is_read_from_the_environment(
         ROUTES,
         STUB=stub.url,
         LIVE=stub.url,
-        OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=collector.endpoint + "/v1/traces",
+        OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=collector.endpoint + "/v1/traces",  # the other variable
         OTEL_BSP_SCHEDULE_DELAY="50",
         OTEL_TRACES_SAMPLER=sampler,
         OTEL_TRACES_SAMPLER_ARG=arg,
@@ -204,14 +215,7 @@ def test_the_sampler_is_read_from_the_environment(
 def test_the_service_name_comes_from_otel_service_name(
     start_gateway: GatewayFactory, stub: Stub, collector: Collector
 ) -> None:
-    gateway = start_gateway(
-        ROUTES,
-        STUB=stub.url,
-        LIVE=stub.url,
-        OTEL_EXPORTER_OTLP_ENDPOINT=collector.endpoint,
-        OTEL_BSP_SCHEDULE_DELAY="50",
-        OTEL_SERVICE_NAME="edge-gateway",
-    )
+    gateway = exporting(start_gateway, stub, collector.endpoint, OTEL_SERVICE_NAME="edge-gateway")
     trace_id = sent_traceparent(gateway.get("/pass/x").json())[0]
     spans = collector.trace(trace_id, 2)
     assert {s.resource["service.name"] for s in spans} == {"edge-gateway"}
@@ -223,6 +227,13 @@ def export_errors(gateway: Gateway) -> float:
     found = re.search(r"^gateway_trace_export_errors_total (\S+)$", text, re.M)
     assert found is not None
     return float(found[1])
+
+
+def wait_for_errors(gateway: Gateway, at_least: float) -> float:
+    deadline = time.monotonic() + 10
+    while (errors := export_errors(gateway)) < at_least and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return errors
 
 
 def timed_requests(gateway: Gateway, n: int) -> float:
@@ -237,30 +248,20 @@ def timed_requests(gateway: Gateway, n: int) -> float:
 def test_a_collector_that_is_down_costs_requests_nothing_and_drops_are_counted(
     start_gateway: GatewayFactory, stub: Stub
 ) -> None:
-    gateway = start_gateway(
-        ROUTES,
-        STUB=stub.url,
-        LIVE=stub.url,
-        OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{free_port()}",  # nobody listens
-        OTEL_BSP_SCHEDULE_DELAY="50",
-        OTEL_EXPORTER_OTLP_TIMEOUT="1",
-    )
+    nobody = f"http://127.0.0.1:{free_port()}"  # nobody listens
+    gateway = exporting(start_gateway, stub, nobody, OTEL_EXPORTER_OTLP_TIMEOUT="1")
     assert timed_requests(gateway, 50) < 0.5
-    deadline = time.monotonic() + 10
-    while export_errors(gateway) < 100 and time.monotonic() < deadline:  # 50 x 2 spans
-        time.sleep(0.1)
-    assert export_errors(gateway) >= 100
+    assert wait_for_errors(gateway, 100) >= 100  # 50 requests x 2 spans
 
 
 def test_a_slow_collector_never_slows_a_request(start_gateway: GatewayFactory, stub: Stub) -> None:
     slow = Collector()
     slow.answer_after = 3.0
     try:
-        gateway = start_gateway(
-            ROUTES,
-            STUB=stub.url,
-            LIVE=stub.url,
-            OTEL_EXPORTER_OTLP_ENDPOINT=slow.endpoint,
+        gateway = exporting(
+            start_gateway,
+            stub,
+            slow.endpoint,
             OTEL_BSP_SCHEDULE_DELAY="20",
             OTEL_BSP_MAX_QUEUE_SIZE="20",
             OTEL_BSP_MAX_EXPORT_BATCH_SIZE="4",
@@ -277,18 +278,9 @@ def test_a_refusing_collector_counts_the_spans_it_refused(
     refusing = Collector()
     refusing.status = 400  # not retried by the exporter
     try:
-        gateway = start_gateway(
-            ROUTES,
-            STUB=stub.url,
-            LIVE=stub.url,
-            OTEL_EXPORTER_OTLP_ENDPOINT=refusing.endpoint,
-            OTEL_BSP_SCHEDULE_DELAY="20",
-        )
+        gateway = exporting(start_gateway, stub, refusing.endpoint)
         timed_requests(gateway, 5)
-        deadline = time.monotonic() + 10
-        while export_errors(gateway) < 10 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert export_errors(gateway) == 10 and refusing.requests >= 1
+        assert wait_for_errors(gateway, 10) == 10 and refusing.requests >= 1
     finally:
         refusing.close()
 

@@ -107,9 +107,16 @@ function routeCard(r) {
   head.append(el("span", "path", (r.methods.length ? r.methods.join(" ") + " " : "") + r.path));
   head.append(el("span", "kind", r.kind));
   card.append(head);
+  const { grid, parts } = metricGrid(ROUTE_METRICS);
+  card.append(grid);
+  return { card, parts, points: [] };
+}
+
+// A grid of labelled numbers, each over its chart: parts[key] = {box, value, chart}.
+function metricGrid(metrics) {
   const grid = el("div", "metrics");
   const parts = {};
-  for (const [key, label] of ROUTE_METRICS) {
+  for (const [key, label] of metrics) {
     const box = el("div", "metric");
     box.dataset.metric = key;
     const value = el("div", "value", "–");
@@ -118,8 +125,23 @@ function routeCard(r) {
     grid.append(box);
     parts[key] = { box, value, chart };
   }
-  card.append(grid);
-  return { card, parts, points: [] };
+  return { grid, parts };
+}
+
+// One card per item, in the document's order; cards of items gone are removed.
+function renderCards(holderId, items, views, make, update) {
+  const holder = document.getElementById(holderId);
+  const seen = new Set();
+  items.forEach((item, index) => {
+    seen.add(item.name);
+    let view = views.get(item.name);
+    if (!view) { view = make(item); views.set(item.name, view); }
+    if (holder.children[index] !== view.card) holder.insertBefore(view.card, holder.children[index] || null);
+    update(view, item);
+  });
+  for (const [name, view] of views) {
+    if (!seen.has(name)) { view.card.remove(); views.delete(name); }
+  }
 }
 
 function mergePoints(old, fresh, full) {
@@ -128,13 +150,7 @@ function mergePoints(old, fresh, full) {
 }
 
 function renderRoutes(routes, full) {
-  const holder = document.getElementById("routes");
-  const seen = new Set();
-  routes.forEach((r, index) => {
-    seen.add(r.name);
-    let view = state.routes.get(r.name);
-    if (!view) { view = routeCard(r); state.routes.set(r.name, view); }
-    if (holder.children[index] !== view.card) holder.insertBefore(view.card, holder.children[index] || null);
+  renderCards("routes", routes, state.routes, routeCard, (view, r) => {
     view.points = mergePoints(view.points, r.points, full);
     const levels = routeLevels(r);
     for (const [key, , column, format] of ROUTE_METRICS) {
@@ -145,9 +161,6 @@ function renderRoutes(routes, full) {
     }
     view.card.className = "card " + worst(levels, r.rps > 0 || r.in_flight > 0);
   });
-  for (const [name, view] of state.routes) {
-    if (!seen.has(name)) { view.card.remove(); state.routes.delete(name); }
-  }
 }
 
 // --- upstreams ----------------------------------------------------------------------------
@@ -162,30 +175,14 @@ function upstreamCard(u) {
   circuit.dataset.circuit = "";
   head.append(el("span", "name", u.name), el("span", "path", u.url), circuit);
   circuit.style.marginLeft = "auto";
-  const grid = el("div", "metrics");
+  const { grid, parts } = metricGrid([["cps", "calls/s"], ["fps", "failures/s"]]);
   grid.style.gridTemplateColumns = "1fr 1fr";
-  const parts = {};
-  for (const [key, label] of [["cps", "calls/s"], ["fps", "failures/s"]]) {
-    const box = el("div", "metric");
-    box.dataset.metric = key;
-    const value = el("div", "value", "–");
-    const chart = sparkline();
-    box.append(el("div", "label", label), value, chart);
-    grid.append(box);
-    parts[key] = { box, value, chart };
-  }
   card.append(head, grid);
   return { card, circuit, parts, points: [] };
 }
 
 function renderUpstreams(upstreams, full) {
-  const holder = document.getElementById("upstreams");
-  const seen = new Set();
-  upstreams.forEach((u, index) => {
-    seen.add(u.name);
-    let view = state.upstreams.get(u.name);
-    if (!view) { view = upstreamCard(u); state.upstreams.set(u.name, view); }
-    if (holder.children[index] !== view.card) holder.insertBefore(view.card, holder.children[index] || null);
+  renderCards("upstreams", upstreams, state.upstreams, upstreamCard, (view, u) => {
     view.points = mergePoints(view.points, u.points, full);
     const failing = u.fps > 0 ? (u.cps > 0 && u.fps / u.cps < 0.2 ? "warn" : "fail") : "";
     const circuitLevel = CIRCUIT[u.circuit] || "";
@@ -200,9 +197,6 @@ function renderUpstreams(upstreams, full) {
     const levels = { failing, circuit: circuitLevel === "ok" ? "" : circuitLevel };
     view.card.className = "card " + worst(levels, u.cps > 0);
   });
-  for (const [name, view] of state.upstreams) {
-    if (!seen.has(name)) { view.card.remove(); state.upstreams.delete(name); }
-  }
 }
 
 // --- config ------------------------------------------------------------------------------
