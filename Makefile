@@ -39,7 +39,7 @@ run: $(VENV)/.runtime
 	echo "try: curl -s http://$(HOST):$(PORT)/api/users/1/dashboard"; \
 	echo "     curl -sN -H 'Accept: text/event-stream' http://$(HOST):$(PORT)/api/users/1/overview"; \
 	echo "     $(PY) -m websockets ws://$(HOST):$(PORT)/ws/echo"; \
-	echo "admin listener (metrics, config): http://127.0.0.1:9901/metrics"; \
+	echo "dashboard: http://127.0.0.1:9901/  (admin listener: /metrics, /config, /events)"; \
 	USERS_URL=http://127.0.0.1:$(DEMO_PORT_BASE) ORDERS_URL=http://127.0.0.1:$$(($(DEMO_PORT_BASE)+1)) \
 	BILLING_URL=http://127.0.0.1:$$(($(DEMO_PORT_BASE)+2)) LIVE_URL=http://127.0.0.1:$$(($(DEMO_PORT_BASE)+3)) \
 	LOG_FORMAT=$${LOG_FORMAT:-text} $(VENV)/bin/uvicorn config.asgi:application --host $(HOST) --port $(PORT) $(UVICORN_FLAGS)

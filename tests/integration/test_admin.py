@@ -73,6 +73,8 @@ def test_the_client_port_never_serves_admin_paths(gw: Gateway) -> None:
     assert response.status_code == 404
     assert response.headers["content-type"] == "application/problem+json"
     assert gw.get("/config").status_code == 404  # not an admin path here: no route either
+    assert gw.get("/events").status_code == 404
+    assert "dashboard" not in gw.get("/", headers={"Accept": "text/html"}).text
     assert gw.get("/healthz").status_code == 200  # the probes answer on both ports
 
 

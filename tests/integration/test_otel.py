@@ -6,6 +6,7 @@ or slow."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import subprocess
@@ -158,17 +159,18 @@ def test_proxied_requests_and_websocket_handshakes_get_client_spans(
     assert client.attributes["gateway.backend"] == "stub"
     assert sent_traceparent(echo)[1] == client.span_id
 
-    async def chat() -> None:
+    async def chat() -> dict:
         url = gw.url.replace("http", "ws") + "/chat"
         headers = {"traceparent": f"00-{'3' * 32}-{PARENT}-01"}
         async with connect(url, additional_headers=headers) as ws:
-            await ws.send("hi")
-            await ws.recv()
+            await ws.send("hello")  # the live stub answers with the handshake it saw
+            return dict(json.loads(await ws.recv()))  # the upstream's echo of the handshake
 
-    asyncio.run(chat())
+    hello = asyncio.run(chat())
     server, client = sorted(collector.trace("3" * 32, 2), key=lambda s: s.kind)
     assert server.name == "GET /chat" and server.attributes["http.response.status_code"] == 101
     assert client.attributes["http.response.status_code"] == 101 and client.status == 0
+    assert sent_traceparent(hello)[1] == client.span_id  # the handshake named its span
 
 
 def test_an_unrouted_request_is_named_by_its_method_alone(
@@ -210,6 +212,20 @@ def test_the_sampler_is_read_from_the_environment(
     assert flags == "00"  # not sampled here: downstream is told so
     time.sleep(0.5)
     assert not [s for s in collector.spans if s.trace_id == trace_id]
+
+
+def test_the_traces_endpoint_alone_turns_export_on(
+    start_gateway: GatewayFactory, stub: Stub, collector: Collector
+) -> None:
+    gateway = start_gateway(
+        ROUTES,
+        STUB=stub.url,
+        LIVE=stub.url,
+        OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=collector.endpoint + "/v1/traces",
+        OTEL_BSP_SCHEDULE_DELAY="50",
+    )
+    trace_id = sent_traceparent(gateway.get("/pass/x").json())[0]
+    assert len(collector.trace(trace_id, 2)) == 2
 
 
 def test_the_service_name_comes_from_otel_service_name(
