@@ -98,7 +98,10 @@ class AdminApp:
         elif path == "/":
             await _page(send, 200)
         elif path == "/events":
-            await _events(receive, send)
+            if method == "HEAD":  # what a GET would start with, and no stream
+                await _answer(send, 200, [(b"content-type", b"text/event-stream")], b"")
+            else:
+                await _events(receive, send)
         elif path == "/config":
             gateway = registry.current()
             if gateway is None:

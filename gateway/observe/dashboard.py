@@ -64,20 +64,18 @@ def _route(name: str, route: Route | None, live: RouteLive, *, history: bool) ->
         "timeout_ms": round(route.timeout * 1000) if route is not None else None,
         **live.summary(),
     }
-    points = list(live.history)
-    entry["points"] = points if history else points[-1:]
+    entry["points"] = LIVE.points(live.history, None if history else 1)
     return entry
 
 
 def _upstream(gateway: Gateway, name: str, live: UpstreamLive, *, history: bool) -> dict[str, Any]:
     upstream = gateway.table.upstreams[name]
-    points = list(live.history)
     return {
         "name": name,
         "url": f"{upstream.scheme}://{upstream.host}:{upstream.port}{upstream.base_path}",
         "circuit": _circuit(gateway, name),
         **live.summary(),
-        "points": points if history else points[-1:],
+        "points": LIVE.points(live.history, None if history else 1),
     }
 
 

@@ -32,6 +32,9 @@ UNROUTED = ""  # requests no route matched (404, 405, bad paths)
 
 _BOUNDS: tuple[float, ...] = tuple(0.0001 * 1.12**i for i in range(97))  # 100 µs .. ~6 s x 10
 _NO_LATENCY = None
+_IDLE: tuple[Any, ...] = (0, 0, 0, 0, None, None, 0)  # a second without requests
+_NO_REQUESTS: list[int] = []  # its latency histogram
+_NO_CALLS = (0, 0)
 
 
 def _percentile(histogram: list[int], total: int, fraction: float) -> float | None:
@@ -59,39 +62,47 @@ class RouteLive:
     histogram: list[int] = field(default_factory=lambda: [0] * (len(_BOUNDS) + 1))
     # across seconds
     in_flight: int = 0
+    # One point per second, the newest last (the seconds are implicit: every
+    # history ends at Live.second). An idle second is the shared _IDLE point,
+    # so a thousand quiet routes cost a thousand deques of pointers.
     history: deque[tuple[Any, ...]] = field(default_factory=lambda: deque(maxlen=HISTORY))
     recent: deque[list[int]] = field(default_factory=lambda: deque(maxlen=WINDOW))
 
-    def fold(self, second: int) -> tuple[Any, ...]:
-        """The second that ended: its point in the history; counters start over."""
+    def fold(self) -> tuple[Any, ...]:
+        """The second that ended: its point in the history
+        (requests, 4xx, 5xx, 429, p50, p99, in flight); counters start over."""
         histogram, n = self.histogram, self.requests
-        point = (
-            second,
-            n,
-            self.client_errors,
-            self.server_errors,
-            self.limited,
-            _percentile(histogram, n, 0.5),
-            _percentile(histogram, n, 0.99),
-            self.in_flight,
-        )
+        if n == 0:
+            point = _IDLE if self.in_flight == 0 else (0, 0, 0, 0, None, None, self.in_flight)
+            self.recent.append(_NO_REQUESTS)
+        else:
+            point = (
+                n,
+                self.client_errors,
+                self.server_errors,
+                self.limited,
+                _percentile(histogram, n, 0.5),
+                _percentile(histogram, n, 0.99),
+                self.in_flight,
+            )
+            self.recent.append(histogram)
+            self.requests = self.client_errors = self.server_errors = self.limited = 0
+            self.histogram = [0] * (len(_BOUNDS) + 1)
         self.history.append(point)
-        self.recent.append(histogram)
-        self.requests = self.client_errors = self.server_errors = self.limited = 0
-        self.histogram = [0] * (len(_BOUNDS) + 1)
         return point
 
     def summary(self) -> dict[str, Any]:
         """The headline numbers: the last WINDOW seconds."""
         points = list(self.history)[-WINDOW:]
         seconds = max(len(points), 1)
-        merged = [sum(counts) for counts in zip(*self.recent, strict=True)] if self.recent else []
+        histograms = [h for h in self.recent if h]
+        merged = [sum(counts) for counts in zip(*histograms, strict=True)]
         total = sum(merged)
         return {
-            "rps": round(sum(p[1] for p in points) / seconds, 2),
-            "r4xx": round(sum(p[2] for p in points) / seconds, 2),
-            "r5xx": round(sum(p[3] for p in points) / seconds, 2),
-            "r429": round(sum(p[4] for p in points) / seconds, 2),
+            "rps": round(sum(p[0] for p in points) / seconds, 2),
+            "r4xx": round(sum(p[1] for p in points) / seconds, 2),
+            "r5xx": round(sum(p[2] for p in points) / seconds, 2),
+            "r429": round(sum(p[3] for p in points) / seconds, 2),
             "p50": _percentile(merged, total, 0.5),
             "p99": _percentile(merged, total, 0.99),
             "in_flight": self.in_flight,
@@ -102,10 +113,11 @@ class RouteLive:
 class UpstreamLive:
     calls: int = 0
     failures: int = 0
-    history: deque[tuple[int, int, int]] = field(default_factory=lambda: deque(maxlen=HISTORY))
+    history: deque[tuple[int, int]] = field(default_factory=lambda: deque(maxlen=HISTORY))
 
-    def fold(self, second: int) -> tuple[int, int, int]:
-        point = (second, self.calls, self.failures)
+    def fold(self) -> tuple[int, int]:
+        """The second that ended: (calls, failures)."""
+        point = (self.calls, self.failures) if self.calls or self.failures else _NO_CALLS
         self.history.append(point)
         self.calls = self.failures = 0
         return point
@@ -114,8 +126,8 @@ class UpstreamLive:
         points = list(self.history)[-WINDOW:]
         seconds = max(len(points), 1)
         return {
-            "cps": round(sum(p[1] for p in points) / seconds, 2),
-            "fps": round(sum(p[2] for p in points) / seconds, 2),
+            "cps": round(sum(p[0] for p in points) / seconds, 2),
+            "fps": round(sum(p[1] for p in points) / seconds, 2),
         }
 
 
@@ -181,6 +193,12 @@ class Live:
     def refused(self, what: str, errors: list[str]) -> None:
         self.reloads.append({"at": time.time(), "result": what, "routes": 0, "errors": errors})
 
+    def points(self, history: deque[tuple[Any, ...]], last: int | None = None) -> list[list[Any]]:
+        """`history` (or its `last` points) with their seconds, oldest first."""
+        kept = list(history) if last is None else list(history)[-last:]
+        first = self.second - len(kept) + 1
+        return [[first + i, *point] for i, point in enumerate(kept)]
+
     # --- once a second, and for the dashboard -----------------------------------------
     def tick(self, gateway: Gateway | None) -> dict[str, Any]:
         """Fold the second that ended; forget routes and upstreams the
@@ -193,13 +211,13 @@ class Live:
             del self.routes[name]
         for name in keep - self.routes.keys():
             self.routes[name] = RouteLive()
-        routes = {name: live.fold(second) for name, live in self.routes.items()}
+        routes = {name: (second, *live.fold()) for name, live in self.routes.items()}
         upstream_names = set(gateway.table.upstreams) if gateway is not None else set()
         for name in [n for n in self.upstreams if n not in upstream_names]:
             del self.upstreams[name]
         for name in upstream_names - self.upstreams.keys():
             self.upstreams[name] = UpstreamLive()
-        upstreams = {name: live.fold(second) for name, live in self.upstreams.items()}
+        upstreams = {name: (second, *live.fold()) for name, live in self.upstreams.items()}
         return {"second": second, "routes": routes, "upstreams": upstreams}
 
 

@@ -86,3 +86,16 @@ def test_reloads_are_remembered_newest_last() -> None:
     live.loaded("routes.yaml", b"\x02" * 32, 4, reload=True)
     assert [r["result"] for r in live.reloads] == ["refused", "loaded"]
     assert live.reloads[0]["errors"] == ["routes.yaml:4: bad"]
+
+
+def test_quiet_routes_share_one_point_per_second() -> None:
+    live = Live()
+    names = [f"r{i}" for i in range(1000)]
+    for _ in range(50):
+        live.tick(gateway(*names))
+    points = {id(p) for name in names for p in live.routes[name].history}
+    assert len(points) == 1  # 50,000 seconds of history, one tuple
+    assert live.points(live.routes["r0"].history, 2) == [
+        [live.second - 1, 0, 0, 0, 0, None, None, 0],
+        [live.second, 0, 0, 0, 0, None, None, 0],
+    ]
