@@ -159,10 +159,11 @@ class Exporter:
 
     def _flush(self, deadline: float | None = None) -> None:
         while batch := self._take():
-            data, spans = self.encoder.encode(batch)
+            spans = sum(1 + len(record.calls) for record in batch)
             try:
+                data, spans = self.encoder.encode(batch)
                 sent = self.client.send(data)
-            except Exception:  # the exporter's own errors must not end the thread
+            except Exception:  # nothing may end this thread
                 logger.exception("trace export failed")
                 sent = False
             if not sent:

@@ -55,9 +55,14 @@ def _field(number: int, payload: bytes) -> bytes:
     return _varint(number << 3 | 2) + _varint(len(payload)) + payload
 
 
+def _text(value: str) -> bytes:
+    """UTF-8, as protobuf strings must be (a request path may hold anything)."""
+    return value.encode("utf-8", "replace")
+
+
 def _any_value(value: Value) -> bytes:
     if isinstance(value, str):
-        return _field(1, value.encode())
+        return _field(1, _text(value))
     if isinstance(value, bool):
         return b"\x10" + (b"\x01" if value else b"\x00")
     if isinstance(value, int):
@@ -70,7 +75,7 @@ def _any_value(value: Value) -> bytes:
 
 def _attribute(key: str, value: Value) -> bytes:
     """One KeyValue, as a Span's (or a Resource's) repeated `attributes` field 9 (1)."""
-    return _field(9, _field(1, key.encode()) + _field(2, _any_value(value)))
+    return _field(9, _field(1, _text(key)) + _field(2, _any_value(value)))
 
 
 def _status_code(status: int) -> bytes:

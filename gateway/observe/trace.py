@@ -257,6 +257,11 @@ def _parse(traceparent: str | None, tracestate: str | None) -> TraceContext | No
     if not valid:
         return None
     state = None
-    if tracestate and len(tracestate) <= _MAX_TRACESTATE and tracestate.isprintable():
-        state = tracestate.strip().encode("latin-1", "replace")
+    if (
+        tracestate
+        and len(tracestate) <= _MAX_TRACESTATE
+        and tracestate.isascii()  # as W3C defines it (and protobuf strings need UTF-8)
+        and tracestate.isprintable()
+    ):
+        state = tracestate.strip().encode("ascii")
     return TraceContext(trace_id, parent_id, bool(int(flags, 16) & 1), state)

@@ -117,3 +117,10 @@ def test_many_requests_make_one_batch() -> None:
     data, count = SpanEncoder({}, "gateway").encode([record(route)] * 100)
     assert count == 400
     assert len(decode(data).resource_spans[0].scope_spans[0].spans) == 400
+
+
+def test_text_that_is_not_utf8_still_encodes() -> None:
+    data, _ = SpanEncoder({}, "gateway").encode([record(None, path="/caf\udce9", calls=[])])
+    (span,) = decode(data).resource_spans[0].scope_spans[0].spans
+    paths = [a.value.string_value for a in span.attributes if a.key == "url.path"]
+    assert paths == ["/caf?"]

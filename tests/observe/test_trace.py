@@ -55,3 +55,8 @@ def test_anything_else_starts_a_new_trace(header: str | None) -> None:
 def test_a_later_version_is_read_as_far_as_this_one_goes() -> None:
     trace = continue_or_start(f"01-{TRACE}-{PARENT}-01-future-stuff", None)
     assert trace.trace_id == TRACE and trace.parent_id == PARENT
+
+
+def test_a_tracestate_outside_ascii_is_not_passed_on() -> None:
+    trace = continue_or_start(f"00-{TRACE}-{PARENT}-01", "vendor=caf\u00e9")
+    assert trace.trace_id == TRACE and trace.state_headers() == []
