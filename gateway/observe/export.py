@@ -4,9 +4,13 @@ SDK) otherwise.
 
 The official SDK supplies what OpenTelemetry defines and operators know:
 
-- the sampler, from OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG, asked once
-  per request (the CLIENT spans follow their SERVER span, as every built-in
-  sampler would decide for them);
+- the sampler, from OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG, decided
+  once per request (the CLIENT spans follow their SERVER span, as every
+  built-in sampler would decide for them). The six samplers those variables
+  can name (settings.py admits no other) decide from the trace id and the
+  caller's flag alone, so `decision()` makes each a plain function with the
+  SDK's own ratio bound: a tenth of the SDK call's cost, and
+  tests/observe/test_export.py checks it against the SDK's sampler;
 - the resource: OTEL_SERVICE_NAME (default `gateway`) and
   OTEL_RESOURCE_ATTRIBUTES;
 - the OTLP/HTTP exporter's client: the endpoint, OTEL_EXPORTER_OTLP_HEADERS,
@@ -28,6 +32,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -38,7 +43,7 @@ from opentelemetry.sdk.environment_variables import (
 )
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.sampling import Sampler
+from opentelemetry.sdk.trace.sampling import Sampler, TraceIdRatioBased
 from opentelemetry.trace import (
     NonRecordingSpan,
     SpanContext,
@@ -93,12 +98,45 @@ class _Client:
         self.exporter.shutdown()  # type: ignore[no-untyped-call]
 
 
+# A sampling decision: (the trace id, the caller's sampled flag or None for a
+# new trace) -> sampled.
+type Decision = Callable[[str, bool | None], bool]
+
+
+def decision(name: str, arg: str) -> Decision:
+    """What OTEL_TRACES_SAMPLER `name` (with OTEL_TRACES_SAMPLER_ARG `arg`)
+    decides, as the SDK defines it: `traceidratio` samples when the trace id's
+    lower 64 bits are below the rate's bound; `parentbased_*` follows a
+    caller's flag and asks its root sampler for new traces."""
+    root = name.removeprefix("parentbased_")
+    if root == "always_on":
+        decide_root: Callable[[str], bool] = lambda trace_id: True  # noqa: E731
+    elif root == "always_off":
+        decide_root = lambda trace_id: False  # noqa: E731
+    elif root == "traceidratio":
+        bound = TraceIdRatioBased.get_bound_for_rate(float(arg) if arg.strip() else 1.0)
+        decide_root = lambda trace_id: int(trace_id[16:], 16) < bound  # noqa: E731
+    else:
+        raise ValueError(f"unknown sampler {name!r}")
+    if root == name:
+        return lambda trace_id, parent: decide_root(trace_id)
+    return lambda trace_id, parent: decide_root(trace_id) if parent is None else parent
+
+
 class Exporter:
     """The SpanSink of gateway/observe/trace.py: samples requests, queues the
-    sampled ones, and exports them in batches from its own thread."""
+    sampled ones, and exports them in batches from its own thread. Without a
+    `decide`, every request asks the SDK `sampler`."""
 
-    def __init__(self, sampler: Sampler, encoder: SpanEncoder, client: _Client) -> None:
+    def __init__(
+        self,
+        sampler: Sampler,
+        encoder: SpanEncoder,
+        client: _Client,
+        decide: Decision | None = None,
+    ) -> None:
         self.sampler = sampler
+        self.decide = decide
         self.encoder = encoder
         self.client = client
         self.delay = _env_int(OTEL_BSP_SCHEDULE_DELAY, 5000) / 1000
@@ -113,6 +151,12 @@ class Exporter:
 
     # --- on the event loop: per request ---------------------------------------------
     def sample(self, trace_id: str, parent_id: str | None, parent_sampled: bool) -> bool:
+        if self.decide is not None:
+            return self.decide(trace_id, None if parent_id is None else parent_sampled)
+        return self.ask_sampler(trace_id, parent_id, parent_sampled)
+
+    def ask_sampler(self, trace_id: str, parent_id: str | None, parent_sampled: bool) -> bool:
+        """The SDK sampler's decision, through its API."""
         parent = None
         if parent_id is not None:
             flags = _SAMPLED if parent_sampled else _NOT_SAMPLED
@@ -199,9 +243,13 @@ def _resource() -> Resource:
 def start_export() -> Exporter:
     """Build the exporter from the OTEL_* variables and start its thread."""
     sampler = TracerProvider(shutdown_on_exit=False).sampler  # OTEL_TRACES_SAMPLER(_ARG)
+    decide = decision(
+        os.environ.get("OTEL_TRACES_SAMPLER", "").strip().lower() or "parentbased_always_on",
+        os.environ.get("OTEL_TRACES_SAMPLER_ARG", ""),
+    )
     attributes: dict[str, Any] = dict(_resource().attributes)
     encoder = SpanEncoder(attributes, "gateway")
-    exporter = Exporter(sampler, encoder, _Client())
+    exporter = Exporter(sampler, encoder, _Client(), decide)
     exporter.start()
     logger.info(
         "trace export on: OTLP/HTTP to %s, sampler %s (OpenTelemetry SDK %s)",

@@ -3,13 +3,14 @@ in place of the collector; the real exporter's client must still be there."""
 
 from __future__ import annotations
 
+import random
 import time
 
 import pytest
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, TraceIdRatioBased
 
 from gateway.observe import metrics
-from gateway.observe.export import Exporter, _Client, _resource
+from gateway.observe.export import Exporter, _Client, _resource, decision
 from gateway.observe.otlp import SpanEncoder
 from gateway.observe.trace import ServerRecord
 
@@ -96,3 +97,44 @@ def test_the_service_is_called_gateway_unless_named(monkeypatch: pytest.MonkeyPa
     assert _resource().attributes["service.name"] == "from-attributes"
     monkeypatch.setenv("OTEL_SERVICE_NAME", "edge")
     assert _resource().attributes["service.name"] == "edge"
+
+
+SAMPLERS = [
+    ("always_on", ""),
+    ("always_off", ""),
+    ("traceidratio", "0.25"),
+    ("traceidratio", ""),
+    ("parentbased_always_on", ""),
+    ("parentbased_always_off", ""),
+    ("parentbased_traceidratio", "0.1"),
+]
+
+
+@pytest.mark.parametrize(("name", "arg"), SAMPLERS)
+def test_the_plain_decision_is_the_sdks(
+    name: str, arg: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", name)
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", arg)
+    from opentelemetry.sdk.trace import TracerProvider
+
+    sdk = Exporter(
+        TracerProvider(shutdown_on_exit=False).sampler, SpanEncoder({}, "g"), FakeClient()
+    )  # type: ignore[arg-type]
+    decide = decision(name, arg)
+    rng = random.Random(13)
+    outcomes = set()
+    for _ in range(3000):
+        trace_id = f"{rng.getrandbits(128) or 1:032x}"
+        parent = rng.choice([None, True, False])
+        parent_id = None if parent is None else "b" * 16
+        expected = sdk.ask_sampler(trace_id, parent_id, bool(parent))
+        assert decide(trace_id, parent) == expected, (trace_id, parent)
+        outcomes.add(expected)
+    both = {True, False}
+    expected_outcomes = {
+        "always_on": {True},
+        "always_off": {False},
+        "traceidratio": both if arg else {True},  # no ratio given: 1.0
+    }.get(name, both)  # parent-based: the caller's flag decides either way
+    assert outcomes == expected_outcomes
