@@ -113,7 +113,7 @@ ADMIN_TOKEN = read_text("ADMIN_TOKEN", "")
 TRACE_EXPORT = bool(
     read_text("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "").strip()
     or read_text("OTEL_EXPORTER_OTLP_ENDPOINT", "").strip()
-)
+) and not read_bool("OTEL_SDK_DISABLED", False)  # OpenTelemetry's switch for all of it
 _SAMPLERS = (
     "always_on",
     "always_off",

@@ -317,6 +317,11 @@ def test_without_an_endpoint_the_sdk_is_not_imported(tmp_path: object) -> None:
         [PYTHON, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip().splitlines()[-1] == "['opentelemetry']"
+    env["OTEL_SDK_DISABLED"] = "true"  # OpenTelemetry's own off switch
+    out = subprocess.run(
+        [PYTHON, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip().splitlines()[-1] == "[]"
 
 
 @pytest.mark.parametrize(
