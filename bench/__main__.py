@@ -637,33 +637,18 @@ def verdicts(rows: list[Row], extra: list[limits.Check], *, throughput: bool = T
         0.10,
         peer=row("A", "nginx"),
     )
-    mine, floor_row = row("C", DEFAULT), row("C", "floor: Django view + aiohttp")
-    if mine and floor_row and mine.cpu_per_1k and floor_row.cpu_per_1k:
-        ratio(
-            "C: gateway CPU per request vs the floor",
-            mine.cpu_per_1k,
-            floor_row.cpu_per_1k,
-            0.6,
-            at_least=False,
-        )
-    c1k = row("C1k", "gateway")
-    if mine and c1k and mine.cpu_per_1k and c1k.cpu_per_1k:
-        ratio(
-            "C1k: CPU per request with 1,000 routes vs C",
-            c1k.cpu_per_1k,
-            mine.cpu_per_1k,
-            1.10,
-            at_least=False,
-        )
-    ch = row("CH", "gateway")
-    if mine and ch and mine.cpu_per_1k and ch.cpu_per_1k:
-        ratio(
-            "CH: CPU per request with a no-op hook per stage vs C",
-            ch.cpu_per_1k,
-            mine.cpu_per_1k,
-            1.05,
-            at_least=False,
-        )
+
+    def cpu_ratio(name: str, mine: Row | None, theirs: Row | None, target: float) -> None:
+        """CPU per request, `mine` over `theirs`, when both were measured."""
+        if mine and theirs and mine.cpu_per_1k and theirs.cpu_per_1k:
+            ratio(name, mine.cpu_per_1k, theirs.cpu_per_1k, target, at_least=False)
+
+    c = row("C", DEFAULT)
+    cpu_ratio(
+        "C: gateway CPU per request vs the floor", c, row("C", "floor: Django view + aiohttp"), 0.6
+    )
+    cpu_ratio("C1k: CPU per request with 1,000 routes vs C", row("C1k", "gateway"), c, 1.10)
+    cpu_ratio("CH: CPU per request with a no-op hook per stage vs C", row("CH", "gateway"), c, 1.05)
     cost = 1 - rps("D", "gateway") / rps("C0", "gateway") if rps("C0", "gateway") else 1.0
     checks.append(
         (

@@ -205,7 +205,7 @@ class Exporter:
         while batch := self._take():
             spans = sum(1 + len(record.calls) for record in batch)
             try:
-                data, spans = self.encoder.encode(batch)
+                data, _ = self.encoder.encode(batch)  # the same count as above
                 sent = self.client.send(data)
             except Exception:  # nothing may end this thread
                 logger.exception("trace export failed")

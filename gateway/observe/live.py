@@ -16,6 +16,7 @@ about 6% of the exact value: plenty for a screen, cheap for the request path.
 from __future__ import annotations
 
 import bisect
+import itertools
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -35,6 +36,11 @@ _NO_LATENCY = None
 _IDLE: tuple[Any, ...] = (0, 0, 0, 0, None, None, 0)  # a second without requests
 _NO_REQUESTS: list[int] = []  # its latency histogram
 _NO_CALLS = (0, 0)
+
+
+def _last[P](history: deque[P]) -> list[P]:
+    """The last WINDOW points, without copying the whole history."""
+    return list(itertools.islice(reversed(history), WINDOW))
 
 
 def _percentile(histogram: list[int], total: int, fraction: float) -> float | None:
@@ -93,7 +99,7 @@ class RouteLive:
 
     def summary(self) -> dict[str, Any]:
         """The headline numbers: the last WINDOW seconds."""
-        points = list(self.history)[-WINDOW:]
+        points = _last(self.history)
         seconds = max(len(points), 1)
         histograms = [h for h in self.recent if h]
         merged = [sum(counts) for counts in zip(*histograms, strict=True)]
@@ -123,7 +129,7 @@ class UpstreamLive:
         return point
 
     def summary(self) -> dict[str, Any]:
-        points = list(self.history)[-WINDOW:]
+        points = _last(self.history)
         seconds = max(len(points), 1)
         return {
             "cps": round(sum(p[0] for p in points) / seconds, 2),

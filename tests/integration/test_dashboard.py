@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -68,6 +69,10 @@ class Events:
             if check(doc):
                 return doc
         raise AssertionError("the dashboard never showed it")
+
+    def rest(self) -> int:
+        """Read until the stream ends; how many lines came before its end."""
+        return sum(1 for _ in self._lines)
 
     def close(self) -> None:
         self._stream.__exit__(None, None, None)
@@ -174,3 +179,17 @@ def test_reloads_are_listed_and_a_refused_one_carries_its_errors(
         assert doc["reloads"][0]["routes"] == 4 and doc["reloads"][1]["result"] == "refused"
     finally:
         gw.routes_file.write_text(original)
+
+
+def test_sigterm_ends_an_open_dashboard_stream(start_gateway: GatewayFactory, stub: Stub) -> None:
+    gw = start_gateway(ROUTES, STUB=stub.url, DEAD=str(free_port()))
+    stream = Events(gw)
+    try:
+        assert stream.next()[0] == "snapshot"
+        started = time.monotonic()
+        gw.process.popen.send_signal(signal.SIGTERM)
+        stream.rest()  # returns: the stream ended
+        assert time.monotonic() - started < 5
+        assert gw.process.popen.wait(15) in (0, -signal.SIGTERM)
+    finally:
+        stream.close()
