@@ -11,6 +11,8 @@ segment), so a client can tell its own answer from anybody else's. By path:
     /late/<m>          the answer, then a planted answer 2 ms later (a separate write)
     /204/<m>, /304/<m> that status with a body anyway (Content-Length and all)
     /head/<m>          to HEAD: the headers, then the body in a separate write
+    /slow204/<m>, /slow304/<m>, /slowhead/<m>
+                       the same, the body 30 ms after the headers (to GET; to HEAD)
     /headers/<m>       an endless header block
     /switch/<m>        101 Switching Protocols to a plain request
     /gzip/<m>          Content-Encoding: gzip over bytes that are not gzip
@@ -82,6 +84,13 @@ class Hostile(asyncio.Protocol):
             write(head + b"\r\n\r\n")
             await asyncio.sleep(0.002)
             write(PLANTED)  # the "body": bytes that also look like an answer
+        elif mode in (b"slow204", b"slow304") or (mode == b"slowhead" and method == b"HEAD"):
+            status = {b"slow204": b"204 No Content", b"slow304": b"304 Not Modified"}
+            full = answer(marker, status.get(mode, b"200 OK"))
+            head, _, body = full.partition(b"\r\n\r\n")
+            write(head + b"\r\n\r\n")
+            await asyncio.sleep(0.03)
+            write(body)
         elif mode == b"headers":
             write(b"HTTP/1.1 200 OK\r\n")
             for _ in range(200_000):  # 200 MB, unless the client hangs up first

@@ -16,13 +16,13 @@ __all__ = ["FACTORIES"]
 
 
 def _aiohttp(
-    max_connections: int, keepalive: float, max_header_size: int
+    max_connections: int, keepalive: float, max_header_size: int, name: str
 ) -> httpx.AsyncBaseTransport:
     return AiohttpTransport(max_connections=max_connections, keepalive_expiry=keepalive)
 
 
 def _httpx_aiohttp(
-    max_connections: int, keepalive: float, max_header_size: int
+    max_connections: int, keepalive: float, max_header_size: int, name: str
 ) -> httpx.AsyncBaseTransport:
     """The packaged aiohttp transport (httpx-aiohttp)."""
     from httpx_aiohttp import AiohttpTransport as PackagedTransport
@@ -49,7 +49,7 @@ def _httpx_aiohttp(
 
 
 def _httpx(
-    max_connections: int, keepalive: float, max_header_size: int
+    max_connections: int, keepalive: float, max_header_size: int, name: str
 ) -> httpx.AsyncBaseTransport:
     """httpx's own pool (httpcore)."""
     limits = httpx.Limits(

@@ -37,6 +37,7 @@ __all__ = [
     "REQUESTS",
     "REQUEST_DURATION",
     "TRACE_EXPORT_ERRORS",
+    "UPSTREAM_DISCARDS",
     "WEBSOCKET_CONNECTIONS",
     "WEBSOCKET_MESSAGES",
     "observe_backend",
@@ -104,6 +105,12 @@ TRACE_EXPORT_ERRORS = Counter(
 )
 CIRCUIT_OPEN = Gauge(
     "gateway_circuit_open", "1 while the upstream's circuit is open.", ["upstream"]
+)
+UPSTREAM_DISCARDS = Counter(
+    "gateway_upstream_connections_discarded_total",
+    "Upstream connections closed because the upstream sent bytes nobody asked for:"
+    " outside an answer's framing, or waiting on an idle connection about to be reused.",
+    ["upstream", "reason"],
 )
 WEBSOCKET_CONNECTIONS = Gauge(
     "gateway_websocket_connections", "WebSocket pairs being relayed.", ["route"]

@@ -34,15 +34,18 @@ __all__ = [
 
 KEEPALIVE_SECONDS = 30.0
 
-# (max_connections, keep-alive seconds, max_header_size) -> a transport.
-type TransportFactory = Callable[[int, float, int], httpx.AsyncBaseTransport]
+# (max_connections, keep-alive seconds, max_header_size, upstream name) -> a transport.
+type TransportFactory = Callable[[int, float, int, str], httpx.AsyncBaseTransport]
 
 
-def _h1(max_connections: int, keepalive: float, max_header_size: int) -> httpx.AsyncBaseTransport:
+def _h1(
+    max_connections: int, keepalive: float, max_header_size: int, name: str
+) -> httpx.AsyncBaseTransport:
     return H1Transport(
         max_connections=max_connections,
         keepalive_expiry=keepalive,
         max_header_size=max_header_size,
+        name=name,
     )
 
 
@@ -60,11 +63,15 @@ class _NoCookies(http.cookiejar.CookieJar):
 
 
 def create_client(
-    *, max_connections: int, timeout: float, max_header_size: int = DEFAULT_MAX_HEADER_SIZE
+    *,
+    max_connections: int,
+    timeout: float,
+    max_header_size: int = DEFAULT_MAX_HEADER_SIZE,
+    name: str = "",
 ) -> httpx.AsyncClient:
     """The one factory for the gateway's outgoing HTTP clients."""
     client = httpx.AsyncClient(
-        transport=transport_factory(max_connections, KEEPALIVE_SECONDS, max_header_size),
+        transport=transport_factory(max_connections, KEEPALIVE_SECONDS, max_header_size, name),
         follow_redirects=False,
         trust_env=False,
         cookies=_NoCookies(),
@@ -79,6 +86,7 @@ def create_upstream_client(upstream: Upstream) -> httpx.AsyncClient:
         max_connections=upstream.max_connections,
         timeout=upstream.timeout,
         max_header_size=upstream.max_header_size,
+        name=upstream.name,
     )
 
 

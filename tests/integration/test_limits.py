@@ -22,8 +22,16 @@ from tests.integration.conftest import Gateway, GatewayFactory, Stub, free_port,
 from tests.processes import PYTHON, Process
 
 ROUTES = (
-    HOSTILE_ROUTES.replace(EXTRA_UPSTREAMS, '  stub: {url: "${STUB}", timeout: 5s}\n')
+    HOSTILE_ROUTES.replace(
+        EXTRA_UPSTREAMS,
+        '  stub: {url: "${STUB}", timeout: 5s}\n'
+        '  single: {url: "${HOSTILE}", timeout: 3s, max_connections: 1}\n',
+    )
     + """
+  - name: one-connection
+    path: /one/{rest:path}
+    methods: [GET, HEAD]
+    proxy: {upstream: single, path: "/{rest}"}
   - name: objects
     path: /objects/{n}
     backends: [{upstream: stub, path: "/objects/{n}", key: r}]
@@ -86,6 +94,37 @@ def test_misbehaving_answers_get_their_own_answer_or_502(gw: Gateway) -> None:
     assert switched.status_code == 502
     assert switched.headers["content-type"] == "application/problem+json"
     assert gw.get("/a/switch/mine").status_code == 502
+
+
+@pytest.mark.parametrize("mode", ["slowhead", "slow204", "slow304"])
+def test_a_late_body_never_stalls_the_requests_queued_behind_it(gw: Gateway, mode: str) -> None:
+    """One upstream connection; three answers that end at their headers while
+    a body follows 30 ms later, three innocent requests, sent a few ms apart:
+    every one is answered at once, none waits for the 3 s upstream timeout."""
+
+    async def run() -> list[tuple[int, str | None]]:
+        async with httpx.AsyncClient(base_url=gw.url, timeout=10) as client:
+
+            async def one(method: str, path: str) -> tuple[int, str | None]:
+                response = await client.request(method, path)
+                return response.status_code, response.content.decode() or None
+
+            calls = []
+            for i in range(3):
+                method = "HEAD" if mode == "slowhead" else "GET"
+                calls.append(asyncio.create_task(one(method, f"/one/{mode}/bad{i}")))
+                await asyncio.sleep(0.003)
+                calls.append(asyncio.create_task(one("GET", f"/one/ok/ok{i}")))
+                await asyncio.sleep(0.003)
+            return await asyncio.gather(*calls)
+
+    for _ in range(3):
+        started = time.monotonic()
+        results = asyncio.run(run())
+        assert time.monotonic() - started < 2
+        status = {"slowhead": 200, "slow204": 204, "slow304": 304}[mode]
+        assert results[0::2] == [(status, None)] * 3
+        assert results[1::2] == [(200, f'{{"marker":"ok{i}"}}') for i in range(3)]
 
 
 def test_an_endless_upstream_header_block_fails_the_call(gw: Gateway) -> None:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import select
 import socket
 import time
 from collections import deque
@@ -72,6 +73,8 @@ class H1Connection(asyncio.Protocol):
         self._max_header_size = max_header_size
         self.state: Literal["active", "settling", "idle", "gone"] = "active"
         self.transport: asyncio.Transport | None = None
+        self._sock: socket.socket | None = None  # for socket options (asyncio's stand-in)
+        self._poll: select.poll | None = None  # made on first reuse
         self.reused = False  # has served a request before
         self.idle_since = time.monotonic()
         self.closed = False
@@ -95,7 +98,7 @@ class H1Connection(asyncio.Protocol):
     # --- asyncio.Protocol ------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
-        sock = transport.get_extra_info("socket")
+        sock = self._sock = transport.get_extra_info("socket")
         if sock is not None:
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -121,6 +124,14 @@ class H1Connection(asyncio.Protocol):
             return
         if not self._status and self._head_bytes > self._max_header_size:
             self._fail(UpstreamProtocolError(self._too_large()))
+        elif not self._complete and self._sock is not None:
+            # Part of an answer: acknowledge it now. An upstream that writes its
+            # headers and body separately without TCP_NODELAY holds the body
+            # back (Nagle) until this ACK, which Linux would otherwise delay by
+            # up to 40 ms on every reused connection. Answers that arrive whole
+            # cost nothing here.
+            with contextlib.suppress(OSError):
+                self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -263,6 +274,17 @@ class H1Connection(asyncio.Protocol):
         """The answer was read to its end, its framing allows another cycle,
         and nothing arrived after it."""
         return self._complete and self._keep_alive and not self.closed and self._error is None
+
+    def unsolicited(self) -> bool:
+        """Is something waiting to be read on this idle connection (bytes, or
+        the server's end of file)? Either way the upstream spoke unasked.
+        One poll(2) of the socket, ~1 µs."""
+        if self._sock is None:
+            return False
+        if self._poll is None:
+            self._poll = select.poll()
+            self._poll.register(self._sock.fileno(), select.POLLIN)
+        return bool(self._poll.poll(0))
 
     def reset(self) -> None:
         """Between two cycles: forget the last response (a reader that stopped

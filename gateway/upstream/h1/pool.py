@@ -4,14 +4,30 @@ server), idle ones dropped after `keepalive` seconds, callers waiting in
 order for a free one. Hostnames are resolved once per DNS_TTL seconds, so
 new connections do not each cost a resolver round trip (on a thread).
 
+Slots and waiters: a connection counts against the limit from the moment it
+is being opened until it is gone. Whenever one goes (discarded after an
+answer that cannot be followed by another, closed by the server, failed to
+connect) its slot goes to the first waiter at once, and a connection that
+may serve again goes to the first waiter once it has settled: no caller ever
+waits for a connection that nothing will hand over.
+
 A released connection settles for SETTLE_SECONDS before it serves again:
 bytes a broken upstream sends just after a complete answer (a second write)
 arrive while nothing is waiting for them, and close the connection instead
-of passing for the next answer. Any such violation also stops the pool
-reusing this origin's connections for DISTRUST_SECONDS: every request then
-gets a fresh connection. (Forcing an immediate ACK after each answer, so that
-a write the upstream's Nagle holds back would arrive within the window too,
-cost 15% more CPU per request; measured, and left out.)"""
+of passing for the next answer. Before an idle (or settled) connection is
+handed out, its socket is polled: any byte or end of file waiting there
+means the upstream said something nobody asked for, and the connection is
+discarded (counted in gateway_upstream_connections_discarded_total). Any such
+violation also ends reuse for the origin: from then on every request gets a
+connection of its own (an upstream that sends unsolicited answers cannot be
+trusted with a second request on a connection, ever), until its definition
+changes or the process restarts.
+
+The race that remains is inherent to HTTP/1.1 keep-alive: an upstream that
+writes a second, unsolicited answer only after the next request went out on
+that connection is indistinguishable from one that answers it. The first
+such answer is caught (bytes after it), and the origin is never reused again.
+"""
 
 from __future__ import annotations
 
@@ -22,14 +38,14 @@ import ssl
 import time
 from collections import deque
 
+from gateway.observe import metrics
 from gateway.upstream.h1.connection import DEFAULT_MAX_HEADER_SIZE, H1Connection
 
-__all__ = ["DISTRUST_SECONDS", "DNS_TTL", "SETTLE_SECONDS", "Pool", "PoolTimeout"]
+__all__ = ["DNS_TTL", "SETTLE_SECONDS", "Pool", "PoolTimeout"]
 
 logger = logging.getLogger("gateway.upstream")
 DNS_TTL = 10.0
 SETTLE_SECONDS = 0.005
-DISTRUST_SECONDS = 60.0
 
 
 class PoolTimeout(TimeoutError):
@@ -54,8 +70,10 @@ class Pool:
         keepalive: float,
         ssl_context: ssl.SSLContext | None,
         max_header_size: int = DEFAULT_MAX_HEADER_SIZE,
+        name: str = "",
     ) -> None:
         self.host, self.port = host, port
+        self.name = name or f"{host}:{port}"  # the upstream, for metrics and logs
         self._max_header_size = max_header_size
         self._max = max_connections
         self._keepalive = keepalive
@@ -63,11 +81,16 @@ class Pool:
         self._idle: list[H1Connection] = []
         self._settling: deque[H1Connection] = deque()  # released, oldest first
         self._settle_timer: asyncio.TimerHandle | None = None
-        self._distrusted_until = 0.0
+        self.distrusted = False  # an answer broke its framing: no connection is reused
         self._open = 0  # connections counted against the limit (connecting, active, idle)
         self._waiters: deque[asyncio.Future[H1Connection | None]] = deque()
         self._resolved: tuple[float, list[str]] | None = None
         self.closed = False
+
+    @property
+    def in_use(self) -> int:
+        """Connections counted against the limit (opening, lent out, settling, idle)."""
+        return self._open
 
     async def acquire(
         self, *, connect_timeout: float | None, pool_timeout: float | None
@@ -79,9 +102,11 @@ class Pool:
                 conn = self._idle.pop()
                 if conn.closed or now - conn.idle_since > self._keepalive:
                     self._forget(conn)
-                    continue
-                conn.state = "active"
-                return conn
+                elif conn.unsolicited():
+                    self._discard_unsolicited(conn)
+                else:
+                    conn.state = "active"
+                    return conn
             if self._open < self._max:
                 self._open += 1
                 try:
@@ -95,6 +120,7 @@ class Pool:
                     raise
             waiter: asyncio.Future[H1Connection | None] = asyncio.get_running_loop().create_future()
             self._waiters.append(waiter)
+            self._arm_settle()  # a settling connection will come to this waiter
             try:
                 async with asyncio.timeout(pool_timeout):
                     handed = await waiter
@@ -112,20 +138,13 @@ class Pool:
 
     def release(self, conn: H1Connection) -> None:
         """A cycle ended: keep the connection (once settled) if it can serve another."""
-        if conn.reusable and not self.closed and time.monotonic() >= self._distrusted_until:
+        if conn.reusable and not self.closed and not self.distrusted:
             conn.reset()
             conn.state = "settling"
             self._settling.append(conn)
-            if self._waiters and self._settle_timer is None:
-                self._settle_timer = asyncio.get_running_loop().call_later(
-                    SETTLE_SECONDS, self._settled
-                )
+            self._arm_settle()
             return
-        conn.discard()
-        if conn.state != "gone":
-            conn.state = "gone"
-            self._open -= 1
-            self._wake_one(None)
+        self._forget(conn)
 
     def lost(self, conn: H1Connection) -> None:
         """The server closed (or wrote to) a connection nobody was using."""
@@ -136,44 +155,27 @@ class Pool:
         self._forget(conn)
 
     def distrust(self) -> None:
-        """An answer broke its framing: reuse none of this origin's connections
-        for DISTRUST_SECONDS."""
-        now = time.monotonic()
-        if now >= self._distrusted_until:
+        """An answer broke its framing (or bytes came unasked): reuse none of
+        this origin's connections from now on."""
+        metrics.UPSTREAM_DISCARDS.labels(self.name, "framing").inc()
+        if not self.distrusted:
+            self.distrusted = True
             logger.warning(
-                "upstream %s:%d sent bytes outside an answer's framing; "
-                "its connections are not reused for %.0f s",
+                "upstream %s (%s:%d) sent bytes outside an answer's framing; its connections"
+                " are no longer reused (a new one per request) until its definition changes"
+                " or the gateway restarts",
+                self.name,
                 self.host,
                 self.port,
-                DISTRUST_SECONDS,
             )
-        self._distrusted_until = now + DISTRUST_SECONDS
         for conn in [*self._idle, *self._settling]:
             self.lost(conn)
-
-    def _settle(self, now: float) -> None:
-        """Connections released SETTLE_SECONDS ago become idle (or go to a waiter)."""
-        while self._settling and now - self._settling[0].idle_since >= SETTLE_SECONDS:
-            conn = self._settling.popleft()
-            if conn.closed:
-                self._forget(conn)
-            elif not self._wake_one(conn):
-                conn.state = "idle"
-                self._idle.append(conn)
-
-    def _settled(self) -> None:
-        self._settle_timer = None
-        self._settle(time.monotonic())
-        if self._settling and self._waiters:
-            delay = self._settling[0].idle_since + SETTLE_SECONDS - time.monotonic()
-            self._settle_timer = asyncio.get_running_loop().call_later(
-                max(delay, 0.0), self._settled
-            )
 
     def close(self) -> None:
         self.closed = True
         if self._settle_timer is not None:
             self._settle_timer.cancel()
+            self._settle_timer = None
         for conn in [*self._idle, *self._settling]:
             conn.state = "gone"
             conn.discard()
@@ -184,6 +186,34 @@ class Pool:
             if not waiter.done():
                 waiter.set_exception(ConnectionError("the client is closed"))
 
+    # --- settling ------------------------------------------------------------------
+    def _settle(self, now: float) -> None:
+        """Connections released SETTLE_SECONDS ago become idle (or go to a waiter)."""
+        while self._settling and now - self._settling[0].idle_since >= SETTLE_SECONDS:
+            conn = self._settling.popleft()
+            if conn.closed:
+                self._forget(conn)
+            elif conn.unsolicited():
+                self._discard_unsolicited(conn)
+            elif not self._wake_one(conn):
+                conn.state = "idle"
+                self._idle.append(conn)
+
+    def _arm_settle(self) -> None:
+        """While someone waits and a connection settles, a timer hands it over
+        the moment it has settled."""
+        if self._settle_timer is None and self._waiters and self._settling:
+            delay = self._settling[0].idle_since + SETTLE_SECONDS - time.monotonic()
+            self._settle_timer = asyncio.get_running_loop().call_later(
+                max(delay, 0.0), self._settled
+            )
+
+    def _settled(self) -> None:
+        self._settle_timer = None
+        self._settle(time.monotonic())
+        self._arm_settle()
+
+    # --- slots ---------------------------------------------------------------------
     def _pass_on(self, conn: H1Connection | None) -> None:
         """A connection (or a free slot, None) that its waiter could not take."""
         if conn is None:
@@ -192,7 +222,13 @@ class Pool:
             conn.state = "idle"
             self._idle.append(conn)
 
+    def _discard_unsolicited(self, conn: H1Connection) -> None:
+        """An idle connection with something to read: the upstream spoke unasked."""
+        metrics.UPSTREAM_DISCARDS.labels(self.name, "unsolicited").inc()
+        self._forget(conn)
+
     def _forget(self, conn: H1Connection) -> None:
+        """The connection is gone for good: its slot goes to the first waiter."""
         conn.discard()
         if conn.state != "gone":
             conn.state = "gone"
@@ -208,6 +244,7 @@ class Pool:
                 return True
         return False
 
+    # --- connecting ----------------------------------------------------------------
     async def _connect(self) -> H1Connection:
         loop = asyncio.get_running_loop()
         last_error: OSError | None = None

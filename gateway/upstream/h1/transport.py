@@ -73,7 +73,9 @@ class H1Transport(httpx.AsyncBaseTransport):
         keepalive_expiry: float,
         max_header_size: int = DEFAULT_MAX_HEADER_SIZE,
         ssl_context: ssl.SSLContext | None = None,
+        name: str = "",
     ) -> None:
+        self.name = name  # the upstream's, for metrics and logs
         self._max = max_connections
         self._max_header_size = max_header_size
         self._keepalive = keepalive_expiry
@@ -98,6 +100,7 @@ class H1Transport(httpx.AsyncBaseTransport):
                 keepalive=self._keepalive,
                 ssl_context=context,
                 max_header_size=self._max_header_size,
+                name=self.name,
             )
         return pool
 
