@@ -74,6 +74,9 @@ APPEND_SLASH = False
 # size, then disk. Size limits per route are enforced as the body arrives.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 DATA_UPLOAD_MAX_MEMORY_SIZE = None
+# Query strings with more fields than this are 400 on every route kind
+# (gateway/edge/intake.py), as Django refuses them when it parses one.
+DATA_UPLOAD_MAX_NUMBER_FIELDS = 1000
 
 # --- Gateway -----------------------------------------------------------------
 ROUTES_FILE = Path(read_text("ROUTES_FILE", "routes.yaml") or "routes.yaml")
@@ -88,6 +91,10 @@ LOG_FORMAT = read_choice("LOG_FORMAT", "json", ("json", "text"))
 # then must keep arriving at 16 KiB/s on average. 408 otherwise.
 CLIENT_HEADER_TIMEOUT = read_duration("CLIENT_HEADER_TIMEOUT", 10.0)
 CLIENT_BODY_TIMEOUT = read_duration("CLIENT_BODY_TIMEOUT", 20.0)
+# Request header names holding "_" are dropped before anything reads them
+# (gateway/edge/intake.py): upstreams that fold "_" into "-" would take
+# `X_Client_Id` for the identity header the gateway sets.
+ALLOW_UNDERSCORE_HEADERS = read_bool("ALLOW_UNDERSCORE_HEADERS", False)
 # The access log (one line per request on stdout) and the per-request metrics
 # can be switched off; /metrics still answers (rate-limit, reload and circuit
 # families keep counting).

@@ -73,7 +73,7 @@ class Envelope:
     query_credentials: Mapping[str, str] = _NONE  # provider -> credential from its query_param
     # --- the body, as it was read
     body_size: int = 0
-    body_error: GatewayError | None = None  # refused as it arrived (413, 408): the view answers it
+    refused: GatewayError | None = None  # by the edge (too many query fields; a body: 413, 408)
     # --- who is asking, once auth has said
     identity: str | None = None
     provider: str | None = None  # the auth provider that vouched for the identity

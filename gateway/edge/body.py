@@ -86,7 +86,7 @@ async def _spool(
 
 def _refuse(envelope: Envelope, error: PayloadTooLarge | RequestTimeout) -> IO[bytes]:
     error.headers["Connection"] = "close"
-    envelope.body_error = error
+    envelope.refused = error
     return io.BytesIO()
 
 

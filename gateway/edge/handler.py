@@ -40,6 +40,7 @@ from django.urls import set_script_prefix
 from gateway import registry
 from gateway.edge.body import read_body
 from gateway.edge.context import open_envelope
+from gateway.edge.intake import drop_underscore_headers, too_many_query_fields
 from gateway.envelope import Envelope, GatewayRequest
 from gateway.errors import problem_response
 from gateway.observe.accesslog import CLIENT_CLOSED, AccessLog
@@ -80,6 +81,7 @@ class GatewayHandler(ASGIHandler):
         self.access_log = AccessLog(settings.LOG_FORMAT, enabled=settings.ACCESS_LOG)
         self.body_grace = settings.CLIENT_BODY_TIMEOUT
         self.trusted = settings.TRUSTED_PROXIES
+        self.drop_underscores = not settings.ALLOW_UNDERSCORE_HEADERS
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -89,7 +91,11 @@ class GatewayHandler(ASGIHandler):
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         gateway = registry.current()
+        if self.drop_underscores:
+            drop_underscore_headers(scope)
         envelope = open_envelope(scope, gateway, self.trusted)
+        if (query := scope["query_string"]) and (refusal := too_many_query_fields(query)):
+            envelope.refused = refusal
         if scope["path"] not in PROBES:
             envelope.live = True
             LIVE.begin(envelope.route_name)

@@ -53,8 +53,8 @@ async def route_view(request: GatewayRequest) -> HttpResponseBase:
     try:
         if not isinstance(found, Match):
             raise unmatched(found)
-        if envelope.body_error is not None:
-            raise envelope.body_error
+        if envelope.refused is not None:
+            raise envelope.refused
         if envelope.policy is not None and envelope.policy.request_hooks:
             await run_request_hooks(
                 envelope.policy.request_hooks,

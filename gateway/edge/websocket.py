@@ -26,6 +26,7 @@ from django.http.request import split_domain_port, validate_host
 
 from gateway import registry
 from gateway.edge.context import open_envelope
+from gateway.edge.intake import drop_underscore_headers, too_many_query_fields
 from gateway.edge.views import unmatched
 from gateway.envelope import Envelope
 from gateway.errors import BadRequest, GatewayError, Unavailable, error_body
@@ -50,10 +51,15 @@ class WebSocketEntry:
         self.access_log = access_log
         self.trusted = settings.TRUSTED_PROXIES
         self.allowed_hosts = list(settings.ALLOWED_HOSTS)
+        self.drop_underscores = not settings.ALLOW_UNDERSCORE_HEADERS
 
     async def handle(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         started = time.perf_counter()
+        if self.drop_underscores:
+            drop_underscore_headers(scope)
         envelope = open_envelope(scope, registry.current(), self.trusted)
+        if (query := scope.get("query_string")) and (refusal := too_many_query_fields(query)):
+            envelope.refused = refusal
         if (await receive())["type"] != "websocket.connect":
             return  # the client left before the handshake was handed over
         envelope.live = True
@@ -101,6 +107,8 @@ class WebSocketEntry:
                 raise BadRequest("host not allowed")
         if not isinstance(found, Match):
             raise unmatched(found)
+        if envelope.refused is not None:
+            raise envelope.refused
         route = gateway.handlers[found.route.name]
         if not isinstance(route, WebSocketRoute):
             raise BadRequest(f"route {found.route.name!r} does not accept WebSocket connections")

@@ -38,7 +38,13 @@ the merge and before the cache and the client (not on streamed answers)::
 
 Everything a hook may read is read-only (mappings are views or copies; the
 request is frozen); what it may change, it changes through a method or the
-one mutable attribute (``ResponseContext.body`` and ``.status``). A hook that
+one mutable attribute (``ResponseContext.body`` and ``.status``). Setting a
+header replaces every value it had. The headers that frame a message or
+describe one hop (``Host``, ``Content-Length``, ``Transfer-Encoding``,
+``Connection``, ``Upgrade``, ``TE``, ``Trailer``, ``Keep-Alive`` and
+``Proxy-*``) are the gateway's alone: setting or removing one raises
+``ValueError`` at the call (the request then fails with ``500``, as for any
+hook that raises). A hook that
 raises fails the request with ``500`` (the traceback goes to the log, never
 to the client); ``reject`` answers the status it names instead. Hooks run on
 the gateway's event loop: never block it (no ``time.sleep``, no synchronous
@@ -59,6 +65,7 @@ from urllib.parse import parse_qsl, quote, urlencode
 from gateway.routes.reader import HEADER_NAME
 
 __all__ = [
+    "FRAMING_HEADERS",
     "BackendCall",
     "BackendHook",
     "BackendOutcome",
@@ -113,8 +120,9 @@ class RequestContext:
         self._removed: set[str] = set()
 
     def set_upstream_header(self, name: str, value: str) -> None:
-        """Send ``name: value`` with every upstream call (replacing any value
-        the gateway would have sent)."""
+        """Send ``name: value`` with every upstream call (replacing every value
+        the client sent and any the gateway would have sent). Framing and
+        hop-by-hop headers raise ``ValueError``."""
         key = _header_name(name)
         _check_value(value)
         self._removed.discard(key)
@@ -293,8 +301,9 @@ class ResponseContext:
         return MappingProxyType(self._headers)
 
     def set_header(self, name: str, value: str) -> None:
-        """Add a response header (the gateway's own, such as Content-Type
-        and Content-Length, cannot be set)."""
+        """Set a response header, replacing any value it had (the gateway's
+        own, Content-Type and X-Gateway-Completed, and the framing headers
+        cannot be set)."""
         key = _header_name(name)
         if key in _OWNED_RESPONSE:
             raise ValueError(f"the gateway sets {name!r} itself")
@@ -313,15 +322,33 @@ type RequestHook = Callable[[RequestContext], Awaitable[None]]
 type BackendHook = Callable[[BackendCall], Awaitable[None]]
 type ResponseHook = Callable[[ResponseContext], Awaitable[None]]
 
-_OWNED_RESPONSE = frozenset(
-    {"content-type", "content-length", "transfer-encoding", "connection", "x-gateway-completed"}
+_OWNED_RESPONSE = frozenset({"content-type", "x-gateway-completed"})
+
+
+# Headers that frame a message or describe one hop: a second Host, a
+# Content-Length beside the gateway's own or a Transfer-Encoding would let a
+# hook desynchronise a pooled upstream connection (request smuggling).
+FRAMING_HEADERS = frozenset(
+    {
+        "host",
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "upgrade",
+        "te",
+        "trailer",
+        "keep-alive",
+    }
 )
 
 
 def _header_name(name: str) -> str:
-    if not HEADER_NAME.fullmatch(name):
+    if not isinstance(name, str) or not HEADER_NAME.fullmatch(name):
         raise ValueError(f"not a header name: {name!r}")
-    return name.lower()
+    key = name.lower()
+    if key in FRAMING_HEADERS or key.startswith("proxy-"):
+        raise ValueError(f"{name!r} frames the message or describes one hop: hooks cannot set it")
+    return key
 
 
 def _check_value(value: str) -> None:

@@ -58,6 +58,10 @@ async def boom(ctx: RequestContext) -> None:
         raise RuntimeError("a secret detail that must not leak")
 
 
+async def smuggle(ctx: RequestContext) -> None:
+    ctx.set_upstream_header(ctx.request.query["set"], ctx.request.query.get("value", "22"))
+
+
 async def slow(ctx: RequestContext) -> None:
     await asyncio.sleep(float(ctx.request.query.get("sleep", "0")))
 
@@ -124,6 +128,11 @@ routes:
     path: /pass/{rest:path}
     hooks: {request: [acme_hooks:describe, acme_hooks:boom]}
     proxy: {upstream: stub, path: "/echo/{rest}"}
+  - name: smuggle
+    path: /smuggle
+    methods: [POST]
+    hooks: {request: [acme_hooks:smuggle]}
+    proxy: {upstream: stub, path: /echo/smuggle}
   - name: streamed
     path: /streamed
     stream: true
@@ -237,6 +246,22 @@ def test_a_raising_hook_is_a_500_naming_it_and_logged_once(gw: Gateway) -> None:
         assert len(errors) == 1 and "a secret detail that must not leak" in errors[0]["error"]
         (access,) = [line for line in lines if "status" in line]
         assert access["status"] == 500
+
+
+@pytest.mark.parametrize(
+    "name", ["Content-Length", "Transfer-Encoding", "Host", "Connection", "Proxy-Authorization"]
+)
+def test_a_hook_cannot_set_a_framing_header(gw: Gateway, stub: Stub, name: str) -> None:
+    """A second Content-Length, a Transfer-Encoding or a second Host on a
+    pooled upstream connection is request smuggling: the call fails in the
+    hook, nothing reaches the upstream."""
+    before = stub.count("/echo/smuggle")
+    response = gw.request("POST", f"/smuggle?set={name}", content=b'{"a": 1}')
+    assert response.status_code == 500
+    assert response.json()["type"].endswith("hook-failed")
+    assert stub.count("/echo/smuggle") == before
+    replaced = gw.request("POST", "/smuggle?set=X-Tenant&value=t", headers={"X-Tenant": "forged"})
+    assert [v for n, v in replaced.json()["headers"] if n == "x-tenant"] == ["t"]
 
 
 def test_hooks_count_against_the_route_deadline(gw: Gateway) -> None:
