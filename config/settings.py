@@ -114,6 +114,10 @@ ADMIN_ADDR = read_address("ADMIN_ADDR", "127.0.0.1:9901")
 # The default one, taken (a second gateway on one machine), only warns.
 ADMIN_ADDR_CHOSEN = bool(os.environ.get("ADMIN_ADDR", "").strip())
 ADMIN_TOKEN = read_text("ADMIN_TOKEN", "")
+# Host names the admin listener answers besides its own address and
+# `localhost` (421 otherwise: a DNS-rebinding page cannot read it). Django's
+# ALLOWED_HOSTS patterns: `.example.com` for a domain and its subdomains.
+ADMIN_HOSTS = tuple(h.lower() for h in read_list("ADMIN_HOSTS", []))
 # OpenTelemetry export (README "Observability"): on when an OTLP endpoint is
 # set. The SDK reads its OTEL_* variables itself; the ones it would silently
 # replace with a default when wrong are checked here first.

@@ -8,6 +8,12 @@ ADMIN_ADDR (default 127.0.0.1:9901, `off` for none), for operators only.
     GET /          the dashboard: one self-contained page (observe/dashboard.py)
     GET /events    its live data: one SSE stream, an update every second
 
+Only requests whose Host is the listener's own address (the one the
+connection came in on), `localhost`, or a name in ADMIN_HOSTS are answered;
+anything else is 421. A page on another site whose name a DNS-rebinding
+attacker points at 127.0.0.1 sends its own name as the Host: it reads
+nothing, token or not.
+
 With ADMIN_TOKEN set, every other path needs `Authorization: Bearer <token>`
 (401 otherwise). A browser asking for `/` without it gets the page with the
 401: the page asks for the token once, keeps it in the tab's sessionStorage
@@ -28,6 +34,7 @@ import socket
 from typing import Any
 
 import orjson
+from django.http.request import split_domain_port, validate_host
 from uvicorn.config import Config
 from uvicorn.server import ServerState
 
@@ -62,13 +69,21 @@ def bind_admin(host: str, port: int) -> socket.socket:
 class AdminApp:
     """The admin paths, as a plain ASGI app (no Django: nothing here is routed)."""
 
-    def __init__(self, token: str) -> None:
+    def __init__(self, token: str, hosts: tuple[str, ...] = ()) -> None:
         self.token = token.encode()
+        self.hosts = ["localhost", *hosts]
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
         path, method = scope.get("path", ""), scope.get("method", "GET")
+        if not self._host_allowed(scope):
+            await _problem(
+                send,
+                421,
+                "this listener answers only its own address, localhost or a name in ADMIN_HOSTS",
+            )
+            return
         if method not in ("GET", "HEAD"):
             await _problem(send, 405, "the admin listener only answers GET", [(b"allow", b"GET")])
             return
@@ -111,6 +126,16 @@ class AdminApp:
             await _answer(send, 200, _JSON, body)
         else:
             await _problem(send, 404, "no such admin path")
+
+    def _host_allowed(self, scope: dict[str, Any]) -> bool:
+        host = next((v for n, v in scope["headers"] if n == b"host"), b"").decode("latin-1")
+        domain, _ = split_domain_port(host.lower())
+        if not domain:
+            return False
+        server = scope.get("server")
+        if server and domain.strip("[]") == str(server[0]).lower():
+            return True
+        return validate_host(domain, self.hosts)
 
     def _authorized(self, scope: dict[str, Any]) -> bool:
         for name, value in scope["headers"]:

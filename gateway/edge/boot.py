@@ -143,7 +143,8 @@ def build_application() -> object:
 
         host, port = settings.ADMIN_ADDR
         try:
-            admin = AdminListener(bind_admin(host, port), AdminApp(settings.ADMIN_TOKEN))
+            app = AdminApp(settings.ADMIN_TOKEN, settings.ADMIN_HOSTS)
+            admin = AdminListener(bind_admin(host, port), app)
         except OSError as exc:
             problem = f"cannot listen on {host}:{port}: {exc.strerror or exc}"
             if settings.ADMIN_ADDR_CHOSEN:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from gateway.routes.document import read_document
@@ -41,7 +42,8 @@ class RoutesFileError(Exception):
 
 def parse_route_table(text: str, source: str = "routes.yaml") -> RouteTable:
     """Parse routes-file text (with `${VAR}` taken from the environment)."""
-    root, problems = parse_yaml(text)
+    secrets: set[str] = set()
+    root, problems = parse_yaml(text, secrets=secrets)
     if root is None:
         raise RoutesFileError(source, problems)
     reader = Reader()
@@ -49,7 +51,7 @@ def parse_route_table(text: str, source: str = "routes.yaml") -> RouteTable:
     table = read_document(reader, root, source)
     if reader.problems or table is None:
         raise RoutesFileError(source, reader.problems or [Problem(1, "invalid routes file")])
-    return table
+    return dataclasses.replace(table, secrets=frozenset(secrets))
 
 
 def read_routes_file(path: str | Path) -> bytes:

@@ -273,3 +273,5 @@ class RouteTable:
     auth: Mapping[str, ProviderConfig]
     routes: tuple[Route, ...]
     hooks: Hooks = NO_HOOKS  # global: every route's, before its own
+    # Values `${NAME}` took from the environment: never shown (GET /config).
+    secrets: frozenset[str] = frozenset()

@@ -61,9 +61,12 @@ class Node:
 
 
 class _Converter:
-    def __init__(self, environ: Mapping[str, str], problems: list[Problem]) -> None:
+    def __init__(
+        self, environ: Mapping[str, str], problems: list[Problem], secrets: set[str]
+    ) -> None:
         self.environ = environ
         self.problems = problems
+        self.secrets = secrets
         self.budget = MAX_NODES
         self.constructor = yaml.SafeLoader("")
 
@@ -133,6 +136,8 @@ class _Converter:
                     return default
                 self.problems.append(Problem(line, f"environment variable {name} is not set"))
                 return ""
+            if value:
+                self.secrets.add(value)
             return value
 
         return _ENV_REF.sub(replace, text)
@@ -149,9 +154,11 @@ def _first_line(exc: BaseException) -> str:
 
 
 def parse_yaml(
-    text: str, environ: Mapping[str, str] | None = None
+    text: str, environ: Mapping[str, str] | None = None, secrets: set[str] | None = None
 ) -> tuple[Node | None, list[Problem]]:
-    """Parse one YAML document. Returns the root node (None if unusable) and problems."""
+    """Parse one YAML document. Returns the root node (None if unusable) and
+    problems; every value taken from the environment is added to `secrets`
+    (what the admin listener never shows)."""
     problems: list[Problem] = []
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -166,7 +173,9 @@ def parse_yaml(
     if root is None:
         problems.append(Problem(1, "the file is empty"))
         return None, problems
-    converter = _Converter(os.environ if environ is None else environ, problems)
+    converter = _Converter(
+        os.environ if environ is None else environ, problems, set() if secrets is None else secrets
+    )
     try:
         return converter.convert(root), problems
     except _TooLarge as exc:

@@ -34,11 +34,17 @@ auth:
       - {id: alice, key: alice-secret-key}
       - {id: bob, sha256: "${BOB_DIGEST}"}
   tokens: {type: jwt, algorithms: [HS256], secret: jwt-secret-that-is-long-enough-0123456789}
+  remote:
+    type: jwt
+    algorithms: [RS256]
+    jwks_url: "https://auth.example/.well-known/jwks.json?token=jwks-token-in-the-url"
 routes:
   - name: agg
     path: /agg
     auth: [keys, tokens]
-    backends: [{upstream: stub, path: /echo/a, key: a}]
+    backends:
+      - {upstream: stub, path: /echo/a, key: a}
+      - {upstream: stub, path: /echo/b, key: b, query: {key: "${PARTNER_KEY}", v: "2"}}
 """
 BOB_DIGEST = hashlib.sha256(b"bob-key").hexdigest()
 SECRETS = (
@@ -47,12 +53,16 @@ SECRETS = (
     "alice-secret-key",
     BOB_DIGEST,
     "jwt-secret-that-is-long-enough",
+    "partner-key-from-the-environment",
+    "jwks-token-in-the-url",
 )
 
 
 @pytest.fixture(scope="module")
 def gw(start_gateway: GatewayFactory, stub: Stub) -> Gateway:
-    return start_gateway(ROUTES, STUB=stub.url, BOB_DIGEST=BOB_DIGEST)
+    return start_gateway(
+        ROUTES, STUB=stub.url, BOB_DIGEST=BOB_DIGEST, PARTNER_KEY="partner-key-from-the-environment"
+    )
 
 
 def test_the_admin_listener_serves_metrics_and_the_probes(gw: Gateway) -> None:
@@ -93,12 +103,50 @@ def test_config_shows_the_loaded_routes_with_every_secret_masked(gw: Gateway) ->
     assert route["name"] == "agg" and route["path"] == "/agg"
     assert route["kind"]["type"] == "aggregate"
     assert route["kind"]["backends"][0]["path"] == "/echo/a"
+    # Values from the environment and URLs' userinfo and query, wherever they are:
+    assert route["kind"]["backends"][1]["query"] == [["key", "***"], ["v", "2"]]
+    assert config["upstreams"]["stub"]["host"] == "***"  # its URL came from ${STUB}
+    remote = config["auth"]["remote"]["jwks_url"]
+    assert remote == "https://auth.example/.well-known/jwks.json?***"
+
+
+@pytest.mark.parametrize("path", ["/config", "/metrics", "/", "/events", "/healthz"])
+def test_the_admin_listener_answers_only_its_own_names(gw: Gateway, path: str) -> None:
+    """A DNS-rebinding page sends its own name as the Host: it reads nothing."""
+    for host in ("attacker.example", "attacker.example:9901", "127.0.0.1.attacker.example", ""):
+        refused = httpx.get(gw.admin_url + path, headers={"Host": host}, timeout=10)
+        assert refused.status_code == 421, host
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert "gateway_requests_total" not in refused.text
+    for host in ("localhost", f"LOCALHOST:{gw.admin_port}", f"127.0.0.1:{gw.admin_port}"):
+        with httpx.stream("GET", gw.admin_url + path, headers={"Host": host}, timeout=10) as ok:
+            assert ok.status_code == 200, host
+
+
+def test_admin_hosts_names_more_hosts(start_gateway: GatewayFactory, stub: Stub) -> None:
+    gw = start_gateway(
+        ROUTES,
+        STUB=stub.url,
+        BOB_DIGEST=BOB_DIGEST,
+        PARTNER_KEY="x",
+        ADMIN_HOSTS="gateway-admin.monitoring.svc, .ops.example",
+    )
+    for host, status in (
+        ("gateway-admin.monitoring.svc:9901", 200),
+        ("metrics.ops.example", 200),
+        ("ops.example", 200),
+        ("attacker.example", 421),
+    ):
+        assert gw.admin_get("/metrics", headers={"Host": host}).status_code == status, host
+    gw.process.stop()
 
 
 def test_admin_token_guards_everything_but_the_probes(
     start_gateway: GatewayFactory, stub: Stub
 ) -> None:
-    gw = start_gateway(ROUTES, STUB=stub.url, BOB_DIGEST=BOB_DIGEST, ADMIN_TOKEN="s3cret-admin")
+    gw = start_gateway(
+        ROUTES, STUB=stub.url, BOB_DIGEST=BOB_DIGEST, PARTNER_KEY="x", ADMIN_TOKEN="s3cret-admin"
+    )
     for path in ("/metrics", "/config", "/", "/events"):
         refused = gw.admin_get(path)
         assert refused.status_code == 401 and refused.headers["www-authenticate"] == "Bearer"
@@ -118,7 +166,9 @@ def test_admin_token_guards_everything_but_the_probes(
 
 def test_admin_addr_off_means_no_listener(start_gateway: GatewayFactory, stub: Stub) -> None:
     port = free_port()
-    gw = start_gateway(ROUTES, STUB=stub.url, BOB_DIGEST=BOB_DIGEST, ADMIN_ADDR="off")
+    gw = start_gateway(
+        ROUTES, STUB=stub.url, BOB_DIGEST=BOB_DIGEST, PARTNER_KEY="x", ADMIN_ADDR="off"
+    )
     assert gw.get("/healthz").status_code == 200
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2)
@@ -136,7 +186,9 @@ def test_a_bad_admin_address_stops_the_gateway_in_one_line(
 ) -> None:
     routes = tmp_path / "routes.yaml"  # type: ignore[operator]
     routes.write_text(
-        ROUTES.replace("${STUB}", "http://127.0.0.1:9").replace("${BOB_DIGEST}", BOB_DIGEST)
+        ROUTES.replace("${STUB}", "http://127.0.0.1:9")
+        .replace("${BOB_DIGEST}", BOB_DIGEST)
+        .replace("${PARTNER_KEY}", "x")
     )
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -161,7 +213,9 @@ def test_the_default_admin_address_taken_only_warns(tmp_path: pytest.TempPathFac
     client port; it says why it has no admin listener."""
     routes = tmp_path / "routes.yaml"  # type: ignore[operator]
     routes.write_text(
-        ROUTES.replace("${STUB}", "http://127.0.0.1:9").replace("${BOB_DIGEST}", BOB_DIGEST)
+        ROUTES.replace("${STUB}", "http://127.0.0.1:9")
+        .replace("${BOB_DIGEST}", BOB_DIGEST)
+        .replace("${PARTNER_KEY}", "x")
     )
     with socket.socket() as taken:
         taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
