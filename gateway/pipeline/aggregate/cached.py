@@ -69,7 +69,7 @@ class CachedAggregate:
         """The shared fan-out of a miss runs in its own task (a waiter leaving
         does not stop it), so it holds its own share of the memory budget; the
         answer then lives in the cache, whose size has its own bound."""
-        hold = self.inner.budget.hold()
+        hold = self.inner.budget.hold(self.inner._deadline_at(request.envelope))
         try:
             return await self.inner.produce(request, match, hold)
         finally:

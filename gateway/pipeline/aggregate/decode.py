@@ -129,7 +129,7 @@ async def read_body(
         if declared > limit:
             raise TooLarge
         if declared > _ONE_BUFFER:
-            if not hold.take(declared):
+            if not await hold.take(declared):
                 raise OverBudget
             return await _read_declared(stream, declared)
     return await _read_chunks(stream, _Inflater(encoding) if encoding else None, limit, hold)
@@ -173,14 +173,14 @@ async def _read_chunks(
                 if size > limit:
                     raise TooLarge
                 if size > reserved:
-                    if not hold.take(size - reserved):
+                    if not await hold.take(size - reserved):
                         raise OverBudget
                     reserved = size
         if inflater is not None:
             inflater.finish()
         if len(parts) == 1:
             return parts[0]
-        if not hold.take(size):  # the joined copy, while the parts still exist
+        if not await hold.take(size):  # the joined copy, while the parts still exist
             raise OverBudget
         data = b"".join(parts)
         hold.give(size)
@@ -193,7 +193,7 @@ def decode_stage(*, splice: bool) -> Stage:
     async def stage(exchange: Exchange, next: Next) -> None:
         payload, exchange.payload = exchange.payload, None
         assert payload is not None  # the send stage read it
-        _parse(payload, exchange.outcome, exchange.shared.hold, splice)
+        await _parse(payload, exchange.outcome, exchange.shared.hold, splice)
         del payload
         if exchange.outcome.ok:
             exchange.outcome.body = exchange.outcome.raw  # what a shape stage may change
@@ -202,12 +202,12 @@ def decode_stage(*, splice: bool) -> Stage:
     return stage
 
 
-def _parse(content: bytes | bytearray, outcome: Outcome, hold: Hold, splice: bool) -> None:
+async def _parse(content: bytes | bytearray, outcome: Outcome, hold: Hold, splice: bool) -> None:
     """Parse (or, spliced, only validate) under the memory budget: what it will
     cost is held before it is spent; then the buffer (parsed) or the
     validator's tape (spliced) is given back."""
     cost, containers = (len(content) * VALIDATION_COST, 0) if splice else parsed_cost(content)
-    if not hold.take(cost):
+    if not await hold.take(cost):
         hold.give(len(content))
         outcome.failure = Failure.MEMORY
         return
@@ -220,7 +220,7 @@ def _parse(content: bytes | bytearray, outcome: Outcome, hold: Hold, splice: boo
             outcome.failure = Failure.INVALID
             return
         if not isinstance(content, bytes):  # a Fragment takes bytes: one copy
-            if not hold.take(len(content)):
+            if not await hold.take(len(content)):
                 hold.give(len(content))
                 outcome.failure = Failure.MEMORY
                 return

@@ -129,7 +129,7 @@ def shape_stage(shape: Shape, *, must_be_object: bool) -> Stage | None:
         # Shaping builds new objects and lists beside the parsed ones (the
         # values inside are shared): hold what those cost.
         if not shape.is_identity:
-            if not exchange.shared.hold.take(outcome.containers):
+            if not await exchange.shared.hold.take(outcome.containers):
                 outcome.failure = Failure.MEMORY
                 return
             try:
