@@ -13,6 +13,8 @@ beside the reference peers, in one table with every target marked met or missed.
   D    C with API key auth, a rate limit, metrics and the access log
   E    C10k: 9,000 requests opened at once, 1 backend answering after 5 s
   H1-H4  limits against hostile clients and upstreams (bench/limits.py)
+  I1 I2  no client starves another: 100 event streams from one client beside
+       another's requests; 12 clients that never read a 17 MB answer (bench/isolation.py)
   W R S P  long-lived connections: WebSockets held and relayed, event streams,
        progressive aggregation (bench/longlived.py)
   T0 T T100 T10 TD  C without trace context, with it (the default), exporting every
@@ -25,7 +27,7 @@ per 1,000 requests comes from /proc/PID/stat. The scenarios that the ratio
 targets compare run interleaved, BENCH_ROUNDS times (default 3), and report
 their median run: on a shared machine the CPU's speed drifts by tens of
 percent within minutes. BENCH_SECONDS sets each measurement (default 6, after
-a 2 s warm-up); BENCH_C10K sets E's size. BENCH_ONLY=throughput|limits|longlived|observe
+a 2 s warm-up); BENCH_C10K sets E's size. BENCH_ONLY=throughput|limits|isolation|longlived|observe
 runs one group of scenarios.
 """
 
@@ -45,7 +47,7 @@ from pathlib import Path
 
 import httpx
 
-from bench import limits, longlived, observe
+from bench import isolation, limits, longlived, observe
 from bench.c10k import raise_fd_limit, run_c10k
 from bench.peers.nginx import nginx_command
 from bench.wrk import WrkResult, require_wrk, run_wrk
@@ -439,13 +441,16 @@ def main() -> None:
             bench.checks += limits.url_flood(bench)
             bench.checks += limits.big_aggregation(bench)
             bench.checks += limits.framing(bench, start, free_port)
+        if only in ("", "isolation"):
+            sys.stderr.write("isolation (I1, I2)\n")
+            bench.checks += isolation.run_all(bench, start, free_port, LOAD_CPU)
         if only in ("", "longlived"):
             sys.stderr.write("long-lived connections (W, R, S, P)\n")
             bench.checks += longlived.run_all(bench, start, free_port, LOAD_CPU)
         if only in ("", "observe"):
             sys.stderr.write("observability (T0 T T100 T10 TD)\n")
             bench.checks += observe.run_all(bench, start, free_port, LOAD_CPU, ROUNDS)
-        if only in ("limits", "longlived", "observe"):
+        if only in ("limits", "isolation", "longlived", "observe"):
             return
         for path, conns, name in (
             ("/users/1", 64, "direct to upstream"),

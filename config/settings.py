@@ -91,6 +91,9 @@ LOG_FORMAT = read_choice("LOG_FORMAT", "json", ("json", "text"))
 # then must keep arriving at 16 KiB/s on average. 408 otherwise.
 CLIENT_HEADER_TIMEOUT = read_duration("CLIENT_HEADER_TIMEOUT", 10.0)
 CLIENT_BODY_TIMEOUT = read_duration("CLIENT_BODY_TIMEOUT", 20.0)
+# A client that takes nothing of its answer for this long is cut off, and what
+# the answer held (memory budget, an upstream connection) is given back.
+CLIENT_SEND_TIMEOUT = read_duration("CLIENT_SEND_TIMEOUT", 30.0)
 # Request header names holding "_" are dropped before anything reads them
 # (gateway/edge/intake.py): upstreams that fold "_" into "-" would take
 # `X_Client_Id` for the identity header the gateway sets.

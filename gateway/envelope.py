@@ -89,6 +89,7 @@ class Envelope:
     memory: Hold | None = None  # aggregate routes: this request's share of MEMORY_BUDGET
     websocket: RelayLog | None = None  # websocket routes: the relayed pair, once it ended
     hooks: list[HookLog] = field(default_factory=list)
+    cut: str | None = None  # the answer was cut off: send_timeout, idle_timeout, upstream_failed
     live: bool = False  # counted in flight on the dashboard (observe/live.py) until logged
 
     @property

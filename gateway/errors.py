@@ -12,6 +12,7 @@
     ├── TooManyRequests          429  the route's rate limit (Retry-After)
     ├── Unavailable              503  a dependency the gateway needs cannot answer
     ├── MemoryBudgetSpent        503  the merged answer would pass MEMORY_BUDGET
+    ├── TooManyStreams           503  max_streams or max_streams_per_client reached
     ├── HookFailed               500  a Python hook raised (its traceback is logged)
     ├── HookRejected             4xx/5xx  a request hook rejected the request
     ├── DeadlinePassed           504  the route's deadline passed while hooks ran
@@ -46,6 +47,7 @@ __all__ = [
     "PayloadTooLarge",
     "RequestTimeout",
     "TooManyRequests",
+    "TooManyStreams",
     "Unauthorized",
     "Unavailable",
     "UpgradeRequired",
@@ -149,6 +151,18 @@ class MemoryBudgetSpent(GatewayError):
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail, headers={"Retry-After": "1"})
+
+
+class TooManyStreams(GatewayError):
+    """A long-lived answer (an event stream, a WebSocket) past the upstream's
+    `max_streams` or the client's `max_streams_per_client` (SPEC 3.10)."""
+
+    status = 503
+    slug = "too-many-streams"
+    RETRY_AFTER = 5
+
+    def __init__(self, detail: str, *, backend: str) -> None:
+        super().__init__(detail, backend=backend, headers={"Retry-After": str(self.RETRY_AFTER)})
 
 
 class HookFailed(GatewayError):

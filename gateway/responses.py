@@ -81,3 +81,8 @@ class RelayedResponse(StreamingHttpResponse):
     async def aclose_upstream(self) -> None:
         """Release whatever feeds `relay` (an upstream connection)."""
         return
+
+    def why_cut(self, error: Exception) -> tuple[str, str]:
+        """Why `relay` failed mid-answer: a short reason for the access log
+        (`idle_timeout`, `upstream_failed`) and a sentence for the log line."""
+        return "upstream_failed", f"the answer failed while it was sent ({type(error).__name__})"

@@ -20,6 +20,7 @@ from gateway.policies.ratelimit.memory import MemoryLimiter
 from gateway.routes.model import Upstream
 from gateway.upstream.attempts import UpstreamGuard
 from gateway.upstream.clients import UpstreamClients, create_client
+from gateway.upstream.streams import ClientStreams
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -46,6 +47,8 @@ class Runtime:
     ) -> None:
         self.clients = UpstreamClients()
         self.memory = MemoryBudget(memory_budget)
+        metrics.MEMORY_BUDGET_USED.set_function(lambda: self.memory.used)
+        metrics.MEMORY_BUDGET_WAITING.set_function(lambda: self.memory.waiting)
         self.redis: Redis | None = None
         self.limiter: Limiter
         store: CacheStore
@@ -62,6 +65,7 @@ class Runtime:
             metrics.RATELIMIT_BUCKETS.set_function(memory.__len__)
             store = MemoryCache()
         self.coalescer = Coalescer(store)
+        self.client_streams = ClientStreams()  # long-lived connections per client
         self.fail_closed = failure_mode == "closed"
         self._jwks: dict[str, JwksKeys] = {}
         self._jwks_client: httpx.AsyncClient | None = None

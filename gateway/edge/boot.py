@@ -21,26 +21,6 @@ def _fail(lines: list[str]) -> NoReturn:
     raise SystemExit(1)
 
 
-def _no_proxy_headers(app: object, trusted_hosts: object = None) -> object:
-    """Stands in for uvicorn's ProxyHeadersMiddleware: returns the app untouched."""
-    return app
-
-
-def _keep_the_tcp_peer() -> bool:
-    """uvicorn rewrites scope["client"] from X-Forwarded-For for peers in
-    FORWARDED_ALLOW_IPS (loopback by default) unless started with
-    --no-proxy-headers; a local client could then claim any address. SPEC 3.4
-    makes TRUSTED_PROXIES the one place client addresses are decided, so the
-    gateway switches uvicorn's rewriting off however it was started. uvicorn
-    wraps the app after importing it, so replacing the class now is enough;
-    tests/integration/test_process.py starts uvicorn without the flag to prove it."""
-    uvicorn_config = sys.modules.get("uvicorn.config")
-    if uvicorn_config is None or not hasattr(uvicorn_config, "ProxyHeadersMiddleware"):
-        return False
-    setattr(uvicorn_config, "ProxyHeadersMiddleware", _no_proxy_headers)  # noqa: B010
-    return True
-
-
 def _mask_server_logs() -> None:
     """uvicorn logs request targets as sent (its access log, its WebSocket
     lines), whatever flags it was started with: credential query parameters
@@ -98,12 +78,21 @@ def build_application() -> object:
     from gateway.edge.lifespan import GatewayApplication
     from gateway.edge.protocol import guard_protocol
     from gateway.edge.reload import file_digest
+    from gateway.edge.server import (
+        keep_the_tcp_peer,
+        no_message_logger,
+        running_config,
+        unguarded_protocol,
+    )
     from gateway.edge.wslimits import limit_websocket_messages
     from gateway.observe import metrics
     from gateway.observe.live import LIVE
     from gateway.routes import RoutesFileError, parse_routes_file, read_routes_file
     from gateway.runtime import Runtime
 
+    server = running_config()
+    if server is not None and (reason := unguarded_protocol(server)) is not None:
+        _fail([f"gateway: not starting: {reason}"])
     try:
         data = read_routes_file(settings.ROUTES_FILE)
         table = parse_routes_file(data, str(settings.ROUTES_FILE))
@@ -116,7 +105,8 @@ def build_application() -> object:
     )
     registry.install(build_gateway(table, runtime))
     LIVE.loaded(str(settings.ROUTES_FILE), file_digest(data), len(table.routes), reload=False)
-    _keep_the_tcp_peer()
+    keep_the_tcp_peer()
+    no_message_logger()
     _mask_server_logs()
     metrics.set_enabled(settings.METRICS)
     allocator.tune()

@@ -13,7 +13,11 @@ It also does what the stock handler cannot:
   the route is matched once, and its `max_body_size` is enforced as the body
   arrives (gateway/edge/body.py: 413 before it is stored, not after);
 - answers its own errors (undecodable requests) as problem+json;
-- sends relayed bodies part by part and large answers in pieces;
+- sends relayed bodies part by part and large answers in pieces, each within
+  CLIENT_SEND_TIMEOUT: a client that reads nothing that long is cut off, and
+  what its answer held (memory budget, an upstream connection) is given back;
+- ends a stream that fails mid-answer (silence past idle_timeout, an upstream
+  that broke off) by cutting the connection, logged once by the gateway;
 - cancels the view when the client disconnects, and never prints a traceback.
 
 Pinned to the Django version in requirements.lock; tests/edge/test_handler.py
@@ -38,6 +42,7 @@ from django.http.response import HttpResponseBase
 from django.urls import set_script_prefix
 
 from gateway import registry
+from gateway.asgi import cut_connection, may_block
 from gateway.edge.body import read_body
 from gateway.edge.context import open_envelope
 from gateway.edge.intake import drop_underscore_headers, too_many_query_fields
@@ -55,6 +60,10 @@ SEND_PIECE = 1024 * 1024  # answers larger than this go out in pieces of this si
 type Scope = dict[str, Any]
 type Receive = Any
 type Send = Any
+
+
+class _ClientStalled(Exception):
+    """The client took nothing of the answer for CLIENT_SEND_TIMEOUT."""
 
 
 def _disconnect_request_signals() -> None:
@@ -82,6 +91,7 @@ class GatewayHandler(ASGIHandler):
         self.body_grace = settings.CLIENT_BODY_TIMEOUT
         self.trusted = settings.TRUSTED_PROXIES
         self.drop_underscores = not settings.ALLOW_UNDERSCORE_HEADERS
+        self.send_timeout = settings.CLIENT_SEND_TIMEOUT
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -148,17 +158,36 @@ class GatewayHandler(ASGIHandler):
             if watch.disconnected and task.uncancel() == 0:
                 return  # the client left; everything it started was cancelled
             raise
-        except Exception:
+        except _ClientStalled:
+            reason = f"the client read nothing for {self.send_timeout:g} s"
+            self._cut(request, send, "send_timeout", reason, flush=False)
+        except Exception as exc:
             if not sending:
                 raise
-            # The response had started (an upstream broke mid-stream): all we
-            # can do is cut the connection, which the server does when we return.
-            logger.warning(
-                "response aborted while streaming", exc_info=logger.isEnabledFor(logging.DEBUG)
-            )
+            # The answer had started (a stream went silent, an upstream broke
+            # off): all that is left is to cut the connection.
+            cut, reason = "upstream_failed", f"the answer failed while it was sent: {exc!r}"
+            if isinstance(response, RelayedResponse):
+                cut, reason = response.why_cut(exc)
+            self._cut(request, send, cut, reason, flush=True)
         finally:
             watch.stop()
             await self._finish(request, response, watch.disconnected, started)
+
+    @staticmethod
+    def _cut(request: GatewayRequest, send: Send, cut: str, reason: str, *, flush: bool) -> None:
+        """Cut the client's connection mid-answer; one log line says why."""
+        envelope = request.envelope
+        envelope.cut = cut
+        cut_connection(send, flush=flush)
+        level = logging.WARNING if cut == "upstream_failed" else logging.INFO
+        logger.log(
+            level,
+            "answer cut off (%s): %s",
+            cut,
+            reason,
+            extra={"request_id": envelope.request_id, "route": envelope.route_name},
+        )
 
     async def _finish(
         self,
@@ -200,18 +229,20 @@ class GatewayHandler(ASGIHandler):
         await send(
             {"type": "http.response.start", "status": response.status_code, "headers": headers}
         )
+        put = self._put
         if isinstance(response, RelayedResponse):  # a relayed body, as it comes
             async for part in response.relay:
                 if part:
-                    await send({"type": "http.response.body", "body": part, "more_body": True})
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
+                    await put(send, {"type": "http.response.body", "body": part, "more_body": True})
+            await put(send, {"type": "http.response.body", "body": b"", "more_body": False})
         elif response.streaming:
             parts = cast(AsyncGenerator[bytes], aiter(cast(StreamingHttpResponse, response)))
             async with aclosing(parts):
                 async for part in parts:
                     if part:
-                        await send({"type": "http.response.body", "body": part, "more_body": True})
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
+                        message = {"type": "http.response.body", "body": part, "more_body": True}
+                        await put(send, message)
+            await put(send, {"type": "http.response.body", "body": b"", "more_body": False})
         else:
             body = cast(HttpResponse, response).content
             # uvicorn waits for the socket to drain before a write, not after:
@@ -221,9 +252,22 @@ class GatewayHandler(ASGIHandler):
             for start in range(0, max(len(body), 1), SEND_PIECE):
                 end = start + SEND_PIECE
                 piece = body if len(body) <= SEND_PIECE else body[start:end]
-                await send(
-                    {"type": "http.response.body", "body": piece, "more_body": end < len(body)}
+                await put(
+                    send,
+                    {"type": "http.response.body", "body": piece, "more_body": end < len(body)},
                 )
+
+    async def _put(self, send: Send, message: dict[str, Any]) -> None:
+        """Hand a part of the answer to the server, which waits while the
+        client's socket is full: at most CLIENT_SEND_TIMEOUT."""
+        if not may_block(send):
+            await send(message)
+            return
+        try:
+            async with asyncio.timeout(self.send_timeout):
+                await send(message)
+        except TimeoutError:
+            raise _ClientStalled from None
 
 
 class _DisconnectWatch:

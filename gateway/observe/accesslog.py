@@ -5,7 +5,8 @@ that went away logs status 499), plus the request metrics.
 LOG_FORMAT=json (default): one JSON object per line with time, request_id,
 route, method, path (with the query string, credential parameters shown as
 ***), status, duration_ms, client, identity, completed and, for each backend,
-name, status, duration_ms, attempts and outcome; a WebSocket pair's line
+name, status, duration_ms, attempts and outcome; `cut` when the answer was
+cut off (send_timeout, idle_timeout, upstream_failed); a WebSocket pair's line
 (status 101, when it ends) adds `websocket`: messages from the client and from
 the upstream, the close code and which side closed.
 LOG_FORMAT=text: the same on one human-readable line.
@@ -110,6 +111,8 @@ class AccessLog:
                 for b in envelope.backends
             ],
         }
+        if envelope.cut is not None:
+            entry["cut"] = envelope.cut
         if envelope.hooks:
             entry["hooks"] = [
                 {"name": h.name, "stage": h.stage, "duration_ms": round(h.duration * 1000, 3)}
@@ -139,6 +142,8 @@ class AccessLog:
                 f"{h.name}/{h.duration * 1000:.1f}ms" for h in envelope.hooks
             )
         done = "" if envelope.completed is None else f" completed={str(envelope.completed).lower()}"
+        if envelope.cut is not None:
+            done += f" cut={envelope.cut}"
         if (ws := envelope.websocket) is not None:
             done += (
                 f" messages={ws.to_upstream}/{ws.to_client} close={ws.close_code}"

@@ -31,13 +31,17 @@ __all__ = [
     "CONTENT_TYPE_LATEST",
     "HOOK_DURATIONS",
     "MEMORY_BUDGET_REJECTIONS",
+    "MEMORY_BUDGET_USED",
+    "MEMORY_BUDGET_WAITING",
     "RATELIMIT_BUCKETS",
     "RATELIMIT_REJECTED",
     "RATELIMIT_STORE_ERRORS",
     "REQUESTS",
     "REQUEST_DURATION",
+    "STREAM_REJECTIONS",
     "TRACE_EXPORT_ERRORS",
     "UPSTREAM_DISCARDS",
+    "UPSTREAM_STREAMS",
     "WEBSOCKET_CONNECTIONS",
     "WEBSOCKET_MESSAGES",
     "observe_backend",
@@ -99,6 +103,14 @@ MEMORY_BUDGET_REJECTIONS = Counter(
     "gateway_memory_budget_rejections_total",
     "Backend bodies refused because holding them would pass MEMORY_BUDGET.",
 )
+MEMORY_BUDGET_USED = Gauge(
+    "gateway_memory_budget_used_bytes",
+    "What aggregate routes hold of MEMORY_BUDGET now (bodies, parsed objects, answers).",
+)
+MEMORY_BUDGET_WAITING = Gauge(
+    "gateway_memory_budget_waiting",
+    "Aggregate requests waiting, in arrival order, for memory to be given back.",
+)
 TRACE_EXPORT_ERRORS = Counter(
     "gateway_trace_export_errors_total",
     "Spans dropped: the export queue was full or the collector did not take them.",
@@ -110,6 +122,17 @@ UPSTREAM_DISCARDS = Counter(
     "gateway_upstream_connections_discarded_total",
     "Upstream connections closed because the upstream sent bytes nobody asked for:"
     " outside an answer's framing, or waiting on an idle connection about to be reused.",
+    ["upstream", "reason"],
+)
+UPSTREAM_STREAMS = Gauge(
+    "gateway_upstream_streams",
+    "Long-lived connections (event streams, NDJSON answers, WebSockets) open to an upstream.",
+    ["upstream"],
+)
+STREAM_REJECTIONS = Counter(
+    "gateway_stream_rejections_total",
+    "Long-lived answers refused (503): the upstream's max_streams or the client's"
+    " max_streams_per_client was reached.",
     ["upstream", "reason"],
 )
 WEBSOCKET_CONNECTIONS = Gauge(

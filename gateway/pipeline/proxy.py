@@ -25,6 +25,7 @@ import httpx
 
 from gateway import registry
 from gateway.envelope import BackendLog, GatewayRequest
+from gateway.errors import GatewayError
 from gateway.observe import metrics
 from gateway.observe.trace import CallTarget
 from gateway.pipeline.failures import Failure, classify_transport_error, failure_error
@@ -47,6 +48,7 @@ from gateway.upstream.requests import (
     send,
     set_traceparent,
 )
+from gateway.upstream.streams import Stream, open_stream, refusal
 
 if TYPE_CHECKING:
     from gateway.pipeline import Handler, Parts
@@ -74,9 +76,11 @@ class ProxyResponse(RelayedResponse):
         headers: list[tuple[bytes, bytes]],
         *,
         open_ended: bool = False,
+        stream: Stream | None = None,
     ) -> None:
         relay: AsyncIterable[bytes] = upstream.stream  # type: ignore[assignment]
         self._upstream = upstream
+        self._stream = stream  # the long-lived slot it holds (SPEC 3.10), given back at the end
         self._ended = False
         if open_ended:  # one generator layer more, for streams only
             relay = self._until_drained(relay)
@@ -98,7 +102,14 @@ class ProxyResponse(RelayedResponse):
 
     async def aclose_upstream(self) -> None:
         registry.lifecycle.open_ended.discard(self.end)
+        if self._stream is not None:
+            self._stream.close()
         await self._upstream.aclose()
+
+    def why_cut(self, error: Exception) -> tuple[str, str]:
+        if isinstance(error, httpx.ReadTimeout):
+            return "idle_timeout", "the upstream sent nothing for the route's idle_timeout"
+        return "upstream_failed", f"the upstream's answer broke off: {error}"
 
 
 def build_proxy(route: Route, proxy: Proxy, parts: Parts) -> Handler:
@@ -113,6 +124,8 @@ class ProxyHandler:
         self.client = parts.clients[proxy.upstream]
         self.origin = Origin(self.upstream)
         self.guard = parts.guards[proxy.upstream]
+        self.client_streams = parts.runtime.client_streams
+        self.streams_per_client = parts.table.settings.max_streams_per_client
         self.backend_name = proxy.upstream
         self.static_headers = upstream_headers(self.upstream)
         self.dropped = parts.not_relayed(route, self.static_headers)
@@ -153,6 +166,13 @@ class ProxyHandler:
         )
         # Retried only when nothing of a body has been sent: GET and HEAD without one.
         idempotent = request.method in ("GET", "HEAD") and not size
+        client = request.envelope.identity_key or request.envelope.client
+        if _asks_for_a_stream(request):  # refused before the upstream is asked, if full
+            error = refusal(
+                self.guard.streams, self.client_streams, client, self.streams_per_client
+            )
+            if error is not None:
+                raise error
         response = await self._send(outgoing, idempotent, request)
         hop_back = hop_by_hop_names(response.headers.raw)
         if response.status_code in (204, 304):
@@ -167,13 +187,22 @@ class ProxyHandler:
             and not (self.drop_cors and name.startswith(b"access-control-"))
         ]
         kind = response.headers.get("content-type", "").split(";")[0].strip().lower().encode()
+        stream = None
+        if kind in _OPEN_ENDED:  # long-lived: it holds a stream slot (SPEC 3.10)
+            try:
+                stream = open_stream(
+                    self.guard.streams, self.client_streams, client, self.streams_per_client
+                )
+            except GatewayError:
+                await response.aclose()
+                raise
         if kind == b"text/event-stream":
             names = {name for name, _ in back}
             if b"cache-control" not in names:
                 back.append((b"cache-control", b"no-cache"))
             if b"x-accel-buffering" not in names:
                 back.append((b"x-accel-buffering", b"no"))
-        return ProxyResponse(response, back, open_ended=kind in _OPEN_ENDED)
+        return ProxyResponse(response, back, open_ended=stream is not None, stream=stream)
 
     async def _send(
         self, outgoing: httpx.Request, idempotent: bool, request: GatewayRequest
@@ -264,6 +293,11 @@ def _judge(result: httpx.Response | Failure) -> tuple[bool, bool]:
 async def _discard(result: httpx.Response | Failure) -> None:
     if isinstance(result, httpx.Response):
         await result.aclose()
+
+
+def _asks_for_a_stream(request: GatewayRequest) -> bool:
+    accept = request.META.get("HTTP_ACCEPT")
+    return accept is not None and ("text/event-stream" in accept or "x-ndjson" in accept)
 
 
 async def _read_chunks(request: GatewayRequest) -> AsyncIterator[bytes]:

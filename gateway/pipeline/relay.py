@@ -14,6 +14,8 @@ How a pair ends, and what each side is told:
     the upstream fails (no close frame)   client 1011
     a message over max_message_size       its sender 1009, the other side 1001
     no message either way for idle_timeout  both 1001
+    the client reads nothing for CLIENT_SEND_TIMEOUT
+                                          client cut off (reset), upstream 1001
     the process drains (SIGTERM)          client 1012, upstream 1001
 
 Close codes that may not be sent on the wire (1005, 1006, 1015) become 1000
@@ -31,6 +33,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
 from gateway import registry
+from gateway.asgi import cut_connection, may_block
 from gateway.upstream.wsconnection import UpstreamSocket
 
 __all__ = ["Relay", "RelayLog"]
@@ -49,6 +52,7 @@ class RelayLog:
     to_client: int = 0  # messages from the upstream
     close_code: int | None = None  # the code the side that ended it gave
     closed_by: str = ""  # "client", "upstream" or "gateway"
+    cut: str | None = None  # "send_timeout": the client was cut off, reading nothing
 
 
 def _sendable(code: int | None, otherwise: int) -> int:
@@ -68,12 +72,14 @@ class Relay:
         max_size: int,
         idle_timeout: float,
         counters: tuple[Any, Any],
+        send_timeout: float = 30.0,
     ) -> None:
         self._receive = receive
         self._send = send
         self._upstream = upstream
         self._max_size = max_size
         self._idle = idle_timeout
+        self._send_timeout = send_timeout
         self._to_upstream, self._to_client = counters
         self._loop = asyncio.get_running_loop()
         self._last = self._loop.time()
@@ -141,10 +147,23 @@ class Relay:
                 self._last = self._loop.time()
                 self.log.to_client += 1
                 self._to_client.inc()
+                message: dict[str, str | bytes]
                 if isinstance(data, str):
-                    await send({"type": "websocket.send", "text": data})
+                    message = {"type": "websocket.send", "text": data}
                 else:
-                    await send({"type": "websocket.send", "bytes": data})
+                    message = {"type": "websocket.send", "bytes": data}
+                if not may_block(send):
+                    await send(message)
+                    continue
+                async with asyncio.timeout(self._send_timeout):
+                    await send(message)
+        except TimeoutError:  # the client read nothing: it holds an upstream connection
+            if not self._ending:
+                self._ending = True
+                self.log.close_code, self.log.closed_by = CLIENT_LEFT, "gateway"
+                self.log.cut = "send_timeout"
+                cut_connection(send, flush=False)
+                await self._close_upstream(CLIENT_LEFT, "")
         except ConnectionClosed as exc:
             if self._ending:
                 return

@@ -20,9 +20,11 @@ client's offered subprotocols go on filtered by the route's `subprotocols`.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import TYPE_CHECKING, Any
 
+from django.conf import settings
 from django.http.response import HttpResponseBase
 
 from gateway.envelope import BackendLog, Envelope, GatewayRequest
@@ -42,6 +44,7 @@ from gateway.upstream.render import (
     render_path,
     upstream_headers,
 )
+from gateway.upstream.streams import open_stream
 from gateway.upstream.websocket import HandshakeFailed, open_websocket, websocket_url
 from gateway.upstream.wsconnection import UpstreamSocket
 
@@ -49,6 +52,8 @@ if TYPE_CHECKING:
     from gateway.pipeline import Parts
 
 __all__ = ["WebSocketRoute", "build_websocket"]
+
+logger = logging.getLogger("gateway")
 
 # The handshake's own headers: the library sets them for the upstream hop.
 _HANDSHAKE = frozenset(
@@ -72,6 +77,9 @@ class WebSocketRoute:
         self.spec = spec
         self.upstream = parts.table.upstreams[spec.upstream]
         self.guard = parts.guards[spec.upstream]
+        self.client_streams = parts.runtime.client_streams
+        self.send_timeout = settings.CLIENT_SEND_TIMEOUT
+        self.streams_per_client = parts.table.settings.max_streams_per_client
         self.traced = Traced(
             CallTarget(spec.upstream, self.upstream.host, self.upstream.port, "GET"), _describe
         )
@@ -92,7 +100,26 @@ class WebSocketRoute:
         accept_headers: list[tuple[bytes, bytes]],
     ) -> RelayLog:
         """Open the upstream, accept the client, relay until either side ends.
-        Raises a GatewayError (nothing sent yet) when the upstream refuses."""
+        Raises a GatewayError (nothing sent yet) when the upstream refuses,
+        or when the upstream's or the client's streams are used up."""
+        client = envelope.identity_key or envelope.client
+        stream = open_stream(
+            self.guard.streams, self.client_streams, client, self.streams_per_client
+        )
+        try:
+            return await self._relay(envelope, match, scope, receive, send, accept_headers)
+        finally:
+            stream.close()
+
+    async def _relay(
+        self,
+        envelope: Envelope,
+        match: Match,
+        scope: dict[str, Any],
+        receive: Any,
+        send: Any,
+        accept_headers: list[tuple[bytes, bytes]],
+    ) -> RelayLog:
         upstream = await self._open(envelope, match, scope)
         gauge, to_upstream, to_client = metrics.websocket_counters(self.route.name)
         try:
@@ -115,8 +142,18 @@ class WebSocketRoute:
                 max_size=self.spec.max_message_size,
                 idle_timeout=self.spec.idle_timeout,
                 counters=(to_upstream, to_client),
+                send_timeout=self.send_timeout,
             )
-            return await relay.run()
+            log = await relay.run()
+            if log.cut is not None:
+                envelope.cut = log.cut
+                logger.info(
+                    "answer cut off (%s): the client read nothing for %g s",
+                    log.cut,
+                    self.send_timeout,
+                    extra={"request_id": envelope.request_id, "route": self.route.name},
+                )
+            return log
         finally:
             gauge.dec()
 

@@ -147,6 +147,7 @@ class Upstream:
     retries: Retries = field(default_factory=Retries)
     circuit_breaker: CircuitBreaker | None = None
     max_connections: int = 100
+    max_streams: int = 50  # long-lived connections (event streams, WebSockets); default half
     max_header_size: int = 64 * 1024  # a larger response header block fails the call
 
 
@@ -261,6 +262,7 @@ class GatewaySettings:
     max_response_size: int = 10 * 1024 * 1024
     forward_headers: tuple[str, ...] = ("accept-language",)
     cors: CorsPolicy | None = None
+    max_streams_per_client: int = 20  # long-lived connections one client may hold
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

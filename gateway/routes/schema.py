@@ -83,6 +83,7 @@ def _upstream() -> Any:
                 {"failures": _INT, "cooldown": _DURATION}, ("failures", "cooldown")
             ),
             "max_connections": _INT,
+            "max_streams": _INT,
             "max_header_size": _SIZE,
         },
         ("url",),
@@ -227,6 +228,7 @@ def routes_schema() -> dict[str, Any]:
                         "max_response_size": _SIZE,
                         "forward_headers": {"type": "array", "items": _HEADER},
                         "cors": _cors(),
+                        "max_streams_per_client": _INT,
                     }
                 ),
                 "upstreams": {"type": "object", "additionalProperties": _upstream()},

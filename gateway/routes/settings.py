@@ -92,7 +92,14 @@ def read_settings(r: Reader, node: Node | None) -> GatewaySettings:
     fields = r.mapping(
         node,
         "settings",
-        allowed=("timeout", "max_body_size", "max_response_size", "forward_headers", "cors"),
+        allowed=(
+            "timeout",
+            "max_body_size",
+            "max_response_size",
+            "forward_headers",
+            "cors",
+            "max_streams_per_client",
+        ),
     )
     if not fields:
         return defaults
@@ -107,10 +114,14 @@ def read_settings(r: Reader, node: Node | None) -> GatewaySettings:
         forward = read_forward_headers(r, fields["forward_headers"], "settings.forward_headers")
     if "cors" in fields:
         cors = read_cors(r, fields["cors"], "settings.cors")
+    per_client = None
+    if "max_streams_per_client" in fields:
+        per_client = r.integer(fields["max_streams_per_client"], "settings.max_streams_per_client")
     return GatewaySettings(
         timeout=timeout or defaults.timeout,
         max_body_size=max_body or defaults.max_body_size,
         max_response_size=max_response or defaults.max_response_size,
         forward_headers=defaults.forward_headers if forward is None else forward,
         cors=cors,
+        max_streams_per_client=per_client or defaults.max_streams_per_client,
     )

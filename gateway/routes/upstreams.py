@@ -19,6 +19,7 @@ _KEYS = (
     "retries",
     "circuit_breaker",
     "max_connections",
+    "max_streams",
     "max_header_size",
 )
 
@@ -34,8 +35,8 @@ def read_upstream(r: Reader, name: str, node: Node) -> Upstream | None:
     parsed = _parse_upstream_url(r, fields["url"], where, url) if url else None
     timeout = r.duration(fields["timeout"], f"{where}: timeout") if "timeout" in fields else 5.0
     limits = {
-        key: (r.integer if key == "max_connections" else r.size)(fields[key], f"{where}: {key}")
-        for key in ("max_connections", "max_header_size")
+        key: (r.size if key == "max_header_size" else r.integer)(fields[key], f"{where}: {key}")
+        for key in ("max_connections", "max_streams", "max_header_size")
         if key in fields
     }
     headers: tuple[tuple[str, str], ...] = ()
@@ -50,6 +51,7 @@ def read_upstream(r: Reader, name: str, node: Node) -> Upstream | None:
     if parsed is None or timeout is None:
         return None
     scheme, host, port, base_path = parsed
+    max_connections = limits.get("max_connections") or 100
     return Upstream(
         name=name,
         scheme=scheme,  # type: ignore[arg-type]  # checked by _parse_upstream_url
@@ -60,7 +62,9 @@ def read_upstream(r: Reader, name: str, node: Node) -> Upstream | None:
         headers=headers,
         retries=retries,
         circuit_breaker=breaker,
-        max_connections=limits.get("max_connections") or 100,
+        max_connections=max_connections,
+        # Half the pool by default: plain requests always keep the rest.
+        max_streams=limits.get("max_streams") or max(1, max_connections // 2),
         max_header_size=limits.get("max_header_size") or 64 * 1024,
     )
 

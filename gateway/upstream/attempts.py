@@ -27,6 +27,7 @@ from gateway.observe.live import LIVE
 from gateway.observe.trace import CallTarget, TraceContext
 from gateway.routes.model import CircuitBreaker as BreakerSpec
 from gateway.routes.model import Retries, Upstream
+from gateway.upstream.streams import StreamSlots
 
 __all__ = [
     "CircuitBreaker",
@@ -140,6 +141,7 @@ class UpstreamGuard:
     upstream: str
     retries: Retries
     breaker: CircuitBreaker | None
+    streams: StreamSlots
     budget: RetryBudget = field(default_factory=RetryBudget)
 
     @classmethod
@@ -148,7 +150,9 @@ class UpstreamGuard:
         if upstream.circuit_breaker is not None:
             breaker = CircuitBreaker(upstream.name, upstream.circuit_breaker)
             metrics.CIRCUIT_OPEN.labels(upstream.name).set(0)
-        return cls(upstream.name, upstream.retries, breaker)
+        streams = StreamSlots(upstream.name, upstream.max_streams)
+        metrics.UPSTREAM_STREAMS.labels(upstream.name).set(0)
+        return cls(upstream.name, upstream.retries, breaker, streams)
 
 
 @dataclass(frozen=True, slots=True)

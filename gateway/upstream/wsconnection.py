@@ -48,6 +48,7 @@ class UpstreamSocket(asyncio.Protocol):
         self._reading = True
         self._hangup: asyncio.TimerHandle | None = None
         self._broken = False  # a message this side refused (not valid UTF-8)
+        self._closing = False  # close() was called: messages are no longer wanted
 
     # --- the public side: what the relay uses ------------------------------------------
     @property
@@ -100,7 +101,14 @@ class UpstreamSocket(asyncio.Protocol):
 
     async def close(self, code: int, reason: str) -> None:
         """The closing handshake, then the TCP connection: the upstream has
-        CLOSE_TIMEOUT seconds to answer and hang up before it is cut."""
+        CLOSE_TIMEOUT seconds to answer and hang up before it is cut. What it
+        still sends meanwhile is read and dropped (nobody will relay it, and
+        an upstream blocked on sending it would never read the close)."""
+        self._closing = True
+        self._messages.clear()
+        if not self._reading and not self._lost.done():
+            self._reading = True
+            self.transport.resume_reading()
         if self.protocol.state is State.OPEN:
             self.protocol.send_close(code, reason)
             self._flush()
@@ -188,6 +196,8 @@ class UpstreamSocket(asyncio.Protocol):
                 self._message(whole)
 
     def _message(self, data: bytes) -> None:
+        if self._closing:
+            return
         if not self._fragments_text:
             self._messages.append(data)
             return

@@ -23,6 +23,7 @@ HTTP paths:
     /sse/every/<ms>         an event every ms, until the client leaves
     /sse/quiet/<n>/<ms>     n events, then silence for ms, then n more
     /sse/own-cache          an event stream with its own Cache-Control
+    /sse/heavy/<kb>         events of that many KiB, back to back, until the client leaves
     /hang/<ms>              answers JSON after ms (a long poll)
     /_stats                 {"ws_open", "ws_opened", "ws_closes": [[code, reason]...],
                              "flood_sent", "sse_disconnects": [when each event
@@ -137,6 +138,8 @@ async def _http(scope: dict[str, Any], receive: Any, send: Any) -> None:
     elif m := re.fullmatch(r"/sse/quiet/(\d+)/(\d+)", path):
         n, quiet = int(m.group(1)), int(m.group(2))
         await _events(receive, send, [(n, 50), (1, quiet), (n, 50)])
+    elif m := re.fullmatch(r"/sse/heavy/(\d+)", path):
+        await _events(receive, send, [(10**9, 0)], pad=int(m.group(1)) * 1024)
     elif path == "/sse/own-cache":
         await _events(receive, send, [(3, 50)], [(b"cache-control", b"private, max-age=5")])
     elif m := re.fullmatch(r"/hang/(\d+)", path):
@@ -154,8 +157,12 @@ async def _json(send: Any, body: object, status: int = 200) -> None:
 
 
 async def _events(
-    receive: Any, send: Any, plan: list[tuple[int, int]], extra: list[tuple[bytes, bytes]] = ()
-) -> None:  # type: ignore[assignment]
+    receive: Any,
+    send: Any,
+    plan: list[tuple[int, int]],
+    extra: list[tuple[bytes, bytes]] = (),  # type: ignore[assignment]
+    pad: int = 0,
+) -> None:
     """Events per `plan`: (count, pause in ms before each). Each event's data
     is the time it was sent, so a client can tell how long it took."""
     headers = [(b"content-type", b"text/event-stream"), *extra]
@@ -170,7 +177,7 @@ async def _events(
                     STATS["sse_disconnects"].append(time.time())
                     return
                 n += 1
-                data = orjson.dumps({"n": n, "sent": time.time()})
+                data = orjson.dumps({"n": n, "sent": time.time(), "pad": "x" * pad})
                 await send(
                     {
                         "type": "http.response.body",

@@ -163,6 +163,31 @@ def test_invalid_routes_file_stops_start_up(tmp_path) -> None:
     assert "Uvicorn running" not in result.stderr + result.stdout
 
 
+def test_a_protocol_that_cannot_enforce_the_limits_is_refused() -> None:
+    result = subprocess.run(
+        [
+            PYTHON,
+            "-m",
+            "uvicorn",
+            "config.asgi:application",
+            "--port",
+            str(free_port()),
+            "--http",
+            "h11",
+        ],
+        cwd=ROOT,
+        env={"PATH": "/usr/bin:/bin", "ROUTES_FILE": str(ROOT / "routes.yaml")},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.splitlines() if line.startswith("gateway:")]
+    assert len(lines) == 1 and "--http h11" in lines[0] and "MAX_REQUEST_LINE" in lines[0]
+    assert "Traceback" not in result.stderr + result.stdout
+    assert "Uvicorn running" not in result.stderr + result.stdout
+
+
 def test_missing_routes_file_stops_start_up(tmp_path) -> None:
     result = run_gateway(str(tmp_path / "absent.yaml"))
     assert result.returncode != 0

@@ -131,6 +131,12 @@ def test_silence_past_idle_timeout_ends_the_stream(gw: Gateway) -> None:
     assert 0.7 < time.time() - started - 0.1 < 2.5
     _, events, error = read_events(gw, "/events/quiet/2/500", 6)  # a pause under 800 ms
     assert error is None and len(events) == 5
+    time.sleep(0.2)
+    output = gw.process.output()
+    # An expected end, said once by the gateway at INFO: not a uvicorn error.
+    assert "ASGI callable returned without completing response" not in output
+    cut = [json.loads(line) for line in _json_lines(output) if "(idle_timeout)" in line]
+    assert cut and cut[0]["level"] == "info" and cut[0]["route"] == "events"
 
 
 def test_without_idle_timeout_the_upstreams_timeout_bounds_the_silence(gw: Gateway) -> None:
@@ -208,10 +214,12 @@ def test_query_credentials_are_masked_in_the_access_log(gw: Gateway) -> None:
     assert "alice-key" not in gw.admin_get("/metrics").text
 
 
+@pytest.mark.parametrize("flags", [[], ["--log-level", "trace"]])
 def test_uvicorns_own_log_lines_never_show_a_credential(
-    live: Stub, stub: Stub, tmp_path_factory: pytest.TempPathFactory
+    live: Stub, stub: Stub, tmp_path_factory: pytest.TempPathFactory, flags: list[str]
 ) -> None:
-    """Started the way a user might: uvicorn's access log on, nothing else."""
+    """Started the way a user might: uvicorn's access log on, nothing else
+    (or everything uvicorn can print: its trace level)."""
     directory = tmp_path_factory.mktemp("uvicorn-logs")
     (directory / "routes.yaml").write_text(
         ROUTES.replace("${LIVE}", live.url)
@@ -220,7 +228,7 @@ def test_uvicorns_own_log_lines_never_show_a_credential(
     )
     port = free_port()
     process = start_process(
-        [PYTHON, "-m", "uvicorn", "config.asgi:application", "--port", str(port)],
+        [PYTHON, "-m", "uvicorn", "config.asgi:application", "--port", str(port), *flags],
         port,
         directory / "gateway.log",
         {"ROUTES_FILE": str(directory / "routes.yaml"), "RELOAD": "false"},
@@ -238,6 +246,9 @@ def test_uvicorns_own_log_lines_never_show_a_credential(
     assert '"WebSocket /chat?token=***" [accepted]' in output
     for secret in ("alice-key", "public-secret", "ws-secret"):
         assert secret not in output
+    if flags:
+        assert "HTTP connection made" in output  # uvicorn's trace lines are there
+        assert " - ASGI [" not in output  # but not its message log, which prints scopes
 
 
 async def _websocket_with_query(url: str) -> None:

@@ -17,6 +17,7 @@ from gateway.upstream.attempts import (
     backoff_delay,
     call_guarded,
 )
+from gateway.upstream.streams import StreamSlots
 
 
 class Clock:
@@ -145,7 +146,8 @@ class Attempts:
 
 def guard(attempts: int, breaker: BreakerSpec | None = None) -> UpstreamGuard:
     spec = Retries(attempts=attempts, backoff=0.001)
-    return UpstreamGuard("u", spec, CircuitBreaker("u", breaker) if breaker else None)
+    breaker_ = CircuitBreaker("u", breaker) if breaker else None
+    return UpstreamGuard("u", spec, breaker_, StreamSlots("u", 1))
 
 
 def same(result: tuple[bool, bool]) -> tuple[bool, bool]:

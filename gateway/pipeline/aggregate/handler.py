@@ -82,7 +82,7 @@ class AggregateHandler:
 
     async def __call__(self, request: GatewayRequest, match: Match) -> HttpResponseBase:
         # Given back by the ASGI handler once the answer has been sent.
-        hold = request.envelope.memory = self.budget.hold()
+        hold = request.envelope.memory = self.budget.hold(self._deadline_at(request.envelope))
         if (media_type := self.stream_type(request)) is not None:
             return self.progressive(request, match, hold, media_type)
         return json_response(await self.produce(request, match, hold))
@@ -164,7 +164,7 @@ class AggregateHandler:
         # The answer is about as large as the bodies it holds; serialising it
         # may need twice that while the writer grows.
         answer = 2 * sum(o.size for o in outcomes if o.ok) + 1024
-        if not hold.take(answer):
+        if not await hold.take(answer):
             raise MemoryBudgetSpent("the gateway's memory budget is spent, try again shortly")
         try:
             content = orjson.dumps(body)
@@ -175,6 +175,12 @@ class AggregateHandler:
         del body, outcomes
         hold.keep(len(content))  # the bodies are gone; the answer stays until sent
         return Answer(content, completed, status, headers)
+
+    def _deadline_at(self, envelope: Envelope) -> float:
+        """The loop time the route must answer by (its waits for memory end before)."""
+        if envelope.deadline is not None:
+            return envelope.deadline
+        return asyncio.get_running_loop().time() + self.route.timeout
 
     def _deadline(self, envelope: Envelope) -> float:
         """Seconds left of the route's deadline. With hooks on backends or the
