@@ -85,8 +85,9 @@ def streams_beside_requests(bench: Bench, live_port: int) -> list[Check]:
 async def _streams_and_requests(url: str) -> tuple[int, int, list[float]]:
     latencies: list[float] = []
     async with (
-        httpx.AsyncClient(base_url=url, timeout=30, limits=httpx.Limits(max_connections=200))
-        as hog,
+        httpx.AsyncClient(
+            base_url=url, timeout=30, limits=httpx.Limits(max_connections=200)
+        ) as hog,
         httpx.AsyncClient(base_url=url, timeout=30) as other,
         contextlib.AsyncExitStack() as held,
     ):

@@ -9,9 +9,8 @@ neither hide behind another address nor spend somebody else's rate limit.
 from __future__ import annotations
 
 import ipaddress
-import itertools
-import os
 import re
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -20,17 +19,15 @@ __all__ = ["ClientAddress", "Networks", "make_request_id", "resolve_client"]
 
 type Networks = Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network]
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._\-]{1,128}")
-_ID_PREFIX = os.urandom(8).hex()
-_id_counter = itertools.count(1)
 
 
 def make_request_id(incoming: str | None) -> str:
     """Keep a well-formed client X-Request-ID; otherwise make one: 32 hex
-    digits, a random per-process prefix and a counter (unique, and no system
-    call per request)."""
+    digits, all random (128 bits from the OS: nothing in them counts a
+    replica's requests or can be guessed from the ids before)."""
     if incoming and _REQUEST_ID.fullmatch(incoming):
         return incoming
-    return f"{_ID_PREFIX}{next(_id_counter):016x}"
+    return secrets.token_hex(16)
 
 
 @lru_cache(maxsize=4096)

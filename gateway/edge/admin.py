@@ -54,7 +54,7 @@ _PROBLEM = [(b"content-type", b"application/problem+json")]
 def bind_admin(host: str, port: int) -> socket.socket:
     """The listening socket; OSError (address in use, not ours) for the caller to report."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # TCP_NODELAY on accept
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))

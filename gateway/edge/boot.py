@@ -81,6 +81,7 @@ def build_application() -> object:
     from gateway.edge.server import (
         keep_the_tcp_peer,
         no_message_logger,
+        quiet_server,
         running_config,
         unguarded_protocol,
     )
@@ -91,8 +92,10 @@ def build_application() -> object:
     from gateway.runtime import Runtime
 
     server = running_config()
-    if server is not None and (reason := unguarded_protocol(server)) is not None:
-        _fail([f"gateway: not starting: {reason}"])
+    if server is not None:
+        if (reason := unguarded_protocol(server)) is not None:
+            _fail([f"gateway: not starting: {reason}"])
+        quiet_server(server)
     try:
         data = read_routes_file(settings.ROUTES_FILE)
         table = parse_routes_file(data, str(settings.ROUTES_FILE))

@@ -14,6 +14,10 @@ still look at (and adjust) what it chose:
   block, header deadline) are installed on the httptools protocol
   (edge/protocol.py); h11 enforces none of them, so `--http h11` is refused
   in one line rather than silently serving without them;
+- `quiet_server(config)`: no `server: uvicorn` header on answers (a gateway
+  does not advertise what runs it) and no uvicorn access log (the gateway
+  writes its own, one line per request, credentials masked): plain
+  `uvicorn config.asgi:application` behaves as `make run` does;
 - `keep_the_tcp_peer()`: uvicorn's X-Forwarded-For rewriting off
   (TRUSTED_PROXIES alone decides client addresses);
 - `no_message_logger()`: at `--log-level trace` uvicorn wraps the app in a
@@ -36,6 +40,7 @@ __all__ = [
     "chosen_protocol",
     "keep_the_tcp_peer",
     "no_message_logger",
+    "quiet_server",
     "running_config",
     "unguarded_protocol",
 ]
@@ -85,6 +90,17 @@ def unguarded_protocol(config: Any) -> str | None:
         " MAX_REQUEST_HEADERS and CLIENT_HEADER_TIMEOUT; start with --http httptools"
         " (or without --http)"
     )
+
+
+def quiet_server(config: Any) -> None:
+    """No Server header, no uvicorn access log, whatever flags were given."""
+    config.server_header = False
+    if hasattr(config, "encoded_headers"):  # load() made them before the import
+        config.encoded_headers = [(n, v) for n, v in config.encoded_headers if n != b"server"]
+    config.access_log = False
+    access = logging.getLogger("uvicorn.access")
+    access.handlers = []
+    access.propagate = False
 
 
 def _app_unchanged(app: object, *args: object, **kwargs: object) -> object:

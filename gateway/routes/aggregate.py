@@ -10,7 +10,7 @@ from dataclasses import replace
 
 from gateway.routes.kinds import KindReader, RouteContext, read_template, read_upstream_ref
 from gateway.routes.model import Aggregate, Backend, CacheSpec, FieldRef, ParamRef, Template
-from gateway.routes.reader import Reader
+from gateway.routes.reader import Reader, did_you_mean
 from gateway.routes.settings import read_forward_headers
 from gateway.routes.source import Node
 
@@ -226,9 +226,13 @@ def _check_references(
             label = f"{where}: backends[{i}].{field}"
             for ref in template.refs:
                 if isinstance(ref, ParamRef) and ref.name not in params:
-                    r.error(at, label, f"unknown route parameter {{{ref.name}}}")
+                    hint = did_you_mean(ref.name, params)
+                    r.error(at, label, f"unknown route parameter {{{ref.name}}}{hint}")
                 elif isinstance(ref, FieldRef) and (ref.key not in keys or ref.key == b.key):
-                    what = "its own body" if ref.key == b.key else f"no backend has key {ref.key!r}"
+                    what = "its own body"
+                    if ref.key != b.key:
+                        others = [k for k in keys if k != b.key]
+                        what = f"no backend has key {ref.key!r}" + did_you_mean(ref.key, others)
                     r.error(at, label, f"{{{ref.key}.{'.'.join(ref.path)}}}: {what}")
                     fields_ok = False
     if fields_ok and (cycle := _find_cycle(backends, keys)):

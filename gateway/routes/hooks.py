@@ -17,7 +17,7 @@ import sys
 from typing import Any
 
 from gateway.routes.model import NO_HOOKS, Hook, Hooks
-from gateway.routes.reader import Reader
+from gateway.routes.reader import Reader, did_you_mean
 from gateway.routes.source import Node
 
 __all__ = ["STAGES", "read_hooks"]
@@ -67,7 +67,8 @@ def resolve(name: str) -> tuple[Any, str]:
         try:
             target = getattr(target, part)
         except AttributeError:
-            return None, f"{name!r}: module {module_name!r} has no attribute {attribute!r}"
+            hint = did_you_mean(part, [n for n in dir(target) if not n.startswith("_")])
+            return None, f"{name!r}: module {module_name!r} has no attribute {attribute!r}{hint}"
     if not inspect.iscoroutinefunction(target):
         return None, f"{name!r}: not an async def"
     return target, ""

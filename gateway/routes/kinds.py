@@ -7,7 +7,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 
 from gateway.routes.model import FieldRef, ParamRef, RouteKind, Template
-from gateway.routes.reader import Reader
+from gateway.routes.reader import Reader, did_you_mean
 from gateway.routes.source import Node
 from gateway.routes.templates import parse_template
 
@@ -54,7 +54,7 @@ def read_template(r: Reader, node: Node, where: str, *, is_path: bool) -> Templa
 def read_upstream_ref(r: Reader, node: Node, where: str, upstreams: Collection[str]) -> str | None:
     name = r.string(node, where)
     if name is not None and name not in upstreams:
-        r.error(node, where, f"unknown upstream {name!r}")
+        r.error(node, where, f"unknown upstream {name!r}" + did_you_mean(name, upstreams))
         return None
     return name
 
@@ -70,5 +70,6 @@ def read_relay_path(
             if isinstance(ref, FieldRef):
                 r.error(node, where, f"{kind} paths cannot use backend fields")
             elif isinstance(ref, ParamRef) and ref.name not in ctx.params:
-                r.error(node, where, f"unknown parameter {{{ref.name}}}")
+                hint = did_you_mean(ref.name, ctx.params)
+                r.error(node, where, f"unknown parameter {{{ref.name}}}{hint}")
     return template

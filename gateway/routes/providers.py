@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from gateway.policies.auth import KINDS
 from gateway.routes.model import ProviderConfig
-from gateway.routes.reader import NAME, Reader
+from gateway.routes.reader import NAME, Reader, did_you_mean
 from gateway.routes.source import Node
 
 __all__ = ["read_auth_provider"]
@@ -21,7 +21,8 @@ def read_auth_provider(r: Reader, name: str, node: Node) -> ProviderConfig | Non
         return None
     kind = KINDS.get(str(node.value["type"].value))
     if kind is None:
-        message = f"unknown type {node.value['type'].value!r} ({kinds})"
+        written = str(node.value["type"].value)
+        message = f"unknown type {written!r} ({kinds})" + did_you_mean(written, KINDS)
         r.error(node.value["type"], f"{where}: type", message)
         return None
     return kind.read(r, name, node)

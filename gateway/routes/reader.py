@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from gateway.routes.source import Node, Problem
 from gateway.routes.units import parse_duration, parse_size
 
-__all__ = ["HEADER_NAME", "NAME", "NOT_FORWARDABLE", "Reader"]
+__all__ = ["HEADER_NAME", "NAME", "NOT_FORWARDABLE", "Reader", "did_you_mean"]
 
 # RFC 9110 token characters.
 HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -66,11 +66,10 @@ class Reader:
         allowed = tuple(allowed)
         for key in node.value:
             if key not in allowed:
-                hint = _closest(key, allowed)
                 self.error(
                     node.key_lines.get(key, node.line),
                     where,
-                    f"unknown key {key!r}" + (f" (did you mean {hint!r}?)" if hint else ""),
+                    f"unknown key {key!r}" + did_you_mean(key, allowed),
                 )
         for key in required:
             if key not in node.value:
@@ -117,8 +116,10 @@ class Reader:
         value = node.value
         if coerce and isinstance(value, int | float) and not isinstance(value, bool):
             value = str(value)
+        if node.failed:
+            return None  # its problem (an unset ${VAR}) is reported already
         if not isinstance(value, str):
-            self.error(node, where, f"expected a string, got {node.kind}")
+            self.error(node, where, f"expected a string, got {node.kind}{_braces_hint(node)}")
             return None
         if not value and not allow_empty:
             self._empty(node, where)
@@ -126,12 +127,16 @@ class Reader:
         return value
 
     def boolean(self, node: Node, where: str) -> bool | None:
+        if node.failed:
+            return None
         if not isinstance(node.value, bool):
             self.error(node, where, f"expected true or false, got {node.kind}")
             return None
         return node.value
 
     def integer(self, node: Node, where: str, *, minimum: int = 1) -> int | None:
+        if node.failed:
+            return None
         value = node.value
         if isinstance(value, str) and value.strip().isdigit():
             value = int(value.strip())
@@ -145,6 +150,8 @@ class Reader:
 
     def duration(self, node: Node, where: str) -> float | None:
         """`250ms`, `2s`, `1m`, `1h` or a bare number of seconds; must be > 0."""
+        if node.failed:
+            return None
         value = node.value
         seconds = parse_duration(value)
         if seconds is None:
@@ -157,6 +164,8 @@ class Reader:
 
     def size(self, node: Node, where: str) -> int | None:
         """`512KiB`, `1MiB`, `1GiB` (or KB/MB/GB) or a number of bytes; must be > 0."""
+        if node.failed:
+            return None
         value = node.value
         size = parse_size(value)
         if size is None:
@@ -195,6 +204,16 @@ class Reader:
         return
 
 
-def _closest(word: str, choices: tuple[str, ...]) -> str | None:
-    found = difflib.get_close_matches(word, choices, n=1, cutoff=0.75)
-    return found[0] if found else None
+def _braces_hint(node: Node) -> str:
+    """`{sku}` unquoted is a YAML mapping ({sku: null}): say so."""
+    value = node.value
+    if isinstance(value, dict) and value and all(v.value is None for v in value.values()):
+        name = next(iter(value))
+        return f' (unquoted {{{name}}} is a YAML mapping: write "{{{name}}}" in quotes)'
+    return ""
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """` (did you mean 'x'?)` for the closest of `choices`, or nothing."""
+    found = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.7)
+    return f" (did you mean {found[0]!r}?)" if found else ""

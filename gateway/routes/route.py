@@ -11,7 +11,7 @@ from gateway.routes.hooks import STAGES, read_hooks
 from gateway.routes.kinds import KindReader, RouteContext
 from gateway.routes.model import NO_HOOKS, GatewaySettings, RateLimit, Route
 from gateway.routes.proxy import PROXY
-from gateway.routes.reader import HEADER_NAME, NAME, Reader
+from gateway.routes.reader import HEADER_NAME, NAME, Reader, did_you_mean
 from gateway.routes.settings import read_cors
 from gateway.routes.source import Node
 from gateway.routes.templates import parse_route_path
@@ -185,7 +185,8 @@ def _read_auth(
     names = r.strings(fields["auth"], f"{where}: auth", single_ok=True) or []
     for provider in names:
         if provider not in providers:
-            r.error(fields["auth"], f"{where}: auth", f"unknown auth provider {provider!r}")
+            hint = did_you_mean(provider, providers)
+            r.error(fields["auth"], f"{where}: auth", f"unknown auth provider {provider!r}{hint}")
     return names
 
 

@@ -43,6 +43,9 @@ class Node:
     value: Scalar | list[Node] | dict[str, Node]
     line: int
     key_lines: dict[str, int] = field(default_factory=dict)
+    # A problem was already reported for this value (an unset `${VAR}`): the
+    # readers skip it quietly, so one cause gives one error.
+    failed: bool = False
 
     @property
     def kind(self) -> str:
@@ -112,7 +115,9 @@ class _Converter:
             self.problems.append(Problem(line, f"invalid value: {_first_line(exc)}"))
             return Node(None, line)
         if isinstance(value, str):
-            return Node(self._substitute(value, line), line)
+            reported = len(self.problems)
+            text = self._substitute(value, line)
+            return Node(text, line, failed=len(self.problems) > reported)
         if value is None or isinstance(value, bool | int | float):
             return Node(value, line)
         # Timestamps and the like: keep the text the operator wrote.
@@ -148,6 +153,26 @@ class _TooLarge(Exception):
         self.line = line
 
 
+def _likely_cause(problem: str, written: str) -> str:
+    """What usually causes this PyYAML error on a line like this one."""
+    if "\t" in problem or written.lstrip(" ").startswith("\t"):
+        return " (YAML indents with spaces, not tabs)"
+    if "'{'" in problem or re.search(r"[\w/]\{\w", written):
+        return (
+            ' (a value holding { } must be quoted: path: "/v2/{rest}", or in a'
+            ' {...} mapping: {path: "/v2/{rest}"})'
+        )
+    if "mapping values are not allowed" in problem:
+        if written.count(": ") + written.rstrip().endswith(":") > 1:
+            return " (a value holding ': ' must be quoted)"
+        return " (check this line's indentation against the line above)"
+    if "expected <block end>" in problem or "did not find expected" in problem:
+        return " (check this line's indentation against the lines above)"
+    if "quoted scalar" in problem:
+        return " (a quote opened and never closed)"
+    return ""
+
+
 def _first_line(exc: BaseException) -> str:
     text = getattr(exc, "problem", None) or str(exc)
     return str(text).strip().splitlines()[0] if str(text).strip() else type(exc).__name__
@@ -165,7 +190,10 @@ def parse_yaml(
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 1
-        problems.append(Problem(line, f"YAML syntax error: {_first_line(exc)}"))
+        lines = text.splitlines()
+        written = lines[line - 1] if 0 < line <= len(lines) else ""
+        hint = _likely_cause(f"{exc.context or ''} {exc.problem or ''}", written)
+        problems.append(Problem(line, f"YAML syntax error: {_first_line(exc)}{hint}"))
         return None, problems
     except yaml.YAMLError as exc:
         problems.append(Problem(1, f"YAML error: {_first_line(exc)}"))

@@ -71,3 +71,7 @@ def test_request_ids() -> None:
         assert generated != bad
         assert len(generated) == 32
     assert make_request_id(None) != make_request_id(None)
+    ids = [make_request_id(None) for _ in range(1000)]
+    assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
+    # random throughout: no prefix shared by every id, no counter at the end
+    assert len({i[:16] for i in ids}) == 1000 and len({i[-4:] for i in ids}) > 900

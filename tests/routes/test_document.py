@@ -413,3 +413,35 @@ def test_documentation_keys_are_read() -> None:
     assert problems("- {name: a, path: /a, summary: 5, backends: [{upstream: u, path: /x}]}\n") == [
         "r.yaml:6: route 'a': summary: expected a string, got number"
     ]
+
+
+def test_names_the_file_refers_to_get_a_suggestion(monkeypatch: pytest.MonkeyPatch) -> None:
+    text = """
+version: 1
+upstreams:
+  catalog: {url: "http://c:80"}
+  users: {url: "${NOPE_URL}"}
+auth:
+  partners: {type: api_kee, keys: []}
+routes:
+  - name: b
+    path: /b/{user_id}
+    auth: partnrs
+    backends:
+      - {upstream: catalg, path: "/u/{user_idd}", key: u, query: {sku: {sku}}}
+"""
+    monkeypatch.delenv("NOPE_URL", raising=False)
+    with pytest.raises(RoutesFileError) as raised:
+        parse_route_table(text, "r.yaml")
+    lines = raised.value.lines()
+    assert "r.yaml:5: environment variable NOPE_URL is not set" in lines  # once, nothing more
+    assert not [line for line in lines if line.startswith("r.yaml:5:") and "NOPE" not in line]
+    expected = [
+        "did you mean 'api_key'?",
+        "did you mean 'partners'?",
+        "did you mean 'catalog'?",
+        "did you mean 'user_id'?",
+        'write "{sku}" in quotes',
+    ]
+    for hint in expected:
+        assert [line for line in lines if hint in line], (hint, lines)

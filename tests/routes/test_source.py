@@ -92,3 +92,25 @@ def test_syntax_error_has_a_line() -> None:
 
 def test_empty_document() -> None:
     assert messages("") == [Problem(1, "the file is empty")]
+
+
+def test_syntax_errors_name_their_likely_cause() -> None:
+    cases = {
+        "r:\n  - proxy: {upstream: b, path: /v2/{rest}}\n": (2, "must be quoted"),
+        "r:\n\t- name: a\n": (2, "spaces, not tabs"),
+        "r:\n  - name: a\n     path: /x\n": (3, "indentation"),
+        "u:\n  users:\n    url: x\n   timeout: 2s\n": (4, "indentation"),
+        "a: b: c\n": (1, "': ' must be quoted"),
+        'a: "abc\nb: 1\n': (3, "never closed"),
+    }
+    for text, (line, hint) in cases.items():
+        _, problems = parse_yaml(text, {})
+        assert [p.line for p in problems] == [line], text
+        assert hint in problems[0].message, problems[0].message
+
+
+def test_an_unset_variable_is_one_error_and_marks_its_value() -> None:
+    root, problems = parse_yaml("url: ${NOPE}\nok: ${SET}\n", {"SET": "x"})
+    assert [p.message for p in problems] == ["environment variable NOPE is not set"]
+    assert root is not None and isinstance(root.value, dict)
+    assert root.value["url"].failed and not root.value["ok"].failed
