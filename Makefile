@@ -12,6 +12,7 @@ UVICORN_FLAGS := --loop uvloop --http httptools --no-access-log --no-server-head
 help:
 	@echo "make run     create .venv, install, start the gateway on routes.yaml with demo upstreams"
 	@echo "make test    lint (ruff), type-check (mypy) and run the tests (pytest)"
+	@echo "make install .venv with the development pins too (pytest, mypy, ruff): make run has only the runtime's"
 	@echo "make bench   wrk benchmarks against stub upstreams (needs wrk: apt-get install wrk)"
 
 # The venv is (re)built when the lock files change. PYTHON=... picks the interpreter.

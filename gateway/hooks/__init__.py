@@ -21,7 +21,7 @@ before any upstream is called (every route kind; a WebSocket's handshake)::
         tenant = ctx.request.claims.get("tenant")
         if not tenant:
             ctx.reject(403, "no tenant in the token")
-        ctx.set_upstream_header("X-Tenant", str(tenant))
+        ctx.set_header("X-Tenant", str(tenant))
 
 ``backend`` hooks get a :class:`BackendCall`, before each backend call of an
 aggregate route (once per backend, not per retry)::
@@ -38,7 +38,11 @@ the merge and before the cache and the client (not on streamed answers)::
 
 Everything a hook may read is read-only (mappings are views or copies; the
 request is frozen); what it may change, it changes through a method or the
-one mutable attribute (``ResponseContext.body`` and ``.status``). Setting a
+one mutable attribute (``ResponseContext.body`` and ``.status``). The three
+contexts name header changes alike: ``set_header(name, value)``,
+``remove_header(name)``, and ``headers_set`` / ``headers_removed`` for what
+the hooks so far did (a request hook's headers go to every upstream call, a
+backend hook's to its call, a response hook's to the client). Setting a
 header replaces every value it had. The headers that frame a message or
 describe one hop (``Host``, ``Content-Length``, ``Transfer-Encoding``,
 ``Connection``, ``Upgrade``, ``TE``, ``Trailer``, ``Keep-Alive`` and
@@ -50,8 +54,9 @@ to the client); ``reject`` answers the status it names instead. Hooks run on
 the gateway's event loop: never block it (no ``time.sleep``, no synchronous
 I/O), and they count against the route's deadline.
 
-``gateway.hooks.testing`` builds these objects without a server, for hook
-authors' own tests.
+Everything a hook needs is imported from this module: the three contexts,
+``Request``, ``BackendOutcome`` and ``Rejection``. ``gateway.hooks.testing``
+builds these objects without a server, for hook authors' own tests.
 """
 
 from __future__ import annotations
@@ -108,41 +113,64 @@ class Request:
     request_id: str
 
 
-class RequestContext:
-    """What a ``request`` hook gets: the request, and the headers every
-    upstream call of this request will carry."""
+class _HeaderEdits:
+    """What a context's hooks set and removed, named the same in every
+    context: ``set_header``, ``remove_header``, ``headers_set``,
+    ``headers_removed``."""
 
-    __slots__ = ("_removed", "_set", "request")
+    __slots__ = ("_removed", "_set")
 
-    def __init__(self, request: Request) -> None:
-        self.request = request
+    def __init__(self) -> None:
         self._set: dict[str, str] = {}
         self._removed: set[str] = set()
 
-    def set_upstream_header(self, name: str, value: str) -> None:
+    def _record_set(self, key: str, value: str) -> None:
+        self._removed.discard(key)
+        self._set[key] = value
+
+    def _record_removed(self, key: str) -> None:
+        self._set.pop(key, None)
+        self._removed.add(key)
+
+    @property
+    def headers_set(self) -> Mapping[str, str]:
+        """The headers hooks have set so far (lower-case names, last value)."""
+        return MappingProxyType(self._set)
+
+    @property
+    def headers_removed(self) -> frozenset[str]:
+        """The headers hooks have removed so far (lower-case names)."""
+        return frozenset(self._removed)
+
+
+class RequestContext(_HeaderEdits):
+    """What a ``request`` hook gets: the request, and the headers every
+    upstream call of this request will carry."""
+
+    __slots__ = ("request",)
+
+    def __init__(self, request: Request) -> None:
+        super().__init__()
+        self.request = request
+
+    def set_header(self, name: str, value: str) -> None:
         """Send ``name: value`` with every upstream call (replacing every value
         the client sent and any the gateway would have sent). Framing and
         hop-by-hop headers raise ``ValueError``."""
         key = _header_name(name)
         _check_value(value)
-        self._removed.discard(key)
-        self._set[key] = value
+        self._record_set(key, value)
 
-    def remove_upstream_header(self, name: str) -> None:
+    def remove_header(self, name: str) -> None:
         """Send no ``name`` header upstream (a forwarded client header, a
         static one, one an earlier hook set)."""
-        key = _header_name(name)
-        self._set.pop(key, None)
-        self._removed.add(key)
+        self._record_removed(_header_name(name))
 
-    @property
-    def upstream_headers_set(self) -> Mapping[str, str]:
-        """What the hooks so far have set (lower-case names)."""
-        return MappingProxyType(self._set)
-
-    @property
-    def upstream_headers_removed(self) -> frozenset[str]:
-        return frozenset(self._removed)
+    # The same, under the names of the first release.
+    set_upstream_header = set_header
+    remove_upstream_header = remove_header
+    upstream_headers_set = _HeaderEdits.headers_set
+    upstream_headers_removed = _HeaderEdits.headers_removed
 
     def reject(self, status: int, detail: str) -> NoReturn:
         """Answer the client ``status`` (4xx or 5xx) with ``detail``; no
@@ -150,7 +178,7 @@ class RequestContext:
         raise Rejection(status, detail)
 
 
-class BackendCall:
+class BackendCall(_HeaderEdits):
     """What a ``backend`` hook gets: one backend call of an aggregate route,
     as rendered, before it is sent. Its headers and query may change."""
 
@@ -176,6 +204,7 @@ class BackendCall:
         headers: Iterable[tuple[str, str]] = (),
         query: Iterable[tuple[str, str]] = (),
     ) -> None:
+        super().__init__()
         self.request = request
         self.backend = backend  # the backend's name (its `name`, `key` or upstream)
         self.method = method
@@ -190,7 +219,7 @@ class BackendCall:
 
     @property
     def headers(self) -> Mapping[str, str]:
-        """The headers as they stand (lower-case names; a copy)."""
+        """All the call's headers as they stand (lower-case names; a copy)."""
         return dict(self._header_list())
 
     @property
@@ -209,17 +238,20 @@ class BackendCall:
         return urlencode(self._query, quote_via=quote)
 
     def set_header(self, name: str, value: str) -> None:
+        """Send ``name: value`` with this call, replacing every value it had."""
         key = _header_name(name)
         _check_value(value)
         headers = self._header_list()
         headers[:] = [(n, v) for n, v in headers if n != key]
         headers.append((key, value))
+        self._record_set(key, value)
         self._changed = True
 
     def remove_header(self, name: str) -> None:
         key = _header_name(name)
         headers = self._header_list()
         headers[:] = [(n, v) for n, v in headers if n != key]
+        self._record_removed(key)
         self._changed = True
 
     def set_query(self, name: str, value: str) -> None:
@@ -260,13 +292,13 @@ class BackendOutcome:
     duration_ms: float
 
 
-class ResponseContext:
+class ResponseContext(_HeaderEdits):
     """What a ``response`` hook gets: the merged answer before it is cached
     and sent. ``body`` (the merged JSON as Python objects) and ``status`` may
     be replaced or changed in place; response headers are set with
     ``set_header``."""
 
-    __slots__ = ("_headers", "_outcomes", "body", "request", "status")
+    __slots__ = ("_outcomes", "body", "request", "status")
 
     def __init__(
         self,
@@ -276,12 +308,12 @@ class ResponseContext:
         body: Any,
         status: int = 200,
     ) -> None:
+        super().__init__()
         self.request = request
         self.body = body
         self.status = status
         # built when first read (the gateway passes a function)
         self._outcomes = outcomes if callable(outcomes) else tuple(outcomes)
-        self._headers: dict[str, str] = {}
 
     @property
     def outcomes(self) -> tuple[BackendOutcome, ...]:
@@ -295,10 +327,8 @@ class ResponseContext:
         """Did every backend answer."""
         return all(o.ok for o in self.outcomes)
 
-    @property
-    def headers(self) -> Mapping[str, str]:
-        """The headers hooks have set (lower-case names)."""
-        return MappingProxyType(self._headers)
+    # The first release's name for headers_set.
+    headers = _HeaderEdits.headers_set
 
     def set_header(self, name: str, value: str) -> None:
         """Set a response header, replacing any value it had (the gateway's
@@ -308,7 +338,11 @@ class ResponseContext:
         if key in _OWNED_RESPONSE:
             raise ValueError(f"the gateway sets {name!r} itself")
         _check_value(value)
-        self._headers[key] = value
+        self._record_set(key, value)
+
+    def remove_header(self, name: str) -> None:
+        """Take back a header an earlier hook set."""
+        self._record_removed(_header_name(name))
 
     def outcome(self, name: str) -> BackendOutcome:
         """The outcome of the backend called ``name``."""

@@ -21,4 +21,4 @@ async def tenant_from_claim(ctx: RequestContext) -> None:
     tenant = ctx.request.claims.get(CLAIM)
     if not isinstance(tenant, str) or not tenant.isprintable() or not tenant:
         ctx.reject(403, f"the token names no {CLAIM!r}")
-    ctx.set_upstream_header(HEADER, tenant)
+    ctx.set_header(HEADER, tenant)

@@ -8,7 +8,7 @@ from gateway.hooks.testing import request_context
 async def test_the_tenant_claim_becomes_a_header() -> None:
     ctx = request_context(identity="sam", claims={"sub": "sam", "tenant": "acme"})
     await tenant_from_claim(ctx)
-    assert ctx.upstream_headers_set == {"x-tenant-id": "acme"}
+    assert ctx.headers_set == {"x-tenant-id": "acme"}
 
 
 @pytest.mark.parametrize("claims", [{}, {"tenant": ""}, {"tenant": 7}, {"tenant": "a\nb"}])
