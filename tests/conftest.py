@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import socket
+import ssl
 import subprocess
 import textwrap
 import time
@@ -69,16 +70,32 @@ def dead_port() -> Iterator[int]:
 
 class RedisServer:
     """A redis-server of the test's own, on a free port; `kill()` and `start()`
-    again on the same port to test what happens while Redis is gone."""
+    again on the same port to test what happens while Redis is gone. With a
+    `password` it requires one; with `tls` (a CA and a server certificate) it
+    speaks TLS only; with `persist` it keeps an append-only file in its
+    directory, so a restart keeps what was written."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        password: str = "",
+        tls: tuple[Path, Path, Path] | None = None,  # (CA, certificate, key)
+        persist: bool = False,
+    ) -> None:
         self.port = free_port()
         self.directory = directory
+        self.password = password
+        self.tls = tls
+        self.persist = persist
         self.popen: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        userinfo = f":{self.password}@" if self.password else ""
+        if self.tls is not None:
+            return f"rediss://{userinfo}127.0.0.1:{self.port}/0?ssl_ca_certs={self.tls[0]}"
+        return f"redis://{userinfo}127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
         binary = shutil.which("redis-server")
@@ -86,32 +103,44 @@ class RedisServer:
             pytest.fail(
                 "these tests need redis-server on PATH (Debian: apt-get install redis-server)"
             )
-        args = [
-            binary,
-            "--port",
-            str(self.port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(self.directory),
-        ]
+        args = [binary, "--bind", "127.0.0.1", "--save", "", "--dir", str(self.directory)]
+        args += (
+            ["--appendonly", "yes", "--appendfsync", "always"]
+            if self.persist
+            else [
+                "--appendonly",
+                "no",
+            ]
+        )
+        if self.password:
+            args += ["--requirepass", self.password]
+        if self.tls is not None:
+            ca, cert, key = self.tls
+            args += ["--port", "0", "--tls-port", str(self.port), "--tls-auth-clients", "no"]
+            args += ["--tls-ca-cert-file", str(ca), "--tls-cert-file", str(cert)]
+            args += ["--tls-key-file", str(key)]
+        else:
+            args += ["--port", str(self.port)]
         self.popen = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             if self.ping():
                 return
             time.sleep(0.02)
+        self.kill()
         raise RuntimeError("redis-server did not start")
 
     def ping(self) -> bool:
+        """Is it up (it answers, even if only to ask for the password)?"""
         try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
-                sock.sendall(b"PING\r\n")
-                return sock.recv(16).startswith(b"+PONG")
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as raw:
+                if self.tls is None:
+                    raw.sendall(b"PING\r\n")
+                    return raw.recv(16).startswith((b"+PONG", b"-NOAUTH"))
+                context = ssl.create_default_context(cafile=str(self.tls[0]))
+                with context.wrap_socket(raw, server_hostname="127.0.0.1") as sock:
+                    sock.sendall(b"PING\r\n")
+                    return sock.recv(16).startswith((b"+PONG", b"-NOAUTH"))
         except OSError:
             return False
 

@@ -166,16 +166,27 @@ def check_redis_wiring(docs: list[Doc]) -> list[str]:
     problems: list[str] = []
     gateway = find(docs, "Deployment", "gateway")["spec"]["template"]
     (container,) = gateway["spec"]["containers"]
-    env = {e["name"]: e.get("value") for e in container.get("env", [])}
-    url = env.get("REDIS_URL") or ""
-    host_port = url.removeprefix("redis://").split("/")[0]
+    env = {e["name"]: e for e in container.get("env", [])}
+    url = (env.get("REDIS_URL") or {}).get("value") or ""
+    host_port = url.removeprefix("redis://").split("/")[0].rpartition("@")[2]
     host, _, port = host_port.partition(":")
     service = find(docs, "Service", host.split(".")[0])
     if int(port or 6379) not in [p["port"] for p in service["spec"]["ports"]]:
         problems.append(f"REDIS_URL port {port} is not a port of Service {host}")
-    redis_pods = find(docs, "Deployment", service["metadata"]["name"])["spec"]["template"][
-        "metadata"
-    ]["labels"]
+    redis = find(docs, "StatefulSet", service["metadata"]["name"])
+    redis_pods = redis["spec"]["template"]["metadata"]["labels"]
+    # Both sides read the password from the same Secret, and the URL carries it.
+    (server,) = redis["spec"]["template"]["spec"]["containers"]
+    secret_of = {
+        e["name"]: e.get("valueFrom", {}).get("secretKeyRef") for e in server.get("env", [])
+    }
+    if "$(REDIS_PASSWORD)" not in server["args"] or not secret_of.get("REDIS_PASSWORD"):
+        problems.append("Redis requires no password from a Secret")
+    gateway_secret = (env.get("REDIS_PASSWORD") or {}).get("valueFrom", {}).get("secretKeyRef")
+    if gateway_secret != secret_of.get("REDIS_PASSWORD") or ":$(REDIS_PASSWORD)@" not in url:
+        problems.append("the gateway's REDIS_URL does not carry Redis's password")
+    if "yes" not in server["args"] or not redis["spec"].get("volumeClaimTemplates"):
+        problems.append("Redis keeps no append-only file on a volume (quotas would be lost)")
     if any(redis_pods.get(k) != v for k, v in service["spec"]["selector"].items()):
         problems.append("the Redis Service selects no Redis pod")
     policies = [d for d in docs if d["kind"] == "NetworkPolicy"]

@@ -160,6 +160,15 @@ def test_checks_catch_broken_redis_wiring(base: list[Doc]) -> None:
     assert any("6380" in p for p in problems) and any(
         "more than the gateway" in p for p in problems
     )
+    assert any("does not carry" in p for p in problems)  # the URL lost its password too
+    unpersisted = copy.deepcopy(base)
+    redis = find(unpersisted, "StatefulSet", "gateway-redis")
+    del redis["spec"]["volumeClaimTemplates"]
+    (server,) = redis["spec"]["template"]["spec"]["containers"]
+    server["args"] = [a for a in server["args"] if a != "$(REDIS_PASSWORD)"]
+    problems = check_redis_wiring(unpersisted)
+    assert any("no password" in p for p in problems)
+    assert any("append-only" in p for p in problems)
 
 
 def test_cluster_routes_file_passes_check_routes() -> None:

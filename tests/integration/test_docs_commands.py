@@ -72,18 +72,22 @@ class Command:
 
 
 def console_commands(path: Path) -> Iterator[Command]:
+    """Console blocks, indented ones (inside a list item) too."""
     lines = path.read_text().splitlines()
     inside = False
+    indent = 0
     current: Command | None = None
-    for number, line in enumerate(lines, 1):
-        if line.startswith("```"):
+    for number, raw in enumerate(lines, 1):
+        if raw.lstrip().startswith("```"):
             if current is not None:
                 yield current
                 current = None
-            inside = line.strip() == "```console"
+            inside = raw.strip() == "```console"
+            indent = len(raw) - len(raw.lstrip())
             continue
         if not inside:
             continue
+        line = raw[indent:]
         if line.startswith("$ "):
             if current is not None:
                 yield current
@@ -98,7 +102,7 @@ def inline_commands(path: Path) -> Iterator[Command]:
     text = path.read_text()
     in_block = False
     for number, line in enumerate(text.splitlines(), 1):
-        if line.startswith("```"):
+        if line.lstrip().startswith("```"):
             in_block = not in_block
             continue
         if not in_block:

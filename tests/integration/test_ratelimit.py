@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
+from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.certs import Authority
 from tests.integration.conftest import Gateway, GatewayFactory, RedisServer, Stub
 
 ROUTES = """
@@ -138,3 +140,35 @@ def test_redis_dying_mid_run(
     recovered = gw.get("/per-second")
     assert recovered.status_code == 200
     assert recovered.headers["ratelimit-limit"] == "2"
+
+
+def test_a_redis_with_a_password_over_tls(
+    start_gateway: GatewayFactory, stub: Stub, tmp_path: Path
+) -> None:
+    """The production story: a password (from a Secret) and `rediss://`."""
+    authority = Authority(tmp_path / "certs")
+    server_cert = authority.issue("redis")
+    redis = RedisServer(
+        tmp_path,
+        password="a-long-password-0123456789",
+        tls=(authority.cert, server_cert.cert, server_cert.key),
+    )
+    try:
+        redis.start()
+        assert redis.url.startswith("rediss://:a-long-password-0123456789@")
+        one = start_gateway(ROUTES, STUB=stub.url, REDIS_URL=redis.url)
+        two = start_gateway(ROUTES, STUB=stub.url, REDIS_URL=redis.url)
+        # Cold: both gateways open their TLS connections in one burst (redis-py
+        # built an SSL context per connection: ~25 ms each, and these timed out).
+        urls = [one.url + "/burst/tls", two.url + "/burst/tls"] * 40
+        assert statuses(asyncio.run(hammer(urls))) == {200: 50, 429: 30}
+        assert "gateway_ratelimit_store_errors_total 0.0" in one.admin_get("/metrics").text
+        wrong = start_gateway(
+            ROUTES, STUB=stub.url, REDIS_URL=redis.url.replace("0123456789", "wrong")
+        )
+        assert wrong.get("/readyz").status_code == 503  # refused: not ready, never crashing
+        assert "a-long-password" not in one.process.output() + wrong.process.output()
+        for gateway in (one, two, wrong):
+            gateway.process.stop()
+    finally:
+        redis.kill()

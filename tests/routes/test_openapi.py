@@ -107,3 +107,25 @@ def test_the_command_prints_the_sample_files_document() -> None:
     doc = json.loads(printed)
     validate(doc)
     assert "/api/users/{user_id}/dashboard" in doc["paths"]
+
+
+def test_the_command_writes_a_file_when_asked(tmp_path: object) -> None:
+    output = f"{tmp_path}/openapi.json"
+    subprocess.run(
+        [PYTHON, "manage.py", "export_openapi", "routes.yaml", "-o", output],
+        cwd=ROOT,
+        capture_output=True,
+        timeout=60,
+        check=True,
+    )
+    with open(output) as handle:
+        assert "/api/users/{user_id}/dashboard" in json.load(handle)["paths"]
+    usage = subprocess.run(
+        [PYTHON, "manage.py", "export_openapi", "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    assert "ROUTES_FILE" in usage and "--output FILE" in usage

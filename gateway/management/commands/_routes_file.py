@@ -16,7 +16,12 @@ __all__ = ["add_path_argument", "load_or_exit"]
 
 
 def add_path_argument(parser: ArgumentParser) -> None:
-    parser.add_argument("path", nargs="?", help="the routes file (default: ROUTES_FILE)")
+    parser.add_argument(
+        "path",
+        nargs="?",
+        metavar="ROUTES_FILE",
+        help="the routes file to read (default: the ROUTES_FILE setting, routes.yaml)",
+    )
 
 
 def load_or_exit(options: dict[str, Any], out: OutputWrapper) -> tuple[str, RouteTable]:

@@ -1,10 +1,12 @@
-"""`manage.py export_openapi [PATH]`: print the OpenAPI 3.1 document of the
-routed API (SPEC 2, 3.15); the client port serves the same at
-/_gateway/openapi.json."""
+"""`manage.py export_openapi [ROUTES_FILE] [-o FILE]`: the OpenAPI 3.1
+document of the API a routes file describes (SPEC 2, 3.15), printed or
+written to FILE; the client port serves the same at /_gateway/openapi.json.
+The positional argument is the routes file read, never the output."""
 
 from __future__ import annotations
 
 from argparse import ArgumentParser
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -20,9 +22,15 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: ArgumentParser) -> None:
         add_path_argument(parser)
+        parser.add_argument(
+            "-o", "--output", metavar="FILE", help="write the document here instead of printing it"
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         _, table = load_or_exit(options, self.stderr)
-        self.stdout.write(
-            orjson.dumps(openapi_document(table), option=orjson.OPT_INDENT_2).decode()
-        )
+        text = orjson.dumps(openapi_document(table), option=orjson.OPT_INDENT_2).decode()
+        if options["output"]:
+            Path(options["output"]).write_text(text + "\n")
+            self.stderr.write(f"wrote {options['output']}")
+        else:
+            self.stdout.write(text)
