@@ -9,17 +9,21 @@ request takes its share through a `Hold`, given back when the request no
 longer needs it (the merged answer's bytes until the answer has been sent).
 
 Under contention requests are admitted in the order they arrived, so that
-some finish instead of all failing (sixteen requests that each need a third
-of the budget, all taking a little at once, would otherwise all run out):
+some finish instead of all failing. Sixteen requests that each need a third
+of the budget, started at once and each taking a little, would otherwise all
+run out; and a request half done that fails has spent its share for nothing.
+So:
 
-- a request takes what fits, leaving what older waiting requests need;
-- one that does not fit waits, in arrival order, until memory is given back
-  or its route's deadline is near (then its backend fails with 503), unless
-  it already holds memory while an older request waits: it gives way (fails
-  at once), since it would keep the older one waiting for what it holds;
-- a request that starts to wait makes every younger waiter that holds memory
-  give way too. So the oldest waiter always gets memory once the requests
-  ahead of it finish, and no two requests wait for each other.
+- admission: each route learns what its answers need at their peak (the
+  largest of its recent complete answers, decaying slowly). A new request
+  reserves that much before its backends start, in arrival order; while it
+  does not fit it waits, until its route's deadline is near (then `503` with
+  `Retry-After`). A request admitted is one that can finish;
+- within its reservation a request takes without waiting; past it, what fits
+  is taken at once, and what does not fails the backend (`503`), unless the
+  request is the oldest in flight: that one waits (so the first requests of a
+  route that has not learned its size yet still finish in turn);
+- a request that could not fit even alone is refused at once.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from bisect import insort
 
 from gateway.observe import metrics
 
-__all__ = ["Hold", "MemoryBudget", "parsed_cost"]
+__all__ = ["Expectation", "Hold", "MemoryBudget", "parsed_cost"]
 
 # A waiter gives up this long before its route's deadline, so that its route
 # answers 503 (memory) rather than 504 (time).
@@ -51,6 +55,20 @@ def parsed_cost(data: bytes | bytearray) -> tuple[int, int]:
     return total, containers
 
 
+class Expectation:
+    """What one route's requests need at their peak: the largest recent
+    complete answer's peak, decaying by a tenth with each smaller one (quick
+    to learn a larger size, slow to forget it)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = 0
+
+    def observe(self, peak: int) -> None:
+        self.value = peak if peak >= self.value else (self.value * 9 + peak) // 10
+
+
 class _Waiter:
     __slots__ = ("future", "hold", "size")
 
@@ -64,40 +82,42 @@ class _Waiter:
 class MemoryBudget:
     def __init__(self, limit: int) -> None:
         self.limit = limit
-        self.used = 0
+        self.used = 0  # what the holds are charged: each the larger of its holding and reservation
         self._order = itertools.count()
+        self._active: set[int] = set()  # the requests holding a share, by arrival
         self._waiters: list[_Waiter] = []  # by arrival of their requests, oldest first
 
     def hold(self, deadline: float | None = None) -> Hold:
         """A request's share; `deadline` (loop time) bounds its waits (without
         one it never waits: what does not fit is refused at once)."""
-        return Hold(self, next(self._order), deadline)
+        hold = Hold(self, next(self._order), deadline)
+        self._active.add(hold.order)
+        return hold
 
     @property
     def waiting(self) -> int:
         return len(self._waiters)
 
-    def _take(self, hold: Hold, size: int) -> bool:
-        """Take `size` now if it fits beside what older waiters need."""
-        needed = self.used + size
-        if self._waiters:
-            needed += sum(w.size for w in self._waiters if w.hold.order < hold.order)
-        if needed > self.limit:
-            return False
-        self.used += size
+    def _charge(self, hold: Hold, charged: int) -> bool:
+        """Charge `hold` this much in all, if what it adds fits (and, for a
+        request not yet admitted, if nobody is waiting ahead of it)."""
+        more = charged - hold.charged
+        if more > 0:
+            if self.used + more > self.limit:
+                return False
+            self.used += more
+        else:
+            self.used += more
+            if more and self._waiters:
+                self._wake()
+        hold.charged = charged
         return True
 
     async def _wait(self, hold: Hold, size: int) -> bool:
-        """Wait in arrival order for `size`; False when the request gives way."""
-        older_waiting = any(w.hold.order < hold.order for w in self._waiters)
-        if hold.deadline is None or size > self.limit or (hold.held and older_waiting):
-            return self._refused()
-        for younger in [w for w in self._waiters if w.hold.order > hold.order and w.hold.held]:
-            self._waiters.remove(younger)  # it holds memory: it gives way
-            if not younger.future.done():
-                younger.future.set_result(False)
-        loop = asyncio.get_running_loop()
-        waiter = _Waiter(hold, size, loop.create_future())
+        """Wait in arrival order until `size` more fits; False when the
+        request must do without (its deadline passed first)."""
+        assert hold.deadline is not None
+        waiter = _Waiter(hold, size, asyncio.get_running_loop().create_future())
         insort(self._waiters, waiter)
         try:
             async with asyncio.timeout_at(hold.deadline - _MARGIN):
@@ -106,22 +126,15 @@ class MemoryBudget:
             granted = _granted(waiter.future)  # just as time ran out: keep it
         except asyncio.CancelledError:
             if _granted(waiter.future):
-                self._give(size)  # granted just as the request was cancelled
+                self.used -= size  # granted just as the request was cancelled
+                if self._waiters:
+                    self._wake()
             raise
         finally:
             if waiter in self._waiters:
                 self._waiters.remove(waiter)
                 self._wake()  # those behind it may fit now
-        return granted or self._refused()
-
-    def _refused(self) -> bool:
-        metrics.MEMORY_BUDGET_REJECTIONS.inc()
-        return False
-
-    def _give(self, size: int) -> None:
-        self.used -= size
-        if self._waiters:
-            self._wake()
+        return granted
 
     def _wake(self) -> None:
         """Grant waiters in arrival order while the oldest fits."""
@@ -131,42 +144,101 @@ class MemoryBudget:
                 self.used += waiter.size
                 waiter.future.set_result(True)
 
+    def _refused(self) -> bool:
+        metrics.MEMORY_BUDGET_REJECTIONS.inc()
+        return False
 
-def _granted(future: asyncio.Future[bool]) -> bool:
-    return future.done() and not future.cancelled() and future.result()
+    def _done(self, hold: Hold) -> None:
+        self._active.discard(hold.order)
 
 
 class Hold:
     """One request's share of the budget."""
 
-    __slots__ = ("_budget", "deadline", "held", "order")
+    __slots__ = ("_budget", "charged", "deadline", "held", "order", "peak", "reserved")
 
     def __init__(self, budget: MemoryBudget, order: int, deadline: float | None) -> None:
         self._budget = budget
         self.order = order  # when its request arrived, relative to the others
         self.deadline = deadline
-        self.held = 0
+        self.held = 0  # what it holds now
+        self.peak = 0  # the most it has held
+        self.reserved = 0  # what it was admitted with
+        self.charged = 0  # what the budget counts for it: max(held, reserved)
 
-    async def take(self, size: int) -> bool:
-        """Reserve `size` more bytes, waiting in turn when they do not fit;
-        False (and nothing reserved) when the request must do without."""
-        if size <= 0:
+    async def admit(self, expected: int) -> bool:
+        """Reserve `expected` (its route's learned peak) before any backend
+        starts, in arrival order; False when it does not fit in time."""
+        if expected <= 0:
             return True
         budget = self._budget
-        if not budget._take(self, size) and not await budget._wait(self, size):
-            return False
-        self.held += size
+        expected = min(expected, budget.limit)
+        if not budget._waiters and budget._charge(self, expected):
+            self.reserved = expected
+            return True
+        if self.deadline is None:
+            return budget._refused()
+        if not await budget._wait(self, expected):
+            return budget._refused()
+        self.reserved = self.charged = expected
         return True
+
+    def take_now(self, size: int) -> bool:
+        """Hold `size` more bytes if that needs no waiting (within the
+        reservation, or it fits); False, and nothing taken, otherwise."""
+        if size <= 0:
+            return True
+        wanted = self.held + size
+        if self._budget._charge(self, max(wanted, self.reserved)):
+            self._held(wanted)
+            return True
+        return False
+
+    async def take(self, size: int) -> bool:
+        """Hold `size` more bytes: within the reservation at once; past it
+        what fits, waiting only for the oldest request in flight. False (and
+        nothing taken) when the request must do without."""
+        if self.take_now(size):
+            return True
+        budget = self._budget
+        wanted = self.held + size
+        more = wanted - self.charged
+        if (
+            self.deadline is None
+            or wanted > budget.limit  # it could never fit
+            or self.order != min(budget._active)  # only the oldest in flight waits
+            or not await budget._wait(self, more)
+        ):
+            return budget._refused()
+        self.charged += more
+        self._held(self.held + size)  # (the request's other backends may have taken meanwhile)
+        return True
+
+    def _held(self, held: int) -> None:
+        self.held = held
+        if held > self.peak:
+            self.peak = held
 
     def give(self, size: int) -> None:
         size = min(size, self.held)
         if size > 0:
             self.held -= size
-            self._budget._give(size)
+            self._budget._charge(self, max(self.held, self.reserved))
 
     def keep(self, size: int) -> None:
-        """Give back all but `size` bytes (what outlives the work: the answer)."""
+        """Give back all but `size` bytes (what outlives the work: the answer),
+        and the reservation: the work it was for is done."""
+        self.reserved = 0
         self.give(self.held - size)
+        self._budget._charge(self, self.held)
 
     def release(self) -> None:
-        self.give(self.held)
+        """The request is over: everything goes back."""
+        self.reserved = 0
+        self.held = 0
+        self._budget._charge(self, 0)
+        self._budget._done(self)
+
+
+def _granted(future: asyncio.Future[bool]) -> bool:
+    return future.done() and not future.cancelled() and future.result()

@@ -11,8 +11,9 @@ a backend failure, never an error of the gateway's own.
 
 from __future__ import annotations
 
+import asyncio
 import zlib
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, Awaitable, Callable
 
 import orjson
 import simdjson
@@ -121,18 +122,40 @@ def content_encoding(headers: list[tuple[bytes, bytes]]) -> tuple[int | None, by
 
 
 async def read_body(
-    headers: list[tuple[bytes, bytes]], stream: AsyncIterable[bytes], limit: int, hold: Hold
+    headers: list[tuple[bytes, bytes]],
+    stream: AsyncIterable[bytes],
+    limit: int,
+    hold: Hold,
+    attempt: asyncio.Timeout | None = None,
 ) -> bytes | bytearray:
-    """The whole decoded body; raises TooLarge, OverBudget or Undecodable."""
+    """The whole decoded body; raises TooLarge, OverBudget or Undecodable.
+    Time spent waiting for memory is not the upstream's: the `attempt`'s
+    deadline stands still meanwhile (the route's deadline still bounds it)."""
+
+    async def take(size: int) -> bool:
+        if hold.take_now(size):
+            return True
+        when = attempt.when() if attempt is not None else None
+        if attempt is None or when is None:
+            return await hold.take(size)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        attempt.reschedule(None)
+        try:
+            return await hold.take(size)
+        finally:
+            attempt.reschedule(when + loop.time() - started)
+
     declared, encoding = content_encoding(headers)
     if declared is not None and encoding is None:
         if declared > limit:
             raise TooLarge
         if declared > _ONE_BUFFER:
-            if not await hold.take(declared):
+            if not await take(declared):
                 raise OverBudget
             return await _read_declared(stream, declared)
-    return await _read_chunks(stream, _Inflater(encoding) if encoding else None, limit, hold)
+    inflater = _Inflater(encoding) if encoding else None
+    return await _read_chunks(stream, inflater, limit, hold, take)
 
 
 async def _read_declared(stream: AsyncIterable[bytes], declared: int) -> bytearray:
@@ -160,7 +183,11 @@ async def _read_declared(stream: AsyncIterable[bytes], declared: int) -> bytearr
 
 
 async def _read_chunks(
-    stream: AsyncIterable[bytes], inflater: _Inflater | None, limit: int, hold: Hold
+    stream: AsyncIterable[bytes],
+    inflater: _Inflater | None,
+    limit: int,
+    hold: Hold,
+    take: Callable[[int], Awaitable[bool]],
 ) -> bytes:
     """Chunks (decoded) joined once at the end, each counted as it comes."""
     parts: list[bytes] = []
@@ -173,14 +200,14 @@ async def _read_chunks(
                 if size > limit:
                     raise TooLarge
                 if size > reserved:
-                    if not await hold.take(size - reserved):
+                    if not await take(size - reserved):
                         raise OverBudget
                     reserved = size
         if inflater is not None:
             inflater.finish()
         if len(parts) == 1:
             return parts[0]
-        if not await hold.take(size):  # the joined copy, while the parts still exist
+        if not await take(size):  # the joined copy, while the parts still exist
             raise OverBudget
         data = b"".join(parts)
         hold.give(size)

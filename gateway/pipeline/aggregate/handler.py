@@ -18,7 +18,7 @@ from django.http.response import HttpResponseBase
 from gateway.envelope import BackendLog, Envelope, GatewayRequest
 from gateway.errors import GatewayError, HookFailed, MemoryBudgetSpent
 from gateway.observe import metrics
-from gateway.pipeline.aggregate.budget import Hold, MemoryBudget
+from gateway.pipeline.aggregate.budget import Expectation, Hold, MemoryBudget
 from gateway.pipeline.aggregate.exchange import Exchange, Next, Shared
 from gateway.pipeline.aggregate.fanout import fan_out
 from gateway.pipeline.aggregate.hooked import run_response_hooks
@@ -68,6 +68,7 @@ class AggregateHandler:
         self.hooked = bool(hooks.backend or hooks.response)
         self.plans = tuple(plans)
         self.budget = budget
+        self.expected = Expectation()  # what this route's answers need of the budget
         backends = aggregate.backends
         self.single = len(backends) == 1
         self.keys = tuple(b.key for b in backends)
@@ -132,6 +133,8 @@ class AggregateHandler:
         envelope = request.envelope
         shared = self._shared(request, match, hold)
         timeout = self._deadline(envelope)
+        if not await hold.admit(self.expected.value):  # this route's answers' peak, in turn
+            raise MemoryBudgetSpent("the gateway's memory budget is spent, try again shortly")
 
         async def call(plan: BackendPlan, earlier: Sequence[Outcome | None]) -> Outcome:
             exchange = Exchange(shared, Outcome(plan.name, plan.required), earlier)
@@ -173,6 +176,7 @@ class AggregateHandler:
                 raise
             raise HookFailed("the response hooks left a body that is not JSON") from None
         del body, outcomes
+        self.expected.observe(hold.peak)  # what the next requests reserve before they start
         hold.keep(len(content))  # the bodies are gone; the answer stays until sent
         return Answer(content, completed, status, headers)
 

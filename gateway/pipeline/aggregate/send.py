@@ -120,7 +120,7 @@ async def _attempt(
     outcome = exchange.outcome
     outcome.failure, outcome.detail, outcome.status, exchange.payload = None, "", None, None
     try:
-        async with asyncio.timeout(deadline):
+        async with asyncio.timeout(deadline) as attempt:
             response = await send(client, request)
             try:
                 outcome.status = response.status_code
@@ -133,6 +133,7 @@ async def _attempt(
                     response.stream,  # type: ignore[arg-type]  # an async byte stream
                     max_size,
                     exchange.shared.hold,
+                    attempt,
                 )
             finally:
                 await response.aclose()

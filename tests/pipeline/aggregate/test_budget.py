@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from gateway.observe import metrics
-from gateway.pipeline.aggregate.budget import MemoryBudget, parsed_cost
+from gateway.pipeline.aggregate.budget import Expectation, MemoryBudget, parsed_cost
 
 SHAPES = {
     "objects": [
@@ -59,49 +59,83 @@ def soon(seconds: float) -> float:
     return asyncio.get_running_loop().time() + seconds
 
 
-async def test_a_request_that_does_not_fit_waits_its_turn() -> None:
+async def test_requests_are_admitted_in_turn_with_what_their_route_needs() -> None:
     budget = MemoryBudget(1000)
-    first, second = budget.hold(soon(5)), budget.hold(soon(5))
-    assert await first.take(800)
-    waiting = asyncio.create_task(second.take(500))
+    first, second, third = (budget.hold(soon(5)) for _ in range(3))
+    assert await first.admit(600)
+    waiting = asyncio.create_task(second.admit(600))
     await asyncio.sleep(0.01)
     assert not waiting.done() and budget.waiting == 1
+    late = asyncio.create_task(third.admit(100))  # it would fit, but second came first
+    await asyncio.sleep(0.01)
+    assert not late.done()
     first.release()
-    assert await waiting and second.held == 500 and budget.used == 500
+    assert await waiting and await late
+    assert budget.used == 700
 
 
-async def test_younger_requests_leave_room_for_an_older_waiter() -> None:
+async def test_within_its_reservation_a_request_never_waits() -> None:
     budget = MemoryBudget(1000)
-    old, big, young = budget.hold(soon(5)), budget.hold(soon(5)), budget.hold(soon(5))
-    assert await old.take(600)
-    big_waits = asyncio.create_task(big.take(700))
-    await asyncio.sleep(0.01)
-    # 300 are free, but the older waiter needs 700 of what is given back.
-    young_waits = asyncio.create_task(young.take(300))
-    await asyncio.sleep(0.01)
-    assert not young_waits.done()
-    old.release()
-    assert await big_waits and await young_waits  # in that order, both fit now
+    admitted, other = budget.hold(soon(5)), budget.hold(soon(5))
+    assert await admitted.admit(600)
+    assert await other.take(400)  # the rest of the budget
+    assert await admitted.take(500) and await admitted.take(100)  # all inside its 600
     assert budget.used == 1000
+    admitted.give(500)
+    assert budget.used == 1000  # reserved: it keeps its 600 until its answer is made
+    admitted.keep(50)  # the answer alone stays
+    assert admitted.charged == 50 and budget.used == 450
 
 
-async def test_a_younger_request_holding_memory_gives_way_to_an_older_waiter() -> None:
-    """The sixteen-at-once case: everybody holding a little, nobody able to
-    finish. The oldest waits; the younger ones that hold memory fail at once
-    and give it back, so the oldest finishes."""
+async def test_past_its_reservation_only_the_oldest_request_waits() -> None:
     budget = MemoryBudget(1000)
-    holds = [budget.hold(soon(5)) for _ in range(4)]
-    for hold in holds:
-        assert await hold.take(250)  # the budget is spent, a quarter each
-    waits = [asyncio.create_task(h.take(400)) for h in holds]  # each needs more
+    oldest, younger = budget.hold(soon(5)), budget.hold(soon(5))
+    assert await oldest.take(500) and await younger.take(500)
+    refused = metrics.MEMORY_BUDGET_REJECTIONS._value.get()
+    assert not await younger.take(100)  # it gives way at once ...
+    assert metrics.MEMORY_BUDGET_REJECTIONS._value.get() == refused + 1
+    waits = asyncio.create_task(oldest.take(100))  # ... the oldest waits
     await asyncio.sleep(0.01)
-    results = [w.done() and w.result() for w in waits]
-    assert results[1:] == [False, False, False]  # the younger gave way at once
-    for hold, given_way in zip(holds[1:], results[1:], strict=True):
-        assert not given_way
-        hold.release()  # their requests fail, and give back what they held
-    assert await waits[0]  # the oldest gets what it needs
-    assert holds[0].held == 650
+    assert not waits.done()
+    younger.release()  # its request failed: what it held goes back
+    assert await waits and oldest.held == 600
+
+
+async def test_the_sixteen_at_once_case_finishes_in_turn() -> None:
+    """Everybody taking a little, nobody able to finish: the oldest waits,
+    the others give way, and the first one done teaches the route its size,
+    so that the next ones are admitted one at a time and all finish."""
+    budget = MemoryBudget(1000)
+    expected = Expectation()
+
+    async def request(i: int) -> bool:
+        hold = budget.hold(soon(5))
+        try:
+            if not await hold.admit(expected.value):
+                return False
+            for _ in range(3):
+                if not await hold.take(250):
+                    return False
+                await asyncio.sleep(0.005)
+            expected.observe(hold.peak)
+            return True
+        finally:
+            hold.release()
+
+    first = await asyncio.gather(*(request(i) for i in range(16)))
+    assert first.count(True) >= 1  # never all failing
+    assert expected.value == 750
+    second = await asyncio.gather(*(request(i) for i in range(16)))
+    assert second == [True] * 16  # admitted in turn, one at a time: every one finishes
+    assert budget.used == 0
+
+
+async def test_a_request_that_could_never_fit_is_refused_at_once() -> None:
+    budget = MemoryBudget(1000)
+    hold = budget.hold(soon(5))
+    assert await hold.take(700)
+    assert not await hold.take(400)  # 1,100 alone: waiting would change nothing
+    assert budget.waiting == 0 and hold.held == 700
 
 
 async def test_a_wait_ends_before_the_route_deadline() -> None:
@@ -109,7 +143,7 @@ async def test_a_wait_ends_before_the_route_deadline() -> None:
     holder, late = budget.hold(soon(5)), budget.hold(soon(0.2))
     assert await holder.take(1000)
     started = asyncio.get_running_loop().time()
-    assert not await late.take(10)
+    assert not await late.admit(10)
     assert 0.1 < asyncio.get_running_loop().time() - started < 0.2  # before its deadline
     assert budget.waiting == 0 and budget.used == 1000
 
@@ -118,10 +152,20 @@ async def test_a_cancelled_waiter_takes_nothing() -> None:
     budget = MemoryBudget(1000)
     holder, waiter = budget.hold(soon(5)), budget.hold(soon(5))
     assert await holder.take(900)
-    waiting = asyncio.create_task(waiter.take(500))
+    waiting = asyncio.create_task(waiter.admit(500))
     await asyncio.sleep(0.01)
     holder.release()  # grants the waiter ...
     waiting.cancel()  # ... just as its request is cancelled
     with pytest.raises(asyncio.CancelledError):
         await waiting
-    assert budget.used == 0 and waiter.held == 0
+    assert budget.used == 0 and waiter.charged == 0
+
+
+def test_the_expectation_learns_fast_and_forgets_slowly() -> None:
+    expected = Expectation()
+    expected.observe(1000)
+    assert expected.value == 1000
+    expected.observe(100)
+    assert expected.value == 910
+    expected.observe(5000)
+    assert expected.value == 5000
