@@ -57,6 +57,7 @@ class Reloader:
         # (missing), so that a file gone before the first check is reported.
         self._seen: tuple[int, int, int, int] | str | None = "unchecked"
         self._digest = loaded
+        self._differs = False  # the file on disk was refused (or unreadable) since the last load
 
     async def run(self) -> None:
         while True:
@@ -82,6 +83,10 @@ class Reloader:
             return False
         new = file_digest(data)
         if new == self._digest:
+            if self._differs:  # a refused edit undone: say so, or the dashboard stays red
+                self._differs = False
+                LIVE.restored()
+                logger.info("config on disk matches the serving config again")
             return False  # touched without a change
         try:
             table = await asyncio.to_thread(parse_routes_file, data, str(self.path))
@@ -98,8 +103,8 @@ class Reloader:
         logger.info("routes file reloaded: %d routes", len(table.routes))
         return True
 
-    @staticmethod
-    def _refuse(exc: RoutesFileError, what: str) -> None:
+    def _refuse(self, exc: RoutesFileError, what: str) -> None:
+        self._differs = True
         metrics.CONFIG_RELOADS.labels("error").inc()
         logger.error(
             "%s; the previous config keeps serving:\n%s",

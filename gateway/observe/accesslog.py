@@ -62,9 +62,10 @@ class AccessLog:
             path = path.encode("utf-8", "replace").decode("utf-8")
         metric_method = method if method in _METHODS else "OTHER"
         metrics.observe_request(envelope.route_name or "", metric_method, status, duration)
-        if envelope.live:  # the dashboard's numbers
+        if envelope.live:  # the dashboard's numbers (an error: its request id too)
             envelope.live = False
-            LIVE.end(envelope.route_name, status, duration)
+            request = (envelope.request_id, method, path) if status >= 400 else None
+            LIVE.end(envelope.route_name, status, duration, request=request)
         if self._enabled:
             line = self._json_line if self._json else self._text_line
             self._buffer += line(envelope, method, path, status, duration)

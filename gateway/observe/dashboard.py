@@ -7,6 +7,12 @@ so the charts are full at once), then gets a `tick` event every second: the
 new point of each chart, the headline numbers, circuit states, the config and
 its recent reloads. A dashboard that cannot keep up (five updates behind) is
 cut off; it reconnects and starts from a snapshot.
+
+Colours are decided here (gateway/observe/levels.py) and sent with the
+numbers: the page paints what it is told. Besides routes and upstreams, a
+document holds the totals across routes, each route's error answers by
+status, the last error answers with their request ids (to find their
+access-log lines), and whether the file on disk is the one serving.
 """
 
 from __future__ import annotations
@@ -21,7 +27,23 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from gateway import registry
-from gateway.observe.live import HISTORY, LIVE, UNROUTED, WINDOW, RouteLive, UpstreamLive
+from gateway.observe.levels import (
+    LEGEND,
+    card_level,
+    route_levels,
+    totals_levels,
+    upstream_levels,
+)
+from gateway.observe.live import (
+    HISTORY,
+    LIVE,
+    RECENT_ERRORS,
+    UNROUTED,
+    WINDOW,
+    RouteLive,
+    UpstreamLive,
+    merged_percentiles,
+)
 from gateway.routes.model import Aggregate, Proxy
 
 if TYPE_CHECKING:
@@ -56,13 +78,18 @@ def _circuit(gateway: Gateway, name: str) -> str:
 
 
 def _route(name: str, route: Route | None, live: RouteLive, *, history: bool) -> dict[str, Any]:
+    timeout_ms = round(route.timeout * 1000) if route is not None else None
+    numbers = live.summary()
+    levels = route_levels(numbers, timeout_ms)
     entry: dict[str, Any] = {
         "name": name or "(no route)",
         "path": route.path if route is not None else "",
         "kind": _kind(route) if route is not None else "unrouted",
         "methods": sorted(route.methods) if route is not None else [],
-        "timeout_ms": round(route.timeout * 1000) if route is not None else None,
-        **live.summary(),
+        "timeout_ms": timeout_ms,
+        **numbers,
+        "levels": levels,
+        "level": card_level(levels, busy=numbers["rps"] > 0 or numbers["in_flight"] > 0),
     }
     entry["points"] = LIVE.points(live.history, None if history else 1)
     return entry
@@ -70,13 +97,49 @@ def _route(name: str, route: Route | None, live: RouteLive, *, history: bool) ->
 
 def _upstream(gateway: Gateway, name: str, live: UpstreamLive, *, history: bool) -> dict[str, Any]:
     upstream = gateway.table.upstreams[name]
+    circuit = _circuit(gateway, name)
+    numbers = live.summary()
+    levels = upstream_levels(numbers, circuit)
     return {
         "name": name,
         "url": f"{upstream.scheme}://{upstream.host}:{upstream.port}{upstream.base_path}",
-        "circuit": _circuit(gateway, name),
-        **live.summary(),
+        "circuit": circuit,
+        **numbers,
+        "levels": levels,
+        "level": card_level(levels, busy=numbers["cps"] > 0),
         "points": LIVE.points(live.history, None if history else 1),
     }
+
+
+def _totals(lives: list[RouteLive], *, history: bool) -> dict[str, Any]:
+    """Every route together: rates summed, latencies from the merged histograms."""
+    summaries = [live.summary() for live in lives]
+    numbers: dict[str, Any] = {
+        key: round(sum(s[key] for s in summaries), 2) for key in ("rps", "r4xx", "r5xx", "r429")
+    }
+    numbers["in_flight"] = sum(s["in_flight"] for s in summaries)
+    numbers["p50"], numbers["p99"] = merged_percentiles(h for live in lives for h in live.recent)
+    codes: dict[str, int] = {}
+    for summary in summaries:
+        for status, count in summary["statuses"].items():
+            codes[status] = codes.get(status, 0) + count
+    numbers["statuses"] = dict(sorted(codes.items()))
+    levels = totals_levels(numbers)
+    seconds = HISTORY if history else 1
+    points = []
+    for i in range(seconds, 0, -1):  # summed per second: requests, 4xx, 5xx, 429, in flight
+        row = [0, 0, 0, 0, 0]
+        for live in lives:
+            if len(live.history) >= i:
+                p = live.history[-i]
+                row[0] += p[0]
+                row[1] += p[1]
+                row[2] += p[2]
+                row[3] += p[3]
+                row[4] += p[6]
+        points.append([LIVE.second - i + 1, *row])
+    busy = numbers["rps"] > 0 or numbers["in_flight"] > 0
+    return {**numbers, "levels": levels, "level": card_level(levels, busy=busy), "points": points}
 
 
 def document(*, history: bool) -> dict[str, Any]:
@@ -92,18 +155,25 @@ def document(*, history: bool) -> dict[str, Any]:
             "routes": config.routes,
         },
         "reloads": [{**event, "at": _when(event["at"])} for event in reversed(LIVE.reloads)],
+        "errors": [{**error, "at": _when(error["at"])} for error in reversed(LIVE.errors.values())],
         "draining": registry.lifecycle.draining,
         "routes": [],
         "upstreams": [],
     }
+    if history:
+        doc["legend"] = [list(rule) for rule in LEGEND]
     if gateway is None:
         return doc
+    lives = []
     for route in gateway.table.routes:  # every route, with or without a second behind it
         live = LIVE.routes.get(route.name) or RouteLive()
+        lives.append(live)
         doc["routes"].append(_route(route.name, route, live, history=history))
     unrouted = LIVE.routes.get(UNROUTED)
     if unrouted is not None and any(p[1] for p in unrouted.history):
+        lives.append(unrouted)
         doc["routes"].append(_route(UNROUTED, None, unrouted, history=history))
+    doc["totals"] = _totals(lives, history=history)
     for name in sorted(gateway.table.upstreams):
         upstream_live = LIVE.upstreams.get(name) or UpstreamLive()
         doc["upstreams"].append(_upstream(gateway, name, upstream_live, history=history))
@@ -131,6 +201,7 @@ def dashboard_page() -> tuple[bytes, bytes]:
                 "script": mark_safe(script),  # noqa: S308
                 "window": WINDOW,
                 "history_minutes": HISTORY // 60,
+                "recent_errors": RECENT_ERRORS,
             },
         )
         policy = (

@@ -216,12 +216,13 @@ async def call_guarded[T](
             if span is not None:
                 span.end(None, True)
             raise
-        metrics.observe_upstream(guard.upstream, time.perf_counter() - started)
+        elapsed = time.perf_counter() - started
+        metrics.observe_upstream(guard.upstream, elapsed)
         if span is not None:
             assert traced is not None
             span.end(*traced.describe(result))
         failed, retryable = judge(result)
-        LIVE.call(guard.upstream, failed)
+        LIVE.call(guard.upstream, failed, elapsed)
         if breaker is not None:
             breaker.record(success=not failed, trial=trial)
         if not (

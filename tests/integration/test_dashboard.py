@@ -138,8 +138,27 @@ def test_rates_latency_and_errors_move_with_traffic(gw: Gateway, events: Events)
     doc = events.until(lambda d: route(d, "fast")["rps"] > 0 and route(d, "limited")["r429"] > 0)
     fast = route(doc, "fast")
     assert fast["p50"] is not None and fast["p99"] >= fast["p50"] > 0
-    assert route(doc, "limited")["r429"] > 0
-    assert upstream(doc, "stub")["cps"] > 0
+    limited = route(doc, "limited")
+    assert limited["r429"] > 0 and limited["statuses"]["429"] >= 1
+    # 429s are a limit doing its work: amber at most, never red (levels.py)
+    assert limited["levels"].get("r429") == "warn" and limited["level"] == "warn"
+    stub = upstream(doc, "stub")
+    assert stub["cps"] > 0 and stub["p50"] is not None and stub["p99"] >= stub["p50"]
+    totals = doc["totals"]
+    assert totals["rps"] >= fast["rps"] and totals["statuses"]["429"] >= 1
+    assert totals["points"][-1][1] >= 0
+
+
+def test_error_answers_are_listed_with_their_request_ids(gw: Gateway, events: Events) -> None:
+    assert gw.get("/nowhere", headers={"X-Request-ID": "dash-err-1"}).status_code == 404
+    assert gw.get("/fast", headers={"X-Request-ID": "dash-ok-1"}).status_code == 200
+    doc = events.until(lambda d: any(e["request_id"] == "dash-err-1" for e in d["errors"]))
+    (entry,) = [e for e in doc["errors"] if e["request_id"] == "dash-err-1"]
+    assert entry["status"] == 404 and entry["method"] == "GET" and entry["path"] == "/nowhere"
+    assert entry["route"] is None
+    assert not [e for e in doc["errors"] if e["request_id"] == "dash-ok-1"]
+    unrouted = route(doc, "(no route)")
+    assert unrouted["statuses"]["404"] >= 1  # 404 apart from 401, 403...
 
 
 def test_requests_in_flight_are_shown(gw: Gateway, events: Events) -> None:
@@ -174,9 +193,13 @@ def test_reloads_are_listed_and_a_refused_one_carries_its_errors(
         assert any(
             re.match(rf"{re.escape(str(gw.routes_file))}:\d+: ", e) for e in refused["errors"]
         )
+        gw.routes_file.write_text(original)  # the edit undone: the serving file again
+        doc = events.until(lambda d: d["reloads"][0]["result"] == "restored")
+        assert [r["result"] for r in doc["reloads"]] == ["restored", "refused"]
+        assert "config on disk matches the serving config again" in gw.process.output()
         gw.routes_file.write_text(original.replace("/echo/fast", "/echo/faster"))
         doc = events.until(lambda d: d["reloads"][0]["result"] == "loaded")
-        assert doc["reloads"][0]["routes"] == 4 and doc["reloads"][1]["result"] == "refused"
+        assert doc["reloads"][0]["routes"] == 4 and doc["reloads"][2]["result"] == "refused"
     finally:
         gw.routes_file.write_text(original)
 

@@ -179,9 +179,60 @@ def test_failures_and_an_open_circuit_are_in_the_fail_colour(board: Browser) -> 
     assert "fail" in browser.evaluate(
         "document.querySelector('[data-upstream=\"billing\"]').className"
     )
-    assert "warn" in browser.evaluate(
+    # A rate limit doing its work (429s on `search`) is amber, never red.
+    browser.wait_for(
+        'document.querySelector(\'[data-route="search"] [data-metric="r429"]\')'
+        ".className.includes('warn')"
+    )
+    assert "fail" not in browser.evaluate(
         "document.querySelector('[data-route=\"search\"]').className"
-    ) or ("fail" in browser.evaluate("document.querySelector('[data-route=\"search\"]').className"))
+    )
+
+
+def test_the_colour_rules_are_on_the_page_as_the_readme_says(board: Browser) -> None:
+    from gateway.observe.levels import LEGEND
+
+    rows = board.evaluate(
+        "[...document.querySelectorAll('#legend-rules tr')]"
+        ".map(r => [...r.children].map(c => c.textContent))"
+    )
+    assert rows == [list(rule) for rule in LEGEND]
+    readme = (ROOT / "README.md").read_text()
+    for what, warn, fail in LEGEND:
+        assert f"| {what} | {warn} | {fail} |" in readme, what
+
+
+def test_totals_scales_status_codes_and_full_paths(board: Browser, gw: Gateway) -> None:
+    browser = board
+    browser.wait_for("!document.getElementById('totals').hidden")
+    browser.wait_for(
+        "document.querySelector('[data-totals] [data-metric=\"rps\"] .value').textContent !== '0.0'"
+    )
+    scale = browser.evaluate(
+        'document.querySelector(\'[data-route="user-dashboard"] [data-metric="rps"]'
+        " .scale').textContent"
+    )
+    assert str(scale).startswith("max ")
+    browser.wait_for(  # /nowhere: 404s, told apart from other 4xx
+        "document.querySelector('[data-route=\"(no route)\"] .statuses').textContent"
+        ".includes('404 \\u00d7')"
+    )
+    upstream_p99 = browser.evaluate(
+        'document.querySelector(\'[data-upstream="users"] [data-metric="p99"] .value\').textContent'
+    )
+    assert str(upstream_p99).endswith(" ms")
+    path = "document.querySelector('[data-route=\"invoices\"] .path')"
+    assert browser.evaluate(f"{path}.textContent") == "GET HEAD /api/users/{user_id}/invoices"
+    assert browser.evaluate(f"{path}.scrollWidth <= {path}.clientWidth") is True  # not cut
+
+
+def test_recent_errors_carry_their_request_ids(board: Browser, gw: Gateway) -> None:
+    gw.get("/api/nothing-here", headers={"X-Request-ID": "browser-error-42"})
+    row = "document.querySelector('#errors tr[data-request-id=\"browser-error-42\"]')"
+    board.wait_for(f"!!{row}")
+    cells = board.evaluate(f"[...{row}.children].map(c => c.textContent)")
+    assert cells[1] == "404" and cells[3] == "GET /api/nothing-here"
+    assert cells[6] == "browser-error-42"
 
 
 def test_it_fits_the_screen_at_1280x800_and_on_a_phone(board: Browser) -> None:
@@ -229,5 +280,12 @@ def test_a_refused_reload_shows_in_red(start_gateway: GatewayFactory, stub: Stub
             "getComputedStyle(document.documentElement).getPropertyValue('--fail').trim()"
         )
         assert colour == _rgb(fail)
+        assert b.evaluate("document.getElementById('disk').dataset.state") == "differs"
         Path(SHOTS).mkdir(parents=True, exist_ok=True)
         b.screenshot(SHOTS / "dashboard-refused-reload.png")
+        # The file fixed (back as it was): the dashboard says so, the red is gone.
+        watched.routes_file.write_text(original)
+        b.wait_for("!!document.querySelector('#reloads li[data-result=\"restored\"]')", timeout=15)
+        assert b.evaluate("document.getElementById('disk').dataset.state") == "serving"
+        assert "undone" in b.evaluate(f"{item}.className")
+        assert "fail" not in b.evaluate(f"{item}.className")

@@ -1,7 +1,8 @@
 // The gateway's dashboard: one SSE stream (GET events), read with fetch so that
 // the admin token can travel in an Authorization header. Everything is drawn
 // here with DOM nodes and SVG paths (text set with textContent only); nothing
-// is loaded from anywhere else.
+// is loaded from anywhere else. Colours come with the numbers (the server
+// decides them: gateway/observe/levels.py); this script only paints them.
 "use strict";
 
 const HISTORY = 300;  // seconds on each chart (as the server keeps)
@@ -28,6 +29,10 @@ function ms(v) {
 // --- charts -------------------------------------------------------------------------
 const SVG = "http://www.w3.org/2000/svg";
 
+function count(v) {
+  return v === null || v === undefined ? "–" : v.toLocaleString("en");
+}
+
 function sparkline() {
   const svg = document.createElementNS(SVG, "svg");
   svg.setAttribute("class", "spark");
@@ -44,6 +49,7 @@ function sparkline() {
 }
 
 // values: one per second, oldest first (null: nothing to show that second).
+// Returns the chart's scale: the value its top stands for.
 function draw(svg, values) {
   const top = Math.max(...values.filter(v => v !== null), 0) || 1;
   const x0 = HISTORY - values.length;
@@ -64,6 +70,7 @@ function draw(svg, values) {
   const [, areaPath, linePath] = svg.children;
   areaPath.setAttribute("d", area);
   linePath.setAttribute("d", line);
+  return top;
 }
 
 // --- routes ---------------------------------------------------------------------------
@@ -78,41 +85,21 @@ const ROUTE_METRICS = [
   ["in_flight", "in flight", 7, v => v.toLocaleString("en")],
 ];
 
-function routeLevels(r) {
-  const levels = {};
-  if (r.rps > 0) {
-    if (r.r5xx > 0) levels.r5xx = r.r5xx / r.rps >= 0.05 ? "fail" : "warn";
-    if (r.r4xx / r.rps >= 0.5) levels.r4xx = "warn";
-    if (r.r429 > 0) levels.r429 = r.r429 / r.rps >= 0.5 ? "fail" : "warn";
-    if (r.p99 !== null && r.timeout_ms) {
-      if (r.p99 >= 0.8 * r.timeout_ms) levels.p99 = "fail";
-      else if (r.p99 >= 0.5 * r.timeout_ms) levels.p99 = "warn";
-    }
-  }
-  return levels;
-}
-
-function worst(levels, busy) {
-  const all = Object.values(levels);
-  if (all.includes("fail")) return "fail";
-  if (all.includes("warn")) return "warn";
-  return busy ? "ok" : "idle";
-}
-
 function routeCard(r) {
   const card = el("article", "card");
   card.dataset.route = r.name;
   const head = el("div", "head");
-  head.append(el("span", "name", r.name));
-  head.append(el("span", "path", (r.methods.length ? r.methods.join(" ") + " " : "") + r.path));
-  head.append(el("span", "kind", r.kind));
-  card.append(head);
+  const path = (r.methods.length ? r.methods.join(" ") + " " : "") + r.path;
+  head.append(el("span", "name", r.name), el("span", "kind", r.kind));
+  card.append(head, el("div", "path", path));
   const { grid, parts } = metricGrid(ROUTE_METRICS);
-  card.append(grid);
-  return { card, parts, points: [] };
+  const statuses = el("div", "statuses muted");
+  card.append(grid, statuses);
+  return { card, parts, statuses, points: [] };
 }
 
-// A grid of labelled numbers, each over its chart: parts[key] = {box, value, chart}.
+// A grid of labelled numbers, each over its chart with the chart's scale:
+// parts[key] = {box, value, chart, scale}.
 function metricGrid(metrics) {
   const grid = el("div", "metrics");
   const parts = {};
@@ -121,11 +108,29 @@ function metricGrid(metrics) {
     box.dataset.metric = key;
     const value = el("div", "value", "–");
     const chart = sparkline();
-    box.append(el("div", "label", label), value, chart);
+    const scale = el("div", "scale");
+    box.append(el("div", "label", label), value, scale, chart);
     grid.append(box);
-    parts[key] = { box, value, chart };
+    parts[key] = { box, value, chart, scale };
   }
   return { grid, parts };
+}
+
+// Each metric: its number, its colour (as the server decided), its chart and scale.
+function paintMetrics(view, metrics, item, levels) {
+  for (const [key, , column, format] of metrics) {
+    const part = view.parts[key];
+    part.value.textContent = format(item[key]);
+    part.box.className = "metric" + (levels[key] ? " " + levels[key] : "");
+    const top = draw(part.chart, view.points.map(p => p[column]));
+    part.scale.textContent = "max " + format(top);
+  }
+}
+
+function statusLine(statuses) {
+  const codes = Object.entries(statuses || {});
+  if (!codes.length) return "no error answers in the last 10 s";
+  return codes.map(([code, n]) => `${code} ×${n.toLocaleString("en")}`).join(" · ") + " in the last 10 s";
 }
 
 // One card per item, in the document's order; cards of items gone are removed.
@@ -152,20 +157,60 @@ function mergePoints(old, fresh, full) {
 function renderRoutes(routes, full) {
   renderCards("routes", routes, state.routes, routeCard, (view, r) => {
     view.points = mergePoints(view.points, r.points, full);
-    const levels = routeLevels(r);
-    for (const [key, , column, format] of ROUTE_METRICS) {
-      const part = view.parts[key];
-      part.value.textContent = format(r[key]);
-      part.box.className = "metric" + (levels[key] ? " " + levels[key] : "");
-      draw(part.chart, view.points.map(p => p[column]));
-    }
-    view.card.className = "card " + worst(levels, r.rps > 0 || r.in_flight > 0);
+    paintMetrics(view, ROUTE_METRICS, r, r.levels);
+    view.statuses.textContent = statusLine(r.statuses);
+    view.card.className = "card " + r.level;
   });
 }
 
+// --- totals -----------------------------------------------------------------------------
+// A point: [second, requests, 4xx, 5xx, 429, in flight]
+const TOTAL_METRICS = [
+  ["rps", "req/s", 1, rate],
+  ["r4xx", "4xx/s", 2, rate],
+  ["r5xx", "5xx/s", 3, rate],
+  ["r429", "429/s", 4, rate],
+  ["p50", "p50", null, ms],
+  ["p99", "p99", null, ms],
+  ["in_flight", "in flight", 5, count],
+];
+
+function renderTotals(totals, full) {
+  const holder = document.getElementById("totals");
+  if (!totals) { holder.hidden = true; return; }
+  holder.hidden = false;
+  if (!state.totals) {
+    const card = el("article", "card totals");
+    card.dataset.totals = "";
+    const head = el("div", "head");
+    head.append(el("span", "name", "All routes"));
+    const { grid, parts } = metricGrid(TOTAL_METRICS);
+    const statuses = el("div", "statuses muted");
+    card.append(head, grid, statuses);
+    holder.append(card);
+    state.totals = { card, parts, statuses, points: [] };
+  }
+  const view = state.totals;
+  view.points = mergePoints(view.points, totals.points, full);
+  for (const [key, , column, format] of TOTAL_METRICS) {
+    const part = view.parts[key];
+    part.value.textContent = format(totals[key]);
+    part.box.className = "metric" + (totals.levels[key] ? " " + totals.levels[key] : "");
+    if (column === null) { part.chart.style.visibility = "hidden"; part.scale.textContent = ""; continue; }
+    part.scale.textContent = "max " + format(draw(part.chart, view.points.map(p => p[column])));
+  }
+  view.statuses.textContent = statusLine(totals.statuses);
+  view.card.className = "card totals " + totals.level;
+}
+
 // --- upstreams ----------------------------------------------------------------------------
-// A point: [second, calls, failures]
-const CIRCUIT = { closed: "ok", "half-open": "warn", open: "fail", none: "" };
+// A point: [second, calls, failures, p50 ms, p99 ms]
+const UPSTREAM_METRICS = [
+  ["cps", "calls/s", 1, rate],
+  ["fps", "failures/s", 2, rate],
+  ["p50", "p50", 3, ms],
+  ["p99", "p99", 4, ms],
+];
 
 function upstreamCard(u) {
   const card = el("article", "card");
@@ -173,33 +218,68 @@ function upstreamCard(u) {
   const head = el("div", "head");
   const circuit = el("span", "pill");
   circuit.dataset.circuit = "";
-  head.append(el("span", "name", u.name), el("span", "path", u.url), circuit);
+  head.append(el("span", "name", u.name), circuit);
   circuit.style.marginLeft = "auto";
-  const { grid, parts } = metricGrid([["cps", "calls/s"], ["fps", "failures/s"]]);
-  grid.style.gridTemplateColumns = "1fr 1fr";
-  card.append(head, grid);
+  const { grid, parts } = metricGrid(UPSTREAM_METRICS);
+  card.append(head, el("div", "path", u.url), grid);
   return { card, circuit, parts, points: [] };
 }
 
 function renderUpstreams(upstreams, full) {
   renderCards("upstreams", upstreams, state.upstreams, upstreamCard, (view, u) => {
     view.points = mergePoints(view.points, u.points, full);
-    const failing = u.fps > 0 ? (u.cps > 0 && u.fps / u.cps < 0.2 ? "warn" : "fail") : "";
-    const circuitLevel = CIRCUIT[u.circuit] || "";
     view.circuit.textContent = u.circuit === "none" ? "no breaker" : "circuit " + u.circuit;
-    view.circuit.className = "pill " + circuitLevel;
+    view.circuit.className = "pill " + (u.levels.circuit || (u.circuit === "closed" ? "ok" : ""));
     view.circuit.dataset.circuit = u.circuit;
-    view.parts.cps.value.textContent = rate(u.cps);
-    view.parts.fps.value.textContent = rate(u.fps);
-    view.parts.fps.box.className = "metric" + (failing ? " " + failing : "");
-    draw(view.parts.cps.chart, view.points.map(p => p[1]));
-    draw(view.parts.fps.chart, view.points.map(p => p[2]));
-    const levels = { failing, circuit: circuitLevel === "ok" ? "" : circuitLevel };
-    view.card.className = "card " + worst(levels, u.cps > 0);
+    paintMetrics(view, UPSTREAM_METRICS, u, u.levels);
+    view.card.className = "card " + u.level;
   });
 }
 
+// --- recent errors ------------------------------------------------------------------------
+function renderErrors(errors) {
+  const body = document.getElementById("errors");
+  body.replaceChildren();
+  document.getElementById("no-errors").hidden = errors.length > 0;
+  for (const e of errors) {
+    const row = el("tr");
+    row.dataset.requestId = e.request_id;
+    const status = el("td", "status " + (e.status >= 500 ? "fail-text" : ""), String(e.status));
+    const id = el("td");
+    id.append(el("code", "", e.request_id));
+    row.append(
+      el("td", "muted", e.at.slice(11, 19)),
+      status,
+      el("td", "", e.route || "(no route)"),
+      el("td", "wrap", e.method + " " + e.path),
+      el("td", "", e.count > 1 ? "×" + e.count.toLocaleString("en") : ""),
+      el("td", "", ms(e.duration_ms)),
+      id,
+    );
+    body.append(row);
+  }
+}
+
+// --- legend ------------------------------------------------------------------------------
+function renderLegend(legend) {
+  if (!legend) return;
+  const body = document.getElementById("legend-rules");
+  body.replaceChildren();
+  for (const [what, warn, fail] of legend) {
+    const row = el("tr");
+    row.append(el("td", "", what), el("td", "warn-text", warn), el("td", "fail-text", fail));
+    body.append(row);
+  }
+}
+
 // --- config ------------------------------------------------------------------------------
+const RELOAD_TEXT = {
+  loaded: r => ` · ${r.routes} routes`,
+  restored: () => " · the file on disk matches the serving config again",
+  refused: () => " · the previous config keeps serving",
+  unreadable: () => " · the previous config keeps serving",
+};
+
 function renderConfig(doc) {
   const c = doc.config;
   document.getElementById("config-file").textContent = c.file;
@@ -209,15 +289,23 @@ function renderConfig(doc) {
   const list = document.getElementById("reloads");
   list.replaceChildren();
   if (!doc.reloads.length) list.append(el("li", "muted", "No reload since the gateway started."));
-  for (const r of doc.reloads) {
-    const ok = r.result === "loaded";
-    const item = el("li", ok ? "" : "fail");
+  doc.reloads.forEach((r, index) => {
+    const ok = r.result === "loaded" || r.result === "restored";
+    // A refused edit later undone stays in the list, but no longer in red.
+    const undone = !ok && doc.reloads.slice(0, index).some(n => n.result === "restored" || n.result === "loaded");
+    const item = el("li", ok ? "" : (undone ? "undone" : "fail"));
     item.dataset.result = r.result;
-    const pill = el("span", "pill " + (ok ? "ok" : "fail"), ok ? "loaded" : r.result);
-    item.append(pill, document.createTextNode(" " + r.at + (ok ? ` · ${r.routes} routes` : " · the previous config keeps serving")));
+    const pill = el("span", "pill " + (ok ? "ok" : (undone ? "muted" : "fail")), r.result);
+    item.append(pill, document.createTextNode(" " + r.at + (RELOAD_TEXT[r.result] || (() => ""))(r)));
     if (r.errors.length) item.append(el("pre", "", r.errors.join("\n")));
     list.append(item);
-  }
+  });
+  const newest = doc.reloads[0];
+  const disk = document.getElementById("disk");
+  const differs = newest && (newest.result === "refused" || newest.result === "unreadable");
+  disk.textContent = differs ? "the file on disk was refused: the previous config serves" : "the file on disk is serving";
+  disk.className = "pill " + (differs ? "fail" : "ok");
+  disk.dataset.state = differs ? "differs" : "serving";
 }
 
 // --- the stream ------------------------------------------------------------------------------
@@ -230,8 +318,11 @@ function show(kind, text) {
 
 function apply(kind, doc) {
   const full = kind === "snapshot";
+  renderTotals(doc.totals, full);
   renderRoutes(doc.routes, full);
   renderUpstreams(doc.upstreams, full);
+  renderErrors(doc.errors);
+  renderLegend(doc.legend);
   renderConfig(doc);
   show("live", "live");
 }
