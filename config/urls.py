@@ -12,4 +12,5 @@ urlpatterns = [
     path("metrics", views.not_on_this_port),  # the admin listener serves it
     path("_gateway/openapi.json", views.openapi_json),
     path("_gateway/docs", views.api_docs),
+    path("_gateway/docs/<str:name>", views.api_docs_asset),
 ]

@@ -8,7 +8,6 @@ match, and the Gateway it belongs to, from the request's envelope.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import orjson
 from django.core.exceptions import BadRequest as DjangoBadRequest
@@ -17,6 +16,7 @@ from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 
 from gateway import registry
+from gateway.edge.explorer import explorer_asset, explorer_page
 from gateway.envelope import GatewayRequest
 from gateway.errors import (
     BadRequest,
@@ -33,6 +33,7 @@ from gateway.routes.openapi import openapi_document
 
 __all__ = [
     "api_docs",
+    "api_docs_asset",
     "healthz",
     "not_on_this_port",
     "openapi_json",
@@ -86,7 +87,6 @@ def unmatched(found: NoMatch | BadPath) -> GatewayError:
     return NotFound("no route matches this path")
 
 
-_DOCS_PAGE = (Path(__file__).parent / "static" / "apidocs.html").read_bytes()
 _OPENAPI: list[tuple[object, bytes]] = []  # (the routes table it describes, the JSON)
 
 
@@ -101,13 +101,13 @@ async def openapi_json(request: GatewayRequest) -> HttpResponseBase:
 
 
 async def api_docs(request: GatewayRequest) -> HttpResponseBase:
-    """A page that renders /_gateway/openapi.json, with nothing loaded from elsewhere."""
-    response = HttpResponse(_DOCS_PAGE, content_type="text/html; charset=utf-8")
-    response.headers["Content-Security-Policy"] = (
-        "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
-        "connect-src 'self'"
-    )
-    return response
+    """The API explorer (Swagger UI) over /_gateway/openapi.json."""
+    return explorer_page()
+
+
+async def api_docs_asset(request: GatewayRequest, name: str) -> HttpResponseBase:
+    """Swagger UI's files and the explorer's own script, from the package."""
+    return explorer_asset(name, request.envelope.request_id)
 
 
 def _json(content: bytes, status: int = 200) -> HttpResponse:

@@ -251,5 +251,14 @@ def test_the_client_port_describes_the_routed_api(gw: Gateway) -> None:
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert "openapi.json" in page.text
     assert "http://" not in page.text and "https://" not in page.text  # nothing from elsewhere
-    assert "default-src 'none'" in page.headers["content-security-policy"]
+    policy = page.headers["content-security-policy"]
+    assert "default-src 'none'" in policy and "unsafe-inline" not in policy
+    assert (
+        "frame-ancestors 'none'" in policy and page.headers["x-content-type-options"] == "nosniff"
+    )
+    script = gw.get("/_gateway/docs/swagger-ui-bundle.js")
+    assert script.status_code == 200 and script.headers["content-type"].startswith(
+        "text/javascript"
+    )
+    assert gw.get("/_gateway/docs/LICENSE").status_code == 404  # only the files it serves
     assert gw.get("/_gateway/other").status_code == 404

@@ -55,8 +55,9 @@ def test_the_document_is_valid_openapi_3_1() -> None:
 def test_one_operation_per_route_and_method_websockets_aside() -> None:
     paths = document()["paths"]
     assert set(paths) == {"/users/{id}/dash", "/files/{rest}"}
-    assert set(paths["/users/{id}/dash"]) == {"get", "head"}
-    assert set(paths["/files/{rest}"]) == {"get", "head", "put"}
+    assert set(paths["/users/{id}/dash"]) == {"get"}  # HEAD folded into GET
+    assert set(paths["/files/{rest}"]) == {"get", "put"}
+    assert "HEAD is served too" in paths["/files/{rest}"]["get"]["description"]
     rest = paths["/files/{rest}"]["get"]["parameters"][0]
     assert rest["name"] == "rest" and rest["in"] == "path" and rest["required"] is True
 
@@ -72,9 +73,17 @@ def test_what_a_route_documents() -> None:
     ]
     ok = op["responses"]["200"]
     assert set(ok["content"]) == {"application/json", "text/event-stream", "application/x-ndjson"}
-    assert set(ok["headers"]) == {"RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"}
+    assert set(ok["headers"]) == {
+        "RateLimit-Limit",
+        "RateLimit-Remaining",
+        "RateLimit-Reset",
+        "X-Gateway-Completed",
+    }
+    assert "`X-Partner-Key: <API key>` (or `?api_key=`)" in op["x-gateway-notes"]
+    assert "with scopes users:read" in op["x-gateway-notes"]
     statuses = set(op["responses"])
-    assert {"401", "403", "429", "502", "503", "504"} <= statuses
+    assert {"401", "403", "404", "4XX", "429", "502", "503", "504"} <= statuses
+    assert set(ok["headers"]) >= {"X-Gateway-Completed"}
     too_many = op["responses"]["429"]
     assert "Retry-After" in too_many["headers"]
     problem = too_many["content"]["application/problem+json"]["schema"]
@@ -129,3 +138,28 @@ def test_the_command_writes_a_file_when_asked(tmp_path: object) -> None:
         check=True,
     ).stdout
     assert "ROUTES_FILE" in usage and "--output FILE" in usage
+
+
+def test_websocket_routes_are_described_beside_the_paths() -> None:
+    doc = document()
+    assert doc["x-gateway-websockets"] == [{"name": "chat", "path": "/chat"}]
+    assert "`/chat` (chat)" in doc["info"]["description"]
+
+
+def test_an_aggregate_answer_names_its_keys_and_allowed_fields() -> None:
+    table = parse_route_table(
+        textwrap.dedent("""\
+        version: 1
+        upstreams: {u: {url: "http://u"}}
+        routes:
+          - name: r
+            path: /r
+            backends:
+              - {upstream: u, path: /a, key: user, allow: [id, name], rename: {name: full}}
+              - {upstream: u, path: /b, key: orders}
+        """)
+    )
+    op = openapi_document(table)["paths"]["/r"]["get"]
+    schema = op["responses"]["200"]["content"]["application/json"]["schema"]
+    assert schema["properties"]["orders"] == {}
+    assert set(schema["properties"]["user"]["properties"]) == {"id", "full"}
