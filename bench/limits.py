@@ -120,7 +120,7 @@ def url_flood(bench: Bench) -> list[Check]:
 
 def limiter_keys() -> list[Check]:
     """In this process, with the limiter's clock moved by hand."""
-    from gateway.policies.ratelimit import memory
+    from gateway.stores import limiter_memory as memory
 
     clock = [1000.0]
     real = memory.time.monotonic

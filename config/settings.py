@@ -54,11 +54,10 @@ INSTALLED_APPS = ["gateway"]
 # Only our own async-only middleware: Django's stock middleware runs on a thread
 # under ASGI (see gateway/edge/middleware.py).
 MIDDLEWARE = [
-    "gateway.edge.context.EdgeMiddleware",  # Host check, X-Request-ID, the error net
-    "gateway.policies.cors.CorsMiddleware",  # preflights answered before auth and limits
-    "gateway.policies.auth.middleware.AuthMiddleware",
-    # after auth: `client` keys are identities
-    "gateway.policies.ratelimit.middleware.RateLimitMiddleware",
+    "gateway.edge.middleware.EdgeMiddleware",  # Host check, X-Request-ID, the error net
+    # A matched request runs its route's whole stack: CORS, auth, rate limit,
+    # request hooks, the route's kind (composed at load: gateway/registry.py).
+    "gateway.edge.middleware.RouteMiddleware",
 ]
 ROOT_URLCONF = "config.urls"
 DATABASES: dict[str, dict[str, str]] = {}

@@ -6,7 +6,7 @@ from gateway.edge import views
 
 urlpatterns = [
     # First, so that routed paths (nearly all traffic) match at the first try.
-    re_path(r"^(?!(?:healthz|readyz|metrics)$|_gateway/)", views.route_view),
+    re_path(r"^(?!(?:healthz|readyz|metrics)$|_gateway/)", views.no_route),
     path("healthz", views.healthz),
     path("readyz", views.readyz),
     path("metrics", views.not_on_this_port),  # the admin listener serves it

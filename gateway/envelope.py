@@ -1,17 +1,31 @@
-"""The envelope: everything the gateway knows about one request, typed.
+"""The envelope: everything the gateway knows about one request, typed, and
+the call a matched request makes down its route's stack.
 
-The ASGI handler builds it once, before the body is read (gateway/edge/context.py):
-the Gateway in use when the request arrived, what the router matched, the
-route's policy, the CORS policy that applies, and who is asking. The body's
-size (or the reason it was refused) is added as it is read; auth adds the
-identity; the route's handler adds what each backend did. The middleware, the
-view, the handlers and the access log all read this object; nothing travels
-in the ASGI scope, and nothing matches the route twice.
+Each part is written by the layer that owns it, once:
+
+- `Envelope`, by the edge when the request arrives (gateway/edge/intake.py):
+  what the router matched, who is asking from where, the request id and
+  trace context, credentials taken out of the query, then the body's size
+  or the reason it was refused, and whether the answer was cut off;
+- `Envelope.caller`, by auth (gateway/policies/auth): who the credential
+  says is asking;
+- `Envelope.hooked`, by the request hooks (gateway/pipeline/hooks.py): what
+  hooks are shown of the request and what they changed for upstreams, and
+  every hook's timing;
+- `Envelope.log`, by the route's kind (gateway/pipeline): what each backend
+  did, whether the answer is complete, a WebSocket pair's counts.
+
+`RouteCall` is a matched request on its way down its route's stack (an HTTP
+request or a WebSocket handshake): the envelope, the match, the request or
+the socket, the route's deadline (fixed once, when the call is made), and
+the headers policies add to whatever the answer is. The edge makes it; the
+access log reads the envelope once the answer has gone.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
@@ -21,19 +35,26 @@ from django.core.handlers.asgi import ASGIRequest
 from gateway.router import Match
 
 if TYPE_CHECKING:
-    from gateway.assembly import Gateway
     from gateway.errors import GatewayError
     from gateway.hooks import Request as HookRequest
     from gateway.observe.trace import TraceContext
-    from gateway.pipeline.aggregate.budget import Hold
-    from gateway.pipeline.hooks import UpstreamEdits
-    from gateway.pipeline.relay import RelayLog
-    from gateway.policies.cors import RouteCors
-    from gateway.policies.route import RoutePolicy
     from gateway.router import BadPath, NoMatch
     from gateway.routes.model import Route
+    from gateway.types import Receive, Send
 
-__all__ = ["BackendLog", "Envelope", "GatewayRequest", "HookLog"]
+__all__ = [
+    "BackendLog",
+    "Caller",
+    "Envelope",
+    "GatewayRequest",
+    "HookLog",
+    "Hooked",
+    "RelayLog",
+    "RouteCall",
+    "RouteLog",
+    "UpstreamEdits",
+    "open_call",
+]
 
 _NONE: Mapping[str, str] = MappingProxyType({})
 _NO_CLAIMS: Mapping[str, Any] = MappingProxyType({})
@@ -55,14 +76,77 @@ class BackendLog:
     outcome: str  # "ok" or the failure
 
 
+@dataclass(slots=True)
+class RelayLog:
+    """What the access log says of a relayed WebSocket pair (the relay
+    counts as it goes)."""
+
+    to_upstream: int = 0  # messages from the client
+    to_client: int = 0  # messages from the upstream
+    close_code: int | None = None  # the code the side that ended it gave
+    closed_by: str = ""  # "client", "upstream" or "gateway"
+    cut: str | None = None  # "send_timeout": the client was cut off, reading nothing
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who auth said is asking."""
+
+    identity: str
+    provider: str  # the provider that vouched for it
+    headers: tuple[tuple[bytes, bytes], ...] = ()  # identity headers for backends
+    claims: Mapping[str, Any] = _NO_CLAIMS  # a JWT's verified claims (for hooks)
+
+    @property
+    def key(self) -> str:
+        """The identity qualified by its provider, for rate-limit and cache keys:
+        API key id `alice` and JWT `sub: alice` of another provider never meet.
+        Provider names cannot hold "/", so the first one separates them."""
+        return f"{self.provider}/{self.identity}"
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamEdits:
+    """The upstream headers request hooks set or removed, for every call."""
+
+    set: tuple[tuple[bytes, bytes], ...]
+    removed: frozenset[bytes]
+
+    def apply(self, headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+        drop = self.removed | {name for name, _ in self.set}
+        return [(n, v) for n, v in headers if n not in drop] + list(self.set)
+
+    def key(self) -> list[tuple[str, str]]:
+        """For cache keys: the answers of backends vary with these."""
+        return sorted(
+            [(n.decode(), v.decode("latin-1")) for n, v in self.set]
+            + [(n.decode(), "") for n in self.removed]
+        )
+
+
+@dataclass(slots=True, eq=False)
+class Hooked:
+    """What the hooks of one request saw and did."""
+
+    request: HookRequest  # what every hook of the request is shown (built once)
+    edits: UpstreamEdits | None = None  # what request hooks set for upstream calls
+    log: list[HookLog] = field(default_factory=list)
+
+
+@dataclass(slots=True, eq=False)
+class RouteLog:
+    """What the route's kind did, for the access log and metrics."""
+
+    backends: list[BackendLog] = field(default_factory=list)
+    completed: bool | None = None  # aggregate routes: did every backend answer
+    websocket: RelayLog | None = None  # websocket routes: the relayed pair, once it ended
+
+
 @dataclass(slots=True, eq=False, kw_only=True)
 class Envelope:
-    # --- what the handler found, before reading the body
-    gateway: Gateway | None  # the routes in use when the request arrived (None: none loaded)
+    # --- the edge: what it found, before reading the body
     found: Match | NoMatch | BadPath | None  # None when no routes are loaded
-    policy: RoutePolicy | None = None  # the matched route's auth, rate limit and CORS
-    cors: RouteCors | None = None  # the CORS that applies (a preflight: its method's route's)
-    preflight: bool = False  # a CORS preflight (OPTIONS with Origin and a requested method)
+    preflight: bool = False  # a CORS preflight, matched to the route of the method it announces
     request_id: str
     client: str  # the client address, for logs and rate limits
     forwarded_for: str  # the X-Forwarded-For value sent to backends
@@ -71,26 +155,19 @@ class Envelope:
     trace: TraceContext | None = None  # W3C trace context: continued or started here
     query: str = ""  # the query string as the client sent it (logged with credentials masked)
     query_credentials: Mapping[str, str] = _NONE  # provider -> credential from its query_param
-    # --- the body, as it was read
+    secret_params: frozenset[str] = frozenset()  # query parameters never logged
+    # --- the edge: the body, as it was read; how the answer went
     body_size: int = 0
-    refused: GatewayError | None = None  # by the edge (too many query fields; a body: 413, 408)
-    # --- who is asking, once auth has said
-    identity: str | None = None
-    provider: str | None = None  # the auth provider that vouched for the identity
-    identity_headers: tuple[tuple[bytes, bytes], ...] = ()  # set by auth: sent to backends
-    claims: Mapping[str, Any] = _NO_CLAIMS  # a JWT's verified claims (for hooks)
-    # --- what request hooks decided (None: no request hook ran)
-    upstream_edits: UpstreamEdits | None = None
-    hook_request: HookRequest | None = None  # what the request hooks were shown
-    deadline: float | None = None  # loop time the route must answer by, once hooks ran
-    # --- what the route did
-    completed: bool | None = None  # aggregate routes: did every backend answer
-    backends: list[BackendLog] = field(default_factory=list)
-    memory: Hold | None = None  # aggregate routes: this request's share of MEMORY_BUDGET
-    websocket: RelayLog | None = None  # websocket routes: the relayed pair, once it ended
-    hooks: list[HookLog] = field(default_factory=list)
+    refused: GatewayError | None = None  # too many query fields; a body: 413, 408
     cut: str | None = None  # the answer was cut off: send_timeout, idle_timeout, upstream_failed
     live: bool = False  # counted in flight on the dashboard (observe/live.py) until logged
+    # Given back once the answer has been sent, however it ended (a share of
+    # the memory budget): set by the route, run by the edge.
+    after_answer: list[Callable[[], None]] = field(default_factory=list)
+    # --- the policies and the route, each once
+    caller: Caller | None = None  # auth
+    hooked: Hooked | None = None  # hooks
+    log: RouteLog = field(default_factory=RouteLog)  # the route's kind
 
     @property
     def route(self) -> Route | None:
@@ -101,14 +178,105 @@ class Envelope:
         return self.found.route.name if isinstance(self.found, Match) else None
 
     @property
+    def identity(self) -> str | None:
+        return self.caller.identity if self.caller is not None else None
+
+    @property
     def identity_key(self) -> str | None:
-        """The identity qualified by its provider, for rate-limit and cache keys:
-        API key id `alice` and JWT `sub: alice` of another provider never meet.
-        Provider names cannot hold "/", so the first one separates them."""
-        return None if self.identity is None else f"{self.provider}/{self.identity}"
+        return self.caller.key if self.caller is not None else None
+
+    @property
+    def identity_headers(self) -> tuple[tuple[bytes, bytes], ...]:
+        return self.caller.headers if self.caller is not None else ()
+
+    @property
+    def claims(self) -> Mapping[str, Any]:
+        return self.caller.claims if self.caller is not None else _NO_CLAIMS
+
+    @property
+    def upstream_edits(self) -> UpstreamEdits | None:
+        return self.hooked.edits if self.hooked is not None else None
+
+    @property
+    def hook_log(self) -> list[HookLog]:
+        return self.hooked.log if self.hooked is not None else []
+
+    def gateway_headers(self) -> list[tuple[bytes, bytes]]:
+        """What the gateway itself tells every upstream: the request ID, the
+        X-Forwarded-* values it resolved, the identity auth established and the
+        trace's tracestate. Each attempt adds its own traceparent (observe/trace.py)."""
+        headers = [
+            (b"x-request-id", self.request_id.encode()),
+            (b"x-forwarded-for", self.forwarded_for.encode("latin-1")),
+            (b"x-forwarded-proto", self.forwarded_proto.encode("latin-1")),
+            (b"x-forwarded-host", self.forwarded_host.encode("latin-1")),
+            *self.identity_headers,
+        ]
+        if self.trace is not None:
+            headers += self.trace.state_headers()
+        return headers
+
+    def answered(self) -> None:
+        """The answer has gone (or the request ended): give back what it held."""
+        releases, self.after_answer = self.after_answer, []
+        for release in releases:
+            release()
 
 
 class GatewayRequest(ASGIRequest):
     """Django's ASGI request, with the gateway's envelope (set by the handler)."""
 
     envelope: Envelope
+
+
+@dataclass(slots=True, eq=False, kw_only=True)
+class RouteCall:
+    """A matched request on its way down its route's stack."""
+
+    envelope: Envelope
+    match: Match
+    scope: Mapping[str, Any]  # the request's or the handshake's (read-only here)
+    request: GatewayRequest | None = None  # an HTTP request (None: a WebSocket handshake)
+    receive: Receive | None = None  # a WebSocket handshake's
+    send: Send | None = None
+    deadline: float  # the loop time the route must answer by
+    # Headers policies add to the answer, whatever it is (an error too): set
+    # on it by the edge; `Vary` values are added to the answer's own.
+    answer_headers: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def route(self) -> Route:
+        return self.match.route
+
+    @property
+    def http(self) -> GatewayRequest:
+        """The HTTP request (a kind that serves only HTTP asks for it)."""
+        assert self.request is not None, "a WebSocket handshake has no HTTP request"
+        return self.request
+
+    def remaining(self) -> float:
+        """Seconds left of the route's deadline."""
+        return max(0.0, self.deadline - asyncio.get_running_loop().time())
+
+
+def open_call(
+    envelope: Envelope,
+    match: Match,
+    scope: Mapping[str, Any],
+    *,
+    request: GatewayRequest | None = None,
+    receive: Receive | None = None,
+    send: Send | None = None,
+) -> RouteCall:
+    """The call of a matched request: the one place the route's deadline is
+    fixed (its `timeout`, from now: after the body was read, before any
+    policy ran)."""
+    return RouteCall(
+        envelope=envelope,
+        match=match,
+        scope=scope,
+        request=request,
+        receive=receive,
+        send=send,
+        deadline=asyncio.get_running_loop().time() + match.route.timeout,
+    )

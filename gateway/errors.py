@@ -16,7 +16,7 @@
     ├── HookFailed               500  a Python hook raised (its traceback is logged)
     ├── HookRejected             4xx/5xx  a request hook rejected the request
     ├── DeadlinePassed           504  the route's deadline passed while hooks ran
-    └── BackendFailed            502, 503, 504 or an upstream 4xx (pipeline/outcome.py)
+    └── BackendFailed            502, 503, 504 or an upstream 4xx (`backend_error`)
 
 Anything else raised while answering is a bug: it is logged with its traceback
 and answered as a bare 500 problem (never the traceback).
@@ -32,6 +32,8 @@ from http import HTTPStatus
 
 import orjson
 from django.http import HttpResponse
+
+from gateway.types import Failure
 
 __all__ = [
     "BackendFailed",
@@ -51,6 +53,7 @@ __all__ = [
     "Unauthorized",
     "Unavailable",
     "UpgradeRequired",
+    "backend_error",
     "error_body",
     "problem_body",
     "problem_response",
@@ -280,3 +283,16 @@ def error_response(error: GatewayError, *, request_id: str, route: str | None) -
         backend=error.backend,
         headers=error.headers,
     )
+
+
+def backend_error(name: str, failure: Failure, *, status: int, detail: str = "") -> BackendFailed:
+    """The problem a failed backend gives its route (named in `backend`)."""
+    error = BackendFailed(
+        status,
+        f"backend {name!r} {detail or failure.phrase}",
+        backend=name,
+        slug="backend-" + failure.name.lower().replace("_", "-"),
+    )
+    if failure is Failure.MEMORY:
+        error.headers["Retry-After"] = "1"
+    return error

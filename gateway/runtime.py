@@ -1,23 +1,24 @@
 """Shared runtime resources, made once per process and kept across reloads:
-upstream HTTP clients, the Redis client, the rate-limit and cache stores, and
-JWKS key caches. Owned by the ASGI lifespan, which closes them at shutdown."""
+upstream HTTP clients, breakers and retry budgets, the Redis client, the
+rate-limit and cache stores (gateway/stores), the memory budget, and what
+policies keep across reloads (`keep`: JWKS key caches). Owned by the ASGI
+lifespan, which closes them at shutdown."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Hashable, Mapping
+from typing import TYPE_CHECKING, Any, cast
 
 import httpx
 
 from gateway.observe import metrics
-from gateway.pipeline.aggregate.budget import MemoryBudget
-from gateway.policies.auth.jwks import JwksKeys
-from gateway.policies.cache import CacheStore, Coalescer, MemoryCache
-from gateway.policies.ratelimit import Limiter
-from gateway.policies.ratelimit.memory import MemoryLimiter
 from gateway.routes.model import Upstream
+from gateway.stores.cache import CacheStore, Coalescer, MemoryCache
+from gateway.stores.limiter import Limiter
+from gateway.stores.limiter_memory import MemoryLimiter
+from gateway.stores.memory_budget import MemoryBudget
 from gateway.upstream.attempts import UpstreamGuard
 from gateway.upstream.clients import UpstreamClients, create_client
 from gateway.upstream.streams import ClientStreams
@@ -40,7 +41,8 @@ async def _close_all(clients: list[httpx.AsyncClient]) -> None:
 class Runtime:
     """What outlives a routes table: upstream clients, circuit breakers and retry
     budgets, the Redis client, the rate-limit and cache stores, the memory budget,
-    JWKS caches. Owned by the ASGI lifespan, which closes it at shutdown."""
+    what policies keep (JWKS caches). Owned by the ASGI lifespan, which closes
+    it at shutdown."""
 
     def __init__(
         self, *, redis_url: str, failure_mode: str, memory_budget: int = 512 * 1024 * 1024
@@ -54,9 +56,9 @@ class Runtime:
         store: CacheStore
         if redis_url:
             # redis-py (and with it whatever it imports) only when it is used.
-            from gateway.policies.ratelimit.redis import RedisLimiter
-            from gateway.policies.redis import connect_redis
-            from gateway.policies.rediscache import RedisCache
+            from gateway.stores.cache_redis import RedisCache
+            from gateway.stores.limiter_redis import RedisLimiter
+            from gateway.stores.redis import connect_redis
 
             self.redis = connect_redis(redis_url)
             self.limiter, store = RedisLimiter(self.redis), RedisCache(self.redis)
@@ -67,8 +69,8 @@ class Runtime:
         self.coalescer = Coalescer(store)
         self.client_streams = ClientStreams()  # long-lived connections per client
         self.fail_closed = failure_mode == "closed"
-        self._jwks: dict[str, JwksKeys] = {}
-        self._jwks_client: httpx.AsyncClient | None = None
+        self._kept: dict[Hashable, Any] = {}
+        self._own_client: httpx.AsyncClient | None = None
         self._guards: dict[Upstream, UpstreamGuard] = {}
         self._retired: list[httpx.AsyncClient] = []  # closed RETIRED_CLIENTS_GRACE after a reload
         self._closing: set[asyncio.Future[None]] = set()
@@ -89,13 +91,19 @@ class Runtime:
         """The breaker and retry budget an upstream's calls go through now."""
         return self._guards.get(upstream)
 
-    def jwks(self, url: str) -> JwksKeys:
-        keys = self._jwks.get(url)
-        if keys is None:
-            if self._jwks_client is None:
-                self._jwks_client = create_client(max_connections=4, timeout=5.0)
-            keys = self._jwks[url] = JwksKeys(url, self._jwks_client)
-        return keys
+    def keep[T](self, key: Hashable, make: Callable[[], T]) -> T:
+        """The object kept under `key`, made by `make` the first time: kept
+        across reloads (a JWT provider's JWKS keys, by URL)."""
+        if key not in self._kept:
+            self._kept[key] = make()
+        return cast(T, self._kept[key])
+
+    def own_client(self) -> httpx.AsyncClient:
+        """A small client for the gateway's own calls (JWKS fetches), not
+        an upstream's."""
+        if self._own_client is None:
+            self._own_client = create_client(max_connections=4)
+        return self._own_client
 
     def retire_unused_clients(self, upstreams: Mapping[str, Upstream]) -> None:
         """After a reload: close the clients of upstreams that changed or went
@@ -117,7 +125,7 @@ class Runtime:
     async def redis_ready(self) -> bool:
         if self.redis is None:
             return True
-        from gateway.policies.redis import REDIS_ERRORS, REDIS_TIMEOUT  # loaded with the client
+        from gateway.stores.redis import REDIS_ERRORS, REDIS_TIMEOUT  # loaded with the client
 
         try:
             async with asyncio.timeout(REDIS_TIMEOUT):
@@ -130,7 +138,7 @@ class Runtime:
         await _close_all(retired)
         await self.clients.aclose()
         await self.limiter.aclose()
-        if self._jwks_client is not None:
-            await self._jwks_client.aclose()
+        if self._own_client is not None:
+            await self._own_client.aclose()
         if self.redis is not None:
             await self.redis.aclose()

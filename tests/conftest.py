@@ -15,9 +15,10 @@ from typing import Any
 
 import pytest
 
-from gateway.envelope import Envelope
+from gateway.envelope import Caller, Envelope
+from gateway.registry import parse_route_table
 from gateway.router import Match
-from gateway.routes import RouteTable, parse_route_table
+from gateway.routes import RouteTable
 from tests.processes import PYTHON, Stub, start_process
 
 
@@ -26,9 +27,12 @@ def table(yaml_text: str) -> RouteTable:
     return parse_route_table(textwrap.dedent(yaml_text))
 
 
-def envelope(route: str | None = None, **fields: Any) -> Envelope:
+def envelope(
+    route: str | None = None, *, identity: str | None = None, provider: str = "keys", **fields: Any
+) -> Envelope:
     """An envelope as the handler would build it, matched to a route of that
-    name (or to none), with `fields` set."""
+    name (or to none), with `fields` set (and, with `identity`, what auth
+    would have said)."""
     found = None
     if route is not None:
         routes = table(
@@ -40,7 +44,6 @@ def envelope(route: str | None = None, **fields: Any) -> Envelope:
         ).routes
         found = Match(routes[0], {}, {})
     made = Envelope(
-        gateway=None,
         found=found,
         request_id="r-1",
         client="192.0.2.9",
@@ -50,6 +53,8 @@ def envelope(route: str | None = None, **fields: Any) -> Envelope:
     )
     for name, value in fields.items():
         setattr(made, name, value)
+    if identity is not None:
+        made.caller = Caller(identity, provider)
     return made
 
 

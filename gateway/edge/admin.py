@@ -38,8 +38,9 @@ from django.http.request import split_domain_port, validate_host
 from uvicorn.config import Config
 from uvicorn.server import ServerState
 
-from gateway import registry
+from gateway import serving
 from gateway.errors import problem_body
+from gateway.lifecycle import lifecycle
 from gateway.observe import metrics
 from gateway.observe.configview import config_document
 from gateway.observe.dashboard import FEED, dashboard_page
@@ -118,7 +119,7 @@ class AdminApp:
             else:
                 await _events(receive, send)
         elif path == "/config":
-            gateway = registry.current()
+            gateway = serving.current()
             if gateway is None:
                 await _problem(send, 503, "no routes are loaded")
                 return
@@ -186,7 +187,7 @@ async def _events(receive: Any, send: Any) -> None:
     def end() -> None:
         FEED.close(stream)
 
-    registry.lifecycle.open_ended.add(end)
+    lifecycle.open_ended.add(end)
     gone = asyncio.ensure_future(_disconnected(receive))
     try:
         while True:
@@ -203,7 +204,7 @@ async def _events(receive: Any, send: Any) -> None:
     finally:
         gone.cancel()
         FEED.close(stream)
-        registry.lifecycle.open_ended.discard(end)
+        lifecycle.open_ended.discard(end)
 
 
 async def _disconnected(receive: Any) -> None:

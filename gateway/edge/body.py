@@ -15,13 +15,14 @@ from __future__ import annotations
 import asyncio
 import io
 import tempfile
-from typing import IO, Any
+from typing import IO
 
 from django.conf import settings
 
 from gateway.edge.protocol import MIN_BODY_RATE
 from gateway.envelope import Envelope
 from gateway.errors import PayloadTooLarge, RequestTimeout
+from gateway.types import Message, Receive, Scope
 
 __all__ = ["read_body"]
 
@@ -31,7 +32,7 @@ class _ClientLeft(Exception):
 
 
 async def read_body(
-    scope: dict[str, Any], receive: Any, envelope: Envelope, limit: int, grace: float
+    scope: Scope, receive: Receive, envelope: Envelope, limit: int, grace: float
 ) -> IO[bytes] | None:
     """The body (empty when refused; see the envelope), or None when the
     client went away before sending all of it."""
@@ -59,7 +60,7 @@ async def read_body(
 
 
 async def _spool(
-    receive: Any, first: dict[str, Any] | None, body: IO[bytes], limit: int, grace: float
+    receive: Receive, first: Message | None, body: IO[bytes], limit: int, grace: float
 ) -> int:
     """Write the body into `body` as it arrives; its size."""
     size = 0
@@ -90,7 +91,7 @@ def _refuse(envelope: Envelope, error: PayloadTooLarge | RequestTimeout) -> IO[b
     return io.BytesIO()
 
 
-def _content_length(scope: dict[str, Any]) -> int | None:
+def _content_length(scope: Scope) -> int | None:
     for name, value in scope.get("headers", ()):
         if name == b"content-length":
             return int(value) if value.isdigit() else None

@@ -24,15 +24,15 @@ def _fail(lines: list[str]) -> NoReturn:
 def _mask_server_logs() -> None:
     """uvicorn logs request targets as sent (its access log, its WebSocket
     lines), whatever flags it was started with: credential query parameters
-    are masked in them (gateway/query.py)."""
+    are masked in them (gateway/credentials.py)."""
     import logging
 
-    from gateway import registry
+    from gateway import serving
     from gateway.observe.logs import MaskQueryCredentials
 
     def names() -> frozenset[str]:
-        gateway = registry.current()
-        return gateway.query_params if gateway is not None else frozenset()
+        gateway = serving.current()
+        return gateway.secret_params if gateway is not None else frozenset()
 
     for name in ("uvicorn.access", "uvicorn.error"):
         logger = logging.getLogger(name)
@@ -41,10 +41,10 @@ def _mask_server_logs() -> None:
 
 
 def _websocket_max_size() -> int:
-    from gateway import registry
+    from gateway import serving
     from gateway.assembly import NO_WEBSOCKETS
 
-    gateway = registry.current()
+    gateway = serving.current()
     return gateway.websocket_max_size if gateway is not None else NO_WEBSOCKETS
 
 
@@ -71,7 +71,7 @@ def build_application() -> object:
 
     from django.conf import settings
 
-    from gateway import registry
+    from gateway import serving
     from gateway.assembly import build_gateway
     from gateway.edge import allocator
     from gateway.edge.handler import GatewayHandler
@@ -88,7 +88,8 @@ def build_application() -> object:
     from gateway.edge.wslimits import limit_websocket_messages
     from gateway.observe import metrics
     from gateway.observe.live import LIVE
-    from gateway.routes import RoutesFileError, parse_routes_file, read_routes_file
+    from gateway.registry import parse_routes_file
+    from gateway.routes import RoutesFileError, read_routes_file
     from gateway.runtime import Runtime
 
     server = running_config()
@@ -106,7 +107,7 @@ def build_application() -> object:
         failure_mode=settings.RATE_LIMIT_FAILURE_MODE,
         memory_budget=settings.MEMORY_BUDGET,
     )
-    registry.install(build_gateway(table, runtime))
+    serving.install(build_gateway(table, runtime))
     LIVE.loaded(str(settings.ROUTES_FILE), file_digest(data), len(table.routes), reload=False)
     keep_the_tcp_peer()
     no_message_logger()

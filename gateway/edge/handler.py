@@ -41,25 +41,23 @@ from django.http import HttpResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.urls import set_script_prefix
 
-from gateway import registry
+from gateway import serving
 from gateway.asgi import cut_connection, may_block
 from gateway.edge.body import read_body
-from gateway.edge.context import open_envelope
-from gateway.edge.intake import drop_underscore_headers, too_many_query_fields
-from gateway.envelope import Envelope, GatewayRequest
+from gateway.edge.intake import drop_underscore_headers, open_envelope, too_many_query_fields
+from gateway.edge.middleware import EdgeRequest
+from gateway.envelope import Envelope
 from gateway.errors import problem_response
 from gateway.observe.accesslog import CLIENT_CLOSED, AccessLog
 from gateway.observe.live import LIVE
 from gateway.observe.readiness import PROBES
 from gateway.responses import RelayedResponse
+from gateway.types import Message, Receive, Scope, Send
 
 __all__ = ["GatewayHandler"]
 
 logger = logging.getLogger("gateway")
 SEND_PIECE = 1024 * 1024  # answers larger than this go out in pieces of this size
-type Scope = dict[str, Any]
-type Receive = Any
-type Send = Any
 
 
 class _ClientStalled(Exception):
@@ -81,7 +79,7 @@ def _disconnect_request_signals() -> None:
 
 
 class GatewayHandler(ASGIHandler):
-    request_class = GatewayRequest
+    request_class = EdgeRequest
 
     def __init__(self) -> None:
         super().__init__()
@@ -100,7 +98,7 @@ class GatewayHandler(ASGIHandler):
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
-        gateway = registry.current()
+        gateway = serving.current()
         if self.drop_underscores:
             drop_underscore_headers(scope)
         envelope = open_envelope(scope, gateway, self.trusted)
@@ -120,12 +118,12 @@ class GatewayHandler(ASGIHandler):
                 LIVE.end(envelope.route_name, CLIENT_CLOSED, 0.0, counted=False)
             return
         try:
-            request = GatewayRequest(scope, body)
+            request = EdgeRequest(scope, body)
         except Exception:  # undecodable headers or query string
             body.close()
             await self._undecodable(envelope, scope, send, started)
             return
-        request.envelope = envelope
+        request.envelope, request.gateway = envelope, gateway
         await self._respond(request, receive, send, started)
 
     async def _undecodable(
@@ -141,7 +139,7 @@ class GatewayHandler(ASGIHandler):
         self.access_log.record(envelope, scope["method"], scope["path"], 400, started)
 
     async def _respond(
-        self, request: GatewayRequest, receive: Receive, send: Send, started: float
+        self, request: EdgeRequest, receive: Receive, send: Send, started: float
     ) -> None:
         """Run the middleware chain and view, send the response; cancel all of it
         if the client disconnects first. Then write the access log line."""
@@ -175,7 +173,7 @@ class GatewayHandler(ASGIHandler):
             await self._finish(request, response, watch.disconnected, started)
 
     @staticmethod
-    def _cut(request: GatewayRequest, send: Send, cut: str, reason: str, *, flush: bool) -> None:
+    def _cut(request: EdgeRequest, send: Send, cut: str, reason: str, *, flush: bool) -> None:
         """Cut the client's connection mid-answer; one log line says why."""
         envelope = request.envelope
         envelope.cut = cut
@@ -191,7 +189,7 @@ class GatewayHandler(ASGIHandler):
 
     async def _finish(
         self,
-        request: GatewayRequest,
+        request: EdgeRequest,
         response: HttpResponseBase | None,
         disconnected: bool,
         started: float,
@@ -202,8 +200,7 @@ class GatewayHandler(ASGIHandler):
         if response is not None:
             response.close()
         envelope = request.envelope
-        if envelope.memory is not None:
-            envelope.memory.release()
+        envelope.answered()
         status = response.status_code if response is not None else 500
         if disconnected:
             status = CLIENT_CLOSED
@@ -257,7 +254,7 @@ class GatewayHandler(ASGIHandler):
                     {"type": "http.response.body", "body": piece, "more_body": end < len(body)},
                 )
 
-    async def _put(self, send: Send, message: dict[str, Any]) -> None:
+    async def _put(self, send: Send, message: Message) -> None:
         """Hand a part of the answer to the server, which waits while the
         client's socket is full: at most CLIENT_SEND_TIMEOUT."""
         if not may_block(send):

@@ -20,11 +20,12 @@ from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 
-from gateway import registry
+from gateway import serving
 from gateway.edge import allocator
 from gateway.edge.handler import GatewayHandler
+from gateway.edge.handshake import WebSocketEntry
 from gateway.edge.reload import Reloader
-from gateway.edge.websocket import WebSocketEntry
+from gateway.lifecycle import lifecycle
 from gateway.observe.dashboard import FEED
 from gateway.runtime import Runtime
 
@@ -80,7 +81,7 @@ class GatewayApplication:
                 return
 
     async def startup(self) -> None:
-        registry.lifecycle.draining = False
+        lifecycle.draining = False
         _drain_on_signals()
         if settings.RELOAD:
             reloader = Reloader(Path(settings.ROUTES_FILE), self.runtime, self.routes_digest)
@@ -88,7 +89,7 @@ class GatewayApplication:
         self._background.append(asyncio.create_task(self._housekeeping()))
         if self.admin is not None:
             await self.admin.start()
-        gateway = registry.current()
+        gateway = serving.current()
         routes = len(gateway.table.routes) if gateway else 0
         logger.info(
             "gateway ready: %d routes, reload %s, admin listener %s",
@@ -113,7 +114,7 @@ class GatewayApplication:
             allocator.trim()
 
     async def shutdown(self) -> None:
-        registry.lifecycle.draining = True
+        lifecycle.draining = True
         self.handler.access_log.flush()
         for task in self._background:
             task.cancel()
@@ -141,8 +142,8 @@ def _drain_on_signals() -> None:
             continue
 
         def handler(signum: int, frame: FrameType | None, previous: Any = previous) -> None:
-            registry.lifecycle.draining = True
-            loop.call_soon_threadsafe(registry.lifecycle.drain)
+            lifecycle.draining = True
+            loop.call_soon_threadsafe(lifecycle.drain)
             previous(signum, frame)
 
         signal.signal(sig, handler)

@@ -20,11 +20,12 @@ import logging
 import os
 from pathlib import Path
 
-from gateway import registry
+from gateway import serving
 from gateway.assembly import build_gateway
 from gateway.observe import metrics
 from gateway.observe.live import LIVE
-from gateway.routes import RoutesFileError, parse_routes_file, read_routes_file
+from gateway.registry import parse_routes_file
+from gateway.routes import RoutesFileError, read_routes_file
 from gateway.runtime import Runtime
 
 __all__ = ["POLL_SECONDS", "Reloader", "file_digest"]
@@ -96,7 +97,7 @@ class Reloader:
             return False
         self._digest = new
         gateway = build_gateway(table, self.runtime)
-        registry.install(gateway)
+        serving.install(gateway)
         self.runtime.retire_unused_clients(table.upstreams)
         metrics.CONFIG_RELOADS.labels("success").inc()
         LIVE.loaded(str(self.path), new, len(table.routes), reload=True)

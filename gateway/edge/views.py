@@ -1,21 +1,18 @@
-"""Views: the route view every gateway path reaches, and the probes.
+"""Views: what answers a request no route matched, the probes, the OpenAPI
+document and its explorer.
 
-The route and its parameters were matched by the ASGI handler before the body
-was read (the route's max_body_size applies as it arrives); the view reads that
-match, and the Gateway it belongs to, from the request's envelope.
+A request a route matched never reaches a view: RouteMiddleware runs the
+route's stack (gateway/edge/middleware.py). The match was made by the ASGI
+handler before the body was read; `no_route` says why there was none.
 """
 
 from __future__ import annotations
 
-import logging
-
 import orjson
-from django.core.exceptions import BadRequest as DjangoBadRequest
-from django.core.exceptions import SuspiciousOperation
 from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 
-from gateway import registry
+from gateway import serving
 from gateway.edge.explorer import explorer_asset, explorer_page
 from gateway.envelope import GatewayRequest
 from gateway.errors import (
@@ -27,54 +24,33 @@ from gateway.errors import (
     problem_response,
 )
 from gateway.observe.readiness import readiness
-from gateway.pipeline.hooks import run_request_hooks
-from gateway.router import BadPath, Match, NoMatch
-from gateway.routes.openapi import openapi_document
+from gateway.registry import openapi_document
+from gateway.router import BadPath, NoMatch
 
 __all__ = [
     "api_docs",
     "api_docs_asset",
     "healthz",
+    "no_route",
     "not_on_this_port",
     "openapi_json",
     "readyz",
-    "route_view",
     "unmatched",
 ]
 
-logger = logging.getLogger("gateway")
 _OK = b'{"status":"ok"}'
 
 
-async def route_view(request: GatewayRequest) -> HttpResponseBase:
+async def no_route(request: GatewayRequest) -> HttpResponseBase:
+    """No route matched: why (400, 404, 405), or none are loaded (503)."""
     envelope = request.envelope
-    if envelope.gateway is None or envelope.found is None:
+    found = envelope.found
+    if found is None:
         return problem_response(503, "no routes are loaded", request_id=envelope.request_id)
-    found, route = envelope.found, envelope.route_name
-    try:
-        if not isinstance(found, Match):
-            raise unmatched(found)
-        if envelope.refused is not None:
-            raise envelope.refused
-        if envelope.policy is not None and envelope.policy.request_hooks:
-            await run_request_hooks(
-                envelope.policy.request_hooks,
-                envelope,
-                request.scope,
-                found.params,
-                found.route.timeout,
-            )
-        return await envelope.gateway.handlers[found.route.name](request, found)
-    except GatewayError as exc:
-        return error_response(exc, request_id=envelope.request_id, route=route)
-    except (SuspiciousOperation, DjangoBadRequest) as exc:  # e.g. too many query fields
-        error = BadRequest(str(exc) or "malformed request")
-        return error_response(error, request_id=envelope.request_id, route=route)
-    except Exception:
-        logger.exception(
-            "unhandled error in route %s", route, extra={"request_id": envelope.request_id}
-        )
-        return problem_response(500, "internal error", request_id=envelope.request_id, route=route)
+    if isinstance(found, NoMatch | BadPath):
+        return error_response(unmatched(found), request_id=envelope.request_id, route=None)
+    # A match never gets here (RouteMiddleware answers it): a bug if it does.
+    raise GatewayError(f"route {found.route.name!r} reached the view")
 
 
 def unmatched(found: NoMatch | BadPath) -> GatewayError:
@@ -92,7 +68,7 @@ _OPENAPI: list[tuple[object, bytes]] = []  # (the routes table it describes, the
 
 async def openapi_json(request: GatewayRequest) -> HttpResponseBase:
     """The routed API as OpenAPI 3.1, for the routes serving now."""
-    gateway = registry.current()
+    gateway = serving.current()
     if gateway is None:
         return problem_response(503, "no routes are loaded", request_id=request.envelope.request_id)
     if not _OPENAPI or _OPENAPI[0][0] is not gateway.table:  # built once per table

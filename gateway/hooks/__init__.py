@@ -298,7 +298,7 @@ class ResponseContext(_HeaderEdits):
     be replaced or changed in place; response headers are set with
     ``set_header``."""
 
-    __slots__ = ("_outcomes", "body", "request", "status")
+    __slots__ = ("_body", "_outcomes", "_unread", "request", "status")
 
     def __init__(
         self,
@@ -310,10 +310,24 @@ class ResponseContext(_HeaderEdits):
     ) -> None:
         super().__init__()
         self.request = request
-        self.body = body
+        self._body = body
+        # The gateway passes the merged answer unread (a function that builds
+        # its Python objects): a hook that never reads it costs nothing.
+        self._unread: Callable[[], Any] | None = None
         self.status = status
         # built when first read (the gateway passes a function)
         self._outcomes = outcomes if callable(outcomes) else tuple(outcomes)
+
+    @property
+    def body(self) -> Any:
+        """The merged JSON as Python objects: change it in place or replace it."""
+        if self._unread is not None:
+            self._body, self._unread = self._unread(), None
+        return self._body
+
+    @body.setter
+    def body(self, value: Any) -> None:
+        self._body, self._unread = value, None
 
     @property
     def outcomes(self) -> tuple[BackendOutcome, ...]:

@@ -5,10 +5,11 @@ API: hook code imports `gateway.hooks` only."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
-from gateway.hooks import BackendCall, Request
+from gateway.hooks import BackendCall, BackendOutcome, Request, ResponseContext
 
-__all__ = ["LazyMapping", "wire_call", "wire_changes"]
+__all__ = ["LazyMapping", "wire_answer", "wire_body", "wire_call", "wire_changes"]
 
 
 def wire_call(
@@ -32,6 +33,25 @@ def wire_changes(call: BackendCall) -> tuple[list[tuple[bytes, bytes]], str] | N
         return None
     headers = [(n.encode("latin-1"), v.encode("latin-1")) for n, v in call._header_list()]
     return headers, call.query_string
+
+
+def wire_answer(
+    request: Request,
+    outcomes: Callable[[], tuple[BackendOutcome, ...]],
+    body: Any,
+    read: Callable[[Any], Any],
+) -> ResponseContext:
+    """A ResponseContext over the merged answer as it will be serialised
+    (spliced bodies included): `read(body)` builds its Python objects the
+    first time a hook reads `body`."""
+    context = ResponseContext(request=request, outcomes=outcomes, body=body)
+    context._unread = lambda: read(body)
+    return context
+
+
+def wire_body(context: ResponseContext) -> Any:
+    """The body to send: as merged, unless a hook read or replaced it."""
+    return context._body
 
 
 class LazyMapping(Mapping[str, str]):

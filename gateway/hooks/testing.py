@@ -35,11 +35,18 @@ from gateway.hooks import (
 __all__ = [
     "backend_call",
     "make_request",
+    "noop",
     "outcome",
     "pytest_pyfunc_call",
     "request_context",
     "response_context",
 ]
+
+
+async def noop(context: object) -> None:
+    """A hook that does nothing, at any stage: a placeholder in a routes file
+    being written (and what the schema's examples name)."""
+    return
 
 
 def make_request(

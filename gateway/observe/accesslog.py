@@ -26,11 +26,11 @@ from typing import BinaryIO
 
 import orjson
 
+from gateway.credentials import redact
 from gateway.envelope import Envelope
 from gateway.observe import metrics
 from gateway.observe.live import LIVE
 from gateway.observe.readiness import PROBES
-from gateway.query import redact
 
 __all__ = ["AccessLog"]
 
@@ -56,8 +56,7 @@ class AccessLog:
         if trace is not None and trace.recording and path not in PROBES:  # OpenTelemetry export
             trace.finish(method, envelope.route, path, envelope.client, status)
         if envelope.query:  # credentials in it shown as ***
-            names = envelope.gateway.query_params if envelope.gateway else frozenset()
-            path = f"{path}?{redact(envelope.query, names)}"
+            path = f"{path}?{redact(envelope.query, envelope.secret_params)}"
         if not path.isascii():  # whatever a server hands over must become a log line
             path = path.encode("utf-8", "replace").decode("utf-8")
         metric_method = method if method in _METHODS else "OTHER"
@@ -100,7 +99,7 @@ class AccessLog:
             "duration_ms": round(duration * 1000, 2),
             "client": envelope.client,
             "identity": envelope.identity,
-            "completed": envelope.completed,
+            "completed": envelope.log.completed,
             "backends": [
                 {
                     "name": b.name,
@@ -109,17 +108,17 @@ class AccessLog:
                     "attempts": b.attempts,
                     "outcome": b.outcome,
                 }
-                for b in envelope.backends
+                for b in envelope.log.backends
             ],
         }
-        if envelope.cut is not None:
-            entry["cut"] = envelope.cut
-        if envelope.hooks:
+        if (cut := _cut(envelope)) is not None:
+            entry["cut"] = cut
+        if envelope.hook_log:
             entry["hooks"] = [
                 {"name": h.name, "stage": h.stage, "duration_ms": round(h.duration * 1000, 3)}
-                for h in envelope.hooks
+                for h in envelope.hook_log
             ]
-        if (ws := envelope.websocket) is not None:
+        if (ws := envelope.log.websocket) is not None:
             entry["websocket"] = {
                 "from_client": ws.to_upstream,
                 "from_upstream": ws.to_client,
@@ -135,17 +134,21 @@ class AccessLog:
         backends = " ".join(
             f"{b.name}={b.status or b.outcome}/{b.duration * 1000:.0f}ms"
             + (f"x{b.attempts}" if b.attempts > 1 else "")
-            for b in envelope.backends
+            for b in envelope.log.backends
         )
         who = f" identity={envelope.identity}" if envelope.identity else ""
-        if envelope.hooks:
+        if envelope.hook_log:
             who += " hooks=" + ",".join(
-                f"{h.name}/{h.duration * 1000:.1f}ms" for h in envelope.hooks
+                f"{h.name}/{h.duration * 1000:.1f}ms" for h in envelope.hook_log
             )
-        done = "" if envelope.completed is None else f" completed={str(envelope.completed).lower()}"
-        if envelope.cut is not None:
-            done += f" cut={envelope.cut}"
-        if (ws := envelope.websocket) is not None:
+        done = (
+            ""
+            if envelope.log.completed is None
+            else f" completed={str(envelope.log.completed).lower()}"
+        )
+        if (cut := _cut(envelope)) is not None:
+            done += f" cut={cut}"
+        if (ws := envelope.log.websocket) is not None:
             done += (
                 f" messages={ws.to_upstream}/{ws.to_client} close={ws.close_code}"
                 f" closed_by={ws.closed_by}"
@@ -159,3 +162,9 @@ class AccessLog:
             + (f" backends: {backends}" if backends else "")
         )
         return text.encode("utf-8", "replace") + b"\n"
+
+
+def _cut(envelope: Envelope) -> str | None:
+    """Why the answer was cut off, if it was (a WebSocket pair: its relay says)."""
+    ws = envelope.log.websocket
+    return envelope.cut or (ws.cut if ws is not None else None)

@@ -21,7 +21,7 @@ import re
 from collections.abc import Collection, Mapping
 from typing import Any
 
-from gateway.routes.model import Hook, PathSegment, RouteTable, Template, Upstream
+from gateway.routes.model import Hook, PathSegment, Route, RouteTable, Template, Upstream
 
 __all__ = ["SECRET", "config_document", "mask_text"]
 
@@ -70,7 +70,10 @@ def config_document(table: RouteTable) -> dict[str, Any]:
         "source": table.source,
         "settings": _plain(table.settings, secrets),
         "upstreams": {name: _upstream(u, secrets) for name, u in table.upstreams.items()},
-        "auth": {name: _plain(p, secrets) for name, p in table.auth.items()},
+        **{
+            key: {name: _plain(entry, secrets) for name, entry in entries.items()}
+            for key, entries in table.sections.items()
+        },
         "hooks": _plain(table.hooks, secrets),
         "routes": [_route(r, secrets) for r in table.routes],
     }
@@ -85,10 +88,12 @@ def _upstream(upstream: Upstream, secrets: frozenset[str]) -> dict[str, Any]:
     return out
 
 
-def _route(route: Any, secrets: frozenset[str]) -> dict[str, Any]:
+def _route(route: Route, secrets: frozenset[str]) -> dict[str, Any]:
+    """The route's own keys, its policies' (by policy name), its kind's."""
     out: dict[str, Any] = _plain(route, secrets)
-    kind = route.kind
-    out["kind"] = {"type": type(kind).__name__.lower(), **out.pop("kind")}
+    out.pop("kind_name")
+    out.update(out.pop("options"))
+    out["kind"] = {"type": route.kind_name, **out.pop("kind")}
     return out
 
 

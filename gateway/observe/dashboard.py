@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from gateway import registry
+from gateway import serving
+from gateway.lifecycle import lifecycle
 from gateway.observe.levels import (
     LEGEND,
     card_level,
@@ -44,7 +45,7 @@ from gateway.observe.live import (
     UpstreamLive,
     merged_percentiles,
 )
-from gateway.routes.model import Aggregate, Proxy
+from gateway.registry import route_summary
 
 if TYPE_CHECKING:
     from gateway.assembly import Gateway
@@ -57,13 +58,6 @@ _BEHIND = 5  # updates a stream may lag before it is cut off
 
 def _when(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds")
-
-
-def _kind(route: Route) -> str:
-    kind = route.kind
-    if isinstance(kind, Aggregate):
-        return "aggregate"
-    return "proxy" if isinstance(kind, Proxy) else "websocket"
 
 
 def _circuit(gateway: Gateway, name: str) -> str:
@@ -84,7 +78,8 @@ def _route(name: str, route: Route | None, live: RouteLive, *, history: bool) ->
     entry: dict[str, Any] = {
         "name": name or "(no route)",
         "path": route.path if route is not None else "",
-        "kind": _kind(route) if route is not None else "unrouted",
+        "kind": route.kind_name if route is not None else "unrouted",
+        "policies": route_summary(route) if route is not None else [],
         "methods": sorted(route.methods) if route is not None else [],
         "timeout_ms": timeout_ms,
         **numbers,
@@ -144,7 +139,7 @@ def _totals(lives: list[RouteLive], *, history: bool) -> dict[str, Any]:
 
 def document(*, history: bool) -> dict[str, Any]:
     """Everything the dashboard shows: `history` with every point kept."""
-    gateway = registry.current()
+    gateway = serving.current()
     config = LIVE.config
     doc: dict[str, Any] = {
         "time": _when(LIVE.second),
@@ -156,7 +151,7 @@ def document(*, history: bool) -> dict[str, Any]:
         },
         "reloads": [{**event, "at": _when(event["at"])} for event in reversed(LIVE.reloads)],
         "errors": [{**error, "at": _when(error["at"])} for error in reversed(LIVE.errors.values())],
-        "draining": registry.lifecycle.draining,
+        "draining": lifecycle.draining,
         "routes": [],
         "upstreams": [],
     }
@@ -229,7 +224,8 @@ class Feed:
         self.streams: set[asyncio.Queue[bytes | None]] = set()
 
     def tick(self) -> None:
-        LIVE.tick(registry.current())
+        gateway = serving.current()
+        LIVE.tick(gateway.table if gateway is not None else None)
         if not self.streams:
             return  # nobody is looking: the history was kept, nothing else to do
         update = event("tick", document(history=False))

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from gateway.assembly import Gateway
+    from gateway.routes.model import RouteTable
 
 __all__ = ["HISTORY", "LIVE", "RECENT_ERRORS", "WINDOW", "Live", "merged_percentiles"]
 
@@ -297,19 +297,19 @@ class Live:
         return [[first + i, *point] for i, point in enumerate(kept)]
 
     # --- once a second, and for the dashboard -----------------------------------------
-    def tick(self, gateway: Gateway | None) -> dict[str, Any]:
+    def tick(self, table: RouteTable | None) -> dict[str, Any]:
         """Fold the second that ended; forget routes and upstreams the
         current config no longer has (once nothing is in flight on them).
         Returns the new points, for the dashboards that are open."""
         self.second = second = int(time.time())
-        keep = {r.name for r in gateway.table.routes} if gateway is not None else set()
+        keep = {r.name for r in table.routes} if table is not None else set()
         keep.add(UNROUTED)
         for name in [n for n, r in self.routes.items() if n not in keep and not r.in_flight]:
             del self.routes[name]
         for name in keep - self.routes.keys():
             self.routes[name] = RouteLive()
         routes = {name: (second, *live.fold()) for name, live in self.routes.items()}
-        upstream_names = set(gateway.table.upstreams) if gateway is not None else set()
+        upstream_names = set(table.upstreams) if table is not None else set()
         for name in [n for n in self.upstreams if n not in upstream_names]:
             del self.upstreams[name]
         for name in upstream_names - self.upstreams.keys():

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 import orjson
 
-from gateway.query import redact
+from gateway.credentials import redact
 
 __all__ = ["JsonFormatter", "MaskQueryCredentials", "TextFormatter", "utc_timestamp"]
 

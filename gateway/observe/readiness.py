@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from gateway import registry
+from gateway import serving
+from gateway.lifecycle import lifecycle
 
 __all__ = ["PROBES", "readiness"]
 
@@ -14,10 +15,10 @@ PROBES = frozenset({"/healthz", "/readyz"})
 async def readiness() -> tuple[int, str]:
     """(200, "") when a routes table is loaded, Redis (if any) answers and the
     process is not draining; else (503, why)."""
-    gateway = registry.current()
+    gateway = serving.current()
     if gateway is None:
         return 503, "no routes are loaded"
-    if registry.lifecycle.draining:
+    if lifecycle.draining:
         return 503, "shutting down"
     if not await gateway.runtime.redis_ready():
         return 503, "redis does not answer"

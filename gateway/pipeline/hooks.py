@@ -1,13 +1,16 @@
 """Running Python hooks (SPEC 3.12; the public objects are gateway.hooks).
 
 Hooks were resolved when the routes loaded (gateway/routes/hooks.py); here
-they run: in list order (global ones first), each timed (access log,
+they run, as stages: `request` hooks are a stage of the route's stack (after
+auth and rate limits, before the route's kind, on every kind and on a
+WebSocket handshake), `backend` hooks a stage of each backend's chain and
+`response` hooks a stage of the merged answer (gateway/pipeline/aggregate).
+A route without hooks of a stage has no such stage: it costs nothing there.
+
+They run in list order (global ones first), each timed (the access log,
 `gateway_hook_duration_seconds{hook}`), under the route's deadline. A hook
 that raises fails the request with a 500 naming it, its traceback logged
 once with the request id; `Rejection` answers the status the hook chose.
-
-A route without hooks never reaches this module: callers test the (empty)
-tuples first, so hooks cost nothing where there are none.
 """
 
 from __future__ import annotations
@@ -16,75 +19,42 @@ import asyncio
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
-from gateway.envelope import Envelope, HookLog
-from gateway.errors import DeadlinePassed, HookFailed, HookRejected
+from gateway.envelope import Envelope, Hooked, HookLog, RouteCall, UpstreamEdits
+from gateway.errors import DeadlinePassed, GatewayError, HookFailed, HookRejected
 from gateway.hooks import Rejection, Request, RequestContext
 from gateway.hooks._wire import LazyMapping
 from gateway.observe import metrics
-from gateway.routes.model import Hook
+from gateway.routes.model import Hook, Route
+from gateway.stack import Answer, BuildContext, Policy, RouteHandler, RouteStage
 
-__all__ = [
-    "UpstreamEdits",
-    "build_request",
-    "remaining",
-    "request_of",
-    "run_bounded",
-    "run_hooks",
-    "run_request_hooks",
-]
+__all__ = ["POLICY", "hooked", "request_hooks_stage", "run_bounded", "run_hooks"]
 
 logger = logging.getLogger("gateway")
 
 
-@dataclass(frozen=True, slots=True)
-class UpstreamEdits:
-    """The upstream headers request hooks set or removed, for every call."""
-
-    set: tuple[tuple[bytes, bytes], ...]
-    removed: frozenset[bytes]
-
-    def apply(self, headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
-        drop = self.removed | {name for name, _ in self.set}
-        return [(n, v) for n, v in headers if n not in drop] + list(self.set)
-
-    def key(self) -> list[tuple[str, str]]:
-        """For cache keys: the answers of backends vary with these."""
-        return sorted(
-            [(n.decode(), v.decode("latin-1")) for n, v in self.set]
-            + [(n.decode(), "") for n in self.removed]
-        )
-
-
-def remaining(envelope: Envelope, timeout: float) -> float:
-    """What is left of the route's `timeout` once hooks have run."""
-    if envelope.deadline is None:
-        return timeout
-    return max(0.0, envelope.deadline - asyncio.get_running_loop().time())
+def hooked(envelope: Envelope, scope: Mapping[str, Any], params: Mapping[str, str]) -> Hooked:
+    """The request's hook state: what its hooks are shown, built once, by the
+    first hook stage that runs."""
+    if envelope.hooked is None:
+        envelope.hooked = Hooked(_public_request(envelope, scope, params))
+    return envelope.hooked
 
 
 async def run_hooks(
-    hooks: Sequence[Hook],
-    stage: str,
-    subject: Any,
-    envelope: Envelope,
-    route_timeout: float,
+    hooks: Sequence[Hook], stage: str, subject: Any, envelope: Envelope, deadline: float
 ) -> None:
-    """Run `hooks` on `subject` in order, within what is left of the route's
-    deadline (which starts now, `route_timeout` long, if none was set yet)."""
-    if envelope.deadline is None:
-        envelope.deadline = asyncio.get_running_loop().time() + route_timeout
-    deadline = asyncio.timeout_at(envelope.deadline)
-    log = envelope.hooks
+    """Run `hooks` on `subject` in order, within the route's deadline."""
+    timer = asyncio.timeout_at(deadline)
     try:
-        async with deadline:
+        async with timer:
             await run_bounded(hooks, stage, subject, envelope)
     except TimeoutError:
-        if not deadline.expired():
+        if not timer.expired():
             raise
+        log = envelope.hook_log
         name = log[-1].name if log else hooks[0].name  # the one that was running
         raise DeadlinePassed(f"the route's deadline passed in hook {name!r}") from None
 
@@ -92,13 +62,16 @@ async def run_hooks(
 async def run_bounded(hooks: Sequence[Hook], stage: str, subject: Any, envelope: Envelope) -> None:
     """The hooks in order, each timed; a failure becomes the route's error.
     No timer of its own: the caller's deadline bounds it."""
-    log = envelope.hooks
+    assert envelope.hooked is not None  # `hooked` was called by the stage
+    log = envelope.hooked.log
     for hook in hooks:
         started = time.perf_counter()
         try:
             await hook.func(subject)
         except Rejection as exc:
             raise HookRejected(exc.status, exc.detail) from None
+        except GatewayError:  # the gateway's own refusal (the memory budget)
+            raise
         except Exception:
             _log_failure(hook, envelope)
             raise HookFailed(f"hook {hook.name!r} failed") from None
@@ -117,17 +90,8 @@ def _log_failure(hook: Hook, envelope: Envelope) -> None:
     )
 
 
-def request_of(envelope: Envelope, scope: Mapping[str, Any], params: Mapping[str, str]) -> Request:
-    """What the request hooks were shown, or (none ran) the same, built now."""
-    if envelope.hook_request is None:
-        envelope.hook_request = build_request(envelope, scope, params)
-    return envelope.hook_request
-
-
-def build_request(
-    envelope: Envelope,
-    scope: Mapping[str, Any],
-    params: Mapping[str, str],
+def _public_request(
+    envelope: Envelope, scope: Mapping[str, Any], params: Mapping[str, str]
 ) -> Request:
     """The public view of the request (gateway.hooks.Request)."""
     raw_headers = scope["headers"]
@@ -161,22 +125,43 @@ def build_request(
     )
 
 
-async def run_request_hooks(
-    hooks: Sequence[Hook],
-    envelope: Envelope,
-    scope: Mapping[str, Any],
-    params: Mapping[str, str],
-    route_timeout: float,
-) -> Request:
-    """The request stage; what the hooks set for upstreams lands in
-    `envelope.upstream_edits`. Returns the Request, for later stages."""
-    request = envelope.hook_request = build_request(envelope, scope, params)
-    context = RequestContext(request)
-    await run_hooks(hooks, "request", context, envelope, route_timeout)
-    added, removed = context.upstream_headers_set, context.upstream_headers_removed
-    if added or removed:
-        envelope.upstream_edits = UpstreamEdits(
-            tuple((n.encode(), v.encode("latin-1")) for n, v in added.items()),
-            frozenset(n.encode() for n in removed),
+def request_hooks_stage(route: Route, context: BuildContext) -> RouteStage | None:
+    """The request hooks (global ones first): what they set for upstreams
+    goes with every upstream call of the request (`Hooked.edits`)."""
+    hooks = context.table.hooks.request + route.hooks.request
+    if not hooks:
+        return None
+
+    def stage(inner: RouteHandler) -> RouteHandler:
+        async def handler(call: RouteCall) -> Answer:
+            state = hooked(call.envelope, call.scope, call.match.params)
+            context = RequestContext(state.request)
+            await run_hooks(hooks, "request", context, call.envelope, call.deadline)
+            added, removed = context.headers_set, context.headers_removed
+            if added or removed:
+                state.edits = UpstreamEdits(
+                    tuple((n.encode(), v.encode("latin-1")) for n, v in added.items()),
+                    frozenset(n.encode() for n in removed),
+                )
+            return await inner(call)
+
+        return handler
+
+    return stage
+
+
+def _summary(route: Route) -> str | None:
+    hooks = route.hooks
+    stages = [
+        f"{stage} ({len(found)})"
+        for stage, found in (
+            ("request", hooks.request),
+            ("backend", hooks.backend),
+            ("response", hooks.response),
         )
-    return request
+        if found
+    ]
+    return "hooks: " + ", ".join(stages) if stages else None
+
+
+POLICY = Policy(name="hooks", stage=request_hooks_stage, summary=_summary)

@@ -19,24 +19,24 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterable, AsyncIterator
-from typing import TYPE_CHECKING
 
 import httpx
 
-from gateway import registry
-from gateway.envelope import BackendLog, GatewayRequest
-from gateway.errors import GatewayError
+from gateway.envelope import BackendLog, GatewayRequest, RouteCall
+from gateway.errors import GatewayError, backend_error
+from gateway.lifecycle import lifecycle
 from gateway.observe import metrics
 from gateway.observe.trace import CallTarget
-from gateway.pipeline.failures import Failure, classify_transport_error, failure_error
-from gateway.pipeline.hooks import remaining
+from gateway.policies import cors
 from gateway.responses import RelayedResponse
-from gateway.router import Match
 from gateway.routes.model import Proxy, Route
+from gateway.routes.openapi import Description
+from gateway.routes.proxy import PROXY
+from gateway.stack import BuildContext, Kind
+from gateway.types import Failure
 from gateway.upstream.attempts import Traced, call_guarded, is_retryable_status
 from gateway.upstream.render import (
     RenderInput,
-    gateway_headers,
     hop_by_hop_names,
     render_path,
     upstream_headers,
@@ -44,16 +44,14 @@ from gateway.upstream.render import (
 from gateway.upstream.requests import (
     Origin,
     build_request,
+    classify_transport_error,
     reserve_traceparent,
     send,
     set_traceparent,
 )
 from gateway.upstream.streams import Stream, open_stream, refusal
 
-if TYPE_CHECKING:
-    from gateway.pipeline import Handler, Parts
-
-__all__ = ["ProxyHandler", "ProxyResponse", "build_proxy"]
+__all__ = ["KIND", "ProxyHandler", "ProxyResponse"]
 
 CHUNK = 64 * 1024
 # Set by the gateway (or its server) on the way out; like nginx, the upstream's
@@ -84,7 +82,7 @@ class ProxyResponse(RelayedResponse):
         self._ended = False
         if open_ended:  # one generator layer more, for streams only
             relay = self._until_drained(relay)
-            registry.lifecycle.open_ended.add(self.end)
+            lifecycle.open_ended.add(self.end)
         super().__init__(upstream.status_code, headers, relay)
 
     def end(self) -> None:
@@ -101,7 +99,7 @@ class ProxyResponse(RelayedResponse):
                 raise
 
     async def aclose_upstream(self) -> None:
-        registry.lifecycle.open_ended.discard(self.end)
+        lifecycle.open_ended.discard(self.end)
         if self._stream is not None:
             self._stream.close()
         await self._upstream.aclose()
@@ -112,31 +110,30 @@ class ProxyResponse(RelayedResponse):
         return "upstream_failed", f"the upstream's answer broke off: {error}"
 
 
-def build_proxy(route: Route, proxy: Proxy, parts: Parts) -> Handler:
-    return ProxyHandler(route, proxy, parts)
-
-
 class ProxyHandler:
-    def __init__(self, route: Route, proxy: Proxy, parts: Parts) -> None:
+    def __init__(self, route: Route, context: BuildContext) -> None:
+        proxy = route.kind
+        assert isinstance(proxy, Proxy)
         self.route = route
         self.template = proxy.path
-        self.upstream = parts.table.upstreams[proxy.upstream]
-        self.client = parts.clients[proxy.upstream]
+        self.upstream = context.table.upstreams[proxy.upstream]
+        self.client = context.clients[proxy.upstream]
         self.origin = Origin(self.upstream)
-        self.guard = parts.guards[proxy.upstream]
-        self.client_streams = parts.runtime.client_streams
-        self.streams_per_client = parts.table.settings.max_streams_per_client
+        self.guard = context.guards[proxy.upstream]
+        self.client_streams = context.runtime.client_streams
+        self.streams_per_client = context.table.settings.max_streams_per_client
         self.backend_name = proxy.upstream
         self.static_headers = upstream_headers(self.upstream)
-        self.dropped = parts.not_relayed(route, self.static_headers)
+        self.dropped = context.not_relayed(route, self.static_headers)
         # With CORS the gateway owns Access-Control-*: the upstream's are dropped.
-        self.drop_cors = route.cors is not None
+        self.drop_cors = cors.OPTION.of(route) is not None
         t = self.upstream.timeout
         idle = proxy.idle_timeout or t
         self.timeouts = {"connect": t, "read": t, "write": t, "pool": t, "body": idle}
         self.traced: dict[str, Traced[httpx.Response | Failure]] = {}
 
-    async def __call__(self, request: GatewayRequest, match: Match) -> ProxyResponse:
+    async def __call__(self, call: RouteCall) -> ProxyResponse:
+        request, match, envelope = call.http, call.match, call.envelope
         upstream = self.upstream
         values = RenderInput(match.params, match.path_params, {})
         path = upstream.base_path + render_path(self.template, values)
@@ -147,11 +144,11 @@ class ProxyHandler:
         hop = hop_by_hop_names(incoming)
         dropped = self.dropped
         headers = [(n, v) for n, v in incoming if n not in dropped and n not in hop]
-        headers += gateway_headers(request.envelope)
+        headers += envelope.gateway_headers()
         headers += self.static_headers
-        if (edits := request.envelope.upstream_edits) is not None:  # request hooks
+        if (edits := envelope.upstream_edits) is not None:  # request hooks
             headers = edits.apply(headers)
-        size = request.envelope.body_size
+        size = envelope.body_size
         content: bytes | AsyncIterator[bytes] | None = None
         if size:
             content = request.read() if size <= CHUNK * 16 else _read_chunks(request)
@@ -166,14 +163,14 @@ class ProxyHandler:
         )
         # Retried only when nothing of a body has been sent: GET and HEAD without one.
         idempotent = request.method in ("GET", "HEAD") and not size
-        client = request.envelope.identity_key or request.envelope.client
+        client = envelope.identity_key or envelope.client
         if _asks_for_a_stream(request):  # refused before the upstream is asked, if full
             error = refusal(
                 self.guard.streams, self.client_streams, client, self.streams_per_client
             )
             if error is not None:
                 raise error
-        response = await self._send(outgoing, idempotent, request)
+        response = await self._send(outgoing, idempotent, call)
         hop_back = hop_by_hop_names(response.headers.raw)
         if response.status_code in (204, 304):
             # No body follows whatever a Content-Length says (a 304's describes
@@ -205,7 +202,7 @@ class ProxyHandler:
         return ProxyResponse(response, back, open_ended=stream is not None, stream=stream)
 
     async def _send(
-        self, outgoing: httpx.Request, idempotent: bool, request: GatewayRequest
+        self, outgoing: httpx.Request, idempotent: bool, call: RouteCall
     ) -> httpx.Response:
         """Until response headers: `call_guarded` (circuit breaker, retries within
         the budget), all of it under the route deadline."""
@@ -224,14 +221,14 @@ class ProxyHandler:
             status = response.status_code
             return response
 
-        trace, traced, slot = request.envelope.trace, None, None
+        trace, traced, slot = call.envelope.trace, None, None
         if trace is not None:
             traced = self.traced.get(outgoing.method) or self._traced(outgoing.method)
             slot = reserve_traceparent(outgoing)
         started = time.perf_counter()
         result: httpx.Response | Failure | None
         try:
-            async with asyncio.timeout(remaining(request.envelope, self.route.timeout)):
+            async with asyncio.timeout_at(call.deadline):
                 result = await call_guarded(
                     self.guard,
                     attempt,
@@ -244,11 +241,11 @@ class ProxyHandler:
         except TimeoutError:
             result = Failure.TIMEOUT
         if isinstance(result, httpx.Response):
-            self._log(request, status, started, attempts, "ok")
+            self._log(call, status, started, attempts, "ok")
             return result
         failure = Failure.CIRCUIT_OPEN if result is None else result
-        self._log(request, status, started, attempts, failure.name.lower())
-        raise failure_error(self.backend_name, failure, status=failure.route_status)
+        self._log(call, status, started, attempts, failure.name.lower())
+        raise backend_error(self.backend_name, failure, status=failure.route_status)
 
     def _traced(self, method: str) -> Traced[httpx.Response | Failure]:
         """The CLIENT span's fixed attributes for one method (kept for the
@@ -262,7 +259,7 @@ class ProxyHandler:
 
     def _log(
         self,
-        request: GatewayRequest,
+        call: RouteCall,
         status: int | None,
         started: float,
         attempts: int,
@@ -272,7 +269,7 @@ class ProxyHandler:
         log = BackendLog(
             self.backend_name, status, time.perf_counter() - started, attempts, outcome
         )
-        request.envelope.backends.append(log)
+        call.envelope.log.backends.append(log)
 
 
 def _describe(result: httpx.Response | Failure) -> tuple[int | None, bool]:
@@ -305,3 +302,16 @@ async def _read_chunks(request: GatewayRequest) -> AsyncIterator[bytes]:
     short enough to do on the loop, and a thread hop per chunk would cost more."""
     while chunk := request.read(CHUNK):
         yield chunk
+
+
+def describe(route: Route, description: Description) -> None:
+    description.ok["description"] = "The upstream's answer, as it came"
+    description.ok_content["*/*"] = {"schema": {}}
+    description.responses["default"] = {"description": "The upstream's answer, whatever its status"}
+    description.request_body = {
+        "description": "Passed to the upstream as it came",
+        "content": {"*/*": {"schema": {}}},
+    }
+
+
+KIND = Kind(reader=PROXY, build=ProxyHandler, describe=describe)

@@ -26,33 +26,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from dataclasses import dataclass
 from typing import Any
 
 from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
-from gateway import registry
 from gateway.asgi import cut_connection, may_block
+from gateway.envelope import RelayLog
+from gateway.lifecycle import lifecycle
 from gateway.upstream.wsconnection import UpstreamSocket
 
-__all__ = ["Relay", "RelayLog"]
+__all__ = ["Relay"]
 
 CLIENT_LEFT = 1001  # going away
 UPSTREAM_FAILED = 1011
 TOO_BIG = 1009
 RESTART = 1012
-
-
-@dataclass(slots=True)
-class RelayLog:
-    """What the access log says of a relayed pair."""
-
-    to_upstream: int = 0  # messages from the client
-    to_client: int = 0  # messages from the upstream
-    close_code: int | None = None  # the code the side that ended it gave
-    closed_by: str = ""  # "client", "upstream" or "gateway"
-    cut: str | None = None  # "send_timeout": the client was cut off, reading nothing
 
 
 def _sendable(code: int | None, otherwise: int) -> int:
@@ -90,13 +79,13 @@ class Relay:
 
     async def run(self) -> RelayLog:
         self._timer = self._loop.call_at(self._last + self._idle, self._check_idle)
-        registry.lifecycle.open_ended.add(self.drain)
+        lifecycle.open_ended.add(self.drain)
         downstream = asyncio.create_task(self._from_upstream())
         try:
             await self._from_client()
             await downstream
         finally:
-            registry.lifecycle.open_ended.discard(self.drain)
+            lifecycle.open_ended.discard(self.drain)
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None

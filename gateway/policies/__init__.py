@@ -1,11 +1,10 @@
-"""Per-route policies, built once when a routes table loads: who may call the
-route (auth), how often (rate limit), and from which origins (CORS). The
-middleware reads the policy of the route the handler matched, from the
-request's envelope.
+"""Route policies: who may call a route (auth and scopes), how often (rate
+limit), from which origins (CORS). Each is one module (auth: a package, one
+module per provider kind) with its keys in the routes file, its stage and
+its registration (`POLICY`), listed in gateway/registry.py in the order the
+stages run.
 
-    auth/       the Authenticator protocol and one module per provider kind
-    ratelimit/  token buckets (in-process or Redis) and their middleware
-    cors.py     the CORS policy and its middleware
-    cache.py    the response cache of aggregate routes (used by the pipeline)
-    route.py    RoutePolicy: the three, built for one route
+    cors.py       CORS: preflights answered, headers on every answer
+    auth/         the Authenticator protocol, one module per provider kind, the stage
+    ratelimit.py  token buckets per route and client (the buckets: gateway/stores)
 """

@@ -1,5 +1,9 @@
-"""The routes file: `load_route_table(path)` -> a frozen `RouteTable`, or
-`RoutesFileError` carrying every problem, each with its line."""
+"""The routes file: `load_route_table(path, vocabulary)` -> a frozen
+`RouteTable`, or `RoutesFileError` carrying every problem, each with its line.
+
+The vocabulary is what the registered kinds and policies read
+(gateway/routes/vocabulary.py); gateway/registry.py binds these functions to
+the registered one."""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from gateway.routes.model import *  # noqa: F403
 from gateway.routes.model import RouteTable
 from gateway.routes.reader import Reader
 from gateway.routes.source import Problem, parse_yaml
+from gateway.routes.vocabulary import Vocabulary
 
 __all__ = [
     "Problem",
@@ -40,7 +45,7 @@ class RoutesFileError(Exception):
         ]
 
 
-def parse_route_table(text: str, source: str = "routes.yaml") -> RouteTable:
+def parse_route_table(text: str, vocabulary: Vocabulary, source: str = "routes.yaml") -> RouteTable:
     """Parse routes-file text (with `${VAR}` taken from the environment)."""
     secrets: set[str] = set()
     root, problems = parse_yaml(text, secrets=secrets)
@@ -48,7 +53,7 @@ def parse_route_table(text: str, source: str = "routes.yaml") -> RouteTable:
         raise RoutesFileError(source, problems)
     reader = Reader()
     reader.problems.extend(problems)
-    table = read_document(reader, root, source)
+    table = read_document(reader, root, source, vocabulary)
     if reader.problems or table is None:
         raise RoutesFileError(source, reader.problems or [Problem(1, "invalid routes file")])
     return dataclasses.replace(table, secrets=frozenset(secrets))
@@ -65,7 +70,7 @@ def read_routes_file(path: str | Path) -> bytes:
         ) from None
 
 
-def parse_routes_file(data: bytes, name: str) -> RouteTable:
+def parse_routes_file(data: bytes, name: str, vocabulary: Vocabulary) -> RouteTable:
     """Parse the bytes `read_routes_file` returned for the file called `name`."""
     if len(data) > MAX_FILE_SIZE:
         raise RoutesFileError(name, [Problem(1, f"larger than {MAX_FILE_SIZE} bytes")])
@@ -74,9 +79,9 @@ def parse_routes_file(data: bytes, name: str) -> RouteTable:
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         raise RoutesFileError(name, [Problem(line, "not valid UTF-8")]) from None
-    return parse_route_table(text, name)
+    return parse_route_table(text, vocabulary, name)
 
 
-def load_route_table(path: str | Path) -> RouteTable:
+def load_route_table(path: str | Path, vocabulary: Vocabulary) -> RouteTable:
     """Read and parse the routes file at `path`."""
-    return parse_routes_file(read_routes_file(path), str(path))
+    return parse_routes_file(read_routes_file(path), str(path), vocabulary)

@@ -8,28 +8,47 @@ import re
 from collections.abc import Collection, Mapping
 from dataclasses import replace
 
-from gateway.routes.kinds import KindReader, RouteContext, read_template, read_upstream_ref
+from gateway.routes.hooks import STAGES
+from gateway.routes.keys import (
+    BOOL,
+    DURATION,
+    HEADERS,
+    NAME,
+    STRING,
+    STRINGS,
+    Key,
+    ListOf,
+    MapOf,
+    Section,
+    Value,
+)
+from gateway.routes.kinds import read_template, read_upstream_ref
 from gateway.routes.model import Aggregate, Backend, CacheSpec, FieldRef, ParamRef, Template
+from gateway.routes.reader import NAME as NAME_PATTERN
 from gateway.routes.reader import Reader, did_you_mean
 from gateway.routes.settings import read_forward_headers
 from gateway.routes.source import Node
+from gateway.routes.vocabulary import KindReader, RouteContext
 
-__all__ = ["AGGREGATE"]
+__all__ = ["AGGREGATE", "BACKEND"]
 
-_BACKEND_KEYS = (
-    "upstream",
-    "path",
-    "query",
-    "key",
-    "required",
-    "target",
-    "allow",
-    "deny",
-    "rename",
-    "name",
-    "method",
-    "forward_headers",
+BACKEND = Section(
+    (
+        Key(name="upstream", value=NAME, required=True, example="u"),
+        Key(name="path", value=STRING, required=True, example="/x", wrong=["/x"]),
+        Key(name="query", value=MapOf(STRING, "q")),
+        Key(name="key", value=STRING, example="k"),
+        Key(name="required", value=BOOL),
+        Key(name="target", value=STRING, example="data"),
+        Key(name="allow", value=STRINGS),
+        Key(name="deny", value=STRINGS),
+        Key(name="rename", value=MapOf(STRING, "a"), example={"a": "b"}),
+        Key(name="name", value=NAME),
+        Key(name="method", value=Value({"enum": ["GET", "POST"]}, "POST", "PUT")),
+        Key(name="forward_headers", value=HEADERS),
+    )
 )
+CACHE = Section((Key(name="ttl", value=DURATION, required=True),))
 _KEY = re.compile(r"[A-Za-z0-9_\-]+")
 _FIELD_PATH = re.compile(r"[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*")
 _EMPTY = Template(parts=(), source="")
@@ -50,7 +69,7 @@ def _read(r: Reader, fields: Mapping[str, Node], ctx: RouteContext) -> Aggregate
 
 
 def _read_cache(r: Reader, node: Node, where: str) -> CacheSpec | None:
-    fields = r.mapping(node, where, allowed=("ttl",), required=("ttl",))
+    fields = CACHE.fields(r, node, where)
     if not fields or "ttl" not in fields:
         return None
     ttl = r.duration(fields["ttl"], f"{where}.ttl")
@@ -77,7 +96,7 @@ def _read_backends(
 
 
 def _read_backend(r: Reader, node: Node, where: str, upstreams: Collection[str]) -> Backend | None:
-    fields = r.mapping(node, where, allowed=_BACKEND_KEYS, required=("upstream", "path"))
+    fields = BACKEND.fields(r, node, where)
     if fields is None or "upstream" not in fields or "path" not in fields:
         return None
     upstream = read_upstream_ref(r, fields["upstream"], f"{where}.upstream", upstreams)
@@ -98,6 +117,8 @@ def _read_backend(r: Reader, node: Node, where: str, upstreams: Collection[str])
     text = {
         k: r.string(fields[k], f"{where}.{k}") for k in ("name", "target", "method") if k in fields
     }
+    if (name := text.get("name")) and not NAME_PATTERN.fullmatch(name):
+        r.error(fields["name"], f"{where}.name", "may use letters, digits, '_', '.', ':' and '-'")
     method = (text.get("method") or "GET").upper()
     if method not in ("GET", "POST"):
         r.error(fields["method"], f"{where}.method", "aggregate backends use GET or POST")
@@ -267,8 +288,12 @@ def _find_cycle(backends: tuple[Backend, ...], keys: dict[str, int]) -> list[int
 
 AGGREGATE = KindReader(
     name="aggregate",
-    key="backends",
+    keys=(
+        Key(name="backends", value=ListOf(BACKEND, min_items=1), wrong=[]),
+        Key(name="cache", value=CACHE),
+        Key(name="stream", value=BOOL),
+    ),
     methods=("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"),
-    only_keys=("cache", "stream"),
     read=_read,
+    hook_stages=STAGES,
 )

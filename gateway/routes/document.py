@@ -2,28 +2,39 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from types import MappingProxyType
+from typing import Any
 
-from gateway.routes.hooks import read_hooks
-from gateway.routes.model import NO_HOOKS, ProviderConfig, Route, RouteTable, Upstream
-from gateway.routes.providers import read_auth_provider
+from gateway.routes.hooks import hooks_section, read_hooks
+from gateway.routes.keys import Key, ListOf, MapOf, OneOf, Section, Value
+from gateway.routes.model import NO_HOOKS, Route, RouteTable, Upstream
 from gateway.routes.reader import Reader
-from gateway.routes.route import read_route
-from gateway.routes.settings import read_settings
+from gateway.routes.route import read_route, route_sections
+from gateway.routes.settings import read_settings, settings_section
 from gateway.routes.source import Node
-from gateway.routes.upstreams import read_upstream
+from gateway.routes.upstreams import UPSTREAM, read_upstream
+from gateway.routes.vocabulary import Vocabulary
 
-__all__ = ["read_document"]
+__all__ = ["document_section", "read_document"]
 
 
-def read_document(r: Reader, root: Node, source: str) -> RouteTable | None:
-    fields = r.mapping(
-        root,
-        "",
-        allowed=("version", "settings", "upstreams", "auth", "hooks", "routes"),
-        required=("version", "routes"),
+def document_section(vocabulary: Vocabulary) -> Section:
+    """The whole file: the core sections and the policies' own."""
+    return Section(
+        (
+            Key(name="version", value=Value({"const": 1}, 1, 2), required=True),
+            Key(name="settings", value=settings_section(vocabulary)),
+            Key(name="upstreams", value=MapOf(UPSTREAM, "u")),
+            *(Key(name=s.key, value=s.value) for s in vocabulary.top_sections),
+            Key(name="hooks", value=hooks_section()),
+            Key(name="routes", value=ListOf(OneOf(route_sections(vocabulary))), required=True),
+        )
     )
+
+
+def read_document(r: Reader, root: Node, source: str, vocabulary: Vocabulary) -> RouteTable | None:
+    fields = document_section(vocabulary).fields(r, root, "")
     if fields is None:
         return None
     if "version" in fields and fields["version"].value != 1:
@@ -32,22 +43,25 @@ def read_document(r: Reader, root: Node, source: str) -> RouteTable | None:
             "version",
             f"unsupported version {fields['version'].value!r} (expected 1)",
         )
-    settings = read_settings(r, fields.get("settings"))
+    # Names as written (valid or not), so that a broken upstream is reported
+    # once, not again at every route that uses it.
+    names: dict[str, Collection[str]] = {"upstreams": _names(fields.get("upstreams"))}
+    for section in vocabulary.top_sections:
+        names[section.key] = _names(fields.get(section.key))
+    settings = read_settings(r, fields.get("settings"), vocabulary, names)
     hooks = read_hooks(r, fields["hooks"], "hooks") if "hooks" in fields else NO_HOOKS
     upstreams: dict[str, Upstream] = _read_named(
         r, fields.get("upstreams"), "upstreams", read_upstream
     )
-    providers: dict[str, ProviderConfig] = _read_named(
-        r, fields.get("auth"), "auth", read_auth_provider
-    )
-    # Names as written (valid or not), so that a broken upstream is reported
-    # once, not again at every route that uses it.
-    upstream_names = _names(fields.get("upstreams"))
-    provider_names = _names(fields.get("auth"))
+    sections: dict[str, Mapping[str, Any]] = {
+        section.key: section.read(r, fields[section.key])
+        for section in vocabulary.top_sections
+        if section.key in fields
+    }
     routes: list[Route] = []
     route_nodes = r.listing(fields["routes"], "routes") if "routes" in fields else None
     for i, node in enumerate(route_nodes or []):
-        route = read_route(r, i, node, settings, upstream_names, provider_names)
+        route = read_route(r, i, node, settings, names, vocabulary)
         if route is not None:
             routes.append(route)
     _check_route_conflicts(r, routes)
@@ -55,14 +69,16 @@ def read_document(r: Reader, root: Node, source: str) -> RouteTable | None:
         source=source,
         settings=settings,
         upstreams=MappingProxyType(upstreams),
-        auth=MappingProxyType(providers),
         routes=tuple(routes),
         hooks=hooks,
+        sections=MappingProxyType(sections),
     )
 
 
-def _names(node: Node | None) -> set[str]:
-    return set(node.value) if node is not None and isinstance(node.value, dict) else set()
+def _names(node: Node | None) -> frozenset[str]:
+    return (
+        frozenset(node.value) if node is not None and isinstance(node.value, dict) else frozenset()
+    )
 
 
 def _read_named[T](

@@ -16,19 +16,28 @@ import re
 import sys
 from typing import Any
 
+from gateway.routes.keys import Key, ListOf, Section, Value
 from gateway.routes.model import NO_HOOKS, Hook, Hooks
 from gateway.routes.reader import Reader, did_you_mean
 from gateway.routes.source import Node
 
-__all__ = ["STAGES", "read_hooks"]
+__all__ = ["STAGES", "hooks_section", "read_hooks"]
 
 STAGES = ("request", "backend", "response")
 _NAME = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
+_HOOK = Value(
+    {"type": "string", "pattern": r"^[\w.]+:[\w.]+$"}, "gateway.hooks.testing:noop", "no hook"
+)
+
+
+def hooks_section(stages: tuple[str, ...] = STAGES) -> Section:
+    """`hooks:` where `stages` apply (aggregate routes and the top level: all three)."""
+    return Section(tuple(Key(name=stage, value=ListOf(_HOOK)) for stage in stages))
 
 
 def read_hooks(r: Reader, node: Node, where: str, stages: tuple[str, ...] = STAGES) -> Hooks:
     """The hooks under `node`; a stage outside `stages` is an error."""
-    fields = r.mapping(node, where, allowed=STAGES)
+    fields = hooks_section().fields(r, node, where)
     if not fields:
         return NO_HOOKS
     found: dict[str, tuple[Hook, ...]] = {}

@@ -1,44 +1,17 @@
-"""What the readers of route kinds share (gateway/routes/aggregate.py, proxy.py):
-the context a kind is read in, and how a kind registers (KINDS in route.py)."""
+"""What the readers of route kinds share (gateway/routes/aggregate.py, proxy.py,
+websocket.py): templates, references to upstreams, relayed paths."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass
+from collections.abc import Collection
 
-from gateway.routes.model import FieldRef, ParamRef, RouteKind, Template
+from gateway.routes.model import FieldRef, ParamRef, Template
 from gateway.routes.reader import Reader, did_you_mean
 from gateway.routes.source import Node
 from gateway.routes.templates import parse_template
+from gateway.routes.vocabulary import RouteContext
 
-__all__ = [
-    "KindReader",
-    "RouteContext",
-    "read_relay_path",
-    "read_template",
-    "read_upstream_ref",
-]
-
-
-@dataclass(frozen=True, slots=True)
-class RouteContext:
-    where: str  # "route 'name'", for messages
-    upstreams: Collection[str]  # upstream names as written (valid or not)
-    params: frozenset[str] | None  # the route path's parameters; None: the path is invalid
-    methods: frozenset[str] | None  # the route's methods; None: invalid
-
-
-@dataclass(frozen=True, slots=True)
-class KindReader:
-    """One route kind in the routes file: the key that holds it, the methods a
-    route of that kind may serve, the route keys only it takes, and its reader
-    (given the whole route's fields)."""
-
-    key: str
-    name: str  # "aggregate", "proxy": for messages
-    methods: tuple[str, ...]
-    only_keys: tuple[str, ...]
-    read: Callable[[Reader, Mapping[str, Node], RouteContext], RouteKind | None]
+__all__ = ["read_relay_path", "read_template", "read_upstream_ref"]
 
 
 def read_template(r: Reader, node: Node, where: str, *, is_path: bool) -> Template | None:

@@ -1,39 +1,46 @@
 """The routes file as frozen, typed values.
 
-Nothing here is mutable and no raw YAML reaches these types: the readers in this
-package turn the parsed document into them once, at load time, and the request
-path only reads them. Durations are float seconds, sizes are int bytes, header names are
-lower-case.
+Nothing here is mutable and no raw YAML reaches these types: the readers turn
+the parsed document into them once, at load time, and the request path only
+reads them. Durations are float seconds, sizes are int bytes, header names
+are lower-case.
+
+The core of the file is typed here. What registered kinds and policies read
+(gateway/routes/vocabulary.py) is kept as their own frozen values: a route's
+kind in `Route.kind` (Aggregate, Proxy, WebSocket below), its policies'
+values in `Route.options`, the defaults `settings:` gives them in
+`GatewaySettings.options`, and the top-level sections they own (`auth:`) in
+`RouteTable.sections`; each policy reads its own back through its `Option`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from types import MappingProxyType
+from typing import Any, Literal
 
 __all__ = [
     "Aggregate",
     "Backend",
     "CacheSpec",
     "CircuitBreaker",
-    "CorsPolicy",
     "FieldRef",
     "GatewaySettings",
     "ParamRef",
     "PathSegment",
-    "ProviderConfig",
     "Proxy",
     "QueryRef",
-    "RateLimit",
     "Retries",
     "Route",
-    "RouteKind",
     "RouteTable",
     "Template",
     "Upstream",
     "WebSocket",
 ]
+
+
+_NO_OPTIONS: Mapping[str, Any] = MappingProxyType({})
 
 
 # --- templates ---------------------------------------------------------------
@@ -83,29 +90,7 @@ class PathSegment:
     is_path: bool = False
 
 
-# --- policies ------------------------------------------------------------------
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CorsPolicy:
-    allow_origins: tuple[str, ...]
-    allow_headers: tuple[str, ...] = ()
-    allow_methods: tuple[str, ...] = ()
-    expose_headers: tuple[str, ...] = ()
-    allow_credentials: bool = False
-    max_age: float = 600.0
-
-    @property
-    def any_origin(self) -> bool:
-        return "*" in self.allow_origins
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RateLimit:
-    limit: int
-    window: float
-    burst: int
-    key: Literal["client", "ip", "global"] | str  # or "header:<lower-case name>"
-
-
+# --- upstream and cache settings ---------------------------------------------------
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CacheSpec:
     ttl: float
@@ -121,17 +106,6 @@ class Retries:
 class CircuitBreaker:
     failures: int
     cooldown: float
-
-
-# --- auth providers ------------------------------------------------------------
-class ProviderConfig(Protocol):
-    """A provider's section of the routes file, as its kind read it (each kind
-    is a module of gateway/policies/auth with its own frozen config type)."""
-
-    @property
-    def name(self) -> str: ...
-    @property
-    def type(self) -> str: ...
 
 
 # --- upstreams, backends, routes -------------------------------------------------
@@ -230,10 +204,6 @@ class Hooks:
 NO_HOOKS = Hooks()
 
 
-# What a route does: one of these (gateway/pipeline builds each kind's handler).
-type RouteKind = Aggregate | Proxy | WebSocket
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Route:
     name: str
@@ -242,11 +212,12 @@ class Route:
     methods: frozenset[str]
     timeout: float
     max_body_size: int
-    kind: RouteKind
-    auth: tuple[str, ...] = ()
-    scopes: frozenset[str] = frozenset()
-    rate_limit: RateLimit | None = None
-    cors: CorsPolicy | None = None
+    # What the route does: its kind's frozen value (Aggregate, Proxy, WebSocket
+    # or a registered kind's own), read and served by that kind.
+    kind: object
+    kind_name: str  # "aggregate", "proxy", "websocket"
+    # The policies it uses, by policy name: each reads its own (Option.of).
+    options: Mapping[str, Any] = _NO_OPTIONS
     hooks: Hooks = NO_HOOKS  # the route's own; the table's global ones run first
     # documentation only (OpenAPI): what the route is for
     summary: str | None = None
@@ -261,8 +232,8 @@ class GatewaySettings:
     max_body_size: int = 1024 * 1024
     max_response_size: int = 10 * 1024 * 1024
     forward_headers: tuple[str, ...] = ("accept-language",)
-    cors: CorsPolicy | None = None
     max_streams_per_client: int = 20  # long-lived connections one client may hold
+    options: Mapping[str, Any] = _NO_OPTIONS  # policies' defaults for every route
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -272,8 +243,9 @@ class RouteTable:
     source: str
     settings: GatewaySettings
     upstreams: Mapping[str, Upstream]  # read-only views (MappingProxyType)
-    auth: Mapping[str, ProviderConfig]
     routes: tuple[Route, ...]
+    # Top-level sections owned by policies (`auth:`): key -> name -> entry.
+    sections: Mapping[str, Mapping[str, Any]] = _NO_OPTIONS
     hooks: Hooks = NO_HOOKS  # global: every route's, before its own
     # Values `${NAME}` took from the environment: never shown (GET /config).
     secrets: frozenset[str] = frozenset()

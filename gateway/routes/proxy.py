@@ -4,20 +4,28 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from gateway.routes.kinds import KindReader, RouteContext, read_relay_path, read_upstream_ref
+from gateway.routes.keys import DURATION, NAME, STRING, Key, Section
+from gateway.routes.kinds import read_relay_path, read_upstream_ref
 from gateway.routes.model import Proxy
 from gateway.routes.reader import Reader
 from gateway.routes.source import Node
+from gateway.routes.vocabulary import KindReader, RouteContext
 
 __all__ = ["PROXY"]
+
+PROXY_SECTION = Section(
+    (
+        Key(name="upstream", value=NAME, required=True, example="u"),
+        Key(name="path", value=STRING, required=True, example="/p", wrong=["/p"]),
+        Key(name="idle_timeout", value=DURATION),
+    )
+)
 
 
 def _read(r: Reader, fields: Mapping[str, Node], ctx: RouteContext) -> Proxy | None:
     where = f"{ctx.where}: proxy"
     node = fields["proxy"]
-    proxy = r.mapping(
-        node, where, allowed=("upstream", "path", "idle_timeout"), required=("upstream", "path")
-    )
+    proxy = PROXY_SECTION.fields(r, node, where)
     if proxy is None or "upstream" not in proxy or "path" not in proxy:
         return None
     upstream = read_upstream_ref(r, proxy["upstream"], f"{where}.upstream", ctx.upstreams)
@@ -34,8 +42,7 @@ def _read(r: Reader, fields: Mapping[str, Node], ctx: RouteContext) -> Proxy | N
 
 PROXY = KindReader(
     name="proxy",
-    key="proxy",
+    keys=(Key(name="proxy", value=PROXY_SECTION),),
     methods=("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"),
-    only_keys=(),
     read=_read,
 )

@@ -1,44 +1,70 @@
 """One entry of `routes:`: what every route has (name, path, methods, deadline,
-body limit, auth, scopes, rate limit, CORS, hooks), and exactly one kind, read by
-that kind's module (KINDS: aggregate.py, proxy.py, websocket.py)."""
+body limit, hooks, documentation), the keys of the policies it uses (each read
+by its policy's `Option`), and exactly one kind, read by that kind's reader
+(the registered kinds: aggregate.py, proxy.py, wsroute.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
+from dataclasses import replace
+from types import MappingProxyType
+from typing import Any
 
-from gateway.routes.aggregate import AGGREGATE
-from gateway.routes.hooks import STAGES, read_hooks
-from gateway.routes.kinds import KindReader, RouteContext
-from gateway.routes.model import NO_HOOKS, GatewaySettings, RateLimit, Route
-from gateway.routes.proxy import PROXY
-from gateway.routes.reader import HEADER_NAME, NAME, Reader, did_you_mean
-from gateway.routes.settings import read_cors
+from gateway.routes.hooks import hooks_section, read_hooks
+from gateway.routes.keys import DURATION, NAME, SIZE, STRING, STRINGS, Key, Section, Value
+from gateway.routes.model import NO_HOOKS, GatewaySettings, Route
+from gateway.routes.reader import NAME as NAME_PATTERN
+from gateway.routes.reader import Reader
 from gateway.routes.source import Node
 from gateway.routes.templates import parse_route_path
-from gateway.routes.websocket import WEBSOCKET
+from gateway.routes.vocabulary import KindReader, RouteContext, Vocabulary
 
-__all__ = ["KINDS", "read_route"]
+__all__ = ["ROUTE", "read_route", "route_sections"]
 
-# The route kinds, each read by its own module. A new kind: a module with a
-# KindReader, added here (and its builder in gateway/pipeline).
-KINDS: tuple[KindReader, ...] = (AGGREGATE, PROXY, WEBSOCKET)
-_COMMON_KEYS = (
-    "name",
-    "path",
-    "methods",
-    "auth",
-    "scopes",
-    "rate_limit",
-    "timeout",
-    "max_body_size",
-    "cors",
-    "hooks",
-    "summary",
-    "description",
-    "tags",
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+# What every route has, whatever its kind and its policies.
+ROUTE = Section(
+    (
+        Key(name="name", value=NAME, required=True, example="renamed"),
+        Key(
+            name="path",
+            value=Value({"type": "string", "pattern": "^/"}, "/example", "example"),
+            required=True,
+        ),
+        Key(
+            name="methods",
+            value=Value({"type": "array", "items": {"enum": list(_METHODS)}}, ["GET"], ["FETCH"]),
+        ),
+        Key(name="timeout", value=DURATION),
+        Key(name="max_body_size", value=SIZE),
+        Key(name="summary", value=STRING),
+        Key(name="description", value=STRING),
+        Key(name="tags", value=STRINGS),
+    )
 )
-_ROUTE_KEYS = (*_COMMON_KEYS, *(k.key for k in KINDS), *(o for k in KINDS for o in k.only_keys))
 _RESERVED = ("/healthz", "/readyz", "/metrics")
+
+
+def route_sections(vocabulary: Vocabulary) -> tuple[tuple[str, Section], ...]:
+    """A route of each kind, as the schema has it: the common keys, its hook
+    stages, every policy's keys and the kind's own (its first one required)."""
+    policy_keys = [
+        replace(key, nullable=True) if option.in_settings else key
+        for option in vocabulary.options
+        for key in option.keys
+    ]
+    return tuple(
+        (
+            kind.name,
+            ROUTE.plus(
+                Key(name="hooks", value=hooks_section(kind.hook_stages)),
+                *policy_keys,
+                replace(kind.keys[0], required=True),
+                *kind.keys[1:],
+            ),
+        )
+        for kind in vocabulary.kinds
+    )
 
 
 def read_route(
@@ -46,37 +72,42 @@ def read_route(
     index: int,
     node: Node,
     settings: GatewaySettings,
-    upstreams: Collection[str],
-    providers: Collection[str],
+    names: Mapping[str, Collection[str]],
+    vocabulary: Vocabulary,
 ) -> Route | None:
     """One entry of `routes:`; None (with problems recorded) when it is unusable."""
     where = f"routes[{index}]"
-    fields = r.mapping(node, where, allowed=_ROUTE_KEYS, required=("name", "path"))
+    allowed = (
+        *ROUTE.names,
+        "hooks",
+        *(key for option in vocabulary.options for key in option.names),
+        *(key.name for kind in vocabulary.kinds for key in kind.keys),
+    )
+    fields = r.mapping(node, where, allowed=allowed, required=ROUTE.required)
     if fields is None:
         return None
     name = r.string(fields["name"], f"{where}: name") if "name" in fields else None
     if name is not None:
-        if not NAME.fullmatch(name):
+        if not NAME_PATTERN.fullmatch(name):
             message = "may use letters, digits, '_', '.', ':' and '-'"
             r.error(fields["name"], f"{where}: name", message)
         where = f"route {name!r}"
-    kind = _which_kind(r, node, fields, where)
+    kind = _which_kind(r, node, fields, where, vocabulary.kinds)
     if kind is None:
         return None
     path, segments, params = _read_path(r, fields, where)
-    methods = _read_methods(r, fields, where, kind.methods)
+    methods = _read_methods(r, fields, where, kind)
     timeout = settings.timeout
     if "timeout" in fields:
         timeout = r.duration(fields["timeout"], f"{where}: timeout") or timeout
     max_body = settings.max_body_size
     if "max_body_size" in fields:
         max_body = r.size(fields["max_body_size"], f"{where}: max_body_size") or max_body
-    auth, scopes = _read_access(r, fields, where, providers)
-    rate_limit = None
-    if "rate_limit" in fields:
-        rate_limit = _read_rate_limit(r, fields["rate_limit"], f"{where}: rate_limit")
-    cors = read_cors(r, fields["cors"], f"{where}: cors") if "cors" in fields else settings.cors
-    route_kind = kind.read(r, fields, RouteContext(where, upstreams, params, methods))
+    context = RouteContext(
+        where=where, names=names, params=params, methods=methods, settings=settings
+    )
+    options = _read_options(r, fields, context, vocabulary)
+    route_kind = kind.read(r, fields, context)
     summary = r.string(fields["summary"], f"{where}: summary") if "summary" in fields else None
     description = None
     if "description" in fields:
@@ -84,8 +115,7 @@ def read_route(
     tags = tuple(r.strings(fields["tags"], f"{where}: tags") or ()) if "tags" in fields else ()
     hooks = NO_HOOKS
     if "hooks" in fields:
-        stages = STAGES if kind is AGGREGATE else ("request",)
-        hooks = read_hooks(r, fields["hooks"], f"{where}: hooks", stages)
+        hooks = read_hooks(r, fields["hooks"], f"{where}: hooks", kind.hook_stages)
     if name is None or methods is None or route_kind is None:
         return None
     # path "" marks an invalid path: the route still counts for duplicate names.
@@ -97,10 +127,8 @@ def read_route(
         timeout=timeout,
         max_body_size=max_body,
         kind=route_kind,
-        auth=auth,
-        scopes=scopes,
-        rate_limit=rate_limit,
-        cors=cors,
+        kind_name=kind.name,
+        options=MappingProxyType(options),
         hooks=hooks,
         summary=summary,
         description=description,
@@ -109,28 +137,38 @@ def read_route(
     )
 
 
-def _read_access(
-    r: Reader, fields: dict[str, Node], where: str, providers: Collection[str]
-) -> tuple[tuple[str, ...], frozenset[str]]:
-    """Who may call the route: its auth providers (any one) and scopes (all)."""
-    auth = _read_auth(r, fields, where, providers)
-    scopes: list[str] = []
-    if "scopes" in fields:
-        scopes = r.strings(fields["scopes"], f"{where}: scopes") or []
-        if scopes and not auth:
-            r.error(fields["scopes"], f"{where}: scopes", "scopes need 'auth' on the route")
-    return tuple(auth), frozenset(scopes)
+def _read_options(
+    r: Reader, fields: dict[str, Node], context: RouteContext, vocabulary: Vocabulary
+) -> dict[str, Any]:
+    """Each policy's value on this route: its own keys, or (a policy that
+    has one in settings) the default, unless the route says `null`."""
+    options: dict[str, Any] = {}
+    for option in vocabulary.options:
+        value: Any = None
+        if option.in_settings:
+            key = option.keys[0].name
+            if key not in fields:
+                value = option.default(context.settings)
+            elif fields[key].value is not None:
+                value = option.read(r, fields, context)
+        elif any(key in fields for key in option.names):
+            value = option.read(r, fields, context)
+        if value is not None:
+            options[option.name] = value
+    return options
 
 
-def _which_kind(r: Reader, node: Node, fields: dict[str, Node], where: str) -> KindReader | None:
+def _which_kind(
+    r: Reader, node: Node, fields: dict[str, Node], where: str, kinds: tuple[KindReader, ...]
+) -> KindReader | None:
     """Exactly one kind key; keys of other kinds are errors."""
-    present = [k for k in KINDS if k.key in fields]
+    present = [k for k in kinds if k.key in fields]
     if len(present) != 1:
-        names = [repr(k.key) for k in KINDS]
+        names = [repr(k.key) for k in kinds]
         r.error(node, where, f"needs exactly one of {', '.join(names[:-1])} or {names[-1]}")
         return None
     kind = present[0]
-    for other in KINDS:
+    for other in kinds:
         for key in other.only_keys:
             if key in fields and key not in kind.only_keys:
                 message = f"applies to {other.name} ({other.key}) routes only"
@@ -158,10 +196,11 @@ def _read_path(
 
 
 def _read_methods(
-    r: Reader, fields: dict[str, Node], where: str, allowed: tuple[str, ...]
+    r: Reader, fields: dict[str, Node], where: str, kind: KindReader
 ) -> frozenset[str] | None:
+    allowed = kind.methods
     if "methods" not in fields:
-        return frozenset({"GET", "HEAD"})
+        return kind.default_methods
     names = r.strings(fields["methods"], f"{where}: methods")
     if names is None:
         return None
@@ -175,41 +214,3 @@ def _read_methods(
     if "GET" in methods:
         methods.add("HEAD")
     return frozenset(methods)
-
-
-def _read_auth(
-    r: Reader, fields: dict[str, Node], where: str, providers: Collection[str]
-) -> list[str]:
-    if "auth" not in fields:
-        return []
-    names = r.strings(fields["auth"], f"{where}: auth", single_ok=True) or []
-    for provider in names:
-        if provider not in providers:
-            hint = did_you_mean(provider, providers)
-            r.error(fields["auth"], f"{where}: auth", f"unknown auth provider {provider!r}{hint}")
-    return names
-
-
-def _read_rate_limit(r: Reader, node: Node, where: str) -> RateLimit | None:
-    fields = r.mapping(
-        node, where, allowed=("limit", "window", "burst", "key"), required=("limit", "window")
-    )
-    if not fields or "limit" not in fields or "window" not in fields:
-        return None
-    limit = r.integer(fields["limit"], f"{where}.limit")
-    window = r.duration(fields["window"], f"{where}.window")
-    burst = r.integer(fields["burst"], f"{where}.burst") if "burst" in fields else limit
-    key = "client"
-    if "key" in fields and (text := r.string(fields["key"], f"{where}.key")):
-        kind, _, header = text.partition(":")
-        if text in ("client", "ip", "global"):
-            key = text
-        elif kind == "header" and HEADER_NAME.fullmatch(header):
-            key = f"header:{header.lower()}"
-        else:
-            r.error(
-                fields["key"], f"{where}.key", f"{text!r}: use client, ip, global or header:NAME"
-            )
-    if limit is None or window is None or burst is None:
-        return None
-    return RateLimit(limit=limit, window=window, burst=burst, key=key)

@@ -4,23 +4,41 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+from gateway.routes.keys import DURATION, INT, SIZE, STRING, Key, MapOf, Section, Value
 from gateway.routes.model import CircuitBreaker, Retries, Upstream
 from gateway.routes.reader import NAME, NOT_FORWARDABLE, Reader
 from gateway.routes.source import Node
 from gateway.routes.templates import STATIC_PATH
 
-__all__ = ["read_upstream"]
+__all__ = ["UPSTREAM", "read_upstream"]
 
-
-_KEYS = (
-    "url",
-    "timeout",
-    "headers",
-    "retries",
-    "circuit_breaker",
-    "max_connections",
-    "max_streams",
-    "max_header_size",
+RETRIES = Section((Key(name="attempts", value=INT), Key(name="backoff", value=DURATION)))
+CIRCUIT_BREAKER = Section(
+    (
+        Key(name="failures", value=INT, required=True),
+        Key(name="cooldown", value=DURATION, required=True),
+    )
+)
+UPSTREAM = Section(
+    (
+        Key(
+            name="url",
+            value=Value(
+                {"type": "string", "description": "http:// or https://, host, port, base path"},
+                "http://u.example:8080",
+                "ftp://u.example",
+            ),
+            required=True,
+            wrong=["http://u.example"],
+        ),
+        Key(name="timeout", value=DURATION),
+        Key(name="headers", value=MapOf(STRING, "X-Static")),
+        Key(name="retries", value=RETRIES),
+        Key(name="circuit_breaker", value=CIRCUIT_BREAKER),
+        Key(name="max_connections", value=INT),
+        Key(name="max_streams", value=INT),
+        Key(name="max_header_size", value=SIZE),
+    )
 )
 
 
@@ -28,7 +46,7 @@ def read_upstream(r: Reader, name: str, node: Node) -> Upstream | None:
     where = f"upstream {name!r}"
     if not NAME.fullmatch(name):
         r.error(node, where, "names may use letters, digits, '_', '.', ':' and '-'")
-    fields = r.mapping(node, where, allowed=_KEYS, required=("url",))
+    fields = UPSTREAM.fields(r, node, where)
     if fields is None or "url" not in fields:
         return None
     url = r.string(fields["url"], f"{where}: url")
@@ -101,9 +119,10 @@ def _parse_upstream_url(
 
 
 def _read_static_headers(r: Reader, node: Node, where: str) -> tuple[tuple[str, str], ...]:
-    raw = r.string_map(node, where) or {}
+    raw = r.string_map(node, where)
+    if raw is None or not isinstance(node.value, dict):
+        return ()
     out = []
-    assert isinstance(node.value, dict)
     for name, value in raw.items():
         key_node = node.value[name]
         lower = r.header_name(Node(name, node.key_lines.get(name, node.line)), f"{where}.{name}")
@@ -118,7 +137,7 @@ def _read_static_headers(r: Reader, node: Node, where: str) -> tuple[tuple[str, 
 
 
 def _read_retries(r: Reader, node: Node, where: str) -> Retries:
-    fields = r.mapping(node, where, allowed=("attempts", "backoff"))
+    fields = RETRIES.fields(r, node, where)
     if not fields:
         return Retries()
     attempts = r.integer(fields["attempts"], f"{where}.attempts") if "attempts" in fields else 1
@@ -129,9 +148,7 @@ def _read_retries(r: Reader, node: Node, where: str) -> Retries:
 
 
 def _read_breaker(r: Reader, node: Node, where: str) -> CircuitBreaker | None:
-    fields = r.mapping(
-        node, where, allowed=("failures", "cooldown"), required=("failures", "cooldown")
-    )
+    fields = CIRCUIT_BREAKER.fields(r, node, where)
     if not fields or len(fields) != 2:
         return None
     failures = r.integer(fields["failures"], f"{where}.failures")

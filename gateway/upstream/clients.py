@@ -9,7 +9,9 @@ compare them, see bench/transports/), a client:
 - ignores proxy environment variables (trust_env off);
 - never keeps cookies: a shared client that stored one user's Set-Cookie would
   send it on the next user's upstream call. httpx's jar is replaced by one that
-  stores nothing, and the transport underneath keeps none of its own.
+  stores nothing, and the transport underneath keeps none of its own;
+- has no timeout of its own: every call carries its own (an upstream's
+  `timeout`, set per request by the pipeline; the JWKS fetch's).
 """
 
 from __future__ import annotations
@@ -65,7 +67,6 @@ class _NoCookies(http.cookiejar.CookieJar):
 def create_client(
     *,
     max_connections: int,
-    timeout: float,
     max_header_size: int = DEFAULT_MAX_HEADER_SIZE,
     name: str = "",
 ) -> httpx.AsyncClient:
@@ -75,7 +76,6 @@ def create_client(
         follow_redirects=False,
         trust_env=False,
         cookies=_NoCookies(),
-        timeout=httpx.Timeout(timeout),
     )
     client.headers.clear()  # requests carry exactly the headers the pipeline renders
     return client
@@ -84,7 +84,6 @@ def create_client(
 def create_upstream_client(upstream: Upstream) -> httpx.AsyncClient:
     return create_client(
         max_connections=upstream.max_connections,
-        timeout=upstream.timeout,
         max_header_size=upstream.max_header_size,
         name=upstream.name,
     )

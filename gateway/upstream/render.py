@@ -16,9 +16,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import quote, unquote
 
-from gateway.envelope import Envelope
+from gateway.dotpath import MISSING, get_field
 from gateway.errors import BadRequest
-from gateway.fields import MISSING, get_field
 from gateway.routes.model import FieldRef, ParamRef, QueryRef, Template, Upstream
 
 __all__ = [
@@ -27,7 +26,6 @@ __all__ = [
     "MissingField",
     "RenderInput",
     "encode_segment",
-    "gateway_headers",
     "hop_by_hop_names",
     "render_path",
     "render_query",
@@ -186,19 +184,3 @@ def hop_by_hop_names(headers: Iterable[tuple[bytes, bytes]]) -> frozenset[bytes]
 def upstream_headers(upstream: Upstream) -> tuple[tuple[bytes, bytes], ...]:
     """The upstream's own `headers`, encoded once at load time."""
     return tuple((name.encode(), value.encode("latin-1")) for name, value in upstream.headers)
-
-
-def gateway_headers(envelope: Envelope) -> list[tuple[bytes, bytes]]:
-    """What the gateway itself tells every upstream: the request ID, the
-    X-Forwarded-* values it resolved, the identity auth established and the
-    trace's tracestate. Each attempt adds its own traceparent (observe/trace.py)."""
-    headers = [
-        (b"x-request-id", envelope.request_id.encode()),
-        (b"x-forwarded-for", envelope.forwarded_for.encode("latin-1")),
-        (b"x-forwarded-proto", envelope.forwarded_proto.encode("latin-1")),
-        (b"x-forwarded-host", envelope.forwarded_host.encode("latin-1")),
-        *envelope.identity_headers,
-    ]
-    if envelope.trace is not None:
-        headers += envelope.trace.state_headers()
-    return headers

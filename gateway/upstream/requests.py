@@ -28,10 +28,12 @@ import httpx
 from httpx._urlparse import ParseResult
 
 from gateway.routes.model import Upstream
+from gateway.types import Failure
 
 __all__ = [
     "Origin",
     "build_request",
+    "classify_transport_error",
     "normalized_headers",
     "reserve_traceparent",
     "send",
@@ -132,3 +134,13 @@ async def send(client: httpx.AsyncClient, request: httpx.Request) -> httpx.Respo
     response = await client._transport_for_url(request.url).handle_async_request(request)
     response.request = request
     return response
+
+
+def classify_transport_error(exc: httpx.TransportError) -> Failure:
+    """httpx (or the transport under it) failed: a timeout or a connection
+    error (a body it could not decode is an invalid one)."""
+    if isinstance(exc, httpx.TimeoutException):
+        return Failure.TIMEOUT
+    if isinstance(exc, httpx.DecodingError):
+        return Failure.INVALID
+    return Failure.CONNECT

@@ -23,7 +23,7 @@ from django.core.handlers.base import BaseHandler
 from django.utils.deprecation import MiddlewareMixin
 from django.utils.module_loading import import_string
 
-from gateway import registry
+from gateway import serving
 from gateway.assembly import build_gateway
 from gateway.edge.handler import GatewayHandler
 from gateway.runtime import Runtime
@@ -128,11 +128,11 @@ def http_scope(method: str, path: str, headers: list[tuple[bytes, bytes]] = ()) 
 
 @pytest.fixture
 async def handler() -> AsyncIterator[GatewayHandler]:
-    previous = registry.current()
+    previous = serving.current()
     runtime = Runtime(redis_url="", failure_mode="open")
-    registry.install(build_gateway(table(ROUTES), runtime))
+    serving.install(build_gateway(table(ROUTES), runtime))
     yield GatewayHandler()
-    registry.install(previous)
+    serving.install(previous)
     await runtime.aclose()
 
 
@@ -236,9 +236,9 @@ async def test_a_request_leaves_no_reference_cycles(path: str, dead_port: int) -
               - {{name: down, path: /down, backends: [{{upstream: dead, path: /data}}]}}
               - {{name: pdown, path: "/p-down/{{rest:path}}", proxy: {{upstream: dead, path: /}}}}
         """
-        previous = registry.current()
+        previous = serving.current()
         runtime = Runtime(redis_url="", failure_mode="open")
-        registry.install(build_gateway(table(routes), runtime))
+        serving.install(build_gateway(table(routes), runtime))
         handler = GatewayHandler()
 
         async def one() -> int:
@@ -257,7 +257,7 @@ async def test_a_request_leaves_no_reference_cycles(path: str, dead_port: int) -
             finally:
                 gc.enable()
         finally:
-            registry.install(previous)
+            serving.install(previous)
             await runtime.aclose()
     expected = {"/agg": 200, "/p/x": 200, "/none": 404}.get(path, 502)
     assert statuses == {expected}

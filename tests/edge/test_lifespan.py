@@ -9,8 +9,8 @@ from types import FrameType
 
 import pytest
 
-from gateway import registry
 from gateway.edge.lifespan import _drain_on_signals
+from gateway.lifecycle import lifecycle
 
 
 @pytest.fixture
@@ -26,19 +26,19 @@ def restore_handlers() -> Iterator[list[int]]:
     yield seen
     for sig, handler in saved.items():
         signal.signal(sig, handler)
-    registry.lifecycle.draining = False
+    lifecycle.draining = False
 
 
 async def test_sigterm_marks_draining_ends_open_ended_connections_then_hands_over(
     restore_handlers: list[int],
 ) -> None:
     ended: list[str] = []
-    registry.lifecycle.open_ended.add(lambda: ended.append("stream"))
+    lifecycle.open_ended.add(lambda: ended.append("stream"))
     _drain_on_signals()
-    assert not registry.lifecycle.draining
+    assert not lifecycle.draining
     signal.raise_signal(signal.SIGTERM)
-    assert registry.lifecycle.draining  # at once: /readyz answers 503 from here on
+    assert lifecycle.draining  # at once: /readyz answers 503 from here on
     assert restore_handlers == [signal.SIGTERM]  # the server's own handler still ran
     await asyncio.sleep(0)  # the streams are ended on the loop, not in the handler
     assert ended == ["stream"]
-    assert not registry.lifecycle.open_ended
+    assert not lifecycle.open_ended

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway import registry
+from gateway import serving
 from gateway.edge.reload import Reloader, file_digest
 from gateway.runtime import Runtime
 
@@ -17,9 +17,9 @@ ROUTES = "version: 1\nupstreams: {{u: {{url: 'http://u'}}}}\nroutes:\n  - {{name
 
 @pytest.fixture
 def runtime() -> Iterator[Runtime]:
-    previous = registry.current()
+    previous = serving.current()
     yield Runtime(redis_url="", failure_mode="open")
-    registry.install(previous)
+    serving.install(previous)
 
 
 async def test_reload_only_on_a_real_change(tmp_path: Path, runtime: Runtime) -> None:
@@ -31,7 +31,7 @@ async def test_reload_only_on_a_real_change(tmp_path: Path, runtime: Runtime) ->
     assert not await reloader.check()
     path.write_text(ROUTES.format(name="bb"))
     assert await reloader.check()
-    gateway = registry.current()
+    gateway = serving.current()
     assert gateway is not None and [r.name for r in gateway.table.routes] == ["bb"]
 
 
@@ -41,10 +41,10 @@ async def test_invalid_or_missing_file_changes_nothing(
     path = tmp_path / "routes.yaml"
     path.write_text(ROUTES.format(name="a"))
     reloader = Reloader(path, runtime, file_digest(path.read_bytes()))
-    registry.install(None)
+    serving.install(None)
     path.write_text("version: 1\nroutes: [oops\n")
     assert not await reloader.check()
-    assert registry.current() is None
+    assert serving.current() is None
     assert f"{path}:3: YAML syntax error" in caplog.text
     caplog.clear()
     path.unlink()
@@ -67,5 +67,5 @@ async def test_a_change_before_the_first_check_is_not_missed(
     path.write_text(ROUTES.format(name="late"))  # changed before the reloader started
     reloader = Reloader(path, runtime, loaded)
     assert await reloader.check()
-    gateway = registry.current()
+    gateway = serving.current()
     assert gateway is not None and [r.name for r in gateway.table.routes] == ["late"]

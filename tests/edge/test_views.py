@@ -8,11 +8,12 @@ from collections.abc import Iterator
 import orjson
 import pytest
 
-from gateway import registry
+from gateway import serving
 from gateway.assembly import build_gateway
-from gateway.edge.context import open_envelope
+from gateway.edge.intake import open_envelope
 from gateway.edge.views import healthz, readyz
 from gateway.envelope import GatewayRequest
+from gateway.lifecycle import lifecycle
 from gateway.runtime import Runtime
 from tests.conftest import table
 
@@ -20,18 +21,18 @@ from tests.conftest import table
 def probe_request() -> GatewayRequest:
     scope = {"type": "http", "method": "GET", "path": "/readyz", "query_string": b"", "headers": []}
     request = GatewayRequest(scope, io.BytesIO())
-    request.envelope = open_envelope(scope, registry.current(), ())
+    request.envelope = open_envelope(scope, serving.current(), ())
     return request
 
 
 @pytest.fixture
 def installed() -> Iterator[None]:
-    previous = registry.current()
+    previous = serving.current()
     routes = table("version: 1\nroutes: []\n")
-    registry.install(build_gateway(routes, Runtime(redis_url="", failure_mode="open")))
+    serving.install(build_gateway(routes, Runtime(redis_url="", failure_mode="open")))
     yield
-    registry.install(previous)
-    registry.lifecycle.draining = False
+    serving.install(previous)
+    lifecycle.draining = False
 
 
 async def test_healthz_always_answers() -> None:
@@ -41,10 +42,10 @@ async def test_healthz_always_answers() -> None:
 
 async def test_readyz_follows_config_and_draining(installed: None) -> None:
     assert (await readyz(probe_request())).status_code == 200
-    registry.lifecycle.draining = True
+    lifecycle.draining = True
     draining = await readyz(probe_request())
     assert draining.status_code == 503
     assert orjson.loads(draining.content)["detail"] == "shutting down"  # type: ignore[attr-defined]
-    registry.lifecycle.draining = False
-    registry.install(None)
+    lifecycle.draining = False
+    serving.install(None)
     assert (await readyz(probe_request())).status_code == 503

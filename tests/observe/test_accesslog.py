@@ -13,9 +13,10 @@ from tests.conftest import envelope
 
 
 def context() -> Envelope:
-    made = envelope("orders", client="198.51.100.2", identity="acme", completed=False)
-    made.backends.append(BackendLog("user", 200, 0.012, 1, "ok"))
-    made.backends.append(BackendLog("orders", None, 0.5, 3, "timeout"))
+    made = envelope("orders", client="198.51.100.2", identity="acme")
+    made.log.completed = False
+    made.log.backends.append(BackendLog("user", 200, 0.012, 1, "ok"))
+    made.log.backends.append(BackendLog("orders", None, 0.5, 3, "timeout"))
     return made
 
 

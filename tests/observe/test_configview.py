@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.observe.configview import config_document, mask_text
-from gateway.routes import parse_route_table
+from gateway.registry import parse_route_table
 
 
 @pytest.mark.parametrize(

@@ -14,10 +14,10 @@ from gateway.observe.live import HISTORY, Live
 
 
 def gateway(*routes: str, upstreams: tuple[str, ...] = ()) -> Any:
-    table = SimpleNamespace(
+    """A routes table with these routes and upstreams (what `tick` reads of one)."""
+    return SimpleNamespace(
         routes=[SimpleNamespace(name=r) for r in routes], upstreams=dict.fromkeys(upstreams)
     )
-    return SimpleNamespace(table=table)
 
 
 def test_answers_are_counted_by_class() -> None:

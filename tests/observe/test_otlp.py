@@ -8,7 +8,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 from gateway.observe.otlp import SpanEncoder
 from gateway.observe.trace import CallTarget, ServerRecord
-from gateway.routes import parse_routes_file
+from gateway.registry import parse_routes_file
 
 ROUTES = """
 version: 1

@@ -17,8 +17,7 @@ import jsonschema
 import pytest
 import yaml
 
-from gateway.routes import parse_route_table
-from gateway.routes.schema import routes_schema
+from gateway.registry import parse_route_table, routes_schema
 from tests.processes import ROOT
 
 VALIDATOR = jsonschema.Draft202012Validator(routes_schema())

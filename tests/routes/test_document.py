@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.routes import RoutesFileError, load_route_table, parse_route_table
+from gateway.registry import load_route_table, parse_route_table
+from gateway.routes import RoutesFileError
 from gateway.routes.model import Aggregate, Proxy, WebSocket
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -316,7 +317,7 @@ def test_websocket_stream_and_idle_timeout_are_read_with_their_defaults() -> Non
     assert isinstance(feed.kind, Proxy) and feed.kind.idle_timeout == 300.0
     assert feed.timeout == 3600.0
     assert isinstance(agg.kind, Aggregate) and agg.kind.stream is True
-    assert table.auth["k"].query_param == "access_token"
+    assert table.sections["auth"]["k"].query_param == "access_token"
 
 
 @pytest.mark.parametrize(

@@ -10,8 +10,7 @@ import textwrap
 
 from openapi_spec_validator import validate
 
-from gateway.routes import parse_route_table
-from gateway.routes.openapi import openapi_document
+from gateway.registry import openapi_document, parse_route_table
 from tests.processes import PYTHON, ROOT
 
 ROUTES = """\

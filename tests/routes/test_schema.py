@@ -13,8 +13,8 @@ import jsonschema
 import pytest
 import yaml
 
-from gateway.routes import RoutesFileError, parse_route_table
-from gateway.routes.schema import routes_schema
+from gateway.registry import parse_route_table, routes_schema
+from gateway.routes import RoutesFileError
 from tests.processes import PYTHON, ROOT
 
 VALIDATOR = jsonschema.Draft202012Validator(routes_schema())

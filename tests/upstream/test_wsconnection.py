@@ -12,9 +12,9 @@ from collections.abc import Awaitable, Callable
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from gateway.pipeline.failures import Failure
-from gateway.upstream.websocket import HandshakeFailed, open_websocket
+from gateway.types import Failure
 from gateway.upstream.wsconnection import UpstreamSocket
+from gateway.upstream.wsopen import HandshakeFailed, open_websocket
 from tests.rawserver import RawServer
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"

@@ -9,7 +9,8 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import OutputWrapper
 
-from gateway.routes import RoutesFileError, load_route_table
+from gateway.registry import load_route_table
+from gateway.routes import RoutesFileError
 from gateway.routes.model import RouteTable
 
 __all__ = ["add_path_argument", "load_or_exit"]

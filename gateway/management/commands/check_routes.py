@@ -13,9 +13,8 @@ from typing import Any
 from django.core.management.base import BaseCommand
 
 from gateway.management.commands._routes_file import add_path_argument, load_or_exit
-from gateway.routes.model import Aggregate, Proxy, WebSocket
-
-_KIND_NAMES = {Aggregate: "aggregate", Proxy: "proxy", WebSocket: "websocket"}
+from gateway.policies.auth import providers_of
+from gateway.registry import KINDS
 
 
 class Command(BaseCommand):
@@ -27,9 +26,9 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         path, table = load_or_exit(options, self.stdout)
-        kinds = Counter(_KIND_NAMES[type(r.kind)] for r in table.routes)
-        counts = ", ".join(f"{kinds[name]} {name}" for name in _KIND_NAMES.values() if kinds[name])
+        kinds = Counter(r.kind_name for r in table.routes)
+        counts = ", ".join(f"{kinds[k.name]} {k.name}" for k in KINDS if kinds[k.name])
         self.stdout.write(
             f"{path}: OK: {len(table.routes)} routes ({counts or 'none'}), "
-            f"{len(table.upstreams)} upstreams, {len(table.auth)} auth providers"
+            f"{len(table.upstreams)} upstreams, {len(providers_of(table))} auth providers"
         )

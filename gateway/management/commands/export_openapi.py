@@ -13,7 +13,7 @@ import orjson
 from django.core.management.base import BaseCommand
 
 from gateway.management.commands._routes_file import add_path_argument, load_or_exit
-from gateway.routes.openapi import openapi_document
+from gateway.registry import openapi_document
 
 
 class Command(BaseCommand):

@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 from django.core.management.base import BaseCommand
 
-from gateway.routes.schema import routes_schema
+from gateway.registry import routes_schema
 
 
 class Command(BaseCommand):

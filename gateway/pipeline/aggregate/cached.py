@@ -2,17 +2,16 @@
 from the store when they can; identical misses in flight share one fan-out.
 
 Two requests share an entry only when every backend request they would cause
-is the same (gateway/policies/cache.py says what the key holds)."""
+is the same (gateway/stores/cache.py says what the key holds)."""
 
 from __future__ import annotations
 
 from django.http.response import HttpResponseBase
 
-from gateway.envelope import GatewayRequest
+from gateway.envelope import RouteCall
 from gateway.pipeline.aggregate.handler import AggregateHandler
-from gateway.policies.cache import Coalescer, cache_key
 from gateway.responses import Answer, json_response
-from gateway.router import Match
+from gateway.stores.cache import Coalescer, cache_key
 
 __all__ = ["CachedAggregate"]
 
@@ -30,25 +29,26 @@ class CachedAggregate:
         self.coalescer = coalescer
         self.varying = varying  # client headers that reach a backend, so vary its answer
 
-    async def __call__(self, request: GatewayRequest, match: Match) -> HttpResponseBase:
+    async def __call__(self, call: RouteCall) -> HttpResponseBase:
+        request = call.http
         if request.method not in ("GET", "HEAD") or self.inner.stream_type(request):
-            return await self.inner(request, match)  # streams are never cached
+            return await self.inner(call)  # streams are never cached
         filled = await self.coalescer.get_or_compute(
-            self._key(request, match), self.ttl, lambda: self._fill(request, match)
+            self._key(call), self.ttl, lambda: self._fill(call)
         )
         response = json_response(filled.answer)
         response.headers["X-Cache"] = "HIT" if filled.hit else "MISS"
         return response
 
-    def _key(self, request: GatewayRequest, match: Match) -> str:
-        envelope = request.envelope
+    def _key(self, call: RouteCall) -> str:
+        envelope, request, match = call.envelope, call.http, call.match
         params = sorted(
             (name, list(match.path_params.get(name, (value,))))
             for name, value in match.params.items()
         )
         varying = [
             (n.decode("latin-1"), v.decode("latin-1"))
-            for n, v in request.scope["headers"]
+            for n, v in call.scope["headers"]
             if n in self.varying
         ]
         gateway_set = [(n.decode(), v.decode("latin-1")) for n, v in envelope.identity_headers]
@@ -65,12 +65,12 @@ class CachedAggregate:
             varying,
         )
 
-    async def _fill(self, request: GatewayRequest, match: Match) -> Answer:
+    async def _fill(self, call: RouteCall) -> Answer:
         """The shared fan-out of a miss runs in its own task (a waiter leaving
         does not stop it), so it holds its own share of the memory budget; the
         answer then lives in the cache, whose size has its own bound."""
-        hold = self.inner.budget.hold(self.inner._deadline_at(request.envelope))
+        hold = self.inner.budget.hold(call.deadline)
         try:
-            return await self.inner.produce(request, match, hold)
+            return await self.inner.produce(call, hold)
         finally:
             hold.release()

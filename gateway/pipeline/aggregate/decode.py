@@ -18,10 +18,10 @@ from collections.abc import AsyncIterable, Awaitable, Callable
 import orjson
 import simdjson
 
-from gateway.pipeline.aggregate.budget import Hold, parsed_cost
 from gateway.pipeline.aggregate.exchange import Exchange, Next, Stage
 from gateway.pipeline.aggregate.outcome import Outcome
-from gateway.pipeline.failures import Failure
+from gateway.stores.memory_budget import Hold, parsed_cost
+from gateway.types import Failure
 
 __all__ = [
     "VALIDATION_COST",
@@ -220,7 +220,7 @@ def decode_stage(*, splice: bool) -> Stage:
     async def stage(exchange: Exchange, next: Next) -> None:
         payload, exchange.payload = exchange.payload, None
         assert payload is not None  # the send stage read it
-        await _parse(payload, exchange.outcome, exchange.shared.hold, splice)
+        await _parse(payload, exchange.outcome, exchange.fanout.hold, splice)
         del payload
         if exchange.outcome.ok:
             exchange.outcome.body = exchange.outcome.raw  # what a shape stage may change

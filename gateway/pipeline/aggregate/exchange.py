@@ -9,60 +9,62 @@ for a backend is left out (None), so it costs nothing per request.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from gateway.pipeline.aggregate.outcome import Outcome
 
 if TYPE_CHECKING:
-    from gateway.envelope import Envelope
+    from gateway.envelope import Envelope, RouteCall
     from gateway.errors import GatewayError
-    from gateway.pipeline.aggregate.budget import Hold
+    from gateway.stores.memory_budget import Hold
     from gateway.upstream.render import RenderInput
 
-__all__ = ["Exchange", "Next", "Shared", "Stage", "chain"]
+__all__ = ["Exchange", "Fanout", "Next", "Stage", "chain"]
 
 
-class Shared:
-    """What every backend call of one request reads: the client's values and
-    headers, its body, the gateway's own headers, the memory budget's hold."""
+class Fanout:
+    """One request's fan-out: what every backend call of it reads (the
+    client's values, headers and body, the gateway's own headers, the memory
+    budget's hold, the call itself for hooks and the trace), and what a call
+    reports to the rest (a backend hook's error fails the route)."""
 
     __slots__ = (
         "base_headers",
         "body",
+        "call",
         "content_type",
         "edits",
-        "envelope",
         "headers",
         "hold",
         "hook_error",
-        "scope",
         "values",
     )
 
     def __init__(
         self,
         *,
+        call: RouteCall,
         values: RenderInput,
-        headers: list[tuple[bytes, bytes]],
         body: bytes,
         content_type: str,
         base_headers: list[tuple[bytes, bytes]],
         hold: Hold,
-        envelope: Envelope,
-        scope: Mapping[str, Any],
     ) -> None:
+        self.call = call
         self.values = values
-        self.headers = headers
+        self.headers: list[tuple[bytes, bytes]] = call.scope["headers"]
         self.body = body
         self.content_type = content_type
         self.base_headers = base_headers
         self.hold = hold
-        self.envelope = envelope  # for hooks: the request, its deadline, its log
-        self.scope = scope
-        self.edits = envelope.upstream_edits  # what request hooks did to upstream headers
+        self.edits = call.envelope.upstream_edits  # what request hooks did to upstream headers
         self.hook_error: GatewayError | None = None  # a backend hook failed: the route does
+
+    @property
+    def envelope(self) -> Envelope:
+        return self.call.envelope
 
 
 class Exchange:
@@ -71,10 +73,10 @@ class Exchange:
     holds the outcomes of the route's backends so far (a dependent backend
     reads the bodies of those it depends on)."""
 
-    __slots__ = ("content", "earlier", "headers", "outcome", "path", "payload", "query", "shared")
+    __slots__ = ("content", "earlier", "fanout", "headers", "outcome", "path", "payload", "query")
 
-    def __init__(self, shared: Shared, outcome: Outcome, earlier: Sequence[Outcome | None]) -> None:
-        self.shared = shared
+    def __init__(self, fanout: Fanout, outcome: Outcome, earlier: Sequence[Outcome | None]) -> None:
+        self.fanout = fanout
         self.outcome = outcome
         self.earlier = earlier
         self.path = ""  # percent-encoded, the upstream's base path included

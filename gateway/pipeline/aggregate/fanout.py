@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
 from gateway.pipeline.aggregate.outcome import Outcome
-from gateway.pipeline.failures import Failure
+from gateway.types import Failure
 
 __all__ = ["FanoutPlan", "fan_out"]
 

@@ -15,11 +15,10 @@ from dataclasses import dataclass
 import orjson
 from django.http.response import HttpResponseBase
 
-from gateway.envelope import BackendLog, Envelope, GatewayRequest
+from gateway.envelope import BackendLog, Envelope, GatewayRequest, RouteCall
 from gateway.errors import GatewayError, HookFailed, MemoryBudgetSpent
 from gateway.observe import metrics
-from gateway.pipeline.aggregate.budget import Expectation, Hold, MemoryBudget
-from gateway.pipeline.aggregate.exchange import Exchange, Next, Shared
+from gateway.pipeline.aggregate.exchange import Exchange, Fanout, Next
 from gateway.pipeline.aggregate.fanout import fan_out
 from gateway.pipeline.aggregate.hooked import run_response_hooks
 from gateway.pipeline.aggregate.merge import merge_outcomes
@@ -30,11 +29,10 @@ from gateway.pipeline.aggregate.progressive import (
     preferred_stream,
     stream_records,
 )
-from gateway.pipeline.hooks import remaining
 from gateway.responses import Answer, json_response
-from gateway.router import Match
 from gateway.routes.model import NO_HOOKS, Aggregate, FieldRef, Hooks, ParamRef, QueryRef, Route
-from gateway.upstream.render import RenderInput, encode_segment, gateway_headers
+from gateway.stores.memory_budget import Expectation, Hold, MemoryBudget
+from gateway.upstream.render import RenderInput, encode_segment
 
 __all__ = ["AggregateHandler", "BackendPlan"]
 
@@ -65,7 +63,6 @@ class AggregateHandler:
     ) -> None:
         self.route = route
         self.response_hooks = hooks.response
-        self.hooked = bool(hooks.backend or hooks.response)
         self.plans = tuple(plans)
         self.budget = budget
         self.expected = Expectation()  # what this route's answers need of the budget
@@ -81,12 +78,13 @@ class AggregateHandler:
         self.sends_body = any(b.method == "POST" for b in backends)
         self.streams = aggregate.stream
 
-    async def __call__(self, request: GatewayRequest, match: Match) -> HttpResponseBase:
-        # Given back by the ASGI handler once the answer has been sent.
-        hold = request.envelope.memory = self.budget.hold(self._deadline_at(request.envelope))
+    async def __call__(self, call: RouteCall) -> HttpResponseBase:
+        request = call.http
+        hold = self.budget.hold(call.deadline)
+        call.envelope.after_answer.append(hold.release)  # once the answer has been sent
         if (media_type := self.stream_type(request)) is not None:
-            return self.progressive(request, match, hold, media_type)
-        return json_response(await self.produce(request, match, hold))
+            return self.progressive(call, hold, media_type)
+        return json_response(await self.produce(call, hold))
 
     def stream_type(self, request: GatewayRequest) -> str | None:
         """SSE or NDJSON when the route streams and the client prefers one."""
@@ -95,25 +93,22 @@ class AggregateHandler:
         accept = request.META.get("HTTP_ACCEPT")
         return preferred_stream(accept) if accept else None
 
-    def progressive(
-        self, request: GatewayRequest, match: Match, hold: Hold, media_type: str
-    ) -> ProgressiveResponse:
+    def progressive(self, call: RouteCall, hold: Hold, media_type: str) -> ProgressiveResponse:
         """The stream of records (progressive.py); the client's values are
         checked first, so that a bad one is still a plain 400."""
-        envelope = request.envelope
-        shared = self._shared(request, match, hold)
-        timeout = self._deadline(envelope)
+        envelope = call.envelope
+        fanout = self._fanout(call, hold)
         finished: asyncio.Queue[tuple[BackendPlan, Outcome] | None] = asyncio.Queue()
 
-        async def call(plan: BackendPlan, earlier: Sequence[Outcome | None]) -> Outcome:
-            exchange = Exchange(shared, Outcome(plan.name, plan.required), earlier)
+        async def one(plan: BackendPlan, earlier: Sequence[Outcome | None]) -> Outcome:
+            exchange = Exchange(fanout, Outcome(plan.name, plan.required), earlier)
             await plan.call(exchange)
             return exchange.outcome
 
         async def run() -> list[Outcome]:
             try:
                 outcomes = await fan_out(
-                    self.plans, call, timeout, lambda p, o: finished.put_nowait((p, o))
+                    self.plans, one, call.remaining(), lambda p, o: finished.put_nowait((p, o))
                 )
                 _record(envelope, self.route.name, outcomes)
                 return outcomes
@@ -122,47 +117,39 @@ class AggregateHandler:
 
         task = asyncio.create_task(run())
         records = stream_records(
-            self.plans, self.keys, finished, task, RecordWriter(media_type), envelope, shared
+            self.plans, self.keys, finished, task, RecordWriter(media_type), envelope, fanout
         )
         return ProgressiveResponse(media_type, records, task)
 
-    async def produce(self, request: GatewayRequest, match: Match, hold: Hold) -> Answer:
+    async def produce(self, call: RouteCall, hold: Hold) -> Answer:
         """The merged JSON and whether every backend answered (and what response
         hooks changed); raises GatewayError. `hold` keeps the answer's bytes
         counted when this returns."""
-        envelope = request.envelope
-        shared = self._shared(request, match, hold)
-        timeout = self._deadline(envelope)
+        envelope = call.envelope
+        fanout = self._fanout(call, hold)
         if not await hold.admit(self.expected.value):  # this route's answers' peak, in turn
             raise MemoryBudgetSpent("the gateway's memory budget is spent, try again shortly")
 
-        async def call(plan: BackendPlan, earlier: Sequence[Outcome | None]) -> Outcome:
-            exchange = Exchange(shared, Outcome(plan.name, plan.required), earlier)
+        async def one(plan: BackendPlan, earlier: Sequence[Outcome | None]) -> Outcome:
+            exchange = Exchange(fanout, Outcome(plan.name, plan.required), earlier)
             await plan.call(exchange)
             return exchange.outcome
 
-        outcomes = await fan_out(self.plans, call, timeout)
+        outcomes = await fan_out(self.plans, one, call.remaining())
         _record(envelope, self.route.name, outcomes)
         try:
-            if shared.hook_error is not None:  # a backend hook failed: so does the route
-                raise shared.hook_error
+            if fanout.hook_error is not None:  # a backend hook failed: so does the route
+                raise fanout.hook_error
             body, completed = merge_outcomes(outcomes, self.keys, self.single)
         except GatewayError:
             outcomes.clear()  # the bodies go now, not with the traceback
             raise
-        envelope.completed = completed
+        envelope.log.completed = completed
         status: int = 200
         headers: tuple[tuple[str, str], ...] = ()
         if self.response_hooks:
             body, status, headers = await run_response_hooks(
-                self.response_hooks,
-                envelope,
-                request.scope,
-                match.params,
-                outcomes,
-                self.keys,
-                body,
-                self.route.timeout,
+                self.response_hooks, call, hold, outcomes, self.keys, body
             )
         # The answer is about as large as the bodies it holds; serialising it
         # may need twice that while the writer grows.
@@ -180,38 +167,21 @@ class AggregateHandler:
         hold.keep(len(content))  # the bodies are gone; the answer stays until sent
         return Answer(content, completed, status, headers)
 
-    def _deadline_at(self, envelope: Envelope) -> float:
-        """The loop time the route must answer by (its waits for memory end before)."""
-        if envelope.deadline is not None:
-            return envelope.deadline
-        return asyncio.get_running_loop().time() + self.route.timeout
-
-    def _deadline(self, envelope: Envelope) -> float:
-        """Seconds left of the route's deadline. With hooks on backends or the
-        answer, the deadline is fixed now so that they count against it."""
-        if self.hooked and envelope.deadline is None:
-            envelope.deadline = asyncio.get_running_loop().time() + self.route.timeout
-        return remaining(envelope, self.route.timeout)
-
-    def _shared(self, request: GatewayRequest, match: Match, hold: Hold) -> Shared:
+    def _fanout(self, call: RouteCall, hold: Hold) -> Fanout:
+        request = call.http
         query: dict[str, str] = {}
         if self.reads_query:
             query = {k: v[0] for k, v in request.GET.lists() if v}
+        match = call.match
         values = RenderInput(match.params, match.path_params, query)
         self._check_client_values(values)
-        return Shared(
+        return Fanout(
+            call=call,
             values=values,
-            headers=request.scope["headers"],
             body=request.body if self.sends_body else b"",
             content_type=request.META.get("CONTENT_TYPE", ""),
-            base_headers=[
-                _ACCEPT,
-                _ACCEPT_ENCODING,
-                *gateway_headers(request.envelope),
-            ],
+            base_headers=[_ACCEPT, _ACCEPT_ENCODING, *call.envelope.gateway_headers()],
             hold=hold,
-            envelope=request.envelope,
-            scope=request.scope,
         )
 
     def _check_client_values(self, values: RenderInput) -> None:
@@ -230,6 +200,6 @@ def _record(envelope: Envelope, route: str, outcomes: list[Outcome]) -> None:
     for outcome in outcomes:
         label = outcome.outcome_label
         metrics.observe_backend(route, outcome.name, label)
-        envelope.backends.append(
+        envelope.log.backends.append(
             BackendLog(outcome.name, outcome.status, outcome.duration, outcome.attempts, label)
         )

@@ -1,26 +1,31 @@
 """Hooks on aggregate routes (SPEC 3.12): the `backend` stage, run in each
 backend's chain after `render` and before `send` (once per backend, not per
-retry), and the `response` hooks, run on the merged answer.
+retry), and the `response` stage, run on the merged answer.
 
 Both only exist for routes that have such hooks: `backend_hook_stage` returns
 None otherwise (the stage is left out of the chain), and the handler skips
-`run_response_hooks` when its tuple is empty.
+`run_response_hooks` when its tuple is empty. A response hook that never
+reads `body` costs no parsing: the answer stays as it was merged (bodies
+nothing shapes are spliced in as they came) until a hook reads it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from gateway.envelope import Envelope
-from gateway.errors import GatewayError, HookFailed
-from gateway.hooks import BackendOutcome, ResponseContext
-from gateway.hooks._wire import wire_call, wire_changes
+import orjson
+
+from gateway.envelope import RouteCall
+from gateway.errors import GatewayError, HookFailed, MemoryBudgetSpent
+from gateway.hooks import BackendOutcome
+from gateway.hooks._wire import wire_answer, wire_body, wire_call, wire_changes
 from gateway.pipeline.aggregate.exchange import Exchange, Next, Stage
 from gateway.pipeline.aggregate.outcome import Outcome
-from gateway.pipeline.failures import Failure, contract_word
-from gateway.pipeline.hooks import request_of, run_bounded, run_hooks
+from gateway.pipeline.hooks import hooked, run_bounded, run_hooks
 from gateway.routes.model import Backend, Hook
+from gateway.stores.memory_budget import Hold, parsed_cost
+from gateway.types import Failure, contract_word
 
 __all__ = ["backend_hook_stage", "run_response_hooks"]
 
@@ -31,23 +36,19 @@ def backend_hook_stage(hooks: Sequence[Hook], backend: Backend) -> Stage | None:
     hooks, name, method = tuple(hooks), backend.name, backend.method
 
     async def stage(exchange: Exchange, next: Next) -> None:
-        shared = exchange.shared
-        envelope = shared.envelope
+        fanout = exchange.fanout
+        envelope = fanout.envelope
+        state = hooked(envelope, fanout.call.scope, fanout.values.params)
         call = wire_call(
-            request_of(envelope, shared.scope, shared.values.params),
-            name,
-            method,
-            exchange.path,
-            exchange.headers,
-            exchange.query,
+            state.request, name, method, exchange.path, exchange.headers, exchange.query
         )
         try:
             # inside the fan-out, whose deadline is the route's: no second timer
             await run_bounded(hooks, "backend", call, envelope)
         except GatewayError as exc:
             # The route answers this error, whatever the backend's `required`
-            if shared.hook_error is None:
-                shared.hook_error = exc
+            if fanout.hook_error is None:
+                fanout.hook_error = exc
             exchange.outcome.failure = Failure.CANCELLED
             return
         if (changes := wire_changes(call)) is not None:
@@ -59,25 +60,36 @@ def backend_hook_stage(hooks: Sequence[Hook], backend: Backend) -> Stage | None:
 
 async def run_response_hooks(
     hooks: Sequence[Hook],
-    envelope: Envelope,
-    scope: Mapping[str, Any],
-    params: Mapping[str, str],
+    call: RouteCall,
+    hold: Hold,
     outcomes: Sequence[Outcome],
     keys: Sequence[str | None],
     body: Any,
-    route_timeout: float,
 ) -> tuple[Any, int, tuple[tuple[str, str], ...]]:
     """(body, status, headers) once every response hook has run."""
-    context = ResponseContext(
-        request=request_of(envelope, scope, params),
-        outcomes=lambda: tuple(_public(o, k) for o, k in zip(outcomes, keys, strict=True)),
-        body=body,
+    envelope = call.envelope
+    state = hooked(envelope, call.scope, call.match.params)
+
+    def read(merged: Any) -> Any:
+        """The answer's Python objects, when a hook first reads it: what they
+        cost is taken from the request's share of the memory budget."""
+        data = orjson.dumps(merged)
+        cost, _ = parsed_cost(data)
+        if not hold.take_now(cost):
+            raise MemoryBudgetSpent("the gateway's memory budget is spent, try again shortly")
+        return orjson.loads(data)
+
+    context = wire_answer(
+        state.request,
+        lambda: tuple(_public(o, k) for o, k in zip(outcomes, keys, strict=True)),
+        body,
+        read,
     )
-    await run_hooks(hooks, "response", context, envelope, route_timeout)
+    await run_hooks(hooks, "response", context, envelope, call.deadline)
     status = context.status
     if not isinstance(status, int) or not 200 <= status <= 599:
         raise HookFailed(f"a response hook set the status to {status!r}")
-    return context.body, status, tuple(context.headers.items())
+    return wire_body(context), status, tuple(context.headers_set.items())
 
 
 def _public(outcome: Outcome, key: str | None) -> BackendOutcome:

@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from gateway.errors import BackendFailed
+from gateway.errors import BackendFailed, backend_error
 from gateway.pipeline.aggregate.outcome import Outcome
-from gateway.pipeline.failures import Failure, failure_error
+from gateway.types import Failure
 
 __all__ = ["merge_outcomes", "route_failure"]
 
@@ -31,7 +31,7 @@ def _decider(outcomes: Sequence[Outcome]) -> Outcome | None:
 
 def _error(decider: Outcome) -> BackendFailed:
     assert decider.failure is not None
-    return failure_error(
+    return backend_error(
         decider.name, decider.failure, status=decider.route_status, detail=decider.detail
     )
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.pipeline.failures import Failure
+from gateway.types import Failure
 
 __all__ = ["Outcome"]
 

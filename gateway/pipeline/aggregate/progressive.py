@@ -30,12 +30,12 @@ import orjson
 from gateway.errors import error_body
 from gateway.pipeline.aggregate.merge import route_failure
 from gateway.pipeline.aggregate.outcome import Outcome
-from gateway.pipeline.failures import Failure, contract_word
 from gateway.responses import RelayedResponse
+from gateway.types import Failure, contract_word
 
 if TYPE_CHECKING:
     from gateway.envelope import Envelope
-    from gateway.pipeline.aggregate.exchange import Shared
+    from gateway.pipeline.aggregate.exchange import Fanout
     from gateway.pipeline.aggregate.handler import BackendPlan
 
 __all__ = [
@@ -125,7 +125,7 @@ async def stream_records(
     task: asyncio.Task[list[Outcome]],
     write: RecordWriter,
     envelope: Envelope,
-    shared: Shared,
+    fanout: Fanout,
 ) -> AsyncIterator[bytes]:
     """The records, as `task` (the fan-out) puts finished backends in `finished`
     (None once it is over)."""
@@ -146,13 +146,13 @@ async def stream_records(
             if late and not plan.required:
                 why = _why(outcome, plan, plans, reported)
                 yield write("part", _part(plan, keys, "failed", error=why))
-        error = shared.hook_error or route_failure(outcomes)
+        error = fanout.hook_error or route_failure(outcomes)
         if error is not None:
             problem = error_body(error, request_id=envelope.request_id, route=envelope.route_name)
             yield write("error", {"problem": orjson.Fragment(problem)})
         else:
             completed = all(o.ok for o in outcomes)
-            envelope.completed = completed
+            envelope.log.completed = completed
             yield write("done", {"completed": completed})
     finally:
         if not task.done():

@@ -10,8 +10,8 @@ static ones; a POST backend gets the client's body and its Content-Type.
 from __future__ import annotations
 
 from gateway.pipeline.aggregate.exchange import Exchange, Next, Stage
-from gateway.pipeline.failures import Failure
 from gateway.routes.model import Backend, Upstream
+from gateway.types import Failure
 from gateway.upstream.render import MissingField, RenderInput, render_path, render_query
 
 __all__ = ["render"]
@@ -30,8 +30,8 @@ def render(
     base_path, posts = upstream.base_path, backend.method == "POST"
 
     async def stage(exchange: Exchange, next: Next) -> None:
-        shared, outcome = exchange.shared, exchange.outcome
-        values = shared.values
+        fanout, outcome = exchange.fanout, exchange.outcome
+        values = fanout.values
         if reads:
             bodies = {}
             for index, key in reads:
@@ -47,15 +47,15 @@ def render(
         except MissingField as exc:
             outcome.failure, outcome.detail = Failure.DEPENDENCY, f"could not run: {exc}"
             return
-        headers = list(shared.base_headers)  # each attempt adds its traceparent (send.py)
-        headers.extend((n, v) for n, v in shared.headers if n in forward)
+        headers = list(fanout.base_headers)  # each attempt adds its traceparent (send.py)
+        headers.extend((n, v) for n, v in fanout.headers if n in forward)
         headers.extend(static_headers)
-        if shared.edits is not None:  # request hooks set or removed some
-            headers = shared.edits.apply(headers)
+        if fanout.edits is not None:  # request hooks set or removed some
+            headers = fanout.edits.apply(headers)
         if posts:
-            exchange.content = shared.body
-            if shared.content_type:
-                headers.append((b"content-type", shared.content_type.encode("latin-1")))
+            exchange.content = fanout.body
+            if fanout.content_type:
+                headers.append((b"content-type", fanout.content_type.encode("latin-1")))
         exchange.headers = headers
         await next(exchange)
 

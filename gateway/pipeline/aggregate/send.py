@@ -20,12 +20,13 @@ from gateway.observe.trace import CallTarget
 from gateway.pipeline.aggregate.decode import OverBudget, TooLarge, Undecodable, read_body
 from gateway.pipeline.aggregate.exchange import Exchange, Next, Stage
 from gateway.pipeline.aggregate.outcome import Outcome
-from gateway.pipeline.failures import Failure, classify_transport_error
 from gateway.routes.model import Backend, Upstream
+from gateway.types import Failure
 from gateway.upstream.attempts import Traced, UpstreamGuard, call_guarded, is_retryable_status
 from gateway.upstream.requests import (
     Origin,
     build_request,
+    classify_transport_error,
     reserve_traceparent,
     send,
     set_traceparent,
@@ -81,7 +82,7 @@ def send_stage(
             # connecting, the headers and the whole body.
         )
 
-        trace = exchange.shared.envelope.trace
+        trace = exchange.fanout.envelope.trace
         slot = None if trace is None else reserve_traceparent(request)
 
         async def attempt(traceparent: bytes | None) -> Outcome:
@@ -132,7 +133,7 @@ async def _attempt(
                     response.headers.raw,
                     response.stream,  # type: ignore[arg-type]  # an async byte stream
                     max_size,
-                    exchange.shared.hold,
+                    exchange.fanout.hold,
                     attempt,
                 )
             finally:

@@ -10,10 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.fields import MISSING, get_field
+from gateway.dotpath import MISSING, get_field
 from gateway.pipeline.aggregate.exchange import Exchange, Next, Stage
-from gateway.pipeline.failures import Failure
 from gateway.routes.model import Backend
+from gateway.types import Failure
 
 __all__ = ["Shape", "ShapeError", "compile_shape", "shape_body", "shape_stage"]
 
@@ -127,9 +127,9 @@ def shape_stage(shape: Shape, *, must_be_object: bool) -> Stage | None:
     async def stage(exchange: Exchange, next: Next) -> None:
         outcome = exchange.outcome
         # Shaping builds new objects and lists beside the parsed ones (the
-        # values inside are shared): hold what those cost.
+        # values inside are fanout): hold what those cost.
         if not shape.is_identity:
-            if not await exchange.shared.hold.take(outcome.containers):
+            if not await exchange.fanout.hold.take(outcome.containers):
                 outcome.failure = Failure.MEMORY
                 return
             try:

@@ -13,10 +13,18 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from gateway.policies.auth.base import Authenticator, AuthError, Principal, read_query_param
+from gateway.policies.auth.base import (
+    QUERY_PARAM,
+    Authenticator,
+    AuthError,
+    Principal,
+    ProviderConfig,
+    provider_type,
+    read_query_param,
+)
+from gateway.routes.keys import HEADER, STRING, STRINGS, Key, ListOf, Section, Value, var_or
 
 if TYPE_CHECKING:
-    from gateway.routes.model import ProviderConfig
     from gateway.routes.reader import Reader
     from gateway.routes.source import Node
     from gateway.runtime import Runtime
@@ -24,6 +32,26 @@ if TYPE_CHECKING:
 __all__ = ["KIND", "ApiKey", "ApiKeyAuthenticator", "ApiKeyProvider"]
 
 _HEX_DIGEST = re.compile(r"[0-9a-fA-F]{64}")
+_SHA256 = Value(var_or({"type": "string", "pattern": "^[0-9a-fA-F]{64}$"}), "ab" * 32, "abc")
+KEY = Section(
+    (
+        Key(name="id", value=STRING, required=True, example="alice"),
+        Key(name="key", value=STRING),
+        Key(name="sha256", value=_SHA256, drops=("key",)),
+        Key(name="scopes", value=STRINGS),
+    ),
+    extra={"oneOf": [{"required": ["key"]}, {"required": ["sha256"]}]},
+    sample={"id": "alice", "key": "alice-key"},
+)
+SECTION = Section(
+    (
+        provider_type("api_key"),
+        Key(name="header", value=HEADER),
+        Key(name="keys", value=ListOf(KEY), required=True),
+        Key(name="identity_header", value=HEADER),
+        Key(name="query_param", value=QUERY_PARAM),
+    )
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -71,8 +99,7 @@ class ApiKeyAuthenticator:
 # --- the routes file -------------------------------------------------------------
 def _read(r: Reader, name: str, node: Node) -> ApiKeyProvider | None:
     where = f"auth provider {name!r}"
-    allowed = ("type", "header", "keys", "identity_header", "query_param")
-    fields = r.mapping(node, where, allowed=allowed, required=("keys",))
+    fields = SECTION.fields(r, node, where)
     if fields is None or "keys" not in fields:
         return None
     header, display = "x-api-key", "X-API-Key"
@@ -112,7 +139,7 @@ def _read_keys(r: Reader, node: Node, where: str) -> tuple[ApiKey, ...]:
 
 
 def _read_key(r: Reader, node: Node, where: str) -> ApiKey | None:
-    fields = r.mapping(node, where, allowed=("id", "key", "sha256", "scopes"), required=("id",))
+    fields = KEY.fields(r, node, where)
     if fields is None or "id" not in fields:
         return None
     key_id = r.string(fields["id"], f"{where}.id")
@@ -135,6 +162,7 @@ def _read_key(r: Reader, node: Node, where: str) -> ApiKey | None:
 
 class _Kind:
     type = "api_key"
+    section = SECTION
 
     def read(self, r: Reader, name: str, node: Node) -> ProviderConfig | None:
         return _read(r, name, node)

@@ -1,6 +1,7 @@
 """What every auth provider kind shares: the Principal it yields, the errors it
-raises, the Authenticator protocol it implements, and the ProviderKind protocol
-its module exports as `KIND`."""
+raises, the Authenticator protocol it implements, the ProviderKind protocol
+its module exports as `KIND` (its `type:`, its section of the routes file,
+its reader and builder), and the keys every kind has."""
 
 from __future__ import annotations
 
@@ -10,23 +11,44 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Protocol
 
+from gateway.routes.keys import Key, Value
+
 if TYPE_CHECKING:
-    from gateway.routes.model import ProviderConfig
+    from gateway.routes.keys import Section
     from gateway.routes.reader import Reader
     from gateway.routes.source import Node
     from gateway.runtime import Runtime
 
 __all__ = [
+    "QUERY_PARAM",
     "AuthError",
     "AuthUnavailable",
     "Authenticator",
     "Principal",
+    "ProviderConfig",
     "ProviderKind",
+    "provider_type",
     "read_query_param",
 ]
 
 # RFC 3986 unreserved characters: a name that needs no encoding anywhere.
 _QUERY_NAME = re.compile(r"[A-Za-z0-9._~-]{1,100}")
+QUERY_PARAM = Value({"type": "string", "pattern": "^[A-Za-z0-9._~-]{1,100}$"}, "key", "a key")
+
+
+def provider_type(name: str) -> Key:
+    """The `type:` key of a provider of this kind."""
+    return Key(name="type", value=Value({"const": name}, name, "no-such-type"), required=True)
+
+
+class ProviderConfig(Protocol):
+    """A provider's section of the routes file, as its kind read it (each kind
+    has its own frozen config type)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def type(self) -> str: ...
 
 
 NO_CLAIMS: Mapping[str, Any] = MappingProxyType({})
@@ -86,6 +108,8 @@ class ProviderKind(Protocol):
 
     @property
     def type(self) -> str: ...
+    @property
+    def section(self) -> Section: ...
     def read(self, r: Reader, name: str, node: Node) -> ProviderConfig | None: ...
     def build(self, config: ProviderConfig, runtime: Runtime) -> Authenticator: ...
 

@@ -22,11 +22,19 @@ import jwt
 from jwt.types import Options
 from jwt.warnings import InsecureKeyLengthWarning
 
-from gateway.policies.auth.base import Authenticator, AuthError, Principal, read_query_param
+from gateway.policies.auth.base import (
+    QUERY_PARAM,
+    Authenticator,
+    AuthError,
+    Principal,
+    ProviderConfig,
+    provider_type,
+    read_query_param,
+)
 from gateway.policies.auth.jwks import JwksKeys
+from gateway.routes.keys import BOOL, HEADER, STRING, Key, MapOf, Section, Value
 
 if TYPE_CHECKING:
-    from gateway.routes.model import ProviderConfig
     from gateway.routes.reader import Reader
     from gateway.routes.source import Node
     from gateway.runtime import Runtime
@@ -42,6 +50,50 @@ _ASYMMETRIC = frozenset(
     {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
 )
 _KEY_SOURCES = ("jwks_url", "secret", "public_key")
+# An Ed25519 public key: the schema's example of `public_key`.
+_EXAMPLE_PEM = """-----BEGIN PUBLIC KEY-----
+MCowBQYDK2VwAyEACVYMrZukuhW3FQ7X63Wkry4dhyExkYxV98Pml64suwg=
+-----END PUBLIC KEY-----
+"""
+_ASYMMETRIC_EXAMPLE = {"algorithms": ["EdDSA"]}
+SECTION = Section(
+    (
+        provider_type("jwt"),
+        Key(
+            name="algorithms",
+            value=Value(
+                {"type": "array", "items": {"enum": sorted(_HMAC | _ASYMMETRIC)}},
+                ["HS256"],
+                ["none"],
+            ),
+            required=True,
+        ),
+        Key(name="issuer", value=STRING),
+        Key(name="audience", value=STRING),
+        Key(
+            name="jwks_url",
+            value=STRING,
+            example="https://idp.example/jwks",
+            needs=_ASYMMETRIC_EXAMPLE,
+            drops=("secret",),
+        ),
+        Key(name="secret", value=STRING, example="s" * 32),
+        Key(
+            name="public_key",
+            value=STRING,
+            example=_EXAMPLE_PEM,
+            needs=_ASYMMETRIC_EXAMPLE,
+            drops=("secret",),
+        ),
+        Key(name="scopes_claim", value=STRING),
+        Key(name="identity_claim", value=STRING),
+        Key(name="claims_to_headers", value=MapOf(HEADER, "tenant")),
+        Key(name="require_exp", value=BOOL),
+        Key(name="query_param", value=QUERY_PARAM),
+    ),
+    extra={"oneOf": [{"required": [k]} for k in _KEY_SOURCES]},
+    sample={"type": "jwt", "algorithms": ["HS256"], "secret": "s" * 32},
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -166,23 +218,7 @@ def _reason(exc: jwt.PyJWTError) -> str:
 # --- the routes file -------------------------------------------------------------
 def _read(r: Reader, name: str, node: Node) -> JwtProvider | None:
     where = f"auth provider {name!r}"
-    fields = r.mapping(
-        node,
-        where,
-        allowed=(
-            "type",
-            "algorithms",
-            "issuer",
-            "audience",
-            *_KEY_SOURCES,
-            "scopes_claim",
-            "identity_claim",
-            "claims_to_headers",
-            "require_exp",
-            "query_param",
-        ),
-        required=("algorithms",),
-    )
+    fields = SECTION.fields(r, node, where)
     if fields is None or "algorithms" not in fields:
         return None
     algorithms = _read_algorithms(r, fields["algorithms"], where)
@@ -294,13 +330,16 @@ def _read_claim_headers(r: Reader, node: Node, where: str) -> tuple[tuple[str, s
 
 class _Kind:
     type = "jwt"
+    section = SECTION
 
     def read(self, r: Reader, name: str, node: Node) -> ProviderConfig | None:
         return _read(r, name, node)
 
     def build(self, config: ProviderConfig, runtime: Runtime) -> Authenticator:
         assert isinstance(config, JwtProvider)
-        jwks = runtime.jwks(config.jwks_url) if config.jwks_url else None
+        jwks = None
+        if (url := config.jwks_url) is not None:
+            jwks = runtime.keep(("jwks", url), lambda: JwksKeys(url, runtime.own_client()))
         return JwtAuthenticator(config, jwks)
 
 

@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from gateway.pipeline.aggregate.budget import MemoryBudget
 from gateway.pipeline.aggregate.decode import OverBudget, TooLarge, Undecodable, is_json, read_body
+from gateway.stores.memory_budget import MemoryBudget
 
 
 async def chunks(data: bytes, size: int = 1000) -> AsyncIterator[bytes]:

@@ -11,11 +11,11 @@ import pytest
 import respx
 
 from gateway.assembly import build_gateway
-from gateway.envelope import GatewayRequest
+from gateway.envelope import GatewayRequest, RouteCall, open_call
 from gateway.errors import BackendFailed, BadRequest
-from gateway.pipeline import Handler
 from gateway.router import Match, Router, split_path
 from gateway.runtime import Runtime
+from gateway.stack import RouteHandler
 from tests.conftest import envelope, table
 
 ROUTES = """
@@ -37,7 +37,7 @@ routes:
 
 
 @pytest.fixture
-async def handler() -> AsyncIterator[tuple[Handler, Router]]:
+async def handler() -> AsyncIterator[tuple[RouteHandler, Router]]:
     routes = table(ROUTES)
     runtime = Runtime(redis_url="", failure_mode="open")
     gateway = build_gateway(routes, runtime)
@@ -65,6 +65,10 @@ def make_request(
     return request
 
 
+def call(request: GatewayRequest, found: Match) -> RouteCall:
+    return open_call(request.envelope, found, request.scope, request=request)
+
+
 def match(router: Router, method: str, path: str) -> Match:
     found = router.match(method, split_path(path))
     assert isinstance(found, Match)
@@ -73,7 +77,7 @@ def match(router: Router, method: str, path: str) -> Match:
 
 @respx.mock(using="httpx", assert_all_called=False)
 async def test_fan_out_shape_and_headers(
-    respx_mock: respx.MockRouter, handler: tuple[Handler, Router]
+    respx_mock: respx.MockRouter, handler: tuple[RouteHandler, Router]
 ) -> None:
     aggregate, router = handler
     users = respx_mock.get("http://users.svc:8080/api/users/7").respond(
@@ -95,7 +99,7 @@ async def test_fan_out_shape_and_headers(
         },
         body=b"hello",
     )
-    response = await aggregate(request, match(router, "POST", "/u/7"))
+    response = await aggregate(call(request, match(router, "POST", "/u/7")))
     assert response.status_code == 200
     assert response["X-Gateway-Completed"] == "true"
     assert orjson.loads(response.content) == {
@@ -119,13 +123,13 @@ async def test_fan_out_shape_and_headers(
 
 @respx.mock(using="httpx", assert_all_called=False)
 async def test_optional_timeout_is_partial(
-    respx_mock: respx.MockRouter, handler: tuple[Handler, Router]
+    respx_mock: respx.MockRouter, handler: tuple[RouteHandler, Router]
 ) -> None:
     aggregate, router = handler
     respx_mock.get("http://users.svc:8080/api/users/7").respond(json={"account": "a"})
     respx_mock.get("http://orders.svc/orders").mock(side_effect=httpx.ReadTimeout("slow"))
     respx_mock.post("http://orders.svc/accounts/a").respond(json={})
-    response = await aggregate(make_request("GET", "/u/7"), match(router, "GET", "/u/7"))
+    response = await aggregate(call(make_request("GET", "/u/7"), match(router, "GET", "/u/7")))
     assert response.status_code == 200
     assert response["X-Gateway-Completed"] == "false"
     assert set(orjson.loads(response.content)) == {"user", "account"}
@@ -143,23 +147,25 @@ async def test_optional_timeout_is_partial(
     ],
 )
 async def test_required_failures(
-    handler: tuple[Handler, Router], effect: object, status: int
+    handler: tuple[RouteHandler, Router], effect: object, status: int
 ) -> None:
     aggregate, router = handler
     with respx.mock(using="httpx", assert_all_called=False) as mock:
         mock.get("http://users.svc:8080/api/users/7").mock(side_effect=[effect])
         mock.get("http://orders.svc/orders").respond(json={"data": []})
         with pytest.raises(BackendFailed) as caught:
-            await aggregate(make_request("GET", "/u/7"), match(router, "GET", "/u/7"))
+            await aggregate(call(make_request("GET", "/u/7"), match(router, "GET", "/u/7")))
     assert caught.value.status == status
 
 
 async def test_unsafe_parameter_is_refused_before_any_call(
-    handler: tuple[Handler, Router],
+    handler: tuple[RouteHandler, Router],
 ) -> None:
     aggregate, router = handler
     with respx.mock(using="httpx", assert_all_called=False) as mock:
         called = mock.route().respond(json={})
         with pytest.raises(BadRequest):
-            await aggregate(make_request("GET", "/u/%2e%2e"), match(router, "GET", "/u/%2e%2e"))
+            await aggregate(
+                call(make_request("GET", "/u/%2e%2e"), match(router, "GET", "/u/%2e%2e"))
+            )
     assert not called.called

@@ -50,7 +50,7 @@ PROVIDERS = table(
         jwks_url: https://idp.example/jwks
     routes: []
     """
-).auth
+).sections["auth"]
 
 
 async def test_api_keys_plain_and_hashed() -> None:
@@ -80,7 +80,7 @@ async def test_a_short_hmac_secret_is_reported_once_not_on_every_token(
         auth: {{short: {{type: jwt, algorithms: [HS256, HS512], secret: {SECRET}}}}}
         routes: []
         """
-    ).auth["short"]
+    ).sections["auth"]["short"]
     with caplog.at_level("WARNING", logger="gateway.auth"):
         auth = JwtAuthenticator(provider, None)  # type: ignore[arg-type]
     assert [r.getMessage() for r in caplog.records] == [

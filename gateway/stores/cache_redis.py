@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import redis.asyncio as aioredis
 
-from gateway.policies.cache import PREFIX
-from gateway.policies.redis import REDIS_ERRORS, Outage
+from gateway.stores.cache import PREFIX
+from gateway.stores.redis import REDIS_ERRORS, Outage
 
 __all__ = ["RedisCache"]
 

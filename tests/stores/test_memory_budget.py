@@ -1,4 +1,4 @@
-"""MEMORY_BUDGET's accounting (gateway/pipeline/aggregate/budget.py)."""
+"""MEMORY_BUDGET's accounting (gateway/stores/memory_budget.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from gateway.observe import metrics
-from gateway.pipeline.aggregate.budget import Expectation, MemoryBudget, parsed_cost
+from gateway.stores.memory_budget import Expectation, MemoryBudget, parsed_cost
 
 SHAPES = {
     "objects": [

@@ -28,8 +28,8 @@ from websockets.exceptions import InvalidHandshake, InvalidStatus, InvalidURI
 from websockets.typing import Subprotocol
 from websockets.uri import parse_uri
 
-from gateway.pipeline.failures import Failure
 from gateway.routes.model import Upstream
+from gateway.types import Failure
 from gateway.upstream.wsconnection import UpstreamSocket
 
 __all__ = ["WRITE_LIMIT", "HandshakeFailed", "open_websocket", "websocket_url"]

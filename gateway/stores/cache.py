@@ -11,7 +11,7 @@ X-Forwarded-Host and -Proto, identity headers). Identical misses in flight
 share one fan-out.
 
 Stores: `MemoryCache` (bounded in entries and bytes, least recently used goes
-first) and `RedisCache` (gateway/policies/rediscache.py), which is bypassed,
+first) and `RedisCache` (gateway/stores/cache_redis.py), which is bypassed,
 never failing a request, while Redis is unreachable.
 """
 

@@ -5,19 +5,29 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from gateway.routes.kinds import KindReader, RouteContext, read_relay_path, read_upstream_ref
+from gateway.routes.keys import DURATION, HEADERS, NAME, SIZE, STRING, Key, Section
+from gateway.routes.kinds import read_relay_path, read_upstream_ref
 from gateway.routes.model import WebSocket
 from gateway.routes.reader import HEADER_NAME, Reader
 from gateway.routes.source import Node
+from gateway.routes.vocabulary import KindReader, RouteContext
 
 __all__ = ["WEBSOCKET"]
 
-_KEYS = ("upstream", "path", "subprotocols", "max_message_size", "idle_timeout")
+WEBSOCKET_SECTION = Section(
+    (
+        Key(name="upstream", value=NAME, required=True, example="u"),
+        Key(name="path", value=STRING, required=True, example="/ws", wrong=["/ws"]),
+        Key(name="subprotocols", value=HEADERS, example=["chat.v1"]),
+        Key(name="max_message_size", value=SIZE),
+        Key(name="idle_timeout", value=DURATION),
+    )
+)
 
 
 def _read(r: Reader, fields: Mapping[str, Node], ctx: RouteContext) -> WebSocket | None:
     where = f"{ctx.where}: websocket"
-    spec = r.mapping(fields["websocket"], where, allowed=_KEYS, required=("upstream", "path"))
+    spec = WEBSOCKET_SECTION.fields(r, fields["websocket"], where)
     if spec is None or "upstream" not in spec or "path" not in spec:
         return None
     upstream = read_upstream_ref(r, spec["upstream"], f"{where}.upstream", ctx.upstreams)
@@ -49,8 +59,7 @@ def _read(r: Reader, fields: Mapping[str, Node], ctx: RouteContext) -> WebSocket
 
 WEBSOCKET = KindReader(
     name="websocket",
-    key="websocket",
+    keys=(Key(name="websocket", value=WEBSOCKET_SECTION),),
     methods=("GET",),
-    only_keys=(),
     read=_read,
 )

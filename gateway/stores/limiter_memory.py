@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 import time
 
-from gateway.policies.ratelimit import Decision, decision_for
+from gateway.stores.limiter import Decision, decision_for
 
 __all__ = ["MemoryLimiter"]
 

@@ -1,4 +1,4 @@
-"""In-process token buckets (gateway/policies/ratelimit/memory.py)."""
+"""In-process token buckets (gateway/stores/limiter_memory.py)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from gateway.policies.ratelimit import Decision, decision_for
-from gateway.policies.ratelimit.memory import MemoryLimiter
+from gateway.stores.limiter import Decision, decision_for
+from gateway.stores.limiter_memory import MemoryLimiter
 
 
 class Clock:
@@ -21,7 +21,7 @@ class Clock:
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     fake = Clock()
-    monkeypatch.setattr("gateway.policies.ratelimit.memory.time.monotonic", fake)
+    monkeypatch.setattr("gateway.stores.limiter_memory.time.monotonic", fake)
     return fake
 
 

@@ -1,4 +1,4 @@
-"""Token buckets in a real redis-server (gateway/policies/ratelimit/redis.py)."""
+"""Token buckets in a real redis-server (gateway/stores/limiter_redis.py)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as aioredis
 
-from gateway.policies.ratelimit import StoreUnavailable
-from gateway.policies.ratelimit.redis import PREFIX, RedisLimiter
-from gateway.policies.redis import connect_redis
+from gateway.stores.limiter import StoreUnavailable
+from gateway.stores.limiter_redis import PREFIX, RedisLimiter
+from gateway.stores.redis import connect_redis
 from tests.conftest import RedisServer
 
 

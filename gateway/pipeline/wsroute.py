@@ -1,8 +1,8 @@
 """The handler of a WebSocket route (SPEC 3.11).
 
 A plain request (no upgrade) is answered `426` with `Upgrade: websocket`. A
-handshake reaches `connect` once the edge has run the route's policies (auth,
-scopes, one rate-limit token, the Origin check): it opens the upstream
+handshake reaches it once the route's stack has run its policies (the Origin
+check, auth and scopes, one rate-limit token, request hooks): it opens the upstream
 WebSocket through the upstream's guard (circuit breaker, retries within the
 budget) under the route deadline, each attempt bounded by the upstream's
 timeout, and accepts the client only once the upstream has accepted, with the
@@ -22,36 +22,31 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
-from django.http.response import HttpResponseBase
 
-from gateway.envelope import BackendLog, Envelope, GatewayRequest
-from gateway.errors import UpgradeRequired
+from gateway.envelope import BackendLog, Envelope, RelayLog, RouteCall
+from gateway.errors import UpgradeRequired, backend_error
 from gateway.observe import metrics
 from gateway.observe.trace import CallTarget
-from gateway.pipeline.failures import Failure, failure_error
-from gateway.pipeline.hooks import remaining
-from gateway.pipeline.relay import Relay, RelayLog
-from gateway.router import Match
+from gateway.pipeline.relay import Relay
 from gateway.routes.model import Route, WebSocket
+from gateway.routes.openapi import Description
+from gateway.routes.wsroute import WEBSOCKET
+from gateway.stack import BuildContext, Kind
+from gateway.types import Failure
 from gateway.upstream.attempts import Traced, call_guarded, is_retryable_status
 from gateway.upstream.render import (
     RenderInput,
-    gateway_headers,
     hop_by_hop_names,
     render_path,
     upstream_headers,
 )
 from gateway.upstream.streams import open_stream
-from gateway.upstream.websocket import HandshakeFailed, open_websocket, websocket_url
 from gateway.upstream.wsconnection import UpstreamSocket
+from gateway.upstream.wsopen import HandshakeFailed, open_websocket, websocket_url
 
-if TYPE_CHECKING:
-    from gateway.pipeline import Parts
-
-__all__ = ["WebSocketRoute", "build_websocket"]
+__all__ = ["KIND", "WebSocketRoute"]
 
 logger = logging.getLogger("gateway")
 
@@ -67,60 +62,47 @@ _HANDSHAKE = frozenset(
 )
 
 
-def build_websocket(route: Route, spec: WebSocket, parts: Parts) -> WebSocketRoute:
-    return WebSocketRoute(route, spec, parts)
-
-
 class WebSocketRoute:
-    def __init__(self, route: Route, spec: WebSocket, parts: Parts) -> None:
+    def __init__(self, route: Route, context: BuildContext) -> None:
+        spec = route.kind
+        assert isinstance(spec, WebSocket)
         self.route = route
         self.spec = spec
-        self.upstream = parts.table.upstreams[spec.upstream]
-        self.guard = parts.guards[spec.upstream]
-        self.client_streams = parts.runtime.client_streams
+        self.upstream = context.table.upstreams[spec.upstream]
+        self.guard = context.guards[spec.upstream]
+        self.client_streams = context.runtime.client_streams
         self.send_timeout = settings.CLIENT_SEND_TIMEOUT
-        self.streams_per_client = parts.table.settings.max_streams_per_client
+        self.streams_per_client = context.table.settings.max_streams_per_client
         self.traced = Traced(
             CallTarget(spec.upstream, self.upstream.host, self.upstream.port, "GET"), _describe
         )
         self.static_headers = upstream_headers(self.upstream)
-        self.dropped = parts.not_relayed(route, self.static_headers) | _HANDSHAKE
+        self.dropped = context.not_relayed(route, self.static_headers) | _HANDSHAKE
         self.allowed = frozenset(spec.subprotocols) if spec.subprotocols is not None else None
 
-    async def __call__(self, request: GatewayRequest, match: Match) -> HttpResponseBase:
-        raise UpgradeRequired()
-
-    async def connect(
-        self,
-        envelope: Envelope,
-        match: Match,
-        scope: dict[str, Any],
-        receive: Any,
-        send: Any,
-        accept_headers: list[tuple[bytes, bytes]],
-    ) -> RelayLog:
+    async def __call__(self, call: RouteCall) -> None:
         """Open the upstream, accept the client, relay until either side ends.
         Raises a GatewayError (nothing sent yet) when the upstream refuses,
-        or when the upstream's or the client's streams are used up."""
+        or when the upstream's or the client's streams are used up; a plain
+        request gets 426."""
+        if call.request is not None:
+            raise UpgradeRequired()
+        envelope = call.envelope
         client = envelope.identity_key or envelope.client
         stream = open_stream(
             self.guard.streams, self.client_streams, client, self.streams_per_client
         )
         try:
-            return await self._relay(envelope, match, scope, receive, send, accept_headers)
+            envelope.log.websocket = await self._relay(call)
         finally:
             stream.close()
 
-    async def _relay(
-        self,
-        envelope: Envelope,
-        match: Match,
-        scope: dict[str, Any],
-        receive: Any,
-        send: Any,
-        accept_headers: list[tuple[bytes, bytes]],
-    ) -> RelayLog:
-        upstream = await self._open(envelope, match, scope)
+    async def _relay(self, call: RouteCall) -> RelayLog:
+        envelope, receive, send = call.envelope, call.receive, call.send
+        assert receive is not None and send is not None  # a handshake's
+        accept_headers = [(b"x-request-id", envelope.request_id.encode())]
+        accept_headers += [(k.lower().encode(), v.encode()) for k, v in call.answer_headers]
+        upstream = await self._open(call)
         gauge, to_upstream, to_client = metrics.websocket_counters(self.route.name)
         try:
             await send(
@@ -146,7 +128,6 @@ class WebSocketRoute:
             )
             log = await relay.run()
             if log.cut is not None:
-                envelope.cut = log.cut
                 logger.info(
                     "answer cut off (%s): the client read nothing for %g s",
                     log.cut,
@@ -157,16 +138,15 @@ class WebSocketRoute:
         finally:
             gauge.dec()
 
-    async def _open(
-        self, envelope: Envelope, match: Match, scope: dict[str, Any]
-    ) -> UpstreamSocket:
+    async def _open(self, call: RouteCall) -> UpstreamSocket:
+        envelope, match, scope = call.envelope, call.match, call.scope
         values = RenderInput(match.params, match.path_params, {})
         path = self.upstream.base_path + render_path(self.spec.path, values)
         url = websocket_url(self.upstream, path, scope.get("query_string", b"").decode("latin-1"))
         incoming = scope["headers"]
         hop, dropped = hop_by_hop_names(incoming), self.dropped
         raw = [(n, v) for n, v in incoming if n not in dropped and n not in hop]
-        raw += gateway_headers(envelope)
+        raw += envelope.gateway_headers()
         raw += self.static_headers
         if envelope.upstream_edits is not None:  # request hooks
             raw = envelope.upstream_edits.apply(raw)
@@ -192,7 +172,7 @@ class WebSocketRoute:
         started = time.perf_counter()
         result: UpstreamSocket | HandshakeFailed | None
         try:
-            async with asyncio.timeout(remaining(envelope, self.route.timeout)):
+            async with asyncio.timeout_at(call.deadline):
                 result = await call_guarded(
                     self.guard,
                     attempt,
@@ -213,7 +193,7 @@ class WebSocketRoute:
         route_status = failure.route_status
         if failure is Failure.STATUS and status is not None and 400 <= status < 500:
             route_status = status
-        raise failure_error(self.spec.upstream, failure, status=route_status)
+        raise backend_error(self.spec.upstream, failure, status=route_status)
 
     def _log(
         self,
@@ -225,7 +205,7 @@ class WebSocketRoute:
     ) -> None:
         outcome = "ok" if failure is None else failure.name.lower()
         metrics.observe_backend(self.route.name, self.spec.upstream, outcome)
-        envelope.backends.append(
+        envelope.log.backends.append(
             BackendLog(self.spec.upstream, status, time.perf_counter() - started, attempts, outcome)
         )
 
@@ -245,3 +225,25 @@ def _judge(result: UpstreamSocket | HandshakeFailed) -> tuple[bool, bool]:
     if result.failure is Failure.STATUS and result.status is not None:
         return result.status >= 500, is_retryable_status(result.status)
     return True, result.failure in (Failure.CONNECT, Failure.TIMEOUT)
+
+
+def describe(route: Route, description: Description) -> None:
+    spec = route.kind
+    assert isinstance(spec, WebSocket)
+    if spec.subprotocols is not None:
+        description.listing["subprotocols"] = list(spec.subprotocols)
+
+
+def _max_message_size(route: Route) -> int:
+    assert isinstance(route.kind, WebSocket)
+    return route.kind.max_message_size
+
+
+KIND = Kind(
+    reader=WEBSOCKET,
+    build=WebSocketRoute,
+    describe=describe,
+    handshakes=True,
+    operations=False,
+    max_message_size=_max_message_size,
+)

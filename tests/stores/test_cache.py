@@ -1,4 +1,4 @@
-"""Response cache stores and request coalescing (gateway/policies/cache.py)."""
+"""Response cache stores and request coalescing (gateway/stores/cache.py)."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ import asyncio
 import pytest
 
 from gateway.errors import BackendFailed
-from gateway.policies.cache import Coalescer, MemoryCache, cache_key
 from gateway.responses import Answer
+from gateway.stores.cache import Coalescer, MemoryCache, cache_key
 
 
 async def test_memory_cache_ttl(monkeypatch: pytest.MonkeyPatch) -> None:
     now = [100.0]
-    monkeypatch.setattr("gateway.policies.cache.time.monotonic", lambda: now[0])
+    monkeypatch.setattr("gateway.stores.cache.time.monotonic", lambda: now[0])
     cache = MemoryCache()
     await cache.set("k", b"v", ttl=1.0)
     assert await cache.get("k") == b"v"

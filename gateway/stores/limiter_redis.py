@@ -3,7 +3,7 @@
 One Lua script per decision (one round trip, atomic on the server), Redis's own
 clock (`TIME`), so replicas' clocks do not matter, and a TTL on every key
 (the time to refill, plus a second). After a failure the store answers
-`StoreUnavailable` at once for a second (`Outage`, gateway/policies/redis.py)
+`StoreUnavailable` at once for a second (`Outage`, gateway/stores/redis.py)
 instead of trying again on every request, so a dead Redis costs microseconds,
 not a timeout per request.
 """
@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import redis.asyncio as aioredis
 
-from gateway.policies.ratelimit import Decision, StoreUnavailable, decision_for
-from gateway.policies.redis import REDIS_ERRORS, Outage
+from gateway.stores.limiter import Decision, StoreUnavailable, decision_for
+from gateway.stores.redis import REDIS_ERRORS, Outage
 
 __all__ = ["RedisLimiter"]
 

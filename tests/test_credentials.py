@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.query import may_hold, redact, take_credentials
+from gateway.credentials import may_hold, redact, take_credentials
 
 PARAMS = {"access_token": "keys", "token": "tokens"}
 
