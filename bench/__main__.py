@@ -28,7 +28,10 @@ targets compare run interleaved, BENCH_ROUNDS times (default 3), and report
 their median run: on a shared machine the CPU's speed drifts by tens of
 percent within minutes. BENCH_SECONDS sets each measurement (default 6, after
 a 2 s warm-up); BENCH_C10K sets E's size. BENCH_ONLY=throughput|limits|isolation|longlived|observe
-runs one group of scenarios.
+runs one group of scenarios; BENCH_SCENARIOS=C,CH only those of the throughput
+group. BENCH_AGAINST=<git ref> pairs every compared gateway scenario with the
+same on that ref's gateway, and BENCH_TREE=<dir> benches another checkout
+(bench/paired.py).
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ import os
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -47,7 +51,7 @@ from pathlib import Path
 
 import httpx
 
-from bench import isolation, limits, longlived, observe
+from bench import isolation, limits, longlived, observe, paired
 from bench.c10k import raise_fd_limit, run_c10k
 from bench.peers.nginx import nginx_command
 from bench.wrk import WrkResult, require_wrk, run_wrk
@@ -160,10 +164,16 @@ class Process:
                 self.popen.wait()
 
 
-def start(command: list[str], port: int, ready: str, env: dict[str, str] | None = None) -> Process:
+def start(
+    command: list[str],
+    port: int,
+    ready: str,
+    env: dict[str, str] | None = None,
+    cwd: Path = ROOT,
+) -> Process:
     popen = subprocess.Popen(
         command,
-        cwd=ROOT,
+        cwd=cwd,
         env={**os.environ, **(env or {})},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -214,6 +224,7 @@ class Row:
     rss_mb: float | None = None
     note: str = ""
     runs: int = 1
+    rounds: list[Row] = field(default_factory=list)  # each round's run, for paired ratios
 
 
 @dataclass
@@ -224,6 +235,7 @@ class Bench:
     workdir: Path
     rows: list[Row] = field(default_factory=list)
     checks: list[limits.Check] = field(default_factory=list)
+    tree: Path = ROOT  # the checkout whose gateway runs (bench/paired.py)
 
     def add(self, row: Row, report: bool = True) -> Row:
         self.rows.append(row)
@@ -277,6 +289,7 @@ class Bench:
             port,
             "/readyz",
             environment,
+            cwd=self.tree,
         )
 
     def peer_env(self) -> dict[str, str]:
@@ -343,6 +356,8 @@ def main() -> None:
     more = workdir / "routes-1000.yaml"
     more.write_text(ROUTES.format(upstreams=upstreams, api_key=API_KEY, more_routes=filler))
     bench = Bench(routes, more, ports, workdir)
+    if tree := os.environ.get("BENCH_TREE"):
+        bench.tree = Path(tree).resolve()
     guarded = {"X-API-Key": API_KEY}
     nginx = nginx_command(workdir, nginx_port := free_port(), ports[0])
 
@@ -433,6 +448,14 @@ def main() -> None:
             for t in TRANSPORTS[1:]
         ),
     ]
+    if wanted := os.environ.get("BENCH_SCENARIOS"):
+        keys = {k.strip() for k in wanted.split(",")}
+        compared = [s for s in compared if s.key in keys]
+        once = [s for s in once if s.key in keys]
+    against = os.environ.get("BENCH_AGAINST", "")
+    against_tree = paired.checkout(ROOT, against, workdir) if against else None
+    if against_tree is not None:
+        compared = paired.twins(compared, bench, against_tree, against)
     only = os.environ.get("BENCH_ONLY", "")
     try:
         if only in ("", "limits"):
@@ -467,9 +490,14 @@ def main() -> None:
             bench.add(median_row(runs[i]), report=False)
         for scenario in once:
             bench.add(bench.run_scenario(scenario), report=False)
-        c10k(bench)
+        if against_tree is not None:
+            bench.checks += paired.verdicts(bench.rows, against)
+        if not os.environ.get("BENCH_SCENARIOS"):
+            c10k(bench)
     finally:
         stub.stop()
+        if against_tree is not None:
+            paired.remove(ROOT, against_tree)
         shutil.rmtree(workdir, ignore_errors=True)
         print()
         print(table(bench.rows))
@@ -542,7 +570,24 @@ def median_row(rows: list[Row]) -> Row:
     ordered = sorted(rows, key=lambda r: r.result.rps if r.result else 0.0)
     row = ordered[len(ordered) // 2]
     row.runs = len(rows)
+    row.rounds = list(rows)
     return row
+
+
+def paired_cpu_ratio(mine: Row, theirs: Row) -> float | None:
+    """CPU per request, `mine` over `theirs`: the median of the ratios of
+    runs made one after the other in the same round (the drift of a shared
+    machine falls on both), or of the medians when they were not paired."""
+    pairs = [
+        a.cpu_per_1k / b.cpu_per_1k
+        for a, b in zip(mine.rounds, theirs.rounds, strict=False)
+        if a.cpu_per_1k and b.cpu_per_1k
+    ]
+    if pairs and len(mine.rounds) == len(theirs.rounds):
+        return statistics.median(pairs)
+    if mine.cpu_per_1k and theirs.cpu_per_1k:
+        return mine.cpu_per_1k / theirs.cpu_per_1k
+    return None
 
 
 def table(rows: list[Row]) -> str:
@@ -644,9 +689,9 @@ def verdicts(rows: list[Row], extra: list[limits.Check], *, throughput: bool = T
     )
 
     def cpu_ratio(name: str, mine: Row | None, theirs: Row | None, target: float) -> None:
-        """CPU per request, `mine` over `theirs`, when both were measured."""
-        if mine and theirs and mine.cpu_per_1k and theirs.cpu_per_1k:
-            ratio(name, mine.cpu_per_1k, theirs.cpu_per_1k, target, at_least=False)
+        """CPU per request, `mine` over `theirs` (paired by round), when both were measured."""
+        if mine and theirs and (value := paired_cpu_ratio(mine, theirs)) is not None:
+            ratio(name + " (median of paired rounds)", value, 1.0, target, at_least=False)
 
     c = row("C", DEFAULT)
     cpu_ratio(

@@ -28,7 +28,7 @@ import asyncio
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from django.core.handlers.asgi import ASGIRequest
 
@@ -60,8 +60,9 @@ _NONE: Mapping[str, str] = MappingProxyType({})
 _NO_CLAIMS: Mapping[str, Any] = MappingProxyType({})
 
 
-@dataclass(frozen=True, slots=True)
-class HookLog:
+class HookLog(NamedTuple):
+    """One hook's run, for the access log (a tuple: one per hook call)."""
+
     name: str  # "module:attribute"
     stage: str  # request, backend or response
     duration: float  # seconds
@@ -124,13 +125,25 @@ class UpstreamEdits:
         )
 
 
-@dataclass(slots=True, eq=False)
 class Hooked:
-    """What the hooks of one request saw and did."""
+    """What the hooks of one request saw and did: the request every hook is
+    shown (built once, when a hook first reads it), what request hooks set
+    for upstream calls, and each hook's timing."""
 
-    request: HookRequest  # what every hook of the request is shown (built once)
-    edits: UpstreamEdits | None = None  # what request hooks set for upstream calls
-    log: list[HookLog] = field(default_factory=list)
+    __slots__ = ("_make", "_request", "edits", "log")
+
+    def __init__(self, make: Callable[[], HookRequest]) -> None:
+        self._make: Callable[[], HookRequest] | None = make
+        self._request: HookRequest | None = None
+        self.edits: UpstreamEdits | None = None
+        self.log: list[HookLog] = []
+
+    @property
+    def request(self) -> HookRequest:
+        if self._request is None:
+            assert self._make is not None
+            self._request, self._make = self._make(), None
+        return self._request
 
 
 @dataclass(slots=True, eq=False)

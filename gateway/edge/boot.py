@@ -107,12 +107,12 @@ def build_application() -> object:
         failure_mode=settings.RATE_LIMIT_FAILURE_MODE,
         memory_budget=settings.MEMORY_BUDGET,
     )
+    metrics.set_enabled(settings.METRICS)  # before the stacks are built: they take timers
     serving.install(build_gateway(table, runtime))
     LIVE.loaded(str(settings.ROUTES_FILE), file_digest(data), len(table.routes), reload=False)
     keep_the_tcp_peer()
     no_message_logger()
     _mask_server_logs()
-    metrics.set_enabled(settings.METRICS)
     allocator.tune()
     _tune_gc()
     guard_protocol(

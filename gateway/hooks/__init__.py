@@ -121,37 +121,60 @@ class _HeaderEdits:
     __slots__ = ("_removed", "_set")
 
     def __init__(self) -> None:
-        self._set: dict[str, str] = {}
-        self._removed: set[str] = set()
+        # Made when a hook first changes a header: most contexts never are.
+        self._set: dict[str, str] | None = None
+        self._removed: set[str] | None = None
 
     def _record_set(self, key: str, value: str) -> None:
-        self._removed.discard(key)
+        if self._removed is not None:
+            self._removed.discard(key)
+        if self._set is None:
+            self._set = {}
         self._set[key] = value
 
     def _record_removed(self, key: str) -> None:
-        self._set.pop(key, None)
+        if self._set is not None:
+            self._set.pop(key, None)
+        if self._removed is None:
+            self._removed = set()
         self._removed.add(key)
 
     @property
     def headers_set(self) -> Mapping[str, str]:
         """The headers hooks have set so far (lower-case names, last value)."""
-        return MappingProxyType(self._set)
+        return MappingProxyType(self._set if self._set is not None else {})
 
     @property
     def headers_removed(self) -> frozenset[str]:
         """The headers hooks have removed so far (lower-case names)."""
-        return frozenset(self._removed)
+        return frozenset(self._removed) if self._removed is not None else frozenset()
 
 
-class RequestContext(_HeaderEdits):
-    """What a ``request`` hook gets: the request, and the headers every
-    upstream call of this request will carry."""
+class _Context(_HeaderEdits):
+    """What every context has: the request (the gateway builds it when a
+    hook first reads it: a hook that does not costs nothing)."""
 
-    __slots__ = ("request",)
+    __slots__ = ("_make_request", "_request")
 
     def __init__(self, request: Request) -> None:
         super().__init__()
-        self.request = request
+        self._request: Request | None = request
+        self._make_request: Callable[[], Request] | None = None
+
+    @property
+    def request(self) -> Request:
+        """The client's request, as the gateway understood it."""
+        if self._request is None:
+            assert self._make_request is not None
+            self._request = self._make_request()
+        return self._request
+
+
+class RequestContext(_Context):
+    """What a ``request`` hook gets: the request, and the headers every
+    upstream call of this request will carry."""
+
+    __slots__ = ()
 
     def set_header(self, name: str, value: str) -> None:
         """Send ``name: value`` with every upstream call (replacing every value
@@ -178,7 +201,7 @@ class RequestContext(_HeaderEdits):
         raise Rejection(status, detail)
 
 
-class BackendCall(_HeaderEdits):
+class BackendCall(_Context):
     """What a ``backend`` hook gets: one backend call of an aggregate route,
     as rendered, before it is sent. Its headers and query may change."""
 
@@ -191,7 +214,6 @@ class BackendCall(_HeaderEdits):
         "backend",
         "method",
         "path",
-        "request",
     )
 
     def __init__(
@@ -204,8 +226,7 @@ class BackendCall(_HeaderEdits):
         headers: Iterable[tuple[str, str]] = (),
         query: Iterable[tuple[str, str]] = (),
     ) -> None:
-        super().__init__()
-        self.request = request
+        super().__init__(request)
         self.backend = backend  # the backend's name (its `name`, `key` or upstream)
         self.method = method
         self.path = path  # percent-encoded, as sent (the upstream's base path included)
@@ -292,13 +313,13 @@ class BackendOutcome:
     duration_ms: float
 
 
-class ResponseContext(_HeaderEdits):
+class ResponseContext(_Context):
     """What a ``response`` hook gets: the merged answer before it is cached
     and sent. ``body`` (the merged JSON as Python objects) and ``status`` may
     be replaced or changed in place; response headers are set with
     ``set_header``."""
 
-    __slots__ = ("_body", "_outcomes", "_unread", "request", "status")
+    __slots__ = ("_body", "_outcomes", "_unread", "status")
 
     def __init__(
         self,
@@ -308,8 +329,7 @@ class ResponseContext(_HeaderEdits):
         body: Any,
         status: int = 200,
     ) -> None:
-        super().__init__()
-        self.request = request
+        super().__init__(request)
         self._body = body
         # The gateway passes the merged answer unread (a function that builds
         # its Python objects): a hook that never reads it costs nothing.

@@ -5,26 +5,56 @@ API: hook code imports `gateway.hooks` only."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from typing import Any, cast
 
-from gateway.hooks import BackendCall, BackendOutcome, Request, ResponseContext
+from gateway.hooks import BackendCall, BackendOutcome, Request, RequestContext, ResponseContext
 
-__all__ = ["LazyMapping", "wire_answer", "wire_body", "wire_call", "wire_changes"]
+__all__ = [
+    "LazyMapping",
+    "wire_answer",
+    "wire_body",
+    "wire_call",
+    "wire_changes",
+    "wire_edits",
+    "wire_request",
+]
+
+# Contexts are handed over with the request unbuilt: built when a hook reads it.
+_UNBUILT = cast(Request, None)
+
+
+def wire_request(request: Callable[[], Request]) -> RequestContext:
+    """A RequestContext whose request is built when a hook first reads it."""
+    context = RequestContext(_UNBUILT)
+    context._make_request = request
+    return context
 
 
 def wire_call(
-    request: Request,
+    request: Callable[[], Request],
     backend: str,
     method: str,
     path: str,
     headers: list[tuple[bytes, bytes]],
     query: str,
 ) -> BackendCall:
-    """A BackendCall over the call as it will be sent, decoded only if a hook looks."""
-    call = BackendCall(request=request, backend=backend, method=method, path=path)
+    """A BackendCall over the call as it will be sent, decoded only if a hook
+    looks (made without its constructor: one per backend call)."""
+    call = BackendCall.__new__(BackendCall)
+    call._set = call._removed = call._request = None
+    call._make_request = request
+    call.backend, call.method, call.path = backend, method, path
     call._headers = call._query = None
     call._wire_headers, call._wire_query = headers, query
+    call._changed = False
     return call
+
+
+def wire_edits(
+    context: RequestContext | ResponseContext,
+) -> tuple[Mapping[str, str] | None, frozenset[str] | set[str] | None]:
+    """(what request hooks set, what they removed); None for each untouched."""
+    return context._set, context._removed
 
 
 def wire_changes(call: BackendCall) -> tuple[list[tuple[bytes, bytes]], str] | None:
@@ -36,7 +66,7 @@ def wire_changes(call: BackendCall) -> tuple[list[tuple[bytes, bytes]], str] | N
 
 
 def wire_answer(
-    request: Request,
+    request: Callable[[], Request],
     outcomes: Callable[[], tuple[BackendOutcome, ...]],
     body: Any,
     read: Callable[[Any], Any],
@@ -44,7 +74,8 @@ def wire_answer(
     """A ResponseContext over the merged answer as it will be serialised
     (spliced bodies included): `read(body)` builds its Python objects the
     first time a hook reads `body`."""
-    context = ResponseContext(request=request, outcomes=outcomes, body=body)
+    context = ResponseContext(request=_UNBUILT, outcomes=outcomes, body=body)
+    context._make_request = request
     context._unread = lambda: read(body)
     return context
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import Iterable, Mapping
+from types import MappingProxyType
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode
 
@@ -72,16 +73,17 @@ def make_request(
     first: dict[str, str] = {}
     for name, value in pairs:
         first.setdefault(name, value)
+    # Read-only, as the gateway hands them over.
     return Request(
         method=method,
         path=path,
         route=route,
-        params=dict(params or {}),
-        query=first,
+        params=MappingProxyType(dict(params or {})),
+        query=MappingProxyType(first),
         query_string=query_string,
-        headers={k.lower(): v for k, v in (headers or {}).items()},
+        headers=MappingProxyType({k.lower(): v for k, v in (headers or {}).items()}),
         identity=identity,
-        claims=dict(claims or {}),
+        claims=MappingProxyType(dict(claims or {})),
         request_id=request_id,
     )
 

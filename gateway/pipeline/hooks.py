@@ -18,54 +18,122 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Coroutine, Generator, Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 from urllib.parse import parse_qsl
 
-from gateway.envelope import Envelope, Hooked, HookLog, RouteCall, UpstreamEdits
+from gateway.envelope import Caller, Envelope, Hooked, HookLog, RouteCall, UpstreamEdits
 from gateway.errors import DeadlinePassed, GatewayError, HookFailed, HookRejected
-from gateway.hooks import Rejection, Request, RequestContext
-from gateway.hooks._wire import LazyMapping
+from gateway.hooks import Rejection, Request
+from gateway.hooks._wire import LazyMapping, wire_edits, wire_request
 from gateway.observe import metrics
+from gateway.router import Match
 from gateway.routes.model import Hook, Route
 from gateway.stack import Answer, BuildContext, Policy, RouteHandler, RouteStage
 
-__all__ = ["POLICY", "hooked", "request_hooks_stage", "run_bounded", "run_hooks"]
+__all__ = [
+    "POLICY",
+    "StageHooks",
+    "hooked",
+    "request_hooks_stage",
+    "run_bounded",
+    "run_hooks",
+    "stage_hooks",
+]
 
 logger = logging.getLogger("gateway")
+_NO_CLAIMS: Mapping[str, Any] = MappingProxyType({})
 
 
 def hooked(envelope: Envelope, scope: Mapping[str, Any], params: Mapping[str, str]) -> Hooked:
-    """The request's hook state: what its hooks are shown, built once, by the
-    first hook stage that runs."""
+    """The request's hook state, made by the first hook stage that runs (the
+    public request it shows hooks is built when one first reads it, from
+    values taken now: the envelope is not referred to, so the two never form
+    a cycle the garbage collector would have to find)."""
     if envelope.hooked is None:
-        envelope.hooked = Hooked(_public_request(envelope, scope, params))
+        found, caller, request_id = envelope.found, envelope.caller, envelope.request_id
+        envelope.hooked = Hooked(lambda: _public_request(found, caller, request_id, scope, params))
     return envelope.hooked
 
 
-async def run_hooks(
-    hooks: Sequence[Hook], stage: str, subject: Any, envelope: Envelope, deadline: float
-) -> None:
-    """Run `hooks` on `subject` in order, within the route's deadline."""
+@dataclass(frozen=True, slots=True)
+class StageHooks:
+    """The hooks of one stage of a route, ready to run: each with what
+    records its durations (gateway_hook_duration_seconds)."""
+
+    stage: str  # request, backend or response
+    hooks: tuple[Hook, ...]
+    timers: tuple[Callable[[float], None], ...]
+
+    def __bool__(self) -> bool:
+        return bool(self.hooks)
+
+
+def stage_hooks(stage: str, hooks: Sequence[Hook]) -> StageHooks:
+    """Made when the routes load."""
+    return StageHooks(stage, tuple(hooks), tuple(metrics.hook_timer(h.name) for h in hooks))
+
+
+async def run_hooks(run: StageHooks, subject: Any, envelope: Envelope, deadline: float) -> None:
+    """Run a stage's hooks on `subject` in order, within the route's deadline.
+
+    They start at once, in the request's own task: hooks that never wait
+    (most: they look at headers, set some) are done before anything else
+    runs and need no timer. Only hooks that wait are put under the
+    deadline's timer (and go with the request if it is cancelled)."""
+    done_before = len(envelope.hook_log)
+    hooks = run_bounded(run, subject, envelope)
+    try:
+        waiting = hooks.send(None)
+    except StopIteration:
+        return  # done without waiting
     timer = asyncio.timeout_at(deadline)
     try:
         async with timer:
-            await run_bounded(hooks, stage, subject, envelope)
+            await _Resumed(hooks, waiting)
     except TimeoutError:
         if not timer.expired():
             raise
         log = envelope.hook_log
-        name = log[-1].name if log else hooks[0].name  # the one that was running
-        raise DeadlinePassed(f"the route's deadline passed in hook {name!r}") from None
+        running = run.hooks[min(len(log) - done_before, len(run.hooks) - 1)]
+        raise DeadlinePassed(f"the route's deadline passed in hook {running.name!r}") from None
 
 
-async def run_bounded(hooks: Sequence[Hook], stage: str, subject: Any, envelope: Envelope) -> None:
-    """The hooks in order, each timed; a failure becomes the route's error.
-    No timer of its own: the caller's deadline bounds it."""
+class _Resumed:
+    """Awaiting this goes on with a coroutine that was started by hand and
+    waits on `waiting`, in the awaiting task (as a task would step it)."""
+
+    __slots__ = ("_coroutine", "_waiting")
+
+    def __init__(self, coroutine: Coroutine[Any, Any, None], waiting: Any) -> None:
+        self._coroutine, self._waiting = coroutine, waiting
+
+    def __await__(self) -> Generator[Any, Any, None]:
+        coroutine, waiting = self._coroutine, self._waiting
+        while True:
+            try:
+                sent = yield waiting
+            except BaseException as exc:  # thrown in by the task: a cancellation
+                try:
+                    waiting = coroutine.throw(exc)
+                except StopIteration:
+                    return
+                continue
+            try:
+                waiting = coroutine.send(sent)
+            except StopIteration:
+                return
+
+
+async def run_bounded(run: StageHooks, subject: Any, envelope: Envelope) -> None:
+    """A stage's hooks in order, each timed; a failure becomes the route's
+    error. No timer of its own: the caller's deadline bounds it."""
     assert envelope.hooked is not None  # `hooked` was called by the stage
-    log = envelope.hooked.log
-    for hook in hooks:
-        started = time.perf_counter()
+    log, stage, clock = envelope.hooked.log, run.stage, time.perf_counter
+    for hook, record in zip(run.hooks, run.timers, strict=True):
+        started = clock()
         try:
             await hook.func(subject)
         except Rejection as exc:
@@ -76,9 +144,9 @@ async def run_bounded(hooks: Sequence[Hook], stage: str, subject: Any, envelope:
             _log_failure(hook, envelope)
             raise HookFailed(f"hook {hook.name!r} failed") from None
         finally:
-            elapsed = time.perf_counter() - started
+            elapsed = clock() - started
             log.append(HookLog(hook.name, stage, elapsed))
-            metrics.observe_hook(hook.name, elapsed)
+            record(elapsed)
 
 
 def _log_failure(hook: Hook, envelope: Envelope) -> None:
@@ -91,7 +159,11 @@ def _log_failure(hook: Hook, envelope: Envelope) -> None:
 
 
 def _public_request(
-    envelope: Envelope, scope: Mapping[str, Any], params: Mapping[str, str]
+    found: object,
+    caller: Caller | None,
+    request_id: str,
+    scope: Mapping[str, Any],
+    params: Mapping[str, str],
 ) -> Request:
     """The public view of the request (gateway.hooks.Request)."""
     raw_headers = scope["headers"]
@@ -114,34 +186,34 @@ def _public_request(
     return Request(
         method=scope.get("method", "GET"),
         path=scope.get("path", ""),
-        route=envelope.route_name or "",
+        route=found.route.name if isinstance(found, Match) else "",
         params=params,
         query=LazyMapping(query),
         query_string=query_string,
         headers=LazyMapping(headers),
-        identity=envelope.identity,
-        claims=envelope.claims,
-        request_id=envelope.request_id,
+        identity=caller.identity if caller is not None else None,
+        claims=caller.claims if caller is not None else _NO_CLAIMS,
+        request_id=request_id,
     )
 
 
 def request_hooks_stage(route: Route, context: BuildContext) -> RouteStage | None:
     """The request hooks (global ones first): what they set for upstreams
     goes with every upstream call of the request (`Hooked.edits`)."""
-    hooks = context.table.hooks.request + route.hooks.request
+    hooks = stage_hooks("request", context.table.hooks.request + route.hooks.request)
     if not hooks:
         return None
 
     def stage(inner: RouteHandler) -> RouteHandler:
         async def handler(call: RouteCall) -> Answer:
             state = hooked(call.envelope, call.scope, call.match.params)
-            context = RequestContext(state.request)
-            await run_hooks(hooks, "request", context, call.envelope, call.deadline)
-            added, removed = context.headers_set, context.headers_removed
+            context = wire_request(lambda: state.request)
+            await run_hooks(hooks, context, call.envelope, call.deadline)
+            added, removed = wire_edits(context)
             if added or removed:
                 state.edits = UpstreamEdits(
-                    tuple((n.encode(), v.encode("latin-1")) for n, v in added.items()),
-                    frozenset(n.encode() for n in removed),
+                    tuple((n.encode(), v.encode("latin-1")) for n, v in (added or {}).items()),
+                    frozenset(n.encode() for n in removed or ()),
                 )
             return await inner(call)
 

@@ -5,8 +5,8 @@ one JSON answer (SPEC 3.1).
 `build_aggregate` is the whole composition, read top to bottom. Each backend
 is a chain of stages (exchange.py), built here once when the routes load:
 
-    render   what it is sent: path, query, headers, body (render.py)
-    hooks    the route's `backend` hooks, when it has any (hooked.py)
+    render   what it is sent: path, query, headers, body (render.py), then the
+             route's `backend` hooks on it, when it has any (hooked.py)
     send     the guarded attempts: breaker, retries, budget; the body read (send.py)
     decode   parsed, or validated and kept as bytes when nothing reads it (decode.py)
     shape    target, allow, deny, rename; left out when the body goes as it came (shape.py)
@@ -22,7 +22,7 @@ from gateway.pipeline.aggregate.cached import CachedAggregate
 from gateway.pipeline.aggregate.decode import decode_stage
 from gateway.pipeline.aggregate.exchange import Next, chain
 from gateway.pipeline.aggregate.handler import AggregateHandler, BackendPlan
-from gateway.pipeline.aggregate.hooked import backend_hook_stage
+from gateway.pipeline.aggregate.hooked import backend_hooks
 from gateway.pipeline.aggregate.render import render
 from gateway.pipeline.aggregate.send import send_stage
 from gateway.pipeline.aggregate.shape import compile_shape, shape_stage
@@ -90,8 +90,8 @@ def build_backend(
             reads=reads,
             forward=forwarded(backend, context),
             static_headers=upstream_headers(upstream),
+            then=backend_hooks(hooks, backend),  # the route's backend hooks, if any
         ),
-        backend_hook_stage(hooks, backend),
         send_stage(
             backend,
             upstream,

@@ -29,6 +29,7 @@ from gateway.pipeline.aggregate.progressive import (
     preferred_stream,
     stream_records,
 )
+from gateway.pipeline.hooks import stage_hooks
 from gateway.responses import Answer, json_response
 from gateway.routes.model import NO_HOOKS, Aggregate, FieldRef, Hooks, ParamRef, QueryRef, Route
 from gateway.stores.memory_budget import Expectation, Hold, MemoryBudget
@@ -62,7 +63,7 @@ class AggregateHandler:
         hooks: Hooks = NO_HOOKS,
     ) -> None:
         self.route = route
-        self.response_hooks = hooks.response
+        self.response_hooks = stage_hooks("response", hooks.response)
         self.plans = tuple(plans)
         self.budget = budget
         self.expected = Expectation()  # what this route's answers need of the budget

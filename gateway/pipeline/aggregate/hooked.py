@@ -1,17 +1,18 @@
-"""Hooks on aggregate routes (SPEC 3.12): the `backend` stage, run in each
-backend's chain after `render` and before `send` (once per backend, not per
-retry), and the `response` stage, run on the merged answer.
+"""Hooks on aggregate routes (SPEC 3.12): the `backend` stage, run on each
+backend's call once rendered and before it is sent (once per backend, not
+per retry: the render stage runs it, see render.py), and the `response`
+stage, run on the merged answer.
 
-Both only exist for routes that have such hooks: `backend_hook_stage` returns
-None otherwise (the stage is left out of the chain), and the handler skips
-`run_response_hooks` when its tuple is empty. A response hook that never
-reads `body` costs no parsing: the answer stays as it was merged (bodies
-nothing shapes are spliced in as they came) until a hook reads it.
+Both only exist for routes that have such hooks: `backend_hooks` returns
+None otherwise, and the handler skips `run_response_hooks` when it has
+none. A response hook that never reads `body` costs no parsing: the answer
+stays as it was merged (bodies nothing shapes are spliced in as they came)
+until a hook reads it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import orjson
@@ -19,47 +20,52 @@ import orjson
 from gateway.envelope import RouteCall
 from gateway.errors import GatewayError, HookFailed, MemoryBudgetSpent
 from gateway.hooks import BackendOutcome
-from gateway.hooks._wire import wire_answer, wire_body, wire_call, wire_changes
-from gateway.pipeline.aggregate.exchange import Exchange, Next, Stage
+from gateway.hooks._wire import wire_answer, wire_body, wire_call, wire_changes, wire_edits
+from gateway.pipeline.aggregate.exchange import Exchange
 from gateway.pipeline.aggregate.outcome import Outcome
-from gateway.pipeline.hooks import hooked, run_bounded, run_hooks
+from gateway.pipeline.hooks import StageHooks, hooked, run_bounded, run_hooks, stage_hooks
 from gateway.routes.model import Backend, Hook
 from gateway.stores.memory_budget import Hold, parsed_cost
 from gateway.types import Failure, contract_word
 
-__all__ = ["backend_hook_stage", "run_response_hooks"]
+__all__ = ["Step", "backend_hooks", "run_response_hooks"]
+
+type Step = Callable[[Exchange], Awaitable[bool]]
 
 
-def backend_hook_stage(hooks: Sequence[Hook], backend: Backend) -> Stage | None:
+def backend_hooks(hooks: Sequence[Hook], backend: Backend) -> Step | None:
+    """The backend hooks of one backend, as a step the render stage runs on
+    the rendered call (None without hooks). False: the call must not go."""
     if not hooks:
         return None
-    hooks, name, method = tuple(hooks), backend.name, backend.method
+    run, name, method = stage_hooks("backend", hooks), backend.name, backend.method
 
-    async def stage(exchange: Exchange, next: Next) -> None:
+    async def step(exchange: Exchange) -> bool:
         fanout = exchange.fanout
-        envelope = fanout.envelope
-        state = hooked(envelope, fanout.call.scope, fanout.values.params)
-        call = wire_call(
-            state.request, name, method, exchange.path, exchange.headers, exchange.query
+        call = fanout.call
+        envelope = call.envelope
+        state = hooked(envelope, call.scope, fanout.values.params)
+        wired = wire_call(
+            lambda: state.request, name, method, exchange.path, exchange.headers, exchange.query
         )
         try:
             # inside the fan-out, whose deadline is the route's: no second timer
-            await run_bounded(hooks, "backend", call, envelope)
+            await run_bounded(run, wired, envelope)
         except GatewayError as exc:
             # The route answers this error, whatever the backend's `required`
             if fanout.hook_error is None:
                 fanout.hook_error = exc
             exchange.outcome.failure = Failure.CANCELLED
-            return
-        if (changes := wire_changes(call)) is not None:
+            return False
+        if (changes := wire_changes(wired)) is not None:
             exchange.headers, exchange.query = changes
-        await next(exchange)
+        return True
 
-    return stage
+    return step
 
 
 async def run_response_hooks(
-    hooks: Sequence[Hook],
+    hooks: StageHooks,
     call: RouteCall,
     hold: Hold,
     outcomes: Sequence[Outcome],
@@ -80,16 +86,17 @@ async def run_response_hooks(
         return orjson.loads(data)
 
     context = wire_answer(
-        state.request,
+        lambda: state.request,
         lambda: tuple(_public(o, k) for o, k in zip(outcomes, keys, strict=True)),
         body,
         read,
     )
-    await run_hooks(hooks, "response", context, envelope, call.deadline)
+    await run_hooks(hooks, context, envelope, call.deadline)
     status = context.status
     if not isinstance(status, int) or not 200 <= status <= 599:
         raise HookFailed(f"a response hook set the status to {status!r}")
-    return wire_body(context), status, tuple(context.headers_set.items())
+    added, _ = wire_edits(context)
+    return wire_body(context), status, tuple(added.items()) if added else ()
 
 
 def _public(outcome: Outcome, key: str | None) -> BackendOutcome:

@@ -9,6 +9,8 @@ static ones; a POST backend gets the client's body and its Content-Type.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from gateway.pipeline.aggregate.exchange import Exchange, Next, Stage
 from gateway.routes.model import Backend, Upstream
 from gateway.types import Failure
@@ -24,9 +26,13 @@ def render(
     reads: tuple[tuple[int, str], ...],
     forward: frozenset[bytes],
     static_headers: tuple[tuple[bytes, bytes], ...],
+    then: Callable[[Exchange], Awaitable[bool]] | None = None,
 ) -> Stage:
     """`reads`: (index, key) of each backend whose body this one's templates
-    read; they have finished (the fan-out waits for them) when this runs."""
+    read; they have finished (the fan-out waits for them) when this runs.
+    `then` runs on the rendered call before it goes on (the backend hooks:
+    False stops it); it has returned by then, so its frame is not one more
+    that every resumption of the call passes through."""
     base_path, posts = upstream.base_path, backend.method == "POST"
 
     async def stage(exchange: Exchange, next: Next) -> None:
@@ -57,6 +63,8 @@ def render(
             if fanout.content_type:
                 headers.append((b"content-type", fanout.content_type.encode("latin-1")))
         exchange.headers = headers
+        if then is not None and not await then(exchange):
+            return
         await next(exchange)
 
     return stage

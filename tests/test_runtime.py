@@ -1,0 +1,51 @@
+"""What outlives a routes table (gateway/runtime.py): clients, guards and
+whatever policies keep, across reloads."""
+
+from __future__ import annotations
+
+from gateway.runtime import Runtime
+from gateway.stores.limiter_memory import MemoryLimiter
+from tests.conftest import table
+
+ONE = table(
+    """
+    version: 1
+    upstreams: {a: {url: "http://a"}, b: {url: "http://b", timeout: 2s}}
+    routes: []
+    """
+)
+TWO = table(  # `a` unchanged, `b` changed, `c` new
+    """
+    version: 1
+    upstreams: {a: {url: "http://a"}, b: {url: "http://b", timeout: 3s}, c: {url: "http://c"}}
+    routes: []
+    """
+)
+
+
+async def test_guards_and_clients_are_kept_while_an_upstream_is_unchanged() -> None:
+    runtime = Runtime(redis_url="", failure_mode="open")
+    guards, clients = runtime.guards_for(ONE.upstreams), runtime.clients.for_upstreams(ONE.upstreams)
+    again, reclients = runtime.guards_for(TWO.upstreams), runtime.clients.for_upstreams(TWO.upstreams)
+    assert again["a"] is guards["a"] and again["b"] is not guards["b"]
+    assert reclients["a"] is clients["a"] and reclients["b"] is not clients["b"]
+    assert runtime.guard(TWO.upstreams["c"]) is again["c"]
+    assert runtime.guard(ONE.upstreams["b"]) is None  # its old definition is forgotten
+    runtime.retire_unused_clients(TWO.upstreams)  # the old `b` client: closed later
+    assert clients["b"] in runtime._retired
+    await runtime.aclose()
+    assert clients["b"].is_closed and reclients["a"].is_closed
+
+
+async def test_what_policies_keep_is_made_once_and_kept() -> None:
+    runtime = Runtime(redis_url="", failure_mode="closed")
+    made: list[int] = []
+    first = runtime.keep(("jwks", "u"), lambda: made.append(1) or object())
+    assert runtime.keep(("jwks", "u"), lambda: made.append(2) or object()) is first
+    assert made == [1]
+    client = runtime.own_client()
+    assert runtime.own_client() is client
+    assert runtime.fail_closed and isinstance(runtime.limiter, MemoryLimiter)
+    assert await runtime.redis_ready()  # no Redis configured: nothing to wait for
+    await runtime.aclose()
+    assert client.is_closed
