@@ -53,7 +53,7 @@ typecheck: install
 	$(VENV)/bin/mypy
 
 pytest: install browser
-	$(VENV)/bin/pytest -n 2 --dist loadscope
+	$(VENV)/bin/pytest -n 2 --dist loadscope --cov --cov-report=term
 
 # Two tests need programs Debian packages: the dashboard's runs in headless
 # Chromium, the docs' commands run in zsh as well as bash. Installed here when
@@ -83,4 +83,4 @@ lock:
 	mv requirements.lock.new requirements.lock && echo "pins updated: review git diff"
 
 clean:
-	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache .coverage .coverage.*

@@ -65,7 +65,7 @@ def match_of(route: Route, path: str | None = None) -> Match:
     from gateway.router import Router
 
     path = path if path is not None else route.path
-    found = Router([route]).match(sorted(route.methods)[0], split_path(path))
+    found = Router((route,)).match(sorted(route.methods)[0], split_path(path))
     assert isinstance(found, Match), found
     return found
 

@@ -85,8 +85,8 @@ class Hostile(asyncio.Protocol):
             await asyncio.sleep(0.002)
             write(PLANTED)  # the "body": bytes that also look like an answer
         elif mode in (b"slow204", b"slow304") or (mode == b"slowhead" and method == b"HEAD"):
-            status = {b"slow204": b"204 No Content", b"slow304": b"304 Not Modified"}
-            full = answer(marker, status.get(mode, b"200 OK"))
+            slow = {b"slow204": b"204 No Content", b"slow304": b"304 Not Modified"}
+            full = answer(marker, slow.get(mode, b"200 OK"))
             head, _, body = full.partition(b"\r\n\r\n")
             write(head + b"\r\n\r\n")
             await asyncio.sleep(0.03)

@@ -1,5 +1,5 @@
 """Credentials in the query string: taken out before anything reads the query,
-masked wherever a query is logged (gateway/query.py)."""
+masked wherever a query is logged (gateway/credentials.py)."""
 
 from __future__ import annotations
 

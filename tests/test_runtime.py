@@ -25,8 +25,14 @@ TWO = table(  # `a` unchanged, `b` changed, `c` new
 
 async def test_guards_and_clients_are_kept_while_an_upstream_is_unchanged() -> None:
     runtime = Runtime(redis_url="", failure_mode="open")
-    guards, clients = runtime.guards_for(ONE.upstreams), runtime.clients.for_upstreams(ONE.upstreams)
-    again, reclients = runtime.guards_for(TWO.upstreams), runtime.clients.for_upstreams(TWO.upstreams)
+    guards, clients = (
+        runtime.guards_for(ONE.upstreams),
+        runtime.clients.for_upstreams(ONE.upstreams),
+    )
+    again, reclients = (
+        runtime.guards_for(TWO.upstreams),
+        runtime.clients.for_upstreams(TWO.upstreams),
+    )
     assert again["a"] is guards["a"] and again["b"] is not guards["b"]
     assert reclients["a"] is clients["a"] and reclients["b"] is not clients["b"]
     assert runtime.guard(TWO.upstreams["c"]) is again["c"]
@@ -40,8 +46,13 @@ async def test_guards_and_clients_are_kept_while_an_upstream_is_unchanged() -> N
 async def test_what_policies_keep_is_made_once_and_kept() -> None:
     runtime = Runtime(redis_url="", failure_mode="closed")
     made: list[int] = []
-    first = runtime.keep(("jwks", "u"), lambda: made.append(1) or object())
-    assert runtime.keep(("jwks", "u"), lambda: made.append(2) or object()) is first
+
+    def make(tag: int) -> object:
+        made.append(tag)
+        return object()
+
+    first = runtime.keep(("jwks", "u"), lambda: make(1))
+    assert runtime.keep(("jwks", "u"), lambda: make(2)) is first
     assert made == [1]
     client = runtime.own_client()
     assert runtime.own_client() is client

@@ -1,6 +1,7 @@
-"""A policy in one module (the README's "Where to add things"): a route may
-name a header every request to it must carry; without it the gateway
-answers 400 before anything else of the route runs.
+"""A policy in one module (the README's "Where to add things", where this
+file is shown whole): a route may name a header every request to it must
+carry; without it the gateway answers 400 before anything else of the route
+runs.
 
     routes:
       - name: tenants
@@ -9,11 +10,9 @@ answers 400 before anything else of the route runs.
         backends: [...]
 
 Registered with one line in gateway/registry.py's POLICIES, where its stage
-runs (after auth, say): the routes file's reader and JSON Schema, every
-route's stack and the dashboard then know it.
+runs: the routes file's reader and JSON Schema and every route's stack then
+know it. tests/test_registry.py registers it so and runs it.
 """
-
-from __future__ import annotations
 
 from collections.abc import Mapping
 
@@ -26,11 +25,8 @@ from gateway.routes.source import Node
 from gateway.routes.vocabulary import Option, RouteContext
 from gateway.stack import Answer, BuildContext, Policy, RouteHandler, RouteStage
 
-__all__ = ["OPTION", "POLICY"]
-
 
 def _read(r: Reader, fields: Mapping[str, Node], ctx: RouteContext) -> str | None:
-    """The header's name, lower case (an invalid name is an error at its line)."""
     return r.header_name(fields["require_header"], ctx.at("require_header"))
 
 
@@ -42,7 +38,7 @@ OPTION = Option[str](
 def require_header_stage(route: Route, context: BuildContext) -> RouteStage | None:
     name = OPTION.of(route)
     if name is None:
-        return None  # not in this route's stack: it costs the route nothing
+        return None  # not in this route's stack
     wanted = name.encode()
 
     def stage(inner: RouteHandler) -> RouteHandler:
@@ -56,9 +52,4 @@ def require_header_stage(route: Route, context: BuildContext) -> RouteStage | No
     return stage
 
 
-def _summary(route: Route) -> str | None:
-    name = OPTION.of(route)
-    return None if name is None else f"requires header: {name}"
-
-
-POLICY = Policy(name="require_header", option=OPTION, stage=require_header_stage, summary=_summary)
+POLICY = Policy(name="require_header", option=OPTION, stage=require_header_stage)

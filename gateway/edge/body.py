@@ -5,9 +5,9 @@ The body goes into a spooled file: memory up to FILE_UPLOAD_MAX_MEMORY_SIZE
 (2.5 MiB), then disk. It is refused by its Content-Length before anything is
 read, or as soon as the bytes received pass the limit (413); a body that
 arrives too slowly (CLIENT_BODY_TIMEOUT of grace, then MIN_BODY_RATE) is
-refused with 408. A refusal is recorded in the envelope for the view to
-answer (so the middleware still runs), with `Connection: close`: the rest of
-the body is still on the wire.
+refused with 408. A refusal is recorded in the envelope (`refused`), with
+`Connection: close` (the rest of the body is still on the wire), and
+answered by the route's stack after its policies (gateway/pipeline/refusals.py).
 """
 
 from __future__ import annotations

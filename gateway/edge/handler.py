@@ -9,7 +9,7 @@ several thousand. What stays is Django's: the request class, URL resolving, the
 middleware chain and async views.
 
 It also does what the stock handler cannot:
-- builds the request's envelope (gateway/envelope.py) before reading the body:
+- builds the request's envelope (gateway/edge/intake.py) before reading the body:
   the route is matched once, and its `max_body_size` is enforced as the body
   arrives (gateway/edge/body.py: 413 before it is stored, not after);
 - answers its own errors (undecodable requests) as problem+json;
@@ -18,7 +18,8 @@ It also does what the stock handler cannot:
   what its answer held (memory budget, an upstream connection) is given back;
 - ends a stream that fails mid-answer (silence past idle_timeout, an upstream
   that broke off) by cutting the connection, logged once by the gateway;
-- cancels the view when the client disconnects, and never prints a traceback.
+- cancels the route's stack when the client disconnects, and never prints a
+  traceback.
 
 Pinned to the Django version in requirements.lock; tests/edge/test_handler.py
 checks the Django methods and signals it relies on.

@@ -102,7 +102,7 @@ async def test_config_without_routes_is_503() -> None:
 def test_an_address_in_use_is_an_oserror_for_the_caller() -> None:
     first = bind_admin("127.0.0.1", 0)
     try:
-        with pytest.raises(OSError):
+        with pytest.raises(OSError, match="in use"):
             bind_admin("127.0.0.1", first.getsockname()[1])
     finally:
         first.close()

@@ -5,6 +5,7 @@ too slow is 408; a client that leaves gives None."""
 from __future__ import annotations
 
 import asyncio
+import io
 from collections.abc import Iterable
 from typing import Any
 
@@ -46,6 +47,7 @@ async def test_a_body_is_spooled_and_its_size_recorded() -> None:
     body = await read_body(scope(6), receive, made, 10, 1.0)
     assert body is not None and body.read() == b"abcdef" and made.body_size == 6
     assert made.refused is None
+    body.close()
 
 
 async def test_no_body_costs_one_message() -> None:
@@ -66,14 +68,14 @@ async def test_a_declared_length_over_the_limit_is_refused_unread() -> None:
 async def test_a_body_passing_the_limit_is_refused_as_it_arrives() -> None:
     made = envelope()
     receive, taken = messages(chunks(b"x" * 6, b"x" * 6, b"x" * 6))
-    await read_body(scope(), receive, made, 10, 1.0)
+    (await read_body(scope(), receive, made, 10, 1.0) or io.BytesIO()).close()
     assert isinstance(made.refused, PayloadTooLarge) and len(taken) == 2  # not the third
 
 
 async def test_a_body_too_slow_is_408() -> None:
     made = envelope()
     receive, _ = messages(chunks(b"x", b"x"), delay=0.2)
-    await read_body(scope(2), receive, made, 10, 0.1)
+    (await read_body(scope(2), receive, made, 10, 0.1) or io.BytesIO()).close()
     assert isinstance(made.refused, RequestTimeout)
 
 

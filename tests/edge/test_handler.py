@@ -9,7 +9,7 @@ import asyncio
 import gc
 import inspect
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import httpx
@@ -36,7 +36,8 @@ def test_django_internals_the_handler_relies_on() -> None:
     assert "receive" in inspect.signature(ASGIHandler.read_body).parameters
     assert hasattr(BaseHandler, "load_middleware")
     handler = GatewayHandler()
-    assert inspect.iscoroutinefunction(handler._middleware_chain)  # loaded in async mode
+    chain = handler._middleware_chain  # type: ignore[attr-defined]
+    assert inspect.iscoroutinefunction(chain)  # loaded in async mode
 
 
 def test_middleware_is_our_own_and_async_only() -> None:
@@ -85,7 +86,7 @@ class Exchange:
 
     def __init__(self, *messages: dict[str, Any]) -> None:
         self.incoming = list(messages)
-        self.sent: list[dict[str, Any]] = []
+        self.sent: list[Mapping[str, Any]] = []
         self.gone = asyncio.Event()  # set: the client disconnects
 
     async def receive(self) -> dict[str, Any]:
@@ -94,7 +95,7 @@ class Exchange:
         await self.gone.wait()
         return {"type": "http.disconnect"}
 
-    async def send(self, message: dict[str, Any]) -> None:
+    async def send(self, message: Mapping[str, Any]) -> None:
         self.sent.append(message)
 
     @property
@@ -212,13 +213,18 @@ async def test_an_undecodable_request_is_a_400_problem(handler: GatewayHandler) 
 
 
 # --- no reference cycles: a request's objects die with it ---------------------------
+NOOP = "gateway.hooks.testing:noop"
+
+
 async def _upstream(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     while True:
         await read_request(reader)
         writer.write(b'HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\n{"n": 1}')
 
 
-@pytest.mark.parametrize("path", ["/agg", "/p/x", "/down", "/p-down/x", "/none"])
+@pytest.mark.parametrize(
+    "path", ["/agg", "/hooked", "/p/x", "/p-hooked/x", "/down", "/p-down/x", "/none"]
+)
 async def test_a_request_leaves_no_reference_cycles(path: str, dead_port: int) -> None:
     """A cycle per request (a watcher task and its owner, an exception whose
     traceback holds the frame that keeps it) leaves every object the request
@@ -232,7 +238,15 @@ async def test_a_request_leaves_no_reference_cycles(path: str, dead_port: int) -
               dead: {{url: "http://127.0.0.1:{dead_port}"}}
             routes:
               - {{name: agg, path: /agg, backends: [{{upstream: u, path: /data, key: d}}]}}
+              - name: hooked
+                path: /hooked
+                hooks: {{request: ['{NOOP}'], backend: ['{NOOP}'], response: ['{NOOP}']}}
+                backends: [{{upstream: u, path: /data, key: d}}]
               - {{name: pass, path: "/p/{{rest:path}}", proxy: {{upstream: u, path: "/{{rest}}"}}}}
+              - name: p-hooked
+                path: "/p-hooked/{{rest:path}}"
+                hooks: {{request: ['{NOOP}']}}
+                proxy: {{upstream: u, path: "/{{rest}}"}}
               - {{name: down, path: /down, backends: [{{upstream: dead, path: /data}}]}}
               - {{name: pdown, path: "/p-down/{{rest:path}}", proxy: {{upstream: dead, path: /}}}}
         """
@@ -259,6 +273,6 @@ async def test_a_request_leaves_no_reference_cycles(path: str, dead_port: int) -
         finally:
             serving.install(previous)
             await runtime.aclose()
-    expected = {"/agg": 200, "/p/x": 200, "/none": 404}.get(path, 502)
-    assert statuses == {expected}
+    expected = {"/agg": 200, "/hooked": 200, "/p/x": 200, "/p-hooked/x": 200, "/none": 404}
+    assert statuses == {expected.get(path, 502)}
     assert found == 0

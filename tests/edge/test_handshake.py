@@ -32,7 +32,7 @@ ROUTES = table(
       - {name: plain, path: /plain, backends: [{upstream: u, path: /x}]}
     """
 )
-DENIAL = {"websocket.http.response": {}}
+DENIAL: dict[str, Any] = {"websocket.http.response": {}}
 
 
 @pytest.fixture
@@ -53,7 +53,9 @@ class Client:
             "path": path,
             "raw_path": path.encode(),
             "query_string": b"",
-            "headers": [(k.lower().replace("_", "-").encode(), v.encode()) for k, v in headers.items()],
+            "headers": [
+                (k.lower().replace("_", "-").encode(), v.encode()) for k, v in headers.items()
+            ],
             "client": ("192.0.2.1", 5000),
             "server": ("127.0.0.1", 8000),
             "scheme": "ws",

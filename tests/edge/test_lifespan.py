@@ -37,7 +37,8 @@ async def test_sigterm_marks_draining_ends_open_ended_connections_then_hands_ove
     _drain_on_signals()
     assert not lifecycle.draining
     signal.raise_signal(signal.SIGTERM)
-    assert lifecycle.draining  # at once: /readyz answers 503 from here on
+    draining: bool = lifecycle.draining  # set by the handler the signal ran
+    assert draining  # at once: /readyz answers 503 from here on
     assert restore_handlers == [signal.SIGTERM]  # the server's own handler still ran
     await asyncio.sleep(0)  # the streams are ended on the loop, not in the handler
     assert ended == ["stream"]

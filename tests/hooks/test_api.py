@@ -3,6 +3,8 @@ and what it refuses at the call."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from gateway.hooks import FRAMING_HEADERS, BackendOutcome, Rejection
@@ -16,13 +18,14 @@ def test_framing_and_hop_by_hop_headers_cannot_be_set_or_removed(name: str) -> N
     ctx = request_context()
     call = backend_call()
     response = response_context({})
-    for attempt in (
+    attempts: tuple[Callable[[], None], ...] = (
         lambda: ctx.set_upstream_header(name, "1"),
         lambda: ctx.remove_upstream_header(name),
         lambda: call.set_header(name, "1"),
         lambda: call.remove_header(name),
         lambda: response.set_header(name, "1"),
-    ):
+    )
+    for attempt in attempts:
         with pytest.raises(ValueError, match="hooks cannot set it"):
             attempt()
     assert ctx.upstream_headers_set == {} and call.headers == {} and response.headers == {}
@@ -95,13 +98,13 @@ def test_the_answers_body_is_built_only_when_a_hook_reads_it() -> None:
         built.append(merged)
         return {"parsed": True}
 
-    untouched = wire_answer(make_request(), tuple, "as merged", read)
+    untouched = wire_answer(make_request, tuple, "as merged", read)
     untouched.status = 201
     assert wire_body(untouched) == "as merged" and built == []  # nobody read it
-    read_once = wire_answer(make_request(), tuple, "as merged", read)
+    read_once = wire_answer(make_request, tuple, "as merged", read)
     read_once.body["extra"] = 1
     assert wire_body(read_once) == {"parsed": True, "extra": 1} and len(built) == 1
-    replaced = wire_answer(make_request(), tuple, "as merged", read)
+    replaced = wire_answer(make_request, tuple, "as merged", read)
     replaced.body = [1]
     assert wire_body(replaced) == [1] and len(built) == 1  # replaced without reading
 

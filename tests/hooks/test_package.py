@@ -65,7 +65,7 @@ def outside(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
         .splitlines()[-1]
     )
     (purelib / "borrowed.pth").write_text("\n".join(site.getsitepackages()) + "\n")
-    pip = [python, "-m", "pip", "install", "-q", "--no-deps", "--no-index"]
+    pip: list[str | Path] = [python, "-m", "pip", "install", "-q", "--no-deps", "--no-index"]
     run(*pip, wheel, cwd=work)
     run(*pip, "--no-build-isolation", "-e", package, cwd=work)
     return package, python

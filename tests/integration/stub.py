@@ -32,6 +32,7 @@ import argparse
 import asyncio
 import collections
 import re
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -59,8 +60,8 @@ async def _start(send: Any, status: int, headers: list[tuple[bytes, bytes]]) -> 
 
 
 async def _json(
-    send: Any, status: int, body: object, extra: list[tuple[bytes, bytes]] = ()
-) -> None:  # type: ignore[assignment]
+    send: Any, status: int, body: object, extra: Sequence[tuple[bytes, bytes]] = ()
+) -> None:
     content = orjson.dumps(body)
     headers = [
         (b"content-type", b"application/json"),

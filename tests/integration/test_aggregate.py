@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import httpx
 import pytest
@@ -144,7 +145,7 @@ def gw(start_gateway: GatewayFactory, stub: Stub, dead_port: int) -> Gateway:
     return start_gateway(ROUTES, STUB=stub.url, DOWN_PORT=str(dead_port))
 
 
-def is_problem(response: httpx.Response, status: int) -> dict:
+def is_problem(response: httpx.Response, status: int) -> dict[str, Any]:
     assert response.status_code == status, response.text
     assert response.headers["content-type"] == "application/problem+json"
     body = response.json()
@@ -353,7 +354,7 @@ def test_client_disconnect_cancels_every_backend(gw: Gateway, stub: Stub) -> Non
     ],
 )
 def test_literal_beats_parameter_and_path_matches_last(
-    gw: Gateway, path: str, expected: dict
+    gw: Gateway, path: str, expected: dict[str, Any]
 ) -> None:
     assert gw.get(path).json() == expected
 

@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 import time
+from typing import Any
 
 import httpx
 import jwt
@@ -32,7 +33,7 @@ def public_pem(key: rsa.RSAPrivateKey) -> str:
     )
 
 
-def jwk(key: rsa.RSAPrivateKey, kid: str) -> dict:
+def jwk(key: rsa.RSAPrivateKey, kid: str) -> dict[str, Any]:
     data = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))
     return {**data, "kid": kid, "use": "sig", "alg": "RS256"}
 
@@ -100,7 +101,7 @@ def gw(start_gateway: GatewayFactory, stub: Stub) -> Gateway:
     )
 
 
-def claims(**extra: object) -> dict:
+def claims(**extra: object) -> dict[str, Any]:
     now = int(time.time())
     return {"sub": "user-7", "iss": ISSUER, "aud": "gateway", "iat": now, "exp": now + 300, **extra}
 
@@ -181,7 +182,7 @@ def test_a_token_without_exp_is_refused_unless_the_provider_allows_it(gw: Gatewa
     )
 
 
-def forge_hs256(secret: bytes, payload: dict) -> str:
+def forge_hs256(secret: bytes, payload: dict[str, Any]) -> str:
     def part(data: bytes) -> str:
         return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
@@ -190,7 +191,7 @@ def forge_hs256(secret: bytes, payload: dict) -> str:
     return signing + "." + part(signature)
 
 
-def unsigned(payload: dict) -> str:
+def unsigned(payload: dict[str, Any]) -> str:
     def part(data: bytes) -> str:
         return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 

@@ -145,7 +145,7 @@ def test_the_numbers_move(board: Browser) -> None:
         'document.querySelector(\'[data-route="user-dashboard"] [data-metric="rps"] .value\')'
         ".textContent !== '0.0'"
     )
-    seen = set()
+    seen: set[tuple[str, str]] = set()
     deadline = time.monotonic() + 20
     while len(seen) < 3 and time.monotonic() < deadline:
         seen.add(

@@ -38,6 +38,7 @@ NOT_RUN = {
     "make test": "this is make test",
     "make bench": "minutes of load on both cores; it is its own command",
     "BENCH_ONLY=": "make bench, one group of it: minutes of load",
+    "BENCH_AGAINST=": "make bench against another checkout: minutes of load",
     "make lock": "re-pins every dependency from the network",
     "python -X perf": "a flag named in prose, not a command line",
     ".venv/bin/python manage.py check_routes [PATH]": "a synopsis ([PATH] is optional); routes.md runs it",

@@ -8,6 +8,7 @@ import json
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import jwt
@@ -172,7 +173,7 @@ def gw(start_gateway: GatewayFactory, stub: Stub, live: Stub, hook_dir: Path) ->
     )
 
 
-def headers_of(echo: dict) -> dict[str, str]:
+def headers_of(echo: dict[str, Any]) -> dict[str, str]:
     """The stubs echo headers as [name, value] pairs."""
     return dict(echo["headers"])
 
@@ -181,7 +182,7 @@ def echoed_headers(response: httpx.Response, key: str = "echo") -> dict[str, str
     return headers_of(response.json()[key])
 
 
-def log_lines(gw: Gateway, request_id: str) -> list[dict]:
+def log_lines(gw: Gateway, request_id: str) -> list[dict[str, Any]]:
     time.sleep(0.2)
     return [
         json.loads(line)

@@ -12,6 +12,7 @@ import statistics
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import orjson
@@ -228,7 +229,7 @@ def raw_exchange(port: int, data: bytes) -> bytes:
     return b"".join(chunks)
 
 
-def problem(answer: bytes) -> tuple[int, dict]:
+def problem(answer: bytes) -> tuple[int, dict[str, Any]]:
     head, _, body = answer.partition(b"\r\n\r\n")
     assert b"content-type: application/problem+json" in head.lower()
     assert b"connection: close" in head.lower()

@@ -204,9 +204,9 @@ def test_access_log_line(start_gateway: GatewayFactory, stub: Stub) -> None:
     response = gw.get("/limited", headers={"X-Request-ID": "log-me-1"})
     assert response.status_code == 200
     lines = logged(gw, '"request_id":"log-me-1"')
-    lines = [json.loads(line) for line in lines]
-    assert len(lines) == 1
-    entry = lines[0]
+    entries = [json.loads(line) for line in lines]
+    assert len(entries) == 1
+    entry = entries[0]
     assert {
         "time",
         "request_id",

@@ -12,6 +12,7 @@ import re
 import subprocess
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from websockets.asyncio.client import connect
@@ -65,7 +66,7 @@ def gw(start_gateway: GatewayFactory, stub: Stub, live: Stub, collector: Collect
     )
 
 
-def sent_traceparent(echo: dict) -> tuple[str, str, str]:
+def sent_traceparent(echo: dict[str, Any]) -> tuple[str, str, str]:
     (value,) = [v for n, v in echo["headers"] if n == "traceparent"]
     _, trace_id, span_id, flags = value.split("-")
     return trace_id, span_id, flags
@@ -159,7 +160,7 @@ def test_proxied_requests_and_websocket_handshakes_get_client_spans(
     assert client.attributes["gateway.backend"] == "stub"
     assert sent_traceparent(echo)[1] == client.span_id
 
-    async def chat() -> dict:
+    async def chat() -> dict[str, Any]:
         url = gw.url.replace("http", "ws") + "/chat"
         headers = {"traceparent": f"00-{'3' * 32}-{PARENT}-01"}
         async with connect(url, additional_headers=headers) as ws:

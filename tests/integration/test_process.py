@@ -9,6 +9,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -57,7 +58,7 @@ def gw(start_gateway: GatewayFactory, stub: Stub) -> Gateway:
     return start_gateway(ROUTES, STUB=stub.url)
 
 
-def sent_headers(body: dict) -> dict[str, str]:
+def sent_headers(body: dict[str, Any]) -> dict[str, str]:
     return dict(body["headers"])
 
 
@@ -150,7 +151,7 @@ def run_gateway(routes_file: str, **env: str) -> subprocess.CompletedProcess[str
     )
 
 
-def test_invalid_routes_file_stops_start_up(tmp_path) -> None:
+def test_invalid_routes_file_stops_start_up(tmp_path: Path) -> None:
     bad = tmp_path / "routes.yaml"
     bad.write_text(
         "version: 1\nupstreams:\n  u: {url: 'ftp://x'}\nroutes:\n  - name: a\n    path: nope\n    backends: []\n"
@@ -188,14 +189,14 @@ def test_a_protocol_that_cannot_enforce_the_limits_is_refused() -> None:
     assert "Uvicorn running" not in result.stderr + result.stdout
 
 
-def test_missing_routes_file_stops_start_up(tmp_path) -> None:
+def test_missing_routes_file_stops_start_up(tmp_path: Path) -> None:
     result = run_gateway(str(tmp_path / "absent.yaml"))
     assert result.returncode != 0
     assert "absent.yaml" in result.stderr
     assert "Traceback" not in result.stderr
 
 
-def test_invalid_setting_stops_start_up(tmp_path) -> None:
+def test_invalid_setting_stops_start_up(tmp_path: Path) -> None:
     result = run_gateway(str(ROOT / "routes.yaml"), TRUSTED_PROXIES="not-a-network")
     assert result.returncode != 0
     assert "TRUSTED_PROXIES" in result.stderr
@@ -288,7 +289,7 @@ def test_bench_comparison_transports_serve_the_same_routes(tmp_path: Path, stub:
             process.stop()
 
 
-def test_check_routes_command(tmp_path) -> None:
+def test_check_routes_command(tmp_path: Path) -> None:
     ok = subprocess.run(
         [PYTHON, "manage.py", "check_routes"], cwd=ROOT, capture_output=True, text=True, timeout=30
     )
@@ -331,7 +332,7 @@ def test_debug_changes_nothing_clients_see(start_gateway: GatewayFactory, stub: 
         assert "Traceback" not in response.text and "<html" not in response.text.lower()
 
 
-def test_dotenv_file_is_read(stub: Stub, tmp_path) -> None:
+def test_dotenv_file_is_read(stub: Stub, tmp_path: Path) -> None:
     routes = tmp_path / "from-dotenv.yaml"
     routes.write_text(ROUTES.replace("${STUB}", stub.url))
     (tmp_path / ".env").write_text(f"ROUTES_FILE={routes}\nLOG_FORMAT=text\n")

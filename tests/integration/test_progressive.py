@@ -101,7 +101,7 @@ def read_records(
     return response, records
 
 
-def merged(records: list[tuple[dict[str, Any], float]], route_order: list[str]) -> dict:
+def merged(records: list[tuple[dict[str, Any], float]], route_order: list[str]) -> dict[str, Any]:
     """The ok parts merged in route order, as the contract says a client may."""
     parts = {r["name"]: r for r, _ in records if r["event"] == "part" and r["status"] == "ok"}
     body: dict[str, Any] = {}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import socket
 import time
+from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -42,12 +44,12 @@ def gw(start_gateway: GatewayFactory, stub: Stub, dead_port: int) -> Gateway:
     return start_gateway(ROUTES, STUB=stub.url, DOWN_PORT=str(dead_port))
 
 
-def echo(response: httpx.Response) -> dict:
+def echo(response: httpx.Response) -> dict[str, Any]:
     assert response.status_code == 200, response.text
     return response.json()
 
 
-def headers_of(body: dict) -> dict[str, list[str]]:
+def headers_of(body: dict[str, Any]) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for name, value in body["headers"]:
         out.setdefault(name, []).append(value)
@@ -168,7 +170,7 @@ def test_request_headers_sent_upstream(gw: Gateway) -> None:
     assert not [name for name in headers if "_" in name]  # dropped before anything read them
 
 
-def gw_stub_host(body: dict) -> str:
+def gw_stub_host(body: dict[str, Any]) -> str:
     return dict(body["headers"])["host"]
 
 
@@ -251,7 +253,7 @@ def test_body_over_the_limit_is_refused_before_it_is_read(gw: Gateway, stub: Stu
 
 
 def test_chunked_body_over_the_limit_is_refused_as_it_arrives(gw: Gateway, stub: Stub) -> None:
-    def chunks():
+    def chunks() -> Iterator[bytes]:
         for _ in range(100):
             yield b"b" * 1024
 

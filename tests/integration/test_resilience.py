@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import socket
 import time
+from typing import Any
 
 import pytest
 
@@ -55,7 +56,7 @@ def gw(start_gateway: GatewayFactory, stub: Stub) -> Gateway:
     )
 
 
-def access_line(gw: Gateway, request_id: str) -> dict:
+def access_line(gw: Gateway, request_id: str) -> dict[str, Any]:
     deadline = time.monotonic() + 3
     while time.monotonic() < deadline:
         for line in gw.process.output().splitlines():

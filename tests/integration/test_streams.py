@@ -8,6 +8,7 @@ import json
 import signal
 import subprocess
 import time
+from typing import Any
 
 import httpx
 import jwt
@@ -81,10 +82,10 @@ def gw(start_gateway: GatewayFactory, live: Stub, stub: Stub) -> Gateway:
 
 def read_events(
     gw: Gateway, path: str, seconds: float, **kwargs: object
-) -> tuple[httpx.Response, list[tuple[dict, float]], Exception | None]:
+) -> tuple[httpx.Response, list[tuple[dict[str, Any], float]], Exception | None]:
     """Read an event stream for up to `seconds`: the response, each event's
     data with the time it arrived, and the error that ended it (if any)."""
-    events: list[tuple[dict, float]] = []
+    events: list[tuple[dict[str, Any], float]] = []
     error: Exception | None = None
     deadline = time.time() + seconds
     with httpx.stream("GET", gw.url + path, timeout=10, **kwargs) as response:  # type: ignore[arg-type]
@@ -275,7 +276,7 @@ def test_sigterm_closes_websockets_with_1012_and_ends_streams(
     assert [1001, "service restart"] in live.stats()["ws_closes"]
 
 
-async def _drain(gateway: Gateway) -> dict[str, object]:
+async def _drain(gateway: Gateway) -> dict[str, Any]:
     ws = await connect("ws://" + gateway.url.removeprefix("http://") + "/chat")
     await ws.send("x")
     await ws.recv()

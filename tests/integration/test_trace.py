@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 import pytest
 from websockets.asyncio.client import connect
@@ -42,7 +43,7 @@ def gw(start_gateway: GatewayFactory, stub: Stub, live: Stub) -> Gateway:
     return start_gateway(ROUTES, STUB=stub.url, LIVE=live.url)
 
 
-def header(echo: dict, name: str) -> str | None:
+def header(echo: dict[str, Any], name: str) -> str | None:
     values = [v for n, v in echo["headers"] if n == name]
     assert len(values) <= 1, values  # never the client's and the gateway's both
     return values[0] if values else None

@@ -36,7 +36,7 @@ def record() -> ServerRecord:
 
 
 def errors() -> float:
-    return metrics.TRACE_EXPORT_ERRORS._value.get()
+    return float(metrics.TRACE_EXPORT_ERRORS._value.get())
 
 
 def exporter(client: FakeClient, monkeypatch: pytest.MonkeyPatch, **env: str) -> Exporter:
@@ -119,8 +119,10 @@ def test_the_plain_decision_is_the_sdks(
     from opentelemetry.sdk.trace import TracerProvider
 
     sdk = Exporter(
-        TracerProvider(shutdown_on_exit=False).sampler, SpanEncoder({}, "g"), FakeClient()
-    )  # type: ignore[arg-type]
+        TracerProvider(shutdown_on_exit=False).sampler,
+        SpanEncoder({}, "g"),
+        FakeClient(),  # type: ignore[arg-type]
+    )
     decide = decision(name, arg)
     rng = random.Random(13)
     outcomes = set()

@@ -23,6 +23,7 @@ routes:
 
 def value(v: AnyValue) -> object:
     kind = v.WhichOneof("value")
+    assert kind is not None
     if kind == "array_value":
         return [value(x) for x in v.array_value.values]
     return getattr(v, kind)
@@ -57,7 +58,13 @@ def decode(data: bytes) -> ExportTraceServiceRequest:
 
 def test_every_field_decodes_as_recorded() -> None:
     route = parse_routes_file(ROUTES.encode(), "routes.yaml").routes[0]
-    resource = {"service.name": "gateway", "n": 3, "f": 0.5, "b": True, "list": ["a", "b"]}
+    resource: dict[str, str | bool | int | float | list[str]] = {
+        "service.name": "gateway",
+        "n": 3,
+        "f": 0.5,
+        "b": True,
+        "list": ["a", "b"],
+    }
     data, count = SpanEncoder(resource, "gateway").encode([record(route)])
     assert count == 4
     request = decode(data)

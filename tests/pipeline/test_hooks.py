@@ -72,7 +72,7 @@ async def test_a_hook_that_raises_is_a_500_naming_it_logged_once(
 
 
 async def test_the_route_deadline_bounds_the_hooks() -> None:
-    with pytest.raises(DeadlinePassed, match="tests.fixtures.hooks:slow"):
+    with pytest.raises(DeadlinePassed, match=r"tests\.fixtures\.hooks:slow"):
         await stage_of(SLOW)(ok)(http_call(SLOW))  # type: ignore[operator]
 
 

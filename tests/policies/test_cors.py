@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.http import HttpResponse
 
 from gateway.errors import Forbidden
 from gateway.policies.cors import OPTION, build_cors, cors_stage
@@ -63,7 +64,7 @@ async def test_an_allowed_origin_gets_its_headers_on_whatever_the_answer_is() ->
     assert stage is not None
     call = http_call(DEFAULT, headers={"Origin": "https://a.example"})
     response = await stage(ok)(call)
-    assert response is not None and response.content == b"ok"
+    assert isinstance(response, HttpResponse) and response.content == b"ok"
     assert call.answer_headers == [
         ("Vary", "Origin"),
         ("Access-Control-Allow-Origin", "https://a.example"),

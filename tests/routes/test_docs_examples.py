@@ -99,7 +99,7 @@ def is_routes_fragment(fragment: Any) -> bool:
 
 def complete(fragment: dict[str, Any]) -> dict[str, Any]:
     """A whole routes file around `fragment`."""
-    document = {
+    document: dict[str, Any] = {
         k: (dict(v) if isinstance(v, dict) else list(v))
         for k, v in SCAFFOLD.items()
         if k != "version"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from gateway.registry import load_route_table, parse_route_table
-from gateway.routes import RoutesFileError
+from gateway.routes import RoutesFileError, RouteTable
 from gateway.routes.model import Aggregate, Proxy, WebSocket
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,7 +28,7 @@ def problems(routes: str, head: str = HEAD) -> list[str]:
     return caught.value.lines()
 
 
-def valid(routes: str, head: str = HEAD):
+def valid(routes: str, head: str = HEAD) -> RouteTable:
     return parse_route_table(head + textwrap.dedent(routes), "r.yaml")
 
 
@@ -300,16 +300,17 @@ def test_websocket_stream_and_idle_timeout_are_read_with_their_defaults() -> Non
     )
     ws, ws2, feed, agg = table.routes
     assert ws.methods == frozenset({"GET", "HEAD"})  # a plain GET or HEAD is told 426
+    assert isinstance(ws.kind, WebSocket) and isinstance(ws2.kind, WebSocket)
     assert ws.kind == WebSocket(
         upstream="u",
-        path=ws.kind.path,  # type: ignore[union-attr]
+        path=ws.kind.path,
         subprotocols=None,
         max_message_size=1024 * 1024,
         idle_timeout=300.0,
     )
     assert ws2.kind == WebSocket(
         upstream="v",
-        path=ws2.kind.path,  # type: ignore[union-attr]
+        path=ws2.kind.path,
         subprotocols=("chat.v1", "chat.v2"),
         max_message_size=64 * 1024,
         idle_timeout=30.0,

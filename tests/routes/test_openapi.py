@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import textwrap
+from typing import Any
 
 from openapi_spec_validator import validate
 
@@ -41,7 +42,7 @@ routes:
 """
 
 
-def document() -> dict:
+def document() -> dict[str, Any]:
     return openapi_document(parse_route_table(textwrap.dedent(ROUTES), "r.yaml"))
 
 

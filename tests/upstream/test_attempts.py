@@ -236,7 +236,9 @@ async def test_a_cancelled_attempt_ends_its_span_as_failed() -> None:
         await asyncio.sleep(10)
         return False, False
 
-    traced = Traced(CallTarget("u", "h", 80, "GET"), lambda r: (200, False))
+    traced: Traced[tuple[bool, bool]] = Traced(
+        CallTarget("u", "h", 80, "GET"), lambda r: (200, False)
+    )
     with pytest.raises(TimeoutError):
         async with asyncio.timeout(0.01):
             await call_guarded(guard(1), hang, same, idempotent=True, trace=trace, traced=traced)

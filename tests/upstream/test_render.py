@@ -96,11 +96,12 @@ def test_field_references_read_other_bodies() -> None:
         bodies={"user": {"account": {"id": 7}}},
     )
     assert rendered == "/accounts/7"
-    for bodies in (
+    cases: tuple[dict[str, object], ...] = (
         {"user": {}},
         {"user": {"account": {"id": None}}},
         {"user": {"account": {"id": [1]}}},
-    ):
+    )
+    for bodies in cases:
         with pytest.raises(MissingField):
             path("/accounts/{user.account.id}", {}, path_params={}, query={}, bodies=bodies)
     with pytest.raises(MissingField):  # an upstream's value is not a client error

@@ -3,6 +3,8 @@ If an httpx upgrade changes the internals they rely on, these fail."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import httpx
 import pytest
 import respx
@@ -71,7 +73,7 @@ def test_requests_equal_httpx_requests(content: bytes | None) -> None:
 
 
 async def test_streamed_body() -> None:
-    async def chunks():  # type: ignore[no-untyped-def]
+    async def chunks() -> AsyncIterator[bytes]:
         yield b"ab"
         yield b"cd"
 

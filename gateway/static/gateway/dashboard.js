@@ -92,6 +92,9 @@ function routeCard(r) {
   const path = (r.methods.length ? r.methods.join(" ") + " " : "") + r.path;
   head.append(el("span", "name", r.name), el("span", "kind", r.kind));
   card.append(head, el("div", "path", path));
+  if (r.policies && r.policies.length) {  // what the route's stack does: auth, limits, CORS, hooks
+    card.append(el("div", "policies", r.policies.join(" · ")));
+  }
   const { grid, parts } = metricGrid(ROUTE_METRICS);
   const statuses = el("div", "statuses muted");
   card.append(grid, statuses);

@@ -80,8 +80,9 @@ async def test_a_gzip_bomb_stops_at_the_limit_in_small_steps() -> None:
 
 async def test_declared_length_over_the_limit_is_refused_before_reading() -> None:
     async def never() -> AsyncIterator[bytes]:
+        for _ in ():  # an async generator that fails when first read
+            yield b""
         raise AssertionError("read")
-        yield b""
 
     hold = MemoryBudget(10 << 20).hold()
     with pytest.raises(TooLarge):

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 import pytest
 
 from gateway.pipeline.aggregate.fanout import fan_out
-from gateway.pipeline.aggregate.outcome import Failure, Outcome
+from gateway.pipeline.aggregate.outcome import Outcome
+from gateway.types import Failure
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ import httpx
 import orjson
 import pytest
 import respx
+from django.http import HttpResponse
 
 from gateway.assembly import build_gateway
 from gateway.envelope import GatewayRequest, RouteCall, open_call
@@ -69,6 +70,11 @@ def call(request: GatewayRequest, found: Match) -> RouteCall:
     return open_call(request.envelope, found, request.scope, request=request)
 
 
+def answered(response: object) -> HttpResponse:
+    assert isinstance(response, HttpResponse)
+    return response
+
+
 def match(router: Router, method: str, path: str) -> Match:
     found = router.match(method, split_path(path))
     assert isinstance(found, Match)
@@ -99,7 +105,7 @@ async def test_fan_out_shape_and_headers(
         },
         body=b"hello",
     )
-    response = await aggregate(call(request, match(router, "POST", "/u/7")))
+    response = answered(await aggregate(call(request, match(router, "POST", "/u/7"))))
     assert response.status_code == 200
     assert response["X-Gateway-Completed"] == "true"
     assert orjson.loads(response.content) == {
@@ -129,7 +135,9 @@ async def test_optional_timeout_is_partial(
     respx_mock.get("http://users.svc:8080/api/users/7").respond(json={"account": "a"})
     respx_mock.get("http://orders.svc/orders").mock(side_effect=httpx.ReadTimeout("slow"))
     respx_mock.post("http://orders.svc/accounts/a").respond(json={})
-    response = await aggregate(call(make_request("GET", "/u/7"), match(router, "GET", "/u/7")))
+    response = answered(
+        await aggregate(call(make_request("GET", "/u/7"), match(router, "GET", "/u/7")))
+    )
     assert response.status_code == 200
     assert response["X-Gateway-Completed"] == "false"
     assert set(orjson.loads(response.content)) == {"user", "account"}
@@ -147,7 +155,7 @@ async def test_optional_timeout_is_partial(
     ],
 )
 async def test_required_failures(
-    handler: tuple[RouteHandler, Router], effect: object, status: int
+    handler: tuple[RouteHandler, Router], effect: httpx.Response | Exception, status: int
 ) -> None:
     aggregate, router = handler
     with respx.mock(using="httpx", assert_all_called=False) as mock:

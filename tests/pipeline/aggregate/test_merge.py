@@ -6,7 +6,8 @@ import pytest
 
 from gateway.errors import BackendFailed
 from gateway.pipeline.aggregate.merge import merge_outcomes
-from gateway.pipeline.aggregate.outcome import Failure, Outcome
+from gateway.pipeline.aggregate.outcome import Outcome
+from gateway.types import Failure
 
 
 def ok(name: str, body: object, required: bool = True) -> Outcome:

@@ -19,11 +19,13 @@ BODY = {
 
 def shape(
     target: str = "",
-    allow: list[str] = (),
-    deny: list[str] = (),
+    allow: tuple[str, ...] | list[str] = (),
+    deny: tuple[str, ...] | list[str] = (),
     rename: dict[str, str] | None = None,
-) -> Shape:  # type: ignore[assignment]
-    split = lambda p: tuple(p.split("."))  # noqa: E731
+) -> Shape:
+    def split(path: str) -> tuple[str, ...]:
+        return tuple(path.split("."))
+
     return Shape(
         target=split(target) if target else (),
         allow=_tree(tuple(map(split, allow))) if allow else None,

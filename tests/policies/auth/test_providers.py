@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from typing import Any
 
 import httpx
 import jwt
@@ -54,7 +55,7 @@ PROVIDERS = table(
 
 
 async def test_api_keys_plain_and_hashed() -> None:
-    auth = ApiKeyAuthenticator(PROVIDERS["keys"])  # type: ignore[arg-type]
+    auth = ApiKeyAuthenticator(PROVIDERS["keys"])
     assert auth.credential_header == b"x-key" and auth.challenge == 'ApiKey header="X-Key"'
     acme = await auth.authenticate("plain-key")
     assert (acme.identity, acme.scopes, acme.headers) == (
@@ -82,7 +83,7 @@ async def test_a_short_hmac_secret_is_reported_once_not_on_every_token(
         """
     ).sections["auth"]["short"]
     with caplog.at_level("WARNING", logger="gateway.auth"):
-        auth = JwtAuthenticator(provider, None)  # type: ignore[arg-type]
+        auth = JwtAuthenticator(provider, None)
     assert [r.getMessage() for r in caplog.records] == [
         "auth provider 'short': HMAC secret shorter than 64 bytes (RFC 7518 3.2)"
     ]
@@ -100,7 +101,7 @@ def token(**claims: object) -> str:
 
 
 async def test_jwt_claims() -> None:
-    auth = JwtAuthenticator(PROVIDERS["hs"], None)  # type: ignore[arg-type]
+    auth = JwtAuthenticator(PROVIDERS["hs"], None)
     principal = await auth.authenticate("Bearer " + token(perms=["x", "y"], tier=3, obj={"no": 1}))
     assert principal.identity == "u1" and principal.scopes == frozenset({"x", "y"})
     assert dict(principal.headers) == {b"x-uid": b"u1", b"x-tier": b"3"}  # objects are not sent
@@ -126,15 +127,15 @@ async def test_jwt_claims() -> None:
 )
 async def test_jwt_rejections(credential: str) -> None:
     with pytest.raises(AuthError):
-        await JwtAuthenticator(PROVIDERS["hs"], None).authenticate(credential)  # type: ignore[arg-type]
+        await JwtAuthenticator(PROVIDERS["hs"], None).authenticate(credential)
 
 
 async def test_a_token_without_exp_is_refused_unless_the_provider_allows_it() -> None:
     claims = {"uid": "u", "iss": "iss", "aud": "aud"}
-    strict = JwtAuthenticator(PROVIDERS["hs"], None)  # type: ignore[arg-type]
+    strict = JwtAuthenticator(PROVIDERS["hs"], None)
     with pytest.raises(AuthError, match="no 'exp' claim"):
         await strict.authenticate("Bearer " + jwt.encode(claims, SECRET, algorithm="HS256"))
-    lax = JwtAuthenticator(PROVIDERS["lax"], None)  # type: ignore[arg-type]
+    lax = JwtAuthenticator(PROVIDERS["lax"], None)
     lax_token = jwt.encode({"sub": "u"}, SECRET, algorithm="HS256")
     assert (await lax.authenticate("Bearer " + lax_token)).identity == "u"
     expired = jwt.encode({"sub": "u", "exp": 1}, SECRET, algorithm="HS256")
@@ -142,7 +143,7 @@ async def test_a_token_without_exp_is_refused_unless_the_provider_allows_it() ->
         await lax.authenticate("Bearer " + expired)
 
 
-def rsa_jwk(kid: str) -> tuple[rsa.RSAPrivateKey, dict]:
+def rsa_jwk(kid: str) -> tuple[rsa.RSAPrivateKey, dict[str, Any]]:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     return key, {**json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key())), "kid": kid}
 
@@ -155,13 +156,13 @@ async def test_jwks_cache_refetch_rules(monkeypatch: pytest.MonkeyPatch) -> None
     served = {"keys": [jwk_a]}
     async with httpx.AsyncClient() as client:
         jwks = JwksKeys("https://idp.example/jwks", client)
-        auth = JwtAuthenticator(PROVIDERS["remote"], jwks)  # type: ignore[arg-type]
+        auth = JwtAuthenticator(PROVIDERS["remote"], jwks)
         with respx.mock(using="httpx") as mock:
             route = mock.get("https://idp.example/jwks").mock(
                 side_effect=lambda _: httpx.Response(200, json=served)
             )
 
-            def sign(key, kid):
+            def sign(key: rsa.RSAPrivateKey, kid: str) -> str:
                 return "Bearer " + jwt.encode(
                     {"sub": "s", "exp": time.time() + 60},
                     key,
@@ -195,7 +196,7 @@ async def test_jwks_concurrent_first_use_fetches_once_and_outage_is_503() -> Non
             route = mock.get("https://idp.example/jwks").respond(json={"keys": [jwk_a]})
             auth = JwtAuthenticator(
                 PROVIDERS["remote"], JwksKeys("https://idp.example/jwks", client)
-            )  # type: ignore[arg-type]
+            )
             credential = "Bearer " + jwt.encode(
                 {"sub": "s", "exp": time.time() + 60}, key, algorithm="RS256", headers={"kid": "a"}
             )
@@ -206,6 +207,6 @@ async def test_jwks_concurrent_first_use_fetches_once_and_outage_is_503() -> Non
             mock.get("https://idp.example/other").mock(side_effect=httpx.ConnectError("down"))
             empty = JwtAuthenticator(
                 PROVIDERS["remote"], JwksKeys("https://idp.example/other", client)
-            )  # type: ignore[arg-type]
+            )
             with pytest.raises(AuthUnavailable):
                 await empty.authenticate(credential)

@@ -1,0 +1,1 @@
+"""A policy in one module: the README's worked example."""
