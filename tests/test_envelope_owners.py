@@ -32,7 +32,7 @@ def written() -> list[tuple[str, str, int]]:
                 targets = [node.target]
             for target in targets:
                 if (attribute := _envelope_attribute(target)) is not None:
-                    found.append((module, attribute, node.lineno))
+                    found.append((module, attribute, target.lineno))
     return found
 
 
