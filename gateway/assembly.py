@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from gateway.registry import POLICIES, build_route_handler, kind_of
+from gateway.registry import AROUND_KIND, POLICIES, build_route_handler, kind_of
 from gateway.router import BadPath, Match, NoMatch, Router, split_path
 from gateway.routes.model import GatewaySettings, RouteTable
 from gateway.runtime import Runtime
@@ -56,7 +56,7 @@ def build_gateway(table: RouteTable, runtime: Runtime) -> Gateway:
         runtime=runtime,
         clients=runtime.clients.for_upstreams(table.upstreams),
         guards=runtime.guards_for(table.upstreams),
-        policies=POLICIES,
+        policies=(*POLICIES, *AROUND_KIND),
     )
     routes = table.routes
     credentials = {r.name: context.query_credentials(r) for r in routes}

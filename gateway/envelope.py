@@ -9,9 +9,9 @@ Each part is written by the layer that owns it, once:
   or the reason it was refused, and whether the answer was cut off;
 - `Envelope.caller`, by auth (gateway/policies/auth): who the credential
   says is asking;
-- `Envelope.hooked`, by the request hooks (gateway/pipeline/hooks.py): what
-  hooks are shown of the request and what they changed for upstreams, and
-  every hook's timing;
+- `Envelope.hooked`, by the first hook stage that runs (gateway/pipeline/hooks.py):
+  what hooks are shown of the request, what request hooks changed for
+  upstreams, and every hook's timing;
 - `Envelope.log`, by the route's kind (gateway/pipeline): what each backend
   did, whether the answer is complete, a WebSocket pair's counts.
 

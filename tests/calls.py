@@ -19,7 +19,7 @@ from gateway.types import Message
 
 def context(table: RouteTable, runtime: Runtime | None = None) -> BuildContext:
     """What a table's stacks are built from (the registered policies)."""
-    from gateway.registry import POLICIES
+    from gateway.registry import AROUND_KIND, POLICIES
 
     runtime = runtime or Runtime(redis_url="", failure_mode="open")
     return BuildContext(
@@ -27,7 +27,7 @@ def context(table: RouteTable, runtime: Runtime | None = None) -> BuildContext:
         runtime=runtime,
         clients=runtime.clients.for_upstreams(table.upstreams),
         guards=runtime.guards_for(table.upstreams),
-        policies=POLICIES,
+        policies=(*POLICIES, *AROUND_KIND),
     )
 
 
