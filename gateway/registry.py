@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gateway.pipeline import aggregate, hooks, proxy, refusals, wsroute
+from gateway.pipeline import aggregate, hooks, proxy, refusals, static, wsroute
 from gateway.policies import cors, ratelimit
 from gateway.policies.auth import stage as auth
 from gateway.routes import load_route_table as _load
@@ -47,7 +47,7 @@ __all__ = [
 ]
 
 # The route kinds: the innermost handler of each route.
-KINDS: tuple[Kind, ...] = (aggregate.KIND, proxy.KIND, wsroute.KIND)
+KINDS: tuple[Kind, ...] = (aggregate.KIND, proxy.KIND, wsroute.KIND, static.KIND)
 
 # The stages before a route's kind, in the order they run (each route has
 # those it uses). HTTP requests and WebSocket handshakes run the same ones.
@@ -84,6 +84,8 @@ def build_route_handler(route: Route, context: BuildContext) -> RouteHandler:
                    -> guarded send -> the answer relayed
         websocket  cors (the Origin) -> auth -> rate_limit -> refusals
                    -> request hooks -> guarded upstream handshake -> accept -> relay
+        static     cors -> auth -> rate_limit -> refusals -> request hooks
+                   -> the answer the routes file wrote
     """
     inner = kind_of(route).build(route, context)
     inner = compose(inner, *(policy.stage(route, context) for policy in AROUND_KIND))

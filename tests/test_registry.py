@@ -35,7 +35,7 @@ FULL, BARE, SOCKET = ROUTES.routes
 
 def test_the_order_is_the_contracts() -> None:
     assert [p.name for p in POLICIES] == ["cors", "auth", "rate_limit", "refusals", "hooks"]
-    assert [k.name for k in registry.KINDS] == ["aggregate", "proxy", "websocket"]
+    assert [k.name for k in registry.KINDS] == ["aggregate", "proxy", "websocket", "static"]
     assert kind_of(SOCKET).handshakes and not kind_of(FULL).handshakes
 
 
@@ -99,7 +99,7 @@ def test_the_real_stacks_leave_out_what_a_route_does_not_use() -> None:
 
 def test_the_vocabulary_is_every_registered_option_and_kind() -> None:
     assert [o.name for o in VOCABULARY.options] == ["cors", "auth", "rate_limit"]
-    assert [k.key for k in VOCABULARY.kinds] == ["backends", "proxy", "websocket"]
+    assert [k.key for k in VOCABULARY.kinds] == ["backends", "proxy", "websocket", "static"]
     assert VOCABULARY.settings_options == (VOCABULARY.options[0],)  # cors has a default
     assert [s.key for s in VOCABULARY.top_sections] == ["auth"]
 

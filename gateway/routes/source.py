@@ -13,6 +13,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import yaml
 
@@ -46,6 +47,16 @@ class Node:
     # A problem was already reported for this value (an unset `${VAR}`): the
     # readers skip it quietly, so one cause gives one error.
     failed: bool = False
+
+    def plain(self) -> Any:
+        """The value as plain Python data (for values the file passes on as
+        they are written: a static route's body, a JSON Schema)."""
+        value = self.value
+        if isinstance(value, dict):
+            return {key: child.plain() for key, child in value.items()}
+        if isinstance(value, list):
+            return [child.plain() for child in value]
+        return value
 
     @property
     def kind(self) -> str:

@@ -41,6 +41,7 @@ def test_the_sample_routes_file_is_valid() -> None:
         ("user-overview", "Aggregate"),
         ("ticks", "Proxy"),
         ("echo", "WebSocket"),
+        ("old-dashboard", "Static"),
     ]
 
 
@@ -86,11 +87,11 @@ def test_defaults_and_typed_values() -> None:
     [
         (
             "- {name: a, path: /a}\n",
-            "r.yaml:6: route 'a': needs exactly one of 'backends', 'proxy' or 'websocket'",
+            "r.yaml:6: route 'a': needs exactly one of 'backends', 'proxy', 'websocket' or 'static'",
         ),
         (
             "- {name: a, path: /a, backends: [{upstream: u, path: /x}], proxy: {upstream: u, path: /x}}\n",
-            "r.yaml:6: route 'a': needs exactly one of 'backends', 'proxy' or 'websocket'",
+            "r.yaml:6: route 'a': needs exactly one of 'backends', 'proxy', 'websocket' or 'static'",
         ),
         (
             "- {name: a, path: /a, backends: [{upstream: w, path: /x}]}\n",
@@ -376,7 +377,7 @@ def test_websocket_stream_and_idle_timeout_are_read_with_their_defaults() -> Non
         (
             "- {name: a, path: /a, websocket: {upstream: u, path: /ws},"
             " backends: [{upstream: u, path: /x}]}\n",
-            "r.yaml:8: route 'a': needs exactly one of 'backends', 'proxy' or 'websocket'",
+            "r.yaml:8: route 'a': needs exactly one of 'backends', 'proxy', 'websocket' or 'static'",
         ),
     ],
 )

@@ -25,7 +25,7 @@ import yaml
 from gateway.registry import VOCABULARY, parse_route_table, routes_schema
 from gateway.routes import RoutesFileError
 from gateway.routes.document import document_section
-from gateway.routes.keys import Key, ListOf, MapOf, OneOf, Section, Shape, example_of
+from gateway.routes.keys import Key, ListOf, MapOf, OneOf, Section, Shape, Value, example_of
 from tests.processes import ROOT
 
 VALIDATOR = jsonschema.Draft202012Validator(routes_schema())
@@ -152,8 +152,14 @@ def test_both_take_the_keys_example(path: str) -> None:
     assert list(VALIDATOR.iter_errors(document)) == []
 
 
-@pytest.mark.parametrize("path", CASES)
+REFUSABLE = [
+    p for p, c in CASES.items() if not (isinstance(c.key.value, Value) and c.key.value.schema == {})
+]
+
+
+@pytest.mark.parametrize("path", REFUSABLE)
 def test_both_refuse_the_keys_invalid_value(path: str) -> None:
+    """Every key but those that take any value (a static route's body)."""
     case = CASES[path]
     document = with_value(case, case.key.wrong_value)
     with pytest.raises(RoutesFileError):
