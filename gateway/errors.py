@@ -4,6 +4,11 @@
     ├── BadRequest               400  malformed input (path, parameters, body)
     ├── Unauthorized             401  missing or invalid credentials (WWW-Authenticate)
     ├── Forbidden                403  a scope is missing; an Origin is not allowed
+    │   ├── IpDenied             403  the client's address is not allowed (`ip`)
+    │   └── PlanForbidden        403  the consumer's plan does not cover the route
+    ├── RequestInvalid           400  the request fails its route's `validate` (`errors`)
+    ├── UnsupportedMediaType     415  a body schema, and a body that is not JSON
+    ├── QuotaExceeded            429  the consumer's plan quota (Retry-After: the period's end)
     ├── NotFound                 404  no route
     ├── MethodNotAllowed         405  the path matches, the method does not (Allow)
     ├── RequestTimeout           408  the body arrived too slowly
@@ -16,13 +21,16 @@
     ├── HookFailed               500  a Python hook raised (its traceback is logged)
     ├── HookRejected             4xx/5xx  a request hook rejected the request
     ├── DeadlinePassed           504  the route's deadline passed while hooks ran
+    ├── ResponseInvalid          502  an answer fails its route's response schema (enforce)
     └── BackendFailed            502, 503, 504 or an upstream 4xx (`backend_error`)
 
 Anything else raised while answering is a bug: it is logged with its traceback
 and answered as a bare 500 problem (never the traceback).
 
 Every error response is `application/problem+json` (RFC 9457) with `type`,
-`title`, `status`, `detail`, `request_id`, and `route` / `backend` when known.
+`title`, `status`, `detail`, `request_id`, and `route` / `backend` when known;
+an error may add members of its own (`errors` of a request that fails
+validation).
 Upstream bodies, hosts and Python tracebacks never appear in it.
 """
 
@@ -43,15 +51,21 @@ __all__ = [
     "GatewayError",
     "HookFailed",
     "HookRejected",
+    "IpDenied",
     "MemoryBudgetSpent",
     "MethodNotAllowed",
     "NotFound",
     "PayloadTooLarge",
+    "PlanForbidden",
+    "QuotaExceeded",
+    "RequestInvalid",
     "RequestTimeout",
+    "ResponseInvalid",
     "TooManyRequests",
     "TooManyStreams",
     "Unauthorized",
     "Unavailable",
+    "UnsupportedMediaType",
     "UpgradeRequired",
     "backend_error",
     "error_body",
@@ -78,6 +92,7 @@ class GatewayError(Exception):
         self.detail = detail
         self.backend = backend
         self.headers = headers or {}
+        self.members: dict[str, object] = {}  # more members of the problem body
 
 
 class BadRequest(GatewayError):
@@ -96,6 +111,43 @@ class Unauthorized(GatewayError):
 class Forbidden(GatewayError):
     status = 403
     slug = "forbidden"
+
+
+class IpDenied(Forbidden):
+    slug = "ip-denied"
+
+
+class PlanForbidden(Forbidden):
+    slug = "plan-forbidden"
+
+
+class RequestInvalid(GatewayError):
+    """The request fails its route's `validate`: `errors` says where and why."""
+
+    status = 400
+    slug = "request-invalid"
+
+    def __init__(self, detail: str, errors: list[dict[str, str]]) -> None:
+        super().__init__(detail)
+        self.members["errors"] = errors
+
+
+class UnsupportedMediaType(GatewayError):
+    status = 415
+    slug = "unsupported-media-type"
+
+
+class ResponseInvalid(GatewayError):
+    status = 502
+    slug = "response-invalid"
+
+
+class QuotaExceeded(GatewayError):
+    status = 429
+    slug = "quota-exceeded"
+
+    def __init__(self, detail: str, retry_after: int) -> None:
+        super().__init__(detail, headers={"Retry-After": str(retry_after)})
 
 
 class TooManyRequests(GatewayError):
@@ -211,6 +263,7 @@ def problem_body(
     slug: str | None = None,
     route: str | None = None,
     backend: str | None = None,
+    members: dict[str, object] | None = None,
 ) -> bytes:
     """The only place an error body is built."""
     title = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
@@ -225,6 +278,8 @@ def problem_body(
         body["route"] = route
     if backend is not None:
         body["backend"] = backend
+    if members:
+        body.update(members)
     return orjson.dumps(body)
 
 
@@ -237,10 +292,17 @@ def problem_response(
     route: str | None = None,
     backend: str | None = None,
     headers: dict[str, str] | None = None,
+    members: dict[str, object] | None = None,
 ) -> HttpResponse:
     """A problem as a Django response (see `problem_body`)."""
     content = problem_body(
-        status, detail, request_id=request_id, slug=slug, route=route, backend=backend
+        status,
+        detail,
+        request_id=request_id,
+        slug=slug,
+        route=route,
+        backend=backend,
+        members=members,
     )
     response = HttpResponse(content, status=status, content_type="application/problem+json")
     response.headers["Content-Length"] = str(len(content))
@@ -270,6 +332,7 @@ def error_body(error: GatewayError, *, request_id: str, route: str | None) -> by
         slug=error.slug,
         route=route,
         backend=error.backend,
+        members=error.members,
     )
 
 
@@ -282,6 +345,7 @@ def error_response(error: GatewayError, *, request_id: str, route: str | None) -
         route=route,
         backend=error.backend,
         headers=error.headers,
+        members=error.members,
     )
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.pipeline import aggregate, hooks, proxy, refusals, static, wsroute
-from gateway.policies import cors, ratelimit
+from gateway.policies import cors, ip, ratelimit
 from gateway.policies.auth import stage as auth
 from gateway.routes import load_route_table as _load
 from gateway.routes import parse_route_table as _parse_text
@@ -53,6 +53,7 @@ KINDS: tuple[Kind, ...] = (aggregate.KIND, proxy.KIND, wsroute.KIND, static.KIND
 # those it uses). HTTP requests and WebSocket handshakes run the same ones.
 POLICIES: tuple[Policy, ...] = (
     cors.POLICY,  # preflights answered; CORS headers on every answer; a handshake's Origin
+    ip.POLICY,  # allow and deny lists of client addresses: 403
     auth.POLICY,  # auth and scopes: 401, 403
     ratelimit.POLICY,  # one token per request: 429
     refusals.POLICY,  # what the edge refused while reading the request: 400, 408, 413
@@ -77,14 +78,14 @@ def build_route_handler(route: Route, context: BuildContext) -> RouteHandler:
     """A route's whole stack, composed once when the routes load, outermost
     first. A stage a route does not use is not in it. For each kind:
 
-        aggregate  cors -> auth -> rate_limit -> refusals -> request hooks
+        aggregate  cors -> ip -> auth -> rate_limit -> refusals -> request hooks
                    -> [cache] -> fan-out, each backend: render -> backend hooks
                    -> send -> decode -> shape; merge -> response hooks
-        proxy      cors -> auth -> rate_limit -> refusals -> request hooks
+        proxy      cors -> ip -> auth -> rate_limit -> refusals -> request hooks
                    -> guarded send -> the answer relayed
-        websocket  cors (the Origin) -> auth -> rate_limit -> refusals
+        websocket  cors (the Origin) -> ip -> auth -> rate_limit -> refusals
                    -> request hooks -> guarded upstream handshake -> accept -> relay
-        static     cors -> auth -> rate_limit -> refusals -> request hooks
+        static     cors -> ip -> auth -> rate_limit -> refusals -> request hooks
                    -> the answer the routes file wrote
     """
     inner = kind_of(route).build(route, context)

@@ -34,7 +34,7 @@ FULL, BARE, SOCKET = ROUTES.routes
 
 
 def test_the_order_is_the_contracts() -> None:
-    assert [p.name for p in POLICIES] == ["cors", "auth", "rate_limit", "refusals", "hooks"]
+    assert [p.name for p in POLICIES] == ["cors", "ip", "auth", "rate_limit", "refusals", "hooks"]
     assert [k.name for k in registry.KINDS] == ["aggregate", "proxy", "websocket", "static"]
     assert kind_of(SOCKET).handshakes and not kind_of(FULL).handshakes
 
@@ -77,7 +77,7 @@ def traced(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 async def test_a_routes_stack_runs_top_to_bottom_then_its_kind(traced: list[str]) -> None:
     handler = build_route_handler(FULL, context(ROUTES))
     await handler(http_call(FULL))
-    assert traced == ["cors", "auth", "rate_limit", "refusals", "hooks", "kind"]
+    assert traced == ["cors", "ip", "auth", "rate_limit", "refusals", "hooks", "kind"]
 
 
 async def test_a_stage_a_route_does_not_use_is_not_in_its_stack(traced: list[str]) -> None:
@@ -98,9 +98,9 @@ def test_the_real_stacks_leave_out_what_a_route_does_not_use() -> None:
 
 
 def test_the_vocabulary_is_every_registered_option_and_kind() -> None:
-    assert [o.name for o in VOCABULARY.options] == ["cors", "auth", "rate_limit"]
+    assert [o.name for o in VOCABULARY.options] == ["cors", "ip", "auth", "rate_limit"]
     assert [k.key for k in VOCABULARY.kinds] == ["backends", "proxy", "websocket", "static"]
-    assert VOCABULARY.settings_options == (VOCABULARY.options[0],)  # cors has a default
+    assert [o.name for o in VOCABULARY.settings_options] == ["cors", "ip"]  # defaults
     assert [s.key for s in VOCABULARY.top_sections] == ["auth"]
 
 
@@ -122,7 +122,8 @@ async def test_a_policy_is_one_module_and_one_registration_line(
     dashboard all know it."""
     from examples.policies import require_header
 
-    policies = (*POLICIES[:2], require_header.POLICY, *POLICIES[2:])  # after auth
+    after_auth = [p.name for p in POLICIES].index("auth") + 1
+    policies = (*POLICIES[:after_auth], require_header.POLICY, *POLICIES[after_auth:])
     monkeypatch.setattr(registry, "POLICIES", policies)
     monkeypatch.setattr(
         registry,

@@ -56,14 +56,15 @@ class Description:
     listing: dict[str, Any] = field(default_factory=dict)  # routes without operations
 
     def refusal(self, status: int, text: str, headers: dict[str, Any] | None = None) -> None:
-        """The gateway may answer `status` (problem+json) on this route."""
-        answer: dict[str, Any] = {
-            "description": text,
-            "content": {"application/problem+json": {"schema": PROBLEM}},
-        }
+        """The gateway may answer `status` (problem+json) on this route (a
+        status several policies answer gets each one's reason)."""
+        answer: dict[str, Any] = self.refusals.setdefault(
+            status, {"content": {"application/problem+json": {"schema": PROBLEM}}}
+        )
+        earlier = answer.get("description")
+        answer["description"] = text if earlier is None else f"{earlier}; or: {text}"
         if headers:
-            answer["headers"] = headers
-        self.refusals[status] = answer
+            answer.setdefault("headers", {}).update(headers)
 
 
 class Describer(Protocol):
