@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.pipeline import aggregate, hooks, proxy, refusals, static, wsroute
-from gateway.policies import cors, ip, ratelimit
+from gateway.policies import cors, ip, ratelimit, validate
 from gateway.policies.auth import stage as auth
 from gateway.routes import load_route_table as _load
 from gateway.routes import parse_route_table as _parse_text
@@ -28,12 +28,13 @@ from gateway.routes.openapi import Description
 from gateway.routes.openapi import openapi_document as _openapi
 from gateway.routes.schema import routes_schema as _schema
 from gateway.routes.vocabulary import Vocabulary
-from gateway.stack import BuildContext, Kind, Policy, RouteHandler
+from gateway.stack import BuildContext, Kind, Panel, Policy, RouteHandler
 from gateway.types import compose
 
 __all__ = [
     "AROUND_KIND",
     "KINDS",
+    "PANELS",
     "POLICIES",
     "VOCABULARY",
     "build_route_handler",
@@ -57,12 +58,19 @@ POLICIES: tuple[Policy, ...] = (
     auth.POLICY,  # auth and scopes: 401, 403
     ratelimit.POLICY,  # one token per request: 429
     refusals.POLICY,  # what the edge refused while reading the request: 400, 408, 413
+    validate.POLICY,  # the request against its schemas: 400, 415
     hooks.POLICY,  # request hooks
 )
 
-# The stages around a route's kind, outermost first: they see its answer
-# (compression, response validation, mirroring). None yet.
-AROUND_KIND: tuple[Policy, ...] = ()
+# The stages around a route's kind, outermost first: they see its answer.
+AROUND_KIND: tuple[Policy, ...] = (
+    validate.RESPONSE_POLICY,  # 2xx JSON answers against their schema: counted, or 502
+)
+
+# What the policies show operators: admin listener path -> panel.
+PANELS: dict[str, Panel] = {
+    panel.path: panel for policy in (*POLICIES, *AROUND_KIND) for panel in policy.panels
+}
 
 VOCABULARY = Vocabulary(
     kinds=tuple(kind.reader for kind in KINDS),

@@ -38,11 +38,23 @@ if TYPE_CHECKING:
     from gateway.runtime import Runtime
     from gateway.upstream.attempts import UpstreamGuard
 
-__all__ = ["Answer", "BuildContext", "Kind", "Policy", "RouteHandler", "RouteStage"]
+__all__ = ["Answer", "BuildContext", "Kind", "Panel", "Policy", "RouteHandler", "RouteStage"]
 
 type Answer = HttpResponseBase | None  # None: answered over the socket (a WebSocket pair)
 type RouteHandler = Handler[RouteCall, Answer]
 type RouteStage = Stage[RouteCall, Answer]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Panel:
+    """What a policy shows operators: a JSON document at `path` on the admin
+    listener, and on the dashboard as a table under `title` (the document's
+    `columns` and `rows`; `note` under the title)."""
+
+    path: str  # "/consumers"
+    title: str
+    document: Callable[[], dict[str, Any]]
+    note: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -71,6 +83,8 @@ class Policy:
     # Its stage answers CORS preflights for the routes it is on (the edge
     # matches a preflight to the route of the method it announces).
     answers_preflights: bool = False
+    # What it shows on the admin listener and the dashboard.
+    panels: tuple[Panel, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

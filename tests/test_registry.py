@@ -34,7 +34,15 @@ FULL, BARE, SOCKET = ROUTES.routes
 
 
 def test_the_order_is_the_contracts() -> None:
-    assert [p.name for p in POLICIES] == ["cors", "ip", "auth", "rate_limit", "refusals", "hooks"]
+    assert [p.name for p in POLICIES] == [
+        "cors",
+        "ip",
+        "auth",
+        "rate_limit",
+        "refusals",
+        "validate",
+        "hooks",
+    ]
     assert [k.name for k in registry.KINDS] == ["aggregate", "proxy", "websocket", "static"]
     assert kind_of(SOCKET).handshakes and not kind_of(FULL).handshakes
 

@@ -7,6 +7,7 @@ ADMIN_ADDR (default 127.0.0.1:9901, `off` for none), for operators only.
     GET /config    the loaded routes as JSON, every secret "***"
     GET /          the dashboard: one self-contained page (observe/dashboard.py)
     GET /events    its live data: one SSE stream, an update every second
+    GET /validation, /consumers ...   what the policies show (registry.PANELS)
 
 Only requests whose Host is the listener's own address (the one the
 connection came in on), `localhost`, or a name in ADMIN_HOSTS are answered;
@@ -45,6 +46,7 @@ from gateway.observe import metrics
 from gateway.observe.configview import config_document
 from gateway.observe.dashboard import FEED, dashboard_page
 from gateway.observe.readiness import PROBES, readiness
+from gateway.registry import PANELS
 
 __all__ = ["AdminApp", "AdminListener", "bind_admin"]
 
@@ -124,6 +126,9 @@ class AdminApp:
                 await _problem(send, 503, "no routes are loaded")
                 return
             body = orjson.dumps(config_document(gateway.table), option=orjson.OPT_INDENT_2)
+            await _answer(send, 200, _JSON, body)
+        elif (panel := PANELS.get(path)) is not None:  # what a policy shows: /consumers...
+            body = orjson.dumps(panel.document(), option=orjson.OPT_INDENT_2)
             await _answer(send, 200, _JSON, body)
         else:
             await _problem(send, 404, "no such admin path")

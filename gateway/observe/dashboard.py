@@ -45,7 +45,8 @@ from gateway.observe.live import (
     UpstreamLive,
     merged_percentiles,
 )
-from gateway.registry import route_summary
+from gateway.registry import PANELS, route_summary
+from gateway.stack import Panel
 
 if TYPE_CHECKING:
     from gateway.assembly import Gateway
@@ -154,6 +155,7 @@ def document(*, history: bool) -> dict[str, Any]:
         "draining": lifecycle.draining,
         "routes": [],
         "upstreams": [],
+        "panels": [_panel(panel) for panel in PANELS.values()],
     }
     if history:
         doc["legend"] = [list(rule) for rule in LEGEND]
@@ -175,6 +177,19 @@ def document(*, history: bool) -> dict[str, Any]:
     return doc
 
 
+def _panel(panel: Panel) -> dict[str, Any]:
+    """A policy's table (the first PANEL_ROWS rows of its document)."""
+    doc = panel.document()
+    return {
+        "path": panel.path,
+        "title": panel.title,
+        "note": panel.note,
+        "columns": doc.get("columns", []),
+        "rows": doc.get("rows", [])[:PANEL_ROWS],
+    }
+
+
+PANEL_ROWS = 20
 _PAGE: list[tuple[bytes, bytes]] = []  # (the page, its Content-Security-Policy), made once
 
 

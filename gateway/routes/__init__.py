@@ -51,7 +51,7 @@ def parse_route_table(text: str, vocabulary: Vocabulary, source: str = "routes.y
     root, problems = parse_yaml(text, secrets=secrets)
     if root is None:
         raise RoutesFileError(source, problems)
-    reader = Reader()
+    reader = Reader(base=Path(source).resolve().parent)
     reader.problems.extend(problems)
     table = read_document(reader, root, source, vocabulary)
     if reader.problems or table is None:

@@ -53,6 +53,8 @@ class Description:
     security: list[dict[str, list[str]]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     request_body: dict[str, Any] | None = None
+    parameters: list[dict[str, Any]] = field(default_factory=list)  # query, header
+    param_schemas: dict[str, Any] = field(default_factory=dict)  # path parameter -> schema
     listing: dict[str, Any] = field(default_factory=dict)  # routes without operations
 
     def refusal(self, status: int, text: str, headers: dict[str, Any] | None = None) -> None:
@@ -152,12 +154,13 @@ def _operation(route: Route, method: str, description: Description) -> dict[str,
             "name": s.param,
             "in": "path",
             "required": True,
-            "schema": {"type": "string"},
+            "schema": description.param_schemas.get(s.param, {"type": "string"}),
             **({"description": "the rest of the path; may contain /"} if s.is_path else {}),
         }
         for s in route.segments
         if s.param is not None
     ]
+    parameters += description.parameters
     if parameters:
         operation["parameters"] = parameters
     notes = []

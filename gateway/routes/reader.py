@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Iterable
+from pathlib import Path
 
 from gateway.routes.source import Node, Problem
 from gateway.routes.units import parse_duration, parse_size
@@ -45,8 +46,10 @@ _HEADER_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")
 
 
 class Reader:
-    def __init__(self) -> None:
+    def __init__(self, base: Path | None = None) -> None:
         self.problems: list[Problem] = []
+        # The routes file's directory: files it names (JSON Schemas) are read from there.
+        self.base = base if base is not None else Path.cwd()
 
     def error(self, at: Node | int, where: str, message: str) -> None:
         line = at if isinstance(at, int) else at.line

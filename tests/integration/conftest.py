@@ -6,7 +6,7 @@ tmp dir (shown when it fails to start), and is stopped at teardown.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -86,10 +86,13 @@ def start_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayF
     """start_gateway(routes_yaml, **env) -> a running Gateway on a free port."""
     started: list[Gateway] = []
 
-    def start(routes: str, **env: str) -> Gateway:
+    def start(routes: str, files: Mapping[str, str] | None = None, **env: str) -> Gateway:
         directory = tmp_path_factory.mktemp("gateway")
         routes_file = directory / "routes.yaml"
         routes_file.write_text(routes)
+        for name, text in (files or {}).items():  # beside the routes file (JSON Schemas)
+            (directory / name).parent.mkdir(parents=True, exist_ok=True)
+            (directory / name).write_text(text)
         port = free_port()
         admin_port = free_port()  # every gateway its own: the default would collide
         environment = {

@@ -263,6 +263,39 @@ function renderErrors(errors) {
   }
 }
 
+// --- what the policies show (response validation, consumers) -----------------------------
+function renderPanels(panels) {
+  const holder = document.getElementById("panels");
+  holder.replaceChildren();
+  for (const p of panels || []) {
+    const section = el("section");
+    section.dataset.panel = p.path;
+    const title = el("h2", "", p.title + " ");
+    title.append(el("span", "muted small", p.note + " · GET " + p.path + " on this listener"));
+    section.append(title);
+    if (!p.rows.length) {
+      section.append(el("p", "muted", "Nothing yet."));
+    } else {
+      const table = el("table", "errors");
+      const head = el("tr");
+      for (const c of p.columns) head.append(el("th", "", c));
+      const thead = el("thead");
+      thead.append(head);
+      const body = el("tbody");
+      for (const r of p.rows) {
+        const row = el("tr");
+        for (const v of r) row.append(el("td", "wrap", v === null ? "" : String(v)));
+        body.append(row);
+      }
+      table.append(thead, body);
+      const scroll = el("div", "scroll");
+      scroll.append(table);
+      section.append(scroll);
+    }
+    holder.append(section);
+  }
+}
+
 // --- legend ------------------------------------------------------------------------------
 function renderLegend(legend) {
   if (!legend) return;
@@ -324,6 +357,7 @@ function apply(kind, doc) {
   renderTotals(doc.totals, full);
   renderRoutes(doc.routes, full);
   renderUpstreams(doc.upstreams, full);
+  renderPanels(doc.panels);
   renderErrors(doc.errors);
   renderLegend(doc.legend);
   renderConfig(doc);

@@ -1,0 +1,148 @@
+"""Request validation (SPEC 3.16 `validate:`): the path parameters, the query,
+the headers and the JSON body, each against its compiled schema.
+
+Query, path and header values are strings: a parameter given twice is an
+array, one given once is an array of one where the schema asks for an
+array, and a value (or an array's item) is read as an integer, a number or
+a boolean where the schema's `type` asks for one (`?limit=10` satisfies
+`type: integer`; `?limit=ten` stays a string, and the schema says why it
+is wrong). A body must be JSON (`application/json` or `+json`: otherwise
+415) and well formed (400). Every location is checked; the first 20
+problems are the answer's `errors`, each with its location, the JSON
+Pointer of the offending value, and what is wrong.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+
+from gateway.envelope import RouteCall
+from gateway.errors import RequestInvalid, UnsupportedMediaType
+from gateway.policies.validate.schemas import Coercion, CompiledSchema
+
+__all__ = [
+    "MAX_ERRORS",
+    "check_request",
+    "collect",
+    "is_json",
+    "json_pointer",
+    "read_parameters",
+]
+
+MAX_ERRORS = 20
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+_NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
+_BOOLEANS = {"true": True, "false": False}
+
+
+def read_parameters(pairs: Iterable[tuple[str, str]], schema: CompiledSchema) -> dict[str, Any]:
+    """Name -> value as the schema reads it (see the module's docstring)."""
+    grouped: dict[str, list[str]] = {}
+    for name, value in pairs:
+        grouped.setdefault(name, []).append(value)
+    out: dict[str, Any] = {}
+    for name, values in grouped.items():
+        coercion = schema.coercion(name)
+        if coercion.array or len(values) > 1:
+            out[name] = [_scalar(v, coercion) for v in values]
+        else:
+            out[name] = _scalar(values[0], coercion)
+    return out
+
+
+def _scalar(text: str, coercion: Coercion) -> Any:
+    kind = coercion.scalar
+    if kind == "integer" and _INTEGER.fullmatch(text):
+        return int(text)
+    if kind == "number" and _NUMBER.fullmatch(text):
+        number = float(text)
+        if math.isfinite(number):
+            return int(text) if _INTEGER.fullmatch(text) else number
+    if kind == "boolean" and text in _BOOLEANS:
+        return _BOOLEANS[text]
+    return text
+
+
+def json_pointer(path: Iterable[str | int]) -> str:
+    """RFC 6901: "" for the root, "/items/0/sku" below it."""
+    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in path)
+
+
+def collect(
+    schema: CompiledSchema, instance: Any, location: str, errors: list[dict[str, str]]
+) -> None:
+    """Append `instance`'s problems under `schema` to `errors` (up to MAX_ERRORS)."""
+    if len(errors) >= MAX_ERRORS:
+        return
+    for error in schema.validator.iter_errors(instance):
+        errors.append(
+            {
+                "location": location,
+                "pointer": json_pointer(error.instance_path),
+                "message": error.message,
+            }
+        )
+        if len(errors) >= MAX_ERRORS:
+            return
+
+
+def is_json(content_type: str) -> bool:
+    kind = content_type.split(";", 1)[0].strip().lower()
+    return kind == "application/json" or (
+        kind.startswith("application/") and kind.endswith("+json")
+    )
+
+
+def check_request(
+    call: RouteCall,
+    *,
+    params: CompiledSchema | None,
+    query: CompiledSchema | None,
+    headers: CompiledSchema | None,
+    body: CompiledSchema | None,
+) -> None:
+    """Raise RequestInvalid (400) or UnsupportedMediaType (415) when the request fails."""
+    errors: list[dict[str, str]] = []
+    if params is not None:
+        collect(params, read_parameters(call.match.params.items(), params), "params", errors)
+    request = call.request
+    if query is not None and request is not None:
+        pairs = ((k, v) for k, values in request.GET.lists() for v in values)
+        collect(query, read_parameters(pairs, query), "query", errors)
+    if headers is not None:
+        named = _headers(call.scope.get("headers", ()), headers)
+        collect(headers, read_parameters(named, headers), "headers", errors)
+    if body is not None and request is not None:
+        if not is_json(request.META.get("CONTENT_TYPE", "")):
+            raise UnsupportedMediaType("the request body must be JSON (application/json)")
+        try:
+            document = orjson.loads(request.body)
+        except orjson.JSONDecodeError as exc:
+            raise RequestInvalid(
+                "the request body is not valid JSON",
+                [{"location": "body", "pointer": "", "message": f"not valid JSON: {exc}"}],
+            ) from None
+        collect(body, document, "body", errors)
+    if errors:
+        count = "1 problem" if len(errors) == 1 else f"{len(errors)} problems"
+        raise RequestInvalid(f"the request does not match its schema ({count})", errors)
+
+
+def _headers(
+    raw: Iterable[tuple[bytes, bytes]], schema: CompiledSchema
+) -> Iterable[tuple[str, str]]:
+    """Lower-cased names; a header sent on several lines is one value joined by ", "
+    (RFC 9110 5.3), unless the schema reads it as an array."""
+    grouped: dict[str, list[str]] = {}
+    for name, value in raw:
+        grouped.setdefault(name.decode("latin-1").lower(), []).append(value.decode("latin-1"))
+    for key, values in grouped.items():
+        if schema.coercion(key).array:
+            yield from ((key, v) for v in values)
+        else:
+            yield key, ", ".join(values)
