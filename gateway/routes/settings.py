@@ -52,7 +52,8 @@ def read_forward_headers(r: Reader, node: Node, where: str) -> tuple[str, ...] |
 def read_settings(
     r: Reader, node: Node | None, vocabulary: Vocabulary, names: Mapping[str, Collection[str]]
 ) -> GatewaySettings:
-    defaults = GatewaySettings()
+    builtins = {o.name: o.builtin for o in vocabulary.settings_options if o.builtin is not None}
+    defaults = GatewaySettings(options=MappingProxyType(builtins))
     if node is None:
         return defaults
     fields = settings_section(vocabulary).fields(r, node, "settings")
@@ -69,7 +70,7 @@ def read_settings(
         forward = read_forward_headers(r, fields["forward_headers"], "settings.forward_headers")
     if "max_streams_per_client" in fields:
         per_client = r.integer(fields["max_streams_per_client"], "settings.max_streams_per_client")
-    options: dict[str, Any] = {}
+    options: dict[str, Any] = dict(builtins)  # `key: null` takes a built-in default away
     context = RouteContext(
         where="settings", names=names, params=None, methods=None, settings=defaults
     )
@@ -79,6 +80,8 @@ def read_settings(
             value = option.read(r, {key: fields[key]}, context)
             if value is not None:
                 options[option.name] = value
+        elif key in fields:
+            options.pop(option.name, None)
     return GatewaySettings(
         timeout=timeout or defaults.timeout,
         max_body_size=max_body or defaults.max_body_size,

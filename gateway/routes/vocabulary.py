@@ -94,6 +94,9 @@ class Option[T]:
     keys: tuple[Key, ...]
     read: Callable[[Reader, Mapping[str, Node], RouteContext], T | None]
     in_settings: bool = False  # its (single) key is also a default in `settings:`
+    # What `settings:` gives every route when it does not name the key
+    # (compress is on unless `settings.compress: null`).
+    builtin: T | None = None
     sections: tuple[TopSection, ...] = ()
 
     @property

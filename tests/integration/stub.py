@@ -14,6 +14,9 @@ Behaviour is chosen by path, so one process serves a whole test module:
     /objects/{n}           a JSON list of n small objects (parsing costs far more than the bytes)
     /bigchunked/{bytes}    that many bytes of JSON whitespace, chunked (no Content-Length)
     /dribble/{n}/{ms}      n chunks, one every ms milliseconds (a valid JSON list)
+    /sse/{n}/{ms}          n server-sent events, one every ms milliseconds
+    /gzipped               JSON the stub encoded itself (Content-Encoding: gzip)
+    /etag                  JSON (about 4 KiB) with a strong ETag
     /hang                  never answers; notes when the caller disconnects
     /cookie/set            answers with two Set-Cookie headers
     /redirect              302 to /echo
@@ -31,6 +34,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import gzip
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -190,6 +194,39 @@ async def _route(
             await asyncio.sleep(ms / 1000)
             await send({"type": "http.response.body", "body": b",%d" % i, "more_body": True})
         await send({"type": "http.response.body", "body": b"]"})
+    elif m := re.fullmatch(r"/sse/(\d+)/(\d+)", path):
+        n, ms = int(m.group(1)), int(m.group(2))
+        await _start(send, 200, [(b"content-type", b"text/event-stream")])
+        for i in range(n):
+            if i:
+                await asyncio.sleep(ms / 1000)
+            event = b'id: %d\ndata: {"n": %d, "pad": "%s"}\n\n' % (i, i, b"p" * 200)
+            await send({"type": "http.response.body", "body": event, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+    elif path == "/gzipped":
+        content = gzip.compress(orjson.dumps({"items": ["same"] * 500}))
+        await _start(
+            send,
+            200,
+            [
+                (b"content-type", b"application/json"),
+                (b"content-encoding", b"gzip"),
+                (b"content-length", str(len(content)).encode()),
+            ],
+        )
+        await send({"type": "http.response.body", "body": content})
+    elif path == "/etag":
+        content = orjson.dumps({"items": [{"id": i, "name": "item"} for i in range(150)]})
+        await _start(
+            send,
+            200,
+            [
+                (b"content-type", b"application/json"),
+                (b"etag", b'"v1"'),
+                (b"content-length", str(len(content)).encode()),
+            ],
+        )
+        await send({"type": "http.response.body", "body": content})
     elif path == "/hang":
         while (await receive())["type"] != "http.disconnect":
             pass
