@@ -97,6 +97,7 @@ class Caller:
     provider: str  # the provider that vouched for it
     headers: tuple[tuple[bytes, bytes], ...] = ()  # identity headers for backends
     claims: Mapping[str, Any] = _NO_CLAIMS  # a JWT's verified claims (for hooks)
+    plan: str | None = None  # the plan its key or token names (SPEC 3.16)
 
     @property
     def key(self) -> str:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.pipeline import aggregate, hooks, proxy, refusals, static, wsroute
-from gateway.policies import compress, cors, ip, ratelimit, validate
+from gateway.policies import compress, cors, ip, plans, ratelimit, validate
 from gateway.policies.auth import stage as auth
 from gateway.routes import load_route_table as _load
 from gateway.routes import parse_route_table as _parse_text
@@ -56,7 +56,9 @@ POLICIES: tuple[Policy, ...] = (
     cors.POLICY,  # preflights answered; CORS headers on every answer; a handshake's Origin
     ip.POLICY,  # allow and deny lists of client addresses: 403
     auth.POLICY,  # auth and scopes: 401, 403
+    plans.POLICY,  # the consumer's plan: 403; its rate limit: 429
     ratelimit.POLICY,  # one token per request: 429
+    plans.QUOTA_POLICY,  # the consumer's quota: 429
     refusals.POLICY,  # what the edge refused while reading the request: 400, 408, 413
     validate.POLICY,  # the request against its schemas: 400, 415
     hooks.POLICY,  # request hooks
@@ -140,7 +142,8 @@ def _is_kind(kind: Kind) -> Callable[[Route], bool]:
 
 def _uses(policy: Policy) -> Callable[[Route], bool]:
     option = policy.option
-    return lambda route: option is None or option.of(route) is not None
+    # An option without route keys (plans: top-level) concerns every route.
+    return lambda route: option is None or not option.keys or option.of(route) is not None
 
 
 def openapi_document(table: RouteTable, title: str = "Gateway") -> dict[str, Any]:

@@ -30,6 +30,7 @@ def settings_section(vocabulary: Vocabulary) -> Section:
     """The core settings and, for each policy that has one, its default."""
     return SETTINGS.plus(
         *(option.keys[0] for option in vocabulary.settings_options),
+        *(key for option in vocabulary.settings_only for key in option.settings_keys),
     )
 
 
@@ -82,6 +83,12 @@ def read_settings(
                 options[option.name] = value
         elif key in fields:
             options.pop(option.name, None)
+    for option in vocabulary.settings_only:
+        named = {k.name: fields[k.name] for k in option.settings_keys if k.name in fields}
+        if named and option.read_settings is not None:
+            value = option.read_settings(r, named, context)
+            if value is not None:
+                options[option.name] = value
     return GatewaySettings(
         timeout=timeout or defaults.timeout,
         max_body_size=max_body or defaults.max_body_size,

@@ -97,6 +97,10 @@ class Option[T]:
     # What `settings:` gives every route when it does not name the key
     # (compress is on unless `settings.compress: null`).
     builtin: T | None = None
+    # Keys of `settings:` only (settings.default_plan), read by `read_settings`
+    # into the value `default(settings)` returns.
+    settings_keys: tuple[Key, ...] = ()
+    read_settings: Callable[[Reader, Mapping[str, Node], RouteContext], T | None] | None = None
     sections: tuple[TopSection, ...] = ()
 
     @property
@@ -130,6 +134,10 @@ class Vocabulary:
     @property
     def settings_options(self) -> tuple[Option[Any], ...]:
         return tuple(o for o in self.options if o.in_settings)
+
+    @property
+    def settings_only(self) -> tuple[Option[Any], ...]:
+        return tuple(o for o in self.options if o.settings_keys)
 
     def kind_of(self, route: Route) -> KindReader:
         """The kind that read this route."""

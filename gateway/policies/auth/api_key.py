@@ -39,6 +39,7 @@ KEY = Section(
         Key(name="key", value=STRING),
         Key(name="sha256", value=_SHA256, drops=("key",)),
         Key(name="scopes", value=STRINGS),
+        Key(name="plan", value=STRING, example="pro"),  # a name in `plans:` (SPEC 3.16)
     ),
     extra={"oneOf": [{"required": ["key"]}, {"required": ["sha256"]}]},
     sample={"id": "alice", "key": "alice-key"},
@@ -59,6 +60,7 @@ class ApiKey:
     id: str
     digest: bytes  # sha256 of the key; plain keys are hashed at load time
     scopes: frozenset[str] = frozenset()
+    plan: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -93,7 +95,7 @@ class ApiKeyAuthenticator:
         if found is None:
             raise AuthError("invalid API key")
         headers = ((self._identity_header, found.id.encode()),) if self._identity_header else ()
-        return Principal(found.id, self.name, found.scopes, headers)
+        return Principal(found.id, self.name, found.scopes, headers, plan=found.plan)
 
 
 # --- the routes file -------------------------------------------------------------
@@ -155,9 +157,10 @@ def _read_key(r: Reader, node: Node, where: str) -> ApiKey | None:
         else:
             r.error(fields["sha256"], f"{where}.sha256", "must be 64 hexadecimal characters")
     scopes = r.strings(fields["scopes"], f"{where}.scopes") if "scopes" in fields else []
+    plan = r.string(fields["plan"], f"{where}.plan") if "plan" in fields else None
     if key_id is None or digest is None or scopes is None:
         return None
-    return ApiKey(id=key_id, digest=digest, scopes=frozenset(scopes))
+    return ApiKey(id=key_id, digest=digest, scopes=frozenset(scopes), plan=plan)
 
 
 class _Kind:

@@ -61,6 +61,7 @@ class Principal:
     scopes: frozenset[str]
     headers: tuple[tuple[bytes, bytes], ...]  # identity headers for backends
     claims: Mapping[str, Any] = NO_CLAIMS  # a JWT's verified claims (read-only)
+    plan: str | None = None  # the plan an API key or a token's plan_claim names
 
 
 class AuthError(Exception):

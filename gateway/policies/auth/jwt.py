@@ -87,6 +87,7 @@ SECTION = Section(
         ),
         Key(name="scopes_claim", value=STRING),
         Key(name="identity_claim", value=STRING),
+        Key(name="plan_claim", value=STRING, example="plan"),  # names the plan (SPEC 3.16)
         Key(name="claims_to_headers", value=MapOf(HEADER, "tenant")),
         Key(name="require_exp", value=BOOL),
         Key(name="query_param", value=QUERY_PARAM),
@@ -107,6 +108,7 @@ class JwtProvider:
     public_key: str | None = None
     scopes_claim: str = "scope"
     identity_claim: str = "sub"
+    plan_claim: str | None = None
     claims_to_headers: tuple[tuple[str, str], ...] = ()  # (claim, lower-case header)
     require_exp: bool = True  # a token without `exp` is refused
     query_param: str | None = None  # the token may also come in this query parameter
@@ -198,7 +200,15 @@ class JwtAuthenticator:
                 text = str(value)
                 if text.isprintable():
                     headers.append((header, text.encode()))
-        return Principal(str(identity), self.name, scopes, tuple(headers), MappingProxyType(claims))
+        plan: str | None = None
+        if (plan_claim := self._provider.plan_claim) is not None:
+            named = claims.get(plan_claim)
+            # No claim: the default plan, if any. Anything but a known plan's
+            # name (a number, a list) is an unknown plan: refused, never unlimited.
+            plan = None if named is None else named if isinstance(named, str) else repr(named)
+        return Principal(
+            str(identity), self.name, scopes, tuple(headers), MappingProxyType(claims), plan
+        )
 
 
 def _reason(exc: jwt.PyJWTError) -> str:
@@ -231,6 +241,9 @@ def _read(r: Reader, name: str, node: Node) -> JwtProvider | None:
         k: r.string(fields[k], f"{where}: {k}") if k in fields else default
         for k, default in (("scopes_claim", "scope"), ("identity_claim", "sub"))
     }
+    plan_claim = (
+        r.string(fields["plan_claim"], f"{where}: plan_claim") if "plan_claim" in fields else None
+    )
     require_exp = True
     if "require_exp" in fields:
         require_exp = r.boolean(fields["require_exp"], f"{where}: require_exp") is not False
@@ -248,6 +261,7 @@ def _read(r: Reader, name: str, node: Node) -> JwtProvider | None:
         public_key=source[1] if source[0] == "public_key" else None,
         scopes_claim=names["scopes_claim"] or "scope",
         identity_claim=names["identity_claim"] or "sub",
+        plan_claim=plan_claim,
         claims_to_headers=claims,
         require_exp=require_exp,
         query_param=read_query_param(r, fields, where),

@@ -62,7 +62,7 @@ async def admit(policy: RouteAuth, envelope: Envelope, headers: list[tuple[bytes
         missing = ", ".join(sorted(policy.scopes - principal.scopes))
         raise Forbidden(f"missing scope: {missing}")
     envelope.caller = Caller(
-        principal.identity, principal.provider, principal.headers, principal.claims
+        principal.identity, principal.provider, principal.headers, principal.claims, principal.plan
     )
 
 
