@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -115,11 +116,21 @@ def _scalar(types: list[str]) -> str:
 
 
 def _read_file(uri: str) -> Any:
-    """A referenced schema: a local file only (JSON, or YAML by its suffix)."""
+    """A referenced schema: a local file only (JSON, or YAML by its suffix).
+    A file many routes share is read and parsed once while it is unchanged."""
     parts = urlsplit(uri)
     if parts.scheme != "file":
         raise ValueError(f"{uri}: only files beside the routes file can be referenced")
     path = Path(unquote(parts.path))
+    try:
+        status = path.stat()
+    except OSError as exc:
+        raise ValueError(f"cannot read {path}: {exc.strerror}") from None
+    return _parsed(path, status.st_mtime_ns, status.st_size)
+
+
+@lru_cache(maxsize=64)
+def _parsed(path: Path, mtime: int, size: int) -> Any:
     try:
         with path.open("rb") as handle:
             data = handle.read(_MAX_FILE + 1)
