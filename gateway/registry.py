@@ -89,14 +89,16 @@ def build_route_handler(route: Route, context: BuildContext) -> RouteHandler:
     """A route's whole stack, composed once when the routes load, outermost
     first. A stage a route does not use is not in it. For each kind:
 
-        aggregate  cors -> ip -> auth -> rate_limit -> refusals -> request hooks
+        aggregate  cors -> ip -> auth -> plan -> rate_limit -> quota -> refusals
+                   -> validate -> request hooks -> compress -> validate.response
                    -> [cache] -> fan-out, each backend: render -> backend hooks
                    -> send -> decode -> shape; merge -> response hooks
-        proxy      cors -> ip -> auth -> rate_limit -> refusals -> request hooks
+        proxy      cors -> ... -> request hooks -> compress -> validate.response
                    -> guarded send -> the answer relayed
-        websocket  cors (the Origin) -> ip -> auth -> rate_limit -> refusals
-                   -> request hooks -> guarded upstream handshake -> accept -> relay
-        static     cors -> ip -> auth -> rate_limit -> refusals -> request hooks
+        websocket  cors (the Origin) -> ... -> request hooks (compress and
+                   response checks pass it by) -> guarded upstream handshake
+                   -> accept -> relay
+        static     cors -> ... -> request hooks -> compress -> validate.response
                    -> the answer the routes file wrote
     """
     inner = kind_of(route).build(route, context)

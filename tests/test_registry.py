@@ -38,11 +38,14 @@ def test_the_order_is_the_contracts() -> None:
         "cors",
         "ip",
         "auth",
+        "plan",
         "rate_limit",
+        "quota",
         "refusals",
         "validate",
         "hooks",
     ]
+    assert [p.name for p in registry.AROUND_KIND] == ["compress", "validate-response"]
     assert [k.name for k in registry.KINDS] == ["aggregate", "proxy", "websocket", "static"]
     assert kind_of(SOCKET).handshakes and not kind_of(FULL).handshakes
 
@@ -85,7 +88,18 @@ def traced(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 async def test_a_routes_stack_runs_top_to_bottom_then_its_kind(traced: list[str]) -> None:
     handler = build_route_handler(FULL, context(ROUTES))
     await handler(http_call(FULL))
-    assert traced == ["cors", "ip", "auth", "rate_limit", "refusals", "hooks", "kind"]
+    assert traced == [
+        "cors",
+        "ip",
+        "auth",
+        "plan",
+        "rate_limit",
+        "quota",
+        "refusals",
+        "validate",
+        "hooks",
+        "kind",
+    ]
 
 
 async def test_a_stage_a_route_does_not_use_is_not_in_its_stack(traced: list[str]) -> None:
@@ -106,10 +120,19 @@ def test_the_real_stacks_leave_out_what_a_route_does_not_use() -> None:
 
 
 def test_the_vocabulary_is_every_registered_option_and_kind() -> None:
-    assert [o.name for o in VOCABULARY.options] == ["cors", "ip", "auth", "rate_limit"]
+    assert [o.name for o in VOCABULARY.options] == [
+        "cors",
+        "ip",
+        "auth",
+        "plans",
+        "rate_limit",
+        "validate",
+        "compress",
+    ]
     assert [k.key for k in VOCABULARY.kinds] == ["backends", "proxy", "websocket", "static"]
-    assert [o.name for o in VOCABULARY.settings_options] == ["cors", "ip"]  # defaults
-    assert [s.key for s in VOCABULARY.top_sections] == ["auth"]
+    assert [o.name for o in VOCABULARY.settings_options] == ["cors", "ip", "validate", "compress"]
+    assert [o.name for o in VOCABULARY.settings_only] == ["plans"]  # settings.default_plan
+    assert [s.key for s in VOCABULARY.top_sections] == ["auth", "plans"]
 
 
 def test_the_schema_is_generated_from_the_registry() -> None:

@@ -74,6 +74,7 @@ def test_what_a_route_documents() -> None:
     ok = op["responses"]["200"]
     assert set(ok["content"]) == {"application/json", "text/event-stream", "application/x-ndjson"}
     assert set(ok["headers"]) == {
+        "Content-Encoding",  # compress: on by default
         "RateLimit-Limit",
         "RateLimit-Remaining",
         "RateLimit-Reset",

@@ -159,10 +159,12 @@ async def _compressed(
         answer.get("Cache-Control", "")
     ):
         return answer
-    patch_vary_headers(answer, ("Accept-Encoding",))
     body = answer.content  # type: ignore[attr-defined]
+    if len(body) < rule.min_size:
+        return answer  # never compressed: it does not vary
+    patch_vary_headers(answer, ("Accept-Encoding",))
     algorithm = choose(_accept_encoding(call), rule.algorithms)
-    if algorithm is None or len(body) < rule.min_size:
+    if algorithm is None:
         return answer
     if len(body) > OFF_LOOP:
         encoded = await asyncio.to_thread(encode, algorithm, body)
@@ -186,12 +188,12 @@ def _relayed(rule: Compression, call: RouteCall, answer: RelayedResponse) -> Rel
         return answer
     if _no_transform(named.get(b"cache-control", b"").decode("latin-1")):
         return answer
+    length = named.get(b"content-length")
+    if length is not None and length.isdigit() and int(length) < rule.min_size:
+        return answer  # never compressed: it does not vary
     patch_vary_headers(answer, ("Accept-Encoding",))
     algorithm = choose(_accept_encoding(call), rule.algorithms)
     if algorithm is None:
-        return answer
-    length = named.get(b"content-length")
-    if length is not None and length.isdigit() and int(length) < rule.min_size:
         return answer
     headers = []
     for name, value in answer.raw_headers:
