@@ -5,7 +5,8 @@
 A bare asyncio protocol (uvloop when installed) answering every request with a
 small fixed JSON body. A path starting with /delay/<ms>/ answers after that
 many milliseconds, without blocking anything else; /objects/<MB> answers
-about that many megabytes of small JSON objects (built once, then cached).
+about that many megabytes of small JSON objects (built once, then cached);
+/kb/<n> about n KiB of user records (a typical API answer, for compression).
 """
 
 from __future__ import annotations
@@ -39,6 +40,27 @@ def objects(megabytes: int) -> bytes:
     return _OBJECTS[megabytes]
 
 
+_RECORDS: dict[int, bytes] = {}
+
+
+def records(kib: int) -> bytes:
+    """About `kib` KiB of user records, each different (ids, names, numbers)."""
+    if kib not in _RECORDS:
+        items, size, i = [], 2, 0
+        while size < kib * 1024:
+            item = (
+                b'{"id":%d,"name":"User %d","email":"user%d@example.com","account_id":"acc-%05d",'
+                b'"plan":"%s","balance":%d.%02d,"active":%s,"tags":["t%d","t%d"]}'
+                % (i, i, i, i * 7, (b"free", b"pro", b"team")[i % 3], i * 37 % 1000, i % 100,
+                   (b"true", b"false")[i % 2], i % 5, i % 11)
+            )  # fmt: skip
+            items.append(item)
+            size += len(item) + 1
+            i += 1
+        _RECORDS[kib] = respond_with(b"[" + b",".join(items) + b"]")
+    return _RECORDS[kib]
+
+
 class Stub(asyncio.Protocol):
     def __init__(self) -> None:
         self.buffer = b""
@@ -64,6 +86,8 @@ class Stub(asyncio.Protocol):
                 asyncio.get_running_loop().call_later(delay, self.respond)
             elif path.startswith(b"/objects/"):
                 self.respond(objects(int(path.split(b"/")[2])))
+            elif path.startswith(b"/kb/"):
+                self.respond(records(int(path.split(b"/")[2])))
             else:
                 self.respond()
 

@@ -44,8 +44,12 @@ def run_wrk(
     threads: int = 2,
     cpus: str | None = None,
     headers: dict[str, str] | None = None,
+    script: str | None = None,
 ) -> WrkResult:
+    """`script`: a wrk Lua file (a POST with a body: bench/policies.py)."""
     extra = [arg for name, value in (headers or {}).items() for arg in ("-H", f"{name}: {value}")]
+    if script is not None:
+        extra += ["-s", script]
     command = [
         require_wrk(),
         f"-t{threads}",

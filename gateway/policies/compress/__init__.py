@@ -211,10 +211,13 @@ def _relayed(rule: Compression, call: RouteCall, answer: RelayedResponse) -> Rel
 
 async def _encoded(algorithm: str, relay: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
     encoder = stream_encoder(algorithm)
-    async for part in relay:
-        if part and (out := encoder.chunk(part)):
-            yield out
-    yield encoder.end()
+    try:
+        async for part in relay:
+            if part and (out := encoder.chunk(part)):
+                yield out
+        yield encoder.end()
+    finally:
+        encoder.close()
 
 
 def _accept_encoding(call: RouteCall) -> str:

@@ -7,7 +7,8 @@ array, and a value (or an array's item) is read as an integer, a number or
 a boolean where the schema's `type` asks for one (`?limit=10` satisfies
 `type: integer`; `?limit=ten` stays a string, and the schema says why it
 is wrong). A body must be JSON (`application/json` or `+json`: otherwise
-415) and well formed (400). Every location is checked; the first 20
+415) and well formed (400); GET, HEAD, DELETE and OPTIONS requests without
+one are not asked for one. Every location is checked; the first 20
 problems are the answer's `errors`, each with its location, the JSON
 Pointer of the offending value, and what is wrong.
 """
@@ -18,6 +19,7 @@ import math
 import re
 from collections.abc import Iterable
 from typing import Any
+from urllib.parse import parse_qsl
 
 import orjson
 
@@ -77,8 +79,8 @@ def collect(
     schema: CompiledSchema, instance: Any, location: str, errors: list[dict[str, str]]
 ) -> None:
     """Append `instance`'s problems under `schema` to `errors` (up to MAX_ERRORS)."""
-    if len(errors) >= MAX_ERRORS:
-        return
+    if len(errors) >= MAX_ERRORS or schema.validator.is_valid(instance):
+        return  # the common case: a yes or no is cheaper than the list of errors
     for error in schema.validator.iter_errors(instance):
         errors.append(
             {
@@ -111,13 +113,16 @@ def check_request(
     if params is not None:
         collect(params, read_parameters(call.match.params.items(), params), "params", errors)
     request = call.request
-    if query is not None and request is not None:
-        pairs = ((k, v) for k, values in request.GET.lists() for v in values)
+    if query is not None:
+        # The query as the edge left it (credentials taken out), parsed as
+        # Django would, without building a QueryDict (5x the cost).
+        raw = call.scope.get("query_string", b"").decode("utf-8", "replace")
+        pairs = parse_qsl(raw, keep_blank_values=True)
         collect(query, read_parameters(pairs, query), "query", errors)
     if headers is not None:
         named = _headers(call.scope.get("headers", ()), headers)
         collect(headers, read_parameters(named, headers), "headers", errors)
-    if body is not None and request is not None:
+    if body is not None and request is not None and _has_body(call):
         if not is_json(request.META.get("CONTENT_TYPE", "")):
             raise UnsupportedMediaType("the request body must be JSON (application/json)")
         try:
@@ -131,6 +136,16 @@ def check_request(
     if errors:
         count = "1 problem" if len(errors) == 1 else f"{len(errors)} problems"
         raise RequestInvalid(f"the request does not match its schema ({count})", errors)
+
+
+def _has_body(call: RouteCall) -> bool:
+    """A body is checked on every request that has one, and required of every
+    method but GET, HEAD, DELETE and OPTIONS (a route serving GET and POST
+    checks the POST's body; its GETs have none)."""
+    request = call.http
+    if call.envelope.body_size or request.META.get("CONTENT_TYPE"):
+        return True
+    return request.method not in ("GET", "HEAD", "DELETE", "OPTIONS")
 
 
 def _headers(
