@@ -112,6 +112,14 @@ routes:
 """
 
 
+def upstreams_yaml(ports: list[int]) -> str:
+    """The stub upstreams u0, u1, ... as the `upstreams:` lines of a routes file."""
+    return "\n".join(
+        f"  u{i}: {{url: 'http://127.0.0.1:{p}', timeout: 30s, max_connections: 10000}}"
+        for i, p in enumerate(ports)
+    )
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -346,10 +354,7 @@ def main() -> None:
         *(a for p in ports for a in ("--port", str(p))),
     ]
     stub = start(pinned(LOAD_CPU, stub_command), ports[0], "/")
-    upstreams = "\n".join(
-        f"  u{i}: {{url: 'http://127.0.0.1:{p}', timeout: 30s, max_connections: 10000}}"
-        for i, p in enumerate(ports)
-    )
+    upstreams = upstreams_yaml(ports)
     routes = workdir / "routes.yaml"
     routes.write_text(ROUTES.format(upstreams=upstreams, api_key=API_KEY, more_routes=""))
     filler = "".join(

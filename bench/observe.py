@@ -24,7 +24,6 @@ would flatter.
 from __future__ import annotations
 
 import re
-import statistics
 import subprocess
 import sys
 import threading
@@ -32,6 +31,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import httpx
+
+from bench.sidebyside import Run, compare
 
 if TYPE_CHECKING:
     from bench.__main__ import Bench, Process
@@ -71,31 +72,26 @@ def run_all(
     checks: list[Check] = []
     try:
         for key, base, limit in PAIRS:
-            ratios, dropped, kept = [], 0.0, []
-            for round_ in range(max(rounds, 5)):
-                # Which of the two starts first alternates: on one CPU the
-                # second process runs ~1% cheaper (an A/A pair shows it).
-                order = (key, base) if round_ % 2 == 0 else (base, key)
+            dropped = 0.0
+
+            def run_pair(mine_first: bool, key: str = key, base: str = base) -> tuple[Run, Run]:
+                nonlocal dropped
+                order = (key, base) if mine_first else (base, key)
                 runs, spans = _pair(bench, order, sink_url, free_port, load_cpu, SECONDS, pinned)
-                mine, base_run = runs if round_ % 2 == 0 else runs[::-1]
-                ratios.append(mine[1] / base_run[1])
                 dropped += spans
-                kept.append((mine, base_run))
-                sys.stderr.write(
-                    f"  {key:4} vs {base:3} round {round_ + 1}: {mine[1]:.3f} vs"
-                    f" {base_run[1]:.3f} CPU s / 1k req ({ratios[-1]:.3f}x)\n"
-                )
-            median = statistics.median(ratios)
-            (result, cpu), (base_result, base_cpu) = min(
-                kept, key=lambda pair: abs(pair[0][1] / pair[1][1] - median)
-            )
-            for k, r, c in ((key, result, cpu), (base, base_result, base_cpu)):
+                return runs if mine_first else (runs[1], runs[0])
+
+            compared = compare(rounds, (key, base), run_pair)
+            for k, (r, c) in ((key, compared.mine), (base, compared.base)):
                 label = f"{LABELS[k]} (beside {base if k == key else key})"
-                bench.add(Row(k, label, "gateway", 64, r, c, None, runs=len(ratios)), report=False)
-            note = f"{median:.3f}x (median of {len(ratios)} pairs, {min(ratios):.3f}-{max(ratios):.3f})"
+                bench.add(
+                    Row(k, label, "gateway", 64, r, c, None, runs=len(compared.ratios)),
+                    report=False,
+                )
+            note = compared.note
             if key in ("T100", "T10"):
                 note += f", {dropped:,.0f} spans dropped"
-            ok = median <= limit and dropped == 0
+            ok = compared.median <= limit and dropped == 0
             checks.append(
                 (f"{key}: CPU per request vs {base}, side by side", note, f"<= {limit}x", ok)
             )

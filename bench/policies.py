@@ -35,6 +35,8 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from bench.sidebyside import Run, compare
+
 if TYPE_CHECKING:
     from bench.__main__ import Bench, Process
     from bench.limits import Check
@@ -105,40 +107,25 @@ def run_all(
             )
         )
     for mine, base, limit in pairs:
-        ratios, kept = [], []
-        for round_ in range(max(rounds, 5)):
-            order = (mine, base) if round_ % 2 == 0 else (base, mine)
-            runs = _pair(bench, routes, order, load_cpu)
-            mine_run, base_run = runs if round_ % 2 == 0 else runs[::-1]
-            ratios.append(mine_run[1] / base_run[1])
-            kept.append((mine_run, base_run))
-            sys.stderr.write(
-                f"  {mine.key:6} vs {base.key:4} round {round_ + 1}: {mine_run[1]:.3f} vs "
-                f"{base_run[1]:.3f} CPU s / 1k req ({ratios[-1]:.3f}x)\n"
-            )
-        median = statistics.median(ratios)
-        (result, cpu), (base_result, base_cpu) = min(
-            kept, key=lambda pair: abs(pair[0][1] / pair[1][1] - median)
-        )
-        for load, r, c in ((mine, result, cpu), (base, base_result, base_cpu)):
+
+        def run_pair(mine_first: bool, mine: Load = mine, base: Load = base) -> tuple[Run, Run]:
+            runs = _pair(bench, routes, (mine, base) if mine_first else (base, mine), load_cpu)
+            return (runs[0], runs[1]) if mine_first else (runs[1], runs[0])
+
+        compared = compare(rounds, (mine.key, base.key), run_pair)
+        for load, (r, c) in ((mine, compared.mine), (base, compared.base)):
             label = f"{load.label} (beside {base.key if load is mine else mine.key})"
             bench.add(
-                Row(load.key, label, "gateway", 64, r, c, None, runs=len(ratios)), report=False
+                Row(load.key, label, "gateway", 64, r, c, None, runs=len(compared.ratios)),
+                report=False,
             )
-        note = f"{median:.3f}x (median of {len(ratios)} pairs, {min(ratios):.3f}-{max(ratios):.3f})"
+        name = f"{mine.key}: CPU per request vs {base.key}"
         if limit:
             checks.append(
-                (
-                    f"{mine.key}: CPU per request vs {base.key}, side by side",
-                    note,
-                    f"<= {limit}x",
-                    median <= limit,
-                )
+                (f"{name}, side by side", compared.note, f"<= {limit}x", compared.median <= limit)
             )
         else:
-            checks.append(
-                (f"{mine.key}: CPU per request vs {base.key} (reported)", note, "reported", True)
-            )
+            checks.append((f"{name} (reported)", compared.note, "reported", True))
     checks += _sizes(bench, routes)
     checks += _quota_decisions(start, free_port)
     return checks
@@ -146,10 +133,9 @@ def run_all(
 
 # --- the routes file -------------------------------------------------------------------
 def _files(bench: Bench) -> tuple[Path, str]:
-    upstreams = "\n".join(
-        f"  u{i}: {{url: 'http://127.0.0.1:{p}', timeout: 30s, max_connections: 10000}}"
-        for i, p in enumerate(bench.stub_ports)
-    )
+    from bench.__main__ import upstreams_yaml
+
+    upstreams = upstreams_yaml(bench.stub_ports)
     rng = random.Random(21)
     networks = set()
     while len(networks) < CIDRS - 1:  # public space, every prefix length from /12 to /32
@@ -260,9 +246,7 @@ ORDER_BODY: dict[str, Any] = {
 
 
 # --- side by side ---------------------------------------------------------------------------
-def _pair(
-    bench: Bench, routes: Path, loads: tuple[Load, Load], load_cpu: str
-) -> list[tuple[WrkResult, float]]:
+def _pair(bench: Bench, routes: Path, loads: tuple[Load, Load], load_cpu: str) -> list[Run]:
     """Two gateways at once, each under its own wrk: (result, CPU s per 1k) each."""
     from bench.__main__ import SECONDS
     from bench.wrk import run_wrk
@@ -284,7 +268,7 @@ def _pair(
                 script=spec.script,
             )
 
-        measured: list[tuple[WrkResult, float]] = []
+        measured: list[Run] = []
         for length in (WARMUP, SECONDS):
             before = [g.cpu_seconds() for g in gateways]
             threads = [threading.Thread(target=load, args=(i, length)) for i in range(2)]

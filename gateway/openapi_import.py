@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -34,6 +34,7 @@ _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _SEGMENT = re.compile(r"[A-Za-z0-9\-._~!$&'()*+,;=:@]*")
 _PARAM = re.compile(r"\{([^{}/]+)\}")
 _SCHEMA_REF = "#/components/schemas/"
+_DEFS = "#/$defs/"
 _IGNORED_HEADERS = {"accept", "content-type", "authorization"}  # OpenAPI 3: ignored
 
 
@@ -101,7 +102,10 @@ def import_openapi(
                 validate[part] = _bundle(schema, defs, schemas_file)
             routes.append(_ordered(route))
     if schemas_file:  # only what the routes' schemas reach (not the answers' schemas)
-        result.defs = _reachable(routes, defs)
+        result.defs = _closure(
+            (schema for route in routes for schema in (route.get("validate") or {}).values()),
+            defs,
+        )
     result.document = {
         "version": 1,
         "upstreams": {
@@ -273,10 +277,12 @@ def _converted(node: Any, legacy: bool) -> Any:
 
 
 def _refs(node: Any) -> Iterator[str]:
+    """The component names `node`'s references reach: `#/$defs/X`, inlined
+    or in the schemas file (`FILE#/$defs/X`)."""
     if isinstance(node, dict):
         ref = node.get("$ref")
-        if isinstance(ref, str) and ref.startswith("#/$defs/"):
-            yield ref[len("#/$defs/") :]
+        if isinstance(ref, str) and _DEFS in ref:
+            yield ref.split(_DEFS, 1)[1]
         for value in node.values():
             yield from _refs(value)
     elif isinstance(node, list):
@@ -284,34 +290,10 @@ def _refs(node: Any) -> Iterator[str]:
             yield from _refs(item)
 
 
-def _bundle(schema: Any, defs: Mapping[str, Any], schemas_file: str | None) -> Any:
-    """`schema` with the components it reaches: inlined as `$defs`, or its
-    references pointed at `schemas_file`."""
-    if schemas_file is not None:
-        return _pointed(schema, schemas_file)
+def _closure(schemas: Iterable[Any], defs: Mapping[str, Any]) -> dict[str, Any]:
+    """The components `schemas` reach, and those they reach in turn."""
     needed: dict[str, Any] = {}
-    pending = list(_refs(schema))
-    while pending:
-        name = pending.pop()
-        if name in needed or name not in defs:
-            continue
-        needed[name] = defs[name]
-        pending.extend(_refs(defs[name]))
-    if not needed:
-        return schema
-    if isinstance(schema, dict) and "$defs" not in schema:
-        return {**schema, "$defs": dict(sorted(needed.items()))}
-    return {"allOf": [schema], "$defs": dict(sorted(needed.items()))}
-
-
-def _reachable(routes: list[dict[str, Any]], defs: Mapping[str, Any]) -> dict[str, Any]:
-    needed: dict[str, Any] = {}
-    pending = [
-        ref[len("#/$defs/") :]
-        for route in routes
-        for schema in (route.get("validate") or {}).values()
-        for ref in _file_refs(schema)
-    ]
+    pending = [name for schema in schemas for name in _refs(schema)]
     while pending:
         name = pending.pop()
         if name in needed or name not in defs:
@@ -321,17 +303,17 @@ def _reachable(routes: list[dict[str, Any]], defs: Mapping[str, Any]) -> dict[st
     return dict(sorted(needed.items()))
 
 
-def _file_refs(node: Any) -> Iterator[str]:
-    """The `#/$defs/X` ends of references into the schemas file."""
-    if isinstance(node, dict):
-        ref = node.get("$ref")
-        if isinstance(ref, str) and "#/$defs/" in ref:
-            yield ref[ref.index("#/$defs/") :]
-        for value in node.values():
-            yield from _file_refs(value)
-    elif isinstance(node, list):
-        for item in node:
-            yield from _file_refs(item)
+def _bundle(schema: Any, defs: Mapping[str, Any], schemas_file: str | None) -> Any:
+    """`schema` with the components it reaches: inlined as `$defs`, or its
+    references pointed at `schemas_file`."""
+    if schemas_file is not None:
+        return _pointed(schema, schemas_file)
+    needed = _closure([schema], defs)
+    if not needed:
+        return schema
+    if isinstance(schema, dict) and "$defs" not in schema:
+        return {**schema, "$defs": needed}
+    return {"allOf": [schema], "$defs": needed}
 
 
 def _pointed(node: Any, schemas_file: str) -> Any:

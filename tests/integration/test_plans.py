@@ -214,3 +214,15 @@ def test_the_dashboard_lists_top_consumers(gw: Gateway) -> None:
     panel = next(p for p in document["panels"] if p["path"] == "/consumers")
     assert panel["title"] == "Top consumers"
     assert any(row[0] == "keys/acme" and row[1] == "pro" for row in panel["rows"])
+
+
+@pytest.mark.parametrize(("mode", "status"), [("open", 200), ("closed", 503)])
+def test_quotas_follow_the_failure_mode_while_redis_is_down(
+    start_gateway: GatewayFactory, stub: Stub, redis_server: RedisServer, mode: str, status: int
+) -> None:
+    gw = start_gateway(routes(stub), REDIS_URL=redis_server.url, RATE_LIMIT_FAILURE_MODE=mode)
+    assert gw.get("/admin", headers=key("acme")).headers["x-quota-remaining"] == "999"
+    redis_server.kill()
+    answer = gw.get("/admin", headers=key("acme"))
+    assert answer.status_code == status
+    assert "x-quota-remaining" not in answer.headers  # nothing was counted

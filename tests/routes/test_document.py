@@ -38,6 +38,7 @@ def test_the_sample_routes_file_is_valid() -> None:
         ("user-dashboard", "Aggregate"),
         ("catalog", "Proxy"),
         ("partner-orders", "Aggregate"),
+        ("order-search", "Aggregate"),
         ("user-overview", "Aggregate"),
         ("ticks", "Proxy"),
         ("echo", "WebSocket"),

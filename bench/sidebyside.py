@@ -1,0 +1,56 @@
+"""Two gateways measured side by side, round after round (bench/observe.py,
+bench/policies.py): which one starts first alternates (on one CPU the second
+process runs ~1% cheaper: an A/A pair shows it), and the verdict is the
+median of the per-round ratios of CPU per request."""
+
+from __future__ import annotations
+
+import statistics
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bench.wrk import WrkResult
+
+__all__ = ["Compared", "Run", "compare"]
+
+type Run = tuple[WrkResult, float]  # wrk's result, CPU seconds per 1,000 requests
+
+
+@dataclass(frozen=True)
+class Compared:
+    ratios: list[float]
+    mine: Run  # the round closest to the median
+    base: Run
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.ratios)
+
+    @property
+    def note(self) -> str:
+        return (
+            f"{self.median:.3f}x (median of {len(self.ratios)} pairs, "
+            f"{min(self.ratios):.3f}-{max(self.ratios):.3f})"
+        )
+
+
+def compare(
+    rounds: int, names: tuple[str, str], run_pair: Callable[[bool], tuple[Run, Run]]
+) -> Compared:
+    """`run_pair(mine_first)` runs one round and returns (mine, base)."""
+    ratios: list[float] = []
+    kept: list[tuple[Run, Run]] = []
+    for round_ in range(max(rounds, 5)):
+        mine, base = run_pair(round_ % 2 == 0)
+        ratios.append(mine[1] / base[1])
+        kept.append((mine, base))
+        sys.stderr.write(
+            f"  {names[0]:6} vs {names[1]:4} round {round_ + 1}: {mine[1]:.3f} vs"
+            f" {base[1]:.3f} CPU s / 1k req ({ratios[-1]:.3f}x)\n"
+        )
+    median = statistics.median(ratios)
+    mine, base = min(kept, key=lambda pair: abs(pair[0][1] / pair[1][1] - median))
+    return Compared(ratios, mine, base)
