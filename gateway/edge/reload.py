@@ -1,6 +1,7 @@
 """Live reload of the routes file (SPEC 2).
 
-Every POLL_SECONDS the file is stat()ed through any symlinks: an in-place
+Every POLL_SECONDS the file (and every file it made the loader read: the
+JSON Schemas its `$ref`s name) is stat()ed through any symlinks: an in-place
 write, a rename over the file, and a Kubernetes ConfigMap update (which swaps
 the `..data` symlink the file points through) all change what stat() sees, and
 a stat() never misses an event the way a watch on a replaced inode can. When
@@ -56,8 +57,9 @@ class Reloader:
         self.runtime = runtime
         # What stat() said at the last check; "unchecked" differs from None
         # (missing), so that a file gone before the first check is reported.
-        self._seen: tuple[int, int, int, int] | str | None = "unchecked"
+        self._seen: tuple[tuple[int, int, int, int] | None, ...] | str = "unchecked"
         self._digest = loaded
+        self._extra: bytes | None = None  # the digest of the other files, once read
         self._differs = False  # the file on disk was refused (or unreadable) since the last load
 
     async def run(self) -> None:
@@ -70,9 +72,11 @@ class Reloader:
 
     async def check(self) -> bool:
         """Reload if the file changed; True when a new config was installed."""
-        seen = _signature(self.path)
+        files = _files_of_serving()
+        seen = (_signature(self.path), *(_signature(Path(f)) for f in files))
         if seen == self._seen:
             return False
+        first = self._seen == "unchecked"
         self._seen = seen
         try:
             data = await asyncio.to_thread(read_routes_file, self.path)
@@ -83,7 +87,10 @@ class Reloader:
             LIVE.refused("unreadable", exc.lines())
             return False
         new = file_digest(data)
-        if new == self._digest:
+        extra = await asyncio.to_thread(_files_digest, files)
+        if first or self._extra is None:
+            self._extra = extra  # what the serving config was read with, at start-up
+        if new == self._digest and extra == self._extra:
             if self._differs:  # a refused edit undone: say so, or the dashboard stays red
                 self._differs = False
                 LIVE.restored()
@@ -96,6 +103,7 @@ class Reloader:
             LIVE.refused("refused", exc.lines())
             return False
         self._digest = new
+        self._extra = await asyncio.to_thread(_files_digest, sorted(table.files))
         gateway = build_gateway(table, self.runtime)
         serving.install(gateway)
         self.runtime.retire_unused_clients(table.upstreams)
@@ -113,3 +121,20 @@ class Reloader:
             "\n".join(exc.lines()),
             extra={"problems": exc.lines()},
         )
+
+
+def _files_of_serving() -> list[str]:
+    gateway = serving.current()
+    return sorted(gateway.table.files) if gateway is not None else []
+
+
+def _files_digest(files: list[str]) -> bytes:
+    """One digest of the files' bytes (a missing one counts as empty)."""
+    digest = hashlib.sha256()
+    for name in files:
+        digest.update(name.encode() + b"\0")
+        try:
+            digest.update(Path(name).read_bytes())
+        except OSError:
+            digest.update(b"\0missing")
+    return digest.digest()

@@ -56,7 +56,9 @@ def parse_route_table(text: str, vocabulary: Vocabulary, source: str = "routes.y
     table = read_document(reader, root, source, vocabulary)
     if reader.problems or table is None:
         raise RoutesFileError(source, reader.problems or [Problem(1, "invalid routes file")])
-    return dataclasses.replace(table, secrets=frozenset(secrets))
+    return dataclasses.replace(
+        table, secrets=frozenset(secrets), files=frozenset(str(p) for p in reader.files)
+    )
 
 
 def read_routes_file(path: str | Path) -> bytes:

@@ -249,3 +249,5 @@ class RouteTable:
     hooks: Hooks = NO_HOOKS  # global: every route's, before its own
     # Values `${NAME}` took from the environment: never shown (GET /config).
     secrets: frozenset[str] = frozenset()
+    # Other files it was read from (schemas a `$ref` named): reloaded when they change.
+    files: frozenset[str] = frozenset()

@@ -50,6 +50,9 @@ class Reader:
         self.problems: list[Problem] = []
         # The routes file's directory: files it names (JSON Schemas) are read from there.
         self.base = base if base is not None else Path.cwd()
+        # Every other file the routes file made the loader read (JSON Schemas):
+        # live reload watches them too.
+        self.files: set[Path] = set()
 
     def error(self, at: Node | int, where: str, message: str) -> None:
         line = at if isinstance(at, int) else at.line

@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 from gateway import serving
+from gateway.assembly import build_gateway
 from gateway.edge.reload import Reloader, file_digest
+from gateway.registry import parse_routes_file
 from gateway.runtime import Runtime
 
 ROUTES = "version: 1\nupstreams: {{u: {{url: 'http://u'}}}}\nroutes:\n  - {{name: {name}, path: /{name}, backends: [{{upstream: u, path: /x}}]}}\n"
@@ -69,3 +71,38 @@ async def test_a_change_before_the_first_check_is_not_missed(
     assert await reloader.check()
     gateway = serving.current()
     assert gateway is not None and [r.name for r in gateway.table.routes] == ["late"]
+
+
+async def test_a_changed_schema_file_reloads_the_routes_that_use_it(
+    tmp_path: Path, runtime: Runtime
+) -> None:
+    """A `$ref`'d JSON Schema is part of the config: a ConfigMap update that
+    changes only it is a reload, and a broken one is refused like a broken file."""
+    from gateway.policies import validate
+
+    schema = tmp_path / "order.json"
+    schema.write_text('{"type": "object", "required": ["a"]}')
+    path = tmp_path / "routes.yaml"
+    path.write_text(
+        "version: 1\nroutes:\n  - name: r\n    path: /r\n    methods: [POST]\n"
+        "    validate: {body: {$ref: order.json}}\n    static: {body: 1}\n"
+    )
+    table = parse_routes_file(path.read_bytes(), str(path))
+    assert table.files == {str(schema)}
+    serving.install(build_gateway(table, runtime))
+    reloader = Reloader(path, runtime, file_digest(path.read_bytes()))
+    assert not await reloader.check()  # the first look: nothing changed since start-up
+
+    def required() -> object:
+        gateway = serving.current()
+        assert gateway is not None
+        rules = validate.OPTION.of(gateway.table.routes[0])
+        assert rules is not None and rules.body is not None
+        return rules.body.inlined["required"]
+
+    schema.write_text('{"type": "object", "required": ["b"]}')
+    assert await reloader.check()
+    assert required() == ["b"]
+    schema.write_text('{"type": "nonsense"}')
+    assert not await reloader.check()  # refused: the last good config keeps serving
+    assert required() == ["b"]

@@ -97,7 +97,7 @@ def _read(r: Reader, fields: Mapping[str, Node], ctx: RouteContext) -> Validatio
 
 def _compiled(r: Reader, node: Node, where: str) -> CompiledSchema | None:
     try:
-        return compile_schema(node.plain(), r.base)
+        return compile_schema(node.plain(), r.base, r.files)
     except SchemaError as exc:
         r.error(node, where, f"invalid schema: {exc}")
         return None

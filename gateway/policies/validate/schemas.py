@@ -17,7 +17,7 @@ OpenAPI document).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -58,17 +58,19 @@ class CompiledSchema:
         return self.properties.get(name, self.other)
 
 
-def compile_schema(schema: Any, base: Path) -> CompiledSchema:
-    """`schema` compiled, with relative references read from `base`; SchemaError if not."""
+def compile_schema(schema: Any, base: Path, files: set[Path] | None = None) -> CompiledSchema:
+    """`schema` compiled, with relative references read from `base` (each
+    file read is added to `files`); SchemaError if it cannot be."""
     if not isinstance(schema, dict | bool):
         raise SchemaError("a schema is a mapping (or true/false)")
     base_uri = base.resolve().as_uri() + "/"
+    read = _read_file if files is None else _recording(files)
     try:
         validator = jsonschema_rs.Draft202012Validator(
-            schema, base_uri=base_uri, retriever=_read_file, validate_formats=True
+            schema, base_uri=base_uri, retriever=read, validate_formats=True
         )
         inlined = jsonschema_rs.dereference(
-            schema, base_uri=base_uri, retriever=_read_file, draft=jsonschema_rs.Draft202012
+            schema, base_uri=base_uri, retriever=read, draft=jsonschema_rs.Draft202012
         )
     except (jsonschema_rs.ValidationError, jsonschema_rs.ReferencingError, ValueError) as exc:
         raise SchemaError(_first_line(str(exc))) from None
@@ -113,6 +115,16 @@ def _scalar(types: list[str]) -> str:
         if kind in types:
             return kind
     return "string"
+
+
+def _recording(files: set[Path]) -> Callable[[str], Any]:
+    def read(uri: str) -> Any:
+        parts = urlsplit(uri)
+        if parts.scheme == "file":
+            files.add(Path(unquote(parts.path)))
+        return _read_file(uri)
+
+    return read
 
 
 def _read_file(uri: str) -> Any:
