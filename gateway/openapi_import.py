@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import re
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -62,23 +63,38 @@ def import_openapi(
             f"not an OpenAPI 3.0 or 3.1 document (openapi: {version or 'missing'})"
         )
     legacy = version.startswith("3.0")
-    components = spec.get("components") or {}
+    paths = spec.get("paths")
+    paths = {} if paths is None else paths
+    components = spec.get("components")
+    components = {} if components is None else components
+    if not isinstance(paths, dict):
+        raise OpenApiImportError("paths: expected a mapping of paths to operations")
+    if not isinstance(components, dict) or not isinstance(components.get("schemas") or {}, dict):
+        raise OpenApiImportError("components: expected a mapping (schemas: a mapping of names)")
     defs = {
         name: _convert(schema, legacy)
         for name, schema in (components.get("schemas") or {}).items()
         if isinstance(schema, dict | bool)
     }
+    items = {path: _resolve(spec, item) for path, item in paths.items()}  # 3.1: $ref items
+    ids = Counter(
+        operation.get("operationId")
+        for item in items.values()
+        if isinstance(item, dict)
+        for method in _METHODS
+        if isinstance(operation := item.get(method), dict)
+    )
     origin, base_path = _server(spec)
     prefix = "/" + prefix.strip("/") if prefix.strip("/") else ""
     result = Imported(document={}, defs=defs if schemas_file else {})
     routes: list[dict[str, Any]] = []
     names: set[str] = set()
     served: set[tuple[str, str]] = set()
-    for path, raw_item in (spec.get("paths") or {}).items():
-        item = _resolve(spec, raw_item)  # 3.1: a path item may be a $ref to components
-        if not isinstance(item, dict):
+    for path, item in items.items():
+        if not isinstance(item, dict) or not isinstance(path, str):
             continue
         shared = item.get("parameters") or []
+        shared = shared if isinstance(shared, list) else []
         for method in _METHODS:
             operation = item.get(method)
             if not isinstance(operation, dict):
@@ -91,12 +107,16 @@ def import_openapi(
             except _Skip as why:
                 result.skipped.append(f"{where}: {why}")
                 continue
+            except (AttributeError, TypeError, ValueError) as exc:  # a malformed operation
+                result.skipped.append(f"{where}: not a valid operation ({exc})")
+                continue
             shape = (method, re.sub(r"\{[^}]+\}", "{}", route["path"]))
             if shape in served:
                 result.skipped.append(f"{where}: another operation serves this path and method")
                 continue
             served.add(shape)
-            route["name"] = _unique(_name(operation, method, path), names)
+            unique = ids[operation.get("operationId")] == 1
+            route["name"] = _unique(_name(operation if unique else {}, method, path), names)
             validate = route.get("validate") or {}
             for part, schema in list(validate.items()):
                 validate[part] = _bundle(schema, defs, schemas_file)
@@ -177,7 +197,8 @@ def _route(
     if tags:
         route["tags"] = tags
     route["proxy"] = {"upstream": upstream, "path": base_path + "/" + "/".join(segments)}
-    validate = _parameters(spec, [*shared, *(operation.get("parameters") or [])], legacy)
+    own = operation.get("parameters") or []
+    validate = _parameters(spec, [*shared, *(own if isinstance(own, list) else [])], legacy)
     body = _body(spec, operation.get("requestBody"), legacy)
     if body is not None:
         validate["body"] = body
@@ -333,7 +354,8 @@ def _name(operation: Mapping[str, Any], method: str, path: str) -> str:
     raw = operation.get("operationId")
     if not isinstance(raw, str) or not raw.strip():
         raw = f"{method}-{path}"
-    slug = re.sub(r"[^A-Za-z0-9_.:\-]+", "-", raw.strip()).strip("-_.:")
+    slug = re.sub(r"[^A-Za-z0-9_.:\-]+", "-", raw.strip())
+    slug = re.sub(r"-{2,}", "-", slug).strip("-_.:")
     return (slug or method)[:90]
 
 

@@ -139,7 +139,8 @@ def test_what_cannot_be_a_route_is_skipped_with_its_reason() -> None:
         }
     )
     imported = import_openapi(doc, "u")
-    assert [r["name"] for r in imported.document["routes"]] == ["first", "first-2"]
+    # "first" names two operations: neither takes it (names from operationId where unique)
+    assert [r["name"] for r in imported.document["routes"]] == ["get-a-x", "delete-a-y"]
     reasons = "\n".join(imported.skipped)
     assert "GET /files/{name}.json: the segment" in reasons
     assert "'kebab-name' cannot be" in reasons
@@ -158,6 +159,26 @@ def test_the_first_absolute_server_is_the_upstream_with_its_path_prefixed() -> N
     assert document["upstreams"]["my-api"]["url"] == "${MY_API_URL:-https://eu.example.com}"
     assert document["routes"][0]["path"] == "/api/x"
     assert document["routes"][0]["proxy"]["path"] == "/v2/x"
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        {"openapi": "3.1.0", "paths": []},
+        {"openapi": "3.0.0", "paths": {}, "components": []},
+    ],
+)
+def test_a_document_of_the_wrong_shape_is_refused(document: dict[str, Any]) -> None:
+    with pytest.raises(OpenApiImportError):
+        import_openapi(document, "u")
+
+
+def test_a_malformed_operation_is_skipped_not_a_crash() -> None:
+    doc = spec(
+        {"/a": {"get": {"parameters": "oops", "requestBody": []}, "post": {"parameters": [7]}}}
+    )
+    imported = import_openapi(doc, "u")
+    assert [r["methods"] for r in imported.document["routes"]] == [["GET"], ["POST"]]
 
 
 def test_only_openapi_3_is_read() -> None:

@@ -49,6 +49,10 @@ routes:
     path: /api/search
     rate_limit: {limit: 5, window: 1s, key: client}
     backends: [{upstream: users, path: /echo/search, key: hits}]
+  - name: profile
+    path: /api/profile/{user_id}
+    validate: {response: {schema: {required: [email]}}}   # the stub's users have none
+    backends: [{upstream: users, path: "/users/{user_id}"}]
 """
 TOKEN = "dashboard-test-token"
 SHOTS = ROOT / "build" / "screenshots"
@@ -233,6 +237,21 @@ def test_recent_errors_carry_their_request_ids(board: Browser, gw: Gateway) -> N
     cells = board.evaluate(f"[...{row}.children].map(c => c.textContent)")
     assert cells[1] == "404" and cells[3] == "GET /api/nothing-here"
     assert cells[6] == "browser-error-42"
+
+
+def test_policies_show_their_tables(board: Browser, gw: Gateway) -> None:
+    """A policy's panel (here response validation's) is a table on the page."""
+    assert gw.get("/api/profile/3").status_code == 200  # report mode: the answer passes
+    panel = "document.querySelector('[data-panel=\"/validation\"]')"
+    board.wait_for(f"!!{panel} && {panel}.querySelectorAll('tbody tr').length > 0")
+    assert board.evaluate(f"{panel}.querySelector('h2').textContent").startswith(
+        "Response validation"
+    )
+    cells = board.evaluate(
+        f"[...{panel}.querySelector('tbody tr').children].map(c => c.textContent)"
+    )
+    assert cells[1] == "profile" and cells[3] == "report"
+    assert '(root): "email" is a required property' in cells[4]
 
 
 def test_it_fits_the_screen_at_1280x800_and_on_a_phone(board: Browser) -> None:

@@ -70,13 +70,34 @@ def test_the_output_loads(
     assert "OK" in checked.stdout + checked.stderr
 
 
+def test_the_printed_list_pasted_under_routes_loads(docs: dict[str, Path], tmp_path: Path) -> None:
+    """SPEC 3.19: the output is a list to paste under `routes:`; with the
+    upstream it names, it passes check_routes."""
+    made = manage(
+        "import_openapi", str(docs["petstore-3.1"]), "--upstream", "pets", "--prefix", "/shop"
+    )
+    assert made.returncode == 0, made.stderr
+    assert 'upstreams: {pets: {url: "${PETS_URL:-http://petstore.swagger.io}"}}' in made.stdout
+    routes = tmp_path / "routes.yaml"
+    routes.write_text(
+        "version: 1\nupstreams:\n  pets: {url: http://127.0.0.1:9}\nroutes:\n" + made.stdout
+    )
+    checked = manage("check_routes", str(routes))
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    indented = "".join("  " + line for line in made.stdout.splitlines(keepends=True))
+    routes.write_text(
+        "version: 1\nupstreams:\n  pets: {url: http://127.0.0.1:9}\nroutes:\n" + indented
+    )
+    assert manage("check_routes", str(routes)).returncode == 0
+
+
 def test_the_petstore_routes(docs: dict[str, Path]) -> None:
     made = manage(
         "import_openapi", str(docs["petstore-3.1"]), "--upstream", "pets", "--prefix", "/shop"
     )
-    table = yaml.safe_load(made.stdout)
-    assert table["upstreams"] == {"pets": {"url": "${PETS_URL:-http://petstore.swagger.io}"}}
-    by_name = {r["name"]: r for r in table["routes"]}
+    listed = yaml.safe_load(made.stdout)
+    assert isinstance(listed, list)
+    by_name = {r["name"]: r for r in listed}
     listing = by_name["listPets"]
     assert listing["path"] == "/shop/pets"
     assert listing["methods"] == ["GET"]
@@ -148,9 +169,17 @@ def test_what_is_not_openapi_3_is_a_clear_error(tmp_path: Path) -> None:
     swagger = tmp_path / "swagger.json"
     swagger.write_text(json.dumps({"swagger": "2.0", "paths": {}}))
     made = manage("import_openapi", str(swagger), "--upstream", "old")
-    assert made.returncode != 0
-    assert "not an OpenAPI 3.0 or 3.1 document" in made.stderr
+    assert made.returncode == 1
+    assert made.stderr.startswith(f"{swagger}: not an OpenAPI 3.0 or 3.1 document")
     assert "Traceback" not in made.stderr
+    odd = tmp_path / "odd.json"
+    odd.write_text(json.dumps({"openapi": "3.1.0", "paths": ["not", "a", "mapping"]}))
+    made = manage("import_openapi", str(odd), "--upstream", "x")
+    assert made.returncode == 1
+    assert made.stderr.startswith(f"{odd}: paths: expected a mapping")
+    made = manage("import_openapi", str(tmp_path / "missing.yaml"), "--upstream", "x")
+    assert made.returncode == 1
+    assert "cannot read it" in made.stderr
     broken = tmp_path / "broken.yaml"
     broken.write_text("openapi: 3.1.0\npaths: [\n")
     made = manage("import_openapi", str(broken), "--upstream", "x")
