@@ -28,7 +28,15 @@ from gateway.routes.vocabulary import Option, RouteContext
 from gateway.stack import Answer, BuildContext, Policy, RouteHandler, RouteStage
 from gateway.stores.limiter import StoreUnavailable
 
-__all__ = ["OPTION", "POLICY", "RateLimit", "RouteLimit", "build_route_limit", "take_token"]
+__all__ = [
+    "OPTION",
+    "POLICY",
+    "RateLimit",
+    "RouteLimit",
+    "add_rate_headers",
+    "build_route_limit",
+    "take_token",
+]
 
 
 # --- the routes file -------------------------------------------------------------
@@ -157,12 +165,32 @@ def rate_limit_stage(route: Route, context: BuildContext) -> RouteStage | None:
 
     def stage(inner: RouteHandler) -> RouteHandler:
         async def handler(call: RouteCall) -> Answer:
-            call.answer_headers += await take_token(limit, context, call)
+            add_rate_headers(call, await take_token(limit, context, call))
             return await inner(call)
 
         return handler
 
     return stage
+
+
+def add_rate_headers(call: RouteCall, headers: list[tuple[str, str]]) -> None:
+    """The RateLimit-* headers of a limit this request passed. When two limits
+    apply (a plan's and the route's), the answer carries one set: the limit
+    with the fewest requests remaining, the one a client must watch."""
+    if not headers:
+        return
+    present = [
+        i for i, (name, _) in enumerate(call.answer_headers) if name == "RateLimit-Remaining"
+    ]
+    if not present:
+        call.answer_headers += headers
+        return
+    new = dict(headers)
+    if int(new["RateLimit-Remaining"]) < int(call.answer_headers[present[0]][1]):
+        call.answer_headers[:] = [
+            (name, new.get(name, value)) if name.startswith("RateLimit-") else (name, value)
+            for name, value in call.answer_headers
+        ]
 
 
 def _first(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes | None:

@@ -56,6 +56,7 @@ routes:
   - name: orders
     path: /orders
     auth: keys
+    rate_limit: {{limit: 100, window: 1m}}
     proxy: {{upstream: stub, path: /echo/orders}}
   - name: admin
     path: /admin
@@ -120,8 +121,11 @@ def test_a_plan_rate_limit_spans_the_plans_routes(
     start_gateway: GatewayFactory, stub: Stub
 ) -> None:
     gw = start_gateway(routes(stub))
-    seen = [gw.get(path, headers=key("bob")).status_code for path in ["/catalog", "/orders"] * 3]
-    assert seen == [200, 200, 200, 200, 429, 429]  # 4 a minute across both routes
+    answers = [gw.get(path, headers=key("bob")) for path in ["/catalog", "/orders"] * 3]
+    assert [a.status_code for a in answers] == [200, 200, 200, 200, 429, 429]  # 4 a minute
+    orders = answers[1]  # the route's own limit (100) and the plan's (4, 2 left): one set
+    assert orders.headers["ratelimit-limit"] == "4"
+    assert orders.headers["ratelimit-remaining"] == "2"
     assert gw.get("/catalog", headers=key("carl")).status_code == 200  # its own bucket
     listed = {c["consumer"]: c for c in gw.admin_get("/consumers").json()["consumers"]}
     assert listed["keys/bob"]["plan"] == "free"

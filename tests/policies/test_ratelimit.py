@@ -7,7 +7,12 @@ import pytest
 
 from gateway.envelope import Caller
 from gateway.errors import TooManyRequests, Unavailable
-from gateway.policies.ratelimit import OPTION, build_route_limit, rate_limit_stage
+from gateway.policies.ratelimit import (
+    OPTION,
+    add_rate_headers,
+    build_route_limit,
+    rate_limit_stage,
+)
 from gateway.runtime import Runtime
 from gateway.stores.limiter import Decision, StoreUnavailable
 from tests.calls import context, handshake_call, http_call, ok
@@ -105,3 +110,23 @@ async def test_a_store_that_is_down_admits_or_refuses_as_configured(
     else:
         with pytest.raises(Unavailable):
             await stage(ok)(call)
+
+
+async def test_two_limits_leave_the_one_closest_to_running_out() -> None:
+    routes = table(
+        "version: 1\nupstreams: {u: {url: 'http://u'}}\n"
+        "routes: [{name: r, path: /r, proxy: {upstream: u, path: /x}}]\n"
+    )
+    call = http_call(routes.routes[0])
+    plan = [("RateLimit-Limit", "4"), ("RateLimit-Remaining", "3"), ("RateLimit-Reset", "15")]
+    route = [("RateLimit-Limit", "100"), ("RateLimit-Remaining", "99"), ("RateLimit-Reset", "1")]
+    add_rate_headers(call, plan)
+    add_rate_headers(call, route)
+    assert call.answer_headers == plan  # one set: the plan's, 3 left
+    add_rate_headers(
+        call, [("RateLimit-Limit", "2"), ("RateLimit-Remaining", "0"), ("RateLimit-Reset", "9")]
+    )
+    assert dict(call.answer_headers)["RateLimit-Remaining"] == "0"
+    assert len(call.answer_headers) == 3
+    add_rate_headers(call, [])  # a store down in open mode: nothing counted, nothing said
+    assert len(call.answer_headers) == 3

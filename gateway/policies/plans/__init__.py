@@ -39,7 +39,7 @@ from gateway.errors import PlanForbidden, QuotaExceeded, TooManyRequests, Unavai
 from gateway.observe import metrics
 from gateway.policies.plans.consumers import BOOK, Consumer, consumers_document
 from gateway.policies.plans.periods import PERIODS, current_period
-from gateway.policies.ratelimit import RouteLimit, take_token
+from gateway.policies.ratelimit import RouteLimit, add_rate_headers, take_token
 from gateway.routes.keys import DURATION, INT, STRING, STRINGS, Key, MapOf, Section, Value
 from gateway.routes.model import Route, RouteTable
 from gateway.routes.openapi import Description
@@ -214,7 +214,7 @@ def plan_stage(route: Route, context: BuildContext) -> RouteStage | None:
             consumer = BOOK.seen(caller.key, plan_name)
             try:
                 if plan.rate_limit is not None:
-                    call.answer_headers += await take_token(plan.rate_limit, context, call)
+                    add_rate_headers(call, await take_token(plan.rate_limit, context, call))
                 answer = await inner(call)
             except TooManyRequests:
                 consumer.rate_limited += 1
