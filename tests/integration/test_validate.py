@@ -184,10 +184,26 @@ def test_response_report_mode_passes_and_counts(gw: Gateway) -> None:
     assert 'gateway_response_invalid_total{route="user-reported"}' in metrics
 
 
+def test_a_large_body_is_checked_and_quoted_values_are_cut_short(gw: Gateway) -> None:
+    """300 KiB: parsed and checked off the event loop; a message quoting a huge
+    value stays short."""
+    answer = gw.request(
+        "POST",
+        "/orders/7",
+        content=json.dumps({"sku": ["x" * 300_000], "quantity": "lots"}).encode(),
+        headers={"Content-Type": "application/json", "X-Tenant": "t1"},
+    )
+    assert answer.status_code == 400
+    errors = answer.json()["errors"]
+    assert {e["pointer"] for e in errors} == {"/sku", "/quantity"}
+    assert all(len(e["message"]) <= 300 for e in errors)
+
+
 def test_response_enforce_mode_answers_502(gw: Gateway) -> None:
-    answer = gw.get("/enforced", params={"body": '{"id": 1}'})
+    answer = gw.get("/enforced", params={"body": '{"id": 1, "secret_field": "s3cr3t"}'})
     assert answer.status_code == 502
     assert answer.json()["type"].endswith("response-invalid")
+    assert "s3cr3t" not in answer.text and "secret_field" not in answer.text  # nothing upstream
     good = gw.get("/enforced", params={"body": '{"id": 1, "name": "Ann"}'})
     assert good.status_code == 200
     assert good.json() == {"id": 1, "name": "Ann"}

@@ -120,7 +120,7 @@ def request_stage(route: Route, context: BuildContext) -> RouteStage | None:
 
     def stage(inner: RouteHandler) -> RouteHandler:
         async def handler(call: RouteCall) -> Answer:
-            check_request(call, **schemas)
+            await check_request(call, **schemas)
             return await inner(call)
 
         return handler

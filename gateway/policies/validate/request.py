@@ -15,6 +15,7 @@ Pointer of the offending value, and what is wrong.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import re
 from collections.abc import Iterable
@@ -37,6 +38,10 @@ __all__ = [
 ]
 
 MAX_ERRORS = 20
+MAX_MESSAGE = 300  # characters of one message: it may quote the value, which may be huge
+# Bodies past this are parsed and checked on a worker thread (orjson and
+# jsonschema-rs release the GIL): a 10 MiB body must not stall the loop.
+OFF_LOOP = 256 * 1024
 _INTEGER = re.compile(r"[+-]?[0-9]+")
 _NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
 _BOOLEANS = {"true": True, "false": False}
@@ -86,11 +91,15 @@ def collect(
             {
                 "location": location,
                 "pointer": json_pointer(error.instance_path),
-                "message": error.message,
+                "message": _short(error.message),
             }
         )
         if len(errors) >= MAX_ERRORS:
             return
+
+
+def _short(message: str) -> str:
+    return message if len(message) <= MAX_MESSAGE else message[: MAX_MESSAGE - 3] + "..."
 
 
 def is_json(content_type: str) -> bool:
@@ -100,7 +109,7 @@ def is_json(content_type: str) -> bool:
     )
 
 
-def check_request(
+async def check_request(
     call: RouteCall,
     *,
     params: CompiledSchema | None,
@@ -125,17 +134,29 @@ def check_request(
     if body is not None and request is not None and _has_body(call):
         if not is_json(request.META.get("CONTENT_TYPE", "")):
             raise UnsupportedMediaType("the request body must be JSON (application/json)")
-        try:
-            document = orjson.loads(request.body)
-        except orjson.JSONDecodeError as exc:
-            raise RequestInvalid(
-                "the request body is not valid JSON",
-                [{"location": "body", "pointer": "", "message": f"not valid JSON: {exc}"}],
-            ) from None
-        collect(body, document, "body", errors)
+        data = request.body
+        if len(data) > OFF_LOOP:
+            errors += await asyncio.to_thread(_body_errors, body, data, MAX_ERRORS - len(errors))
+        else:
+            errors += _body_errors(body, data, MAX_ERRORS - len(errors))
     if errors:
         count = "1 problem" if len(errors) == 1 else f"{len(errors)} problems"
         raise RequestInvalid(f"the request does not match its schema ({count})", errors)
+
+
+def _body_errors(schema: CompiledSchema, data: bytes, room: int) -> list[dict[str, str]]:
+    """The body's problems (at most `room`); RequestInvalid if it is not JSON."""
+    try:
+        document = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise RequestInvalid(
+            "the request body is not valid JSON",
+            [{"location": "body", "pointer": "", "message": f"not valid JSON: {exc}"}],
+        ) from None
+    errors: list[dict[str, str]] = []
+    if room > 0:
+        collect(schema, document, "body", errors)
+    return errors[:room]
 
 
 def _has_body(call: RouteCall) -> bool:

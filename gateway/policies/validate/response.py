@@ -12,6 +12,7 @@ and the dashboard: contract drift is seen before clients notice it.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator
@@ -23,7 +24,7 @@ from django.http.response import HttpResponseBase
 from prometheus_client import Counter
 
 from gateway.errors import ResponseInvalid
-from gateway.policies.validate.request import MAX_ERRORS, collect, is_json
+from gateway.policies.validate.request import MAX_ERRORS, OFF_LOOP, collect, is_json
 from gateway.policies.validate.schemas import CompiledSchema
 from gateway.responses import RelayedResponse
 
@@ -78,7 +79,7 @@ async def checked(
         return response
     if response.get("Content-Encoding"):
         return response
-    _judge(check, route, request_id, response.status_code, bytes(response.content))  # type: ignore[attr-defined]
+    await _judged(check, route, request_id, response.status_code, bytes(response.content))  # type: ignore[attr-defined]
     return response
 
 
@@ -101,7 +102,7 @@ async def _relayed(
         if size > check.max_size:  # too large to check: the rest follows as it comes
             response.relay = _replay(parts, source)
             return response
-    _judge(check, route, request_id, response.status_code, b"".join(parts))
+    await _judged(check, route, request_id, response.status_code, b"".join(parts))
     response.relay = _replay(parts, None)
     return response
 
@@ -116,26 +117,36 @@ async def _replay(
             yield part
 
 
-def _judge(check: ResponseCheck, route: str, request_id: str, status: int, body: bytes) -> None:
-    try:
-        document = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        errors = [{"location": "response", "pointer": "", "message": f"not valid JSON: {exc}"}]
+async def _judged(
+    check: ResponseCheck, route: str, request_id: str, status: int, body: bytes
+) -> None:
+    """Record a violation (and, enforcing, raise ResponseInvalid). Large
+    answers are parsed and checked on a worker thread."""
+    if len(body) > OFF_LOOP:
+        errors = await asyncio.to_thread(_errors, check.schema, body)
     else:
-        errors = []
-        collect(check.schema, document, "response", errors)
+        errors = _errors(check.schema, body)
     if not errors:
         return
     mode = "enforce" if check.enforce else "report"
     RECENT.append(Violation(time.time(), route, request_id, status, mode, errors[:MAX_ERRORS]))
     TOTALS[route] = TOTALS.get(route, 0) + 1
     RESPONSE_INVALID.labels(route).inc()
-    if check.enforce:
-        first = errors[0]
+    if check.enforce:  # nothing of the upstream's answer goes to the client
         raise ResponseInvalid(
-            f"the upstream's answer does not match the route's response schema: "
-            f"{first['pointer'] or '(root)'}: {first['message']}"
+            "the upstream's answer does not match the route's response schema "
+            "(the violations: GET /validation on the admin listener)"
         )
+
+
+def _errors(schema: CompiledSchema, body: bytes) -> list[dict[str, str]]:
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        return [{"location": "response", "pointer": "", "message": f"not valid JSON: {exc}"}]
+    errors: list[dict[str, str]] = []
+    collect(schema, document, "response", errors)
+    return errors
 
 
 def validation_document() -> dict[str, Any]:
