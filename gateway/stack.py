@@ -53,7 +53,8 @@ class Panel:
 
     path: str  # "/consumers"
     title: str
-    document: Callable[[], dict[str, Any]]
+    # The document; with a limit, its first `limit` rows only (the dashboard's).
+    document: Callable[[int | None], dict[str, Any]]
     note: str = ""
 
 

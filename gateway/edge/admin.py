@@ -128,7 +128,7 @@ class AdminApp:
             body = orjson.dumps(config_document(gateway.table), option=orjson.OPT_INDENT_2)
             await _answer(send, 200, _JSON, body)
         elif (panel := PANELS.get(path)) is not None:  # what a policy shows: /consumers...
-            body = orjson.dumps(panel.document(), option=orjson.OPT_INDENT_2)
+            body = orjson.dumps(panel.document(None), option=orjson.OPT_INDENT_2)
             await _answer(send, 200, _JSON, body)
         else:
             await _problem(send, 404, "no such admin path")

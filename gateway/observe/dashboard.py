@@ -179,7 +179,7 @@ def document(*, history: bool) -> dict[str, Any]:
 
 def _panel(panel: Panel) -> dict[str, Any]:
     """A policy's table (the first PANEL_ROWS rows of its document)."""
-    doc = panel.document()
+    doc = panel.document(PANEL_ROWS)
     return {
         "path": panel.path,
         "title": panel.title,

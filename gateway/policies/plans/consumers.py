@@ -9,6 +9,7 @@ of every replica).
 
 from __future__ import annotations
 
+import heapq
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -48,18 +49,24 @@ class ConsumerBook:
         entry.last_seen = time.time()
         return entry
 
-    def top(self) -> list[tuple[str, Consumer]]:
-        """Most quota used first, then most admitted."""
-        return sorted(
-            self._seen.items(), key=lambda kv: (-(kv[1].quota_used or 0), -kv[1].admitted, kv[0])
-        )
+    def top(self, limit: int | None = None) -> list[tuple[str, Consumer]]:
+        """Most quota used first, then most admitted (the first `limit`)."""
+        order = _by_use
+        if limit is None:
+            return sorted(self._seen.items(), key=order)
+        return heapq.nsmallest(limit, self._seen.items(), key=order)
+
+
+def _by_use(item: tuple[str, Consumer]) -> tuple[int, int, str]:
+    key, consumer = item
+    return (-(consumer.quota_used or 0), -consumer.admitted, key)
 
 
 BOOK = ConsumerBook()
 
 
-def consumers_document() -> dict[str, Any]:
-    top = BOOK.top()
+def consumers_document(limit: int | None = None) -> dict[str, Any]:
+    top = BOOK.top(limit)
     consumers = [
         {
             "consumer": key,

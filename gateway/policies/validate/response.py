@@ -149,33 +149,37 @@ def _errors(schema: CompiledSchema, body: bytes) -> list[dict[str, str]]:
     return errors
 
 
-def validation_document() -> dict[str, Any]:
+def validation_document(limit: int | None = None) -> dict[str, Any]:
     """`GET /validation` and the dashboard's panel: counts per route and the
-    last violations, newest first."""
-    rows = [
-        [
-            time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(v.at)),
-            v.route,
-            v.status,
-            v.mode,
-            "; ".join(f"{e['pointer'] or '(root)'}: {e['message']}" for e in v.errors[:3]),
-            v.request_id,
-        ]
-        for v in reversed(RECENT)
-    ]
+    last violations, newest first (the first `limit`)."""
+    newest = list(reversed(RECENT))[:limit]
     return {
         "totals": dict(sorted(TOTALS.items())),
         "violations": [
             {
-                "at": row[0],
+                "at": _when(v.at),
                 "route": v.route,
                 "status": v.status,
                 "mode": v.mode,
                 "request_id": v.request_id,
                 "errors": v.errors,
             }
-            for row, v in zip(rows, reversed(RECENT), strict=True)
+            for v in newest
         ],
         "columns": ["at", "route", "status", "mode", "problems", "request"],
-        "rows": rows,
+        "rows": [
+            [
+                _when(v.at),
+                v.route,
+                v.status,
+                v.mode,
+                "; ".join(f"{e['pointer'] or '(root)'}: {e['message']}" for e in v.errors[:3]),
+                v.request_id,
+            ]
+            for v in newest
+        ],
     }
+
+
+def _when(at: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at))
