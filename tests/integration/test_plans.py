@@ -140,6 +140,7 @@ def test_a_quota_counts_to_its_limit_then_429(start_gateway: GatewayFactory, stu
     assert [a.headers["x-quota-remaining"] for a in answers] == ["2", "1", "0", "0"]
     refused = answers[-1]
     assert refused.json()["type"] == "urn:gateway:problem:quota-exceeded"
+    assert refused.json()["detail"] == "the daily quota of 3 requests is used up"
     reset = int(refused.headers["x-quota-reset"])
     assert 0 < reset <= 86400
     assert int(refused.headers["retry-after"]) == reset

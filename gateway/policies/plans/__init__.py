@@ -208,7 +208,7 @@ def plan_stage(route: Route, context: BuildContext) -> RouteStage | None:
                 return await inner(call)
             plan_name, plan = found
             if plan is None:
-                raise PlanForbidden(f"the plan {plan_name!r} does not exist")
+                raise PlanForbidden(f"the plan {plan_name[:64]!r} does not exist")
             if plan.routes is not None and name not in plan.routes:
                 raise PlanForbidden(f"the plan {plan_name!r} does not include this route")
             consumer = BOOK.seen(caller.key, plan_name)
@@ -277,7 +277,8 @@ def quota_stage(route: Route, context: BuildContext) -> RouteStage | None:
             if not allowed:
                 consumer.quota_refused += 1
                 refusal = QuotaExceeded(
-                    f"the {quota.period}ly quota of {quota.limit} requests is used up", reset
+                    f"the {_ADJECTIVE[quota.period]} quota of {quota.limit} requests is used up",
+                    reset,
                 )
                 refusal.headers.update(headers)
                 raise refusal
@@ -287,6 +288,9 @@ def quota_stage(route: Route, context: BuildContext) -> RouteStage | None:
         return handler
 
     return stage
+
+
+_ADJECTIVE = {"hour": "hourly", "day": "daily", "month": "monthly"}
 
 
 def _note(consumer: Consumer, quota: Quota, period: str, used: int) -> None:
