@@ -51,7 +51,9 @@ def parse_route_table(text: str, vocabulary: Vocabulary, source: str = "routes.y
     root, problems = parse_yaml(text, secrets=secrets)
     if root is None:
         raise RoutesFileError(source, problems)
-    reader = Reader(base=Path(source).resolve().parent)
+    # absolute, not resolved: beside a ConfigMap's routes.yaml symlink, schemas are
+    # read through the same ..data link, so a swap is seen in both
+    reader = Reader(base=Path(source).absolute().parent)
     reader.problems.extend(problems)
     table = read_document(reader, root, source, vocabulary)
     if reader.problems or table is None:

@@ -106,3 +106,39 @@ async def test_a_changed_schema_file_reloads_the_routes_that_use_it(
     schema.write_text('{"type": "nonsense"}')
     assert not await reloader.check()  # refused: the last good config keeps serving
     assert required() == ["b"]
+
+
+async def test_a_configmap_swap_that_changes_only_a_schema_reloads(
+    tmp_path: Path, runtime: Runtime
+) -> None:
+    """kubelet's layout: every key a symlink through ..data to a versioned
+    directory; an update swaps ..data. Schemas are read through the links."""
+    import os
+
+    from gateway.policies import validate
+
+    routes = (
+        "version: 1\nroutes:\n  - name: r\n    path: /r\n    methods: [POST]\n"
+        "    validate: {body: {$ref: order.json}}\n    static: {body: 1}\n"
+    )
+    for version, field in (("..v1", "a"), ("..v2", "b")):
+        (tmp_path / version).mkdir()
+        (tmp_path / version / "routes.yaml").write_text(routes)
+        (tmp_path / version / "order.json").write_text(f'{{"required": ["{field}"]}}')
+    os.symlink("..v1", tmp_path / "..data")
+    for name in ("routes.yaml", "order.json"):
+        os.symlink(f"..data/{name}", tmp_path / name)
+    path = tmp_path / "routes.yaml"
+    table = parse_routes_file(path.read_bytes(), str(path))
+    assert table.files == {str(tmp_path / "order.json")}  # the link, not its target
+    serving.install(build_gateway(table, runtime))
+    reloader = Reloader(path, runtime, file_digest(path.read_bytes()))
+    assert not await reloader.check()
+    os.symlink("..v2", tmp_path / "..data_tmp")
+    os.replace(tmp_path / "..data_tmp", tmp_path / "..data")  # the atomic swap
+    assert await reloader.check()  # routes.yaml's bytes are the same; order.json's are not
+    gateway = serving.current()
+    assert gateway is not None
+    rules = validate.OPTION.of(gateway.table.routes[0])
+    assert rules is not None and rules.body is not None
+    assert rules.body.inlined["required"] == ["b"]

@@ -63,7 +63,7 @@ def compile_schema(schema: Any, base: Path, files: set[Path] | None = None) -> C
     file read is added to `files`); SchemaError if it cannot be."""
     if not isinstance(schema, dict | bool):
         raise SchemaError("a schema is a mapping (or true/false)")
-    base_uri = base.resolve().as_uri() + "/"
+    base_uri = base.absolute().as_uri() + "/"  # through symlinks, as mounted
     read = _read_file if files is None else _recording(files)
     try:
         validator = jsonschema_rs.Draft202012Validator(
