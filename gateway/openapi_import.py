@@ -36,6 +36,7 @@ _SEGMENT = re.compile(r"[A-Za-z0-9\-._~!$&'()*+,;=:@]*")
 _PARAM = re.compile(r"\{([^{}/]+)\}")
 _SCHEMA_REF = "#/components/schemas/"
 _DEFS = "#/$defs/"
+_DOLLAR = re.compile(r"\$(?=[${])")
 _IGNORED_HEADERS = {"accept", "content-type", "authorization"}  # OpenAPI 3: ignored
 
 
@@ -120,7 +121,7 @@ def import_openapi(
             validate = route.get("validate") or {}
             for part, schema in list(validate.items()):
                 validate[part] = _bundle(schema, defs, schemas_file)
-            routes.append(_ordered(route))
+            routes.append(_escaped(_ordered(route)))
     if schemas_file:  # only what the routes' schemas reach (not the answers' schemas)
         result.defs = _closure(
             (schema for route in routes for schema in (route.get("validate") or {}).values()),
@@ -369,6 +370,19 @@ def _unique(name: str, taken: set[str]) -> str:
 
 def _env_name(upstream: str) -> str:
     return re.sub(r"[^A-Z0-9_]", "_", upstream.upper()) + "_URL"
+
+
+def _escaped(node: Any) -> Any:
+    """The document's text as the routes file reads it back: there `${...}` is
+    an environment variable and `$$` one `$`, so a `$` before `{` or `$` is
+    doubled (`$ref`, a pattern's `^a$` need nothing)."""
+    if isinstance(node, str):
+        return _DOLLAR.sub("$$", node)
+    if isinstance(node, list):
+        return [_escaped(item) for item in node]
+    if isinstance(node, dict):
+        return {_escaped(key): _escaped(value) for key, value in node.items()}
+    return node
 
 
 def _ordered(route: dict[str, Any]) -> dict[str, Any]:

@@ -3,11 +3,15 @@ components a route needs, what is skipped and why, names, servers."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from gateway.openapi_import import OpenApiImportError, import_openapi
+from gateway.policies import validate
+from gateway.registry import load_route_table
 
 
 def spec(paths: dict[str, Any], version: str = "3.0.3", **extra: Any) -> dict[str, Any]:
@@ -184,3 +188,32 @@ def test_a_malformed_operation_is_skipped_not_a_crash() -> None:
 def test_only_openapi_3_is_read() -> None:
     with pytest.raises(OpenApiImportError, match=r"swagger|openapi: missing"):
         import_openapi({"swagger": "2.0", "paths": {}}, "u")
+
+
+def test_dollars_survive_the_routes_files_variables(tmp_path: Path) -> None:
+    """`${...}` in a description or a pattern is text, not an environment variable."""
+    doc = spec(
+        {
+            "/a": {
+                "get": {
+                    "description": "costs ${price} in $USD, $$ too",
+                    "parameters": [
+                        {
+                            "name": "q",
+                            "in": "query",
+                            "schema": {"type": "string", "pattern": "^[a-z]+$"},
+                        }
+                    ],
+                }
+            }
+        }
+    )
+    routes = import_openapi(doc, "u").document["routes"]
+    text = "version: 1\nupstreams: {u: {url: 'http://u'}}\nroutes:\n" + yaml.safe_dump(routes)
+    path = tmp_path / "routes.yaml"
+    path.write_text(text)
+    route = load_route_table(path).routes[0]
+    assert route.description == "costs ${price} in $USD, $$ too"
+    rules = validate.OPTION.of(route)
+    assert rules is not None and rules.query is not None
+    assert rules.query.inlined["properties"]["q"]["pattern"] == "^[a-z]+$"
