@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -61,7 +62,11 @@ def start_process(
     log: Path,
     env: dict[str, str] | None = None,
     ready_path: str = "/healthz",
+    scheme: str = "http",
 ) -> Process:
+    """`scheme` https: a TLS server, probed without checking its certificate;
+    tcp: ready once it accepts a connection (a server that wants a client
+    certificate answers no probe)."""
     with log.open("wb") as handle:  # the child keeps its own copy of the descriptor
         popen = subprocess.Popen(
             args,
@@ -76,9 +81,12 @@ def start_process(
         if popen.poll() is not None:
             raise RuntimeError(f"{args[:4]} exited with {popen.returncode}:\n{process.output()}")
         try:
-            httpx.get(process.url + ready_path, timeout=1)
+            if scheme == "tcp":
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            else:
+                httpx.get(f"{scheme}://127.0.0.1:{port}{ready_path}", timeout=1, verify=False)
             return process
-        except httpx.TransportError:
+        except (httpx.TransportError, OSError):
             time.sleep(0.05)
     process.stop(signal.SIGKILL)
     raise RuntimeError(f"{args[:4]} did not start:\n{process.output()}")

@@ -164,7 +164,12 @@ class WebSocketRoute:
             if traceparent is not None:
                 sent = [*headers, ("traceparent", traceparent.decode())]
             result = await open_websocket(
-                url, sent, offered, max_size=self.spec.max_message_size, open_timeout=timeout
+                url,
+                sent,
+                offered,
+                max_size=self.spec.max_message_size,
+                open_timeout=timeout,
+                tls=self.upstream.tls,
             )
             status = result.status if isinstance(result, HandshakeFailed) else 101
             return result

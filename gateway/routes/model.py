@@ -36,6 +36,7 @@ __all__ = [
     "RouteTable",
     "Template",
     "Upstream",
+    "UpstreamTls",
     "WebSocket",
 ]
 
@@ -109,6 +110,21 @@ class CircuitBreaker:
 
 
 # --- upstreams, backends, routes -------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class UpstreamTls:
+    """An upstream's `tls:` (file paths absolute)."""
+
+    ca: str | None = None
+    cert: str | None = None
+    key: str | None = None
+    server_name: str | None = None
+    verify: bool = True
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        return tuple(f for f in (self.ca, self.cert, self.key) if f is not None)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Upstream:
     name: str
@@ -123,6 +139,7 @@ class Upstream:
     max_connections: int = 100
     max_streams: int = 50  # long-lived connections (event streams, WebSockets); default half
     max_header_size: int = 64 * 1024  # a larger response header block fails the call
+    tls: UpstreamTls | None = None  # https:// only: CA, client certificate, SNI (upstream/tls.py)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import ssl
 from urllib.parse import urlsplit
 
-from gateway.routes.keys import DURATION, INT, SIZE, STRING, Key, MapOf, Section, Value
-from gateway.routes.model import CircuitBreaker, Retries, Upstream
+from gateway.routes.keys import BOOL, DURATION, INT, SIZE, STRING, Key, MapOf, Section, Value
+from gateway.routes.model import CircuitBreaker, Retries, Upstream, UpstreamTls
 from gateway.routes.reader import NAME, NOT_FORWARDABLE, Reader
 from gateway.routes.source import Node
 from gateway.routes.templates import STATIC_PATH
+from gateway.upstream.tls import build_context
 
 __all__ = ["UPSTREAM", "read_upstream"]
 
@@ -17,6 +20,26 @@ CIRCUIT_BREAKER = Section(
     (
         Key(name="failures", value=INT, required=True),
         Key(name="cooldown", value=DURATION, required=True),
+    )
+)
+TLS = Section(
+    (
+        Key(name="ca", value=STRING, example="certs/ca.pem"),
+        Key(
+            name="cert",
+            value=STRING,
+            example="certs/gateway.pem",
+            needs={"key": "certs/gateway-key.pem"},
+        ),
+        Key(
+            name="key",
+            value=STRING,
+            example="certs/gateway-key.pem",
+            needs={"cert": "certs/gateway.pem"},
+        ),
+        Key(name="server_name", value=STRING, example="users.internal"),
+        Key(name="verify", value=BOOL, example=True),
+        Key(name="insecure", value=BOOL, example=False),
     )
 )
 UPSTREAM = Section(
@@ -38,6 +61,7 @@ UPSTREAM = Section(
         Key(name="max_connections", value=INT),
         Key(name="max_streams", value=INT),
         Key(name="max_header_size", value=SIZE),
+        Key(name="tls", value=TLS, needs={"url": "https://u.example:8443"}),
     )
 )
 
@@ -66,6 +90,9 @@ def read_upstream(r: Reader, name: str, node: Node) -> Upstream | None:
     breaker = None
     if "circuit_breaker" in fields:
         breaker = _read_breaker(r, fields["circuit_breaker"], f"{where}: circuit_breaker")
+    tls = None
+    if "tls" in fields and parsed is not None:
+        tls = _read_tls(r, fields["tls"], f"{where}: tls", parsed[0])
     if parsed is None or timeout is None:
         return None
     scheme, host, port, base_path = parsed
@@ -84,7 +111,51 @@ def read_upstream(r: Reader, name: str, node: Node) -> Upstream | None:
         # Half the pool by default: plain requests always keep the rest.
         max_streams=limits.get("max_streams") or max(1, max_connections // 2),
         max_header_size=limits.get("max_header_size") or 64 * 1024,
+        tls=tls,
     )
+
+
+def _read_tls(r: Reader, node: Node, where: str, scheme: str) -> UpstreamTls | None:
+    """`tls:`, its files checked now: each must load (a config error at its line)."""
+    fields = TLS.fields(r, node, where)
+    if fields is None:
+        return None
+    if scheme != "https":
+        r.error(node, where, "only an https:// upstream speaks TLS")
+        return None
+    files: dict[str, str] = {}
+    for key in ("ca", "cert", "key"):
+        if key in fields and (text := r.string(fields[key], f"{where}.{key}")):
+            path = (r.base / text).absolute()
+            if not os.access(path, os.R_OK) or not path.is_file():
+                r.error(fields[key], f"{where}.{key}", f"cannot read {path}")
+                return None
+            files[key] = str(path)
+            r.files.add(path)
+    if ("cert" in files) != ("key" in files):
+        r.error(node, where, "cert and key go together (a client certificate and its key)")
+        return None
+    flags = {k: r.boolean(fields[k], f"{where}.{k}") for k in ("verify", "insecure") if k in fields}
+    verify = flags.get("verify") is not False
+    if not verify and flags.get("insecure") is not True:
+        r.error(fields["verify"], f"{where}.verify", "verify: false needs insecure: true beside it")
+        return None
+    server_name = (
+        r.string(fields["server_name"], f"{where}.server_name") if "server_name" in fields else None
+    )
+    tls = UpstreamTls(
+        ca=files.get("ca"),
+        cert=files.get("cert"),
+        key=files.get("key"),
+        server_name=server_name,
+        verify=verify,
+    )
+    try:
+        build_context(tls)
+    except (OSError, ssl.SSLError) as exc:
+        r.error(node, where, f"the certificate files do not load: {exc}")
+        return None
+    return tls
 
 
 def _parse_upstream_url(

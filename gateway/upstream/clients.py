@@ -17,6 +17,7 @@ compare them, see bench/transports/), a client:
 from __future__ import annotations
 
 import http.cookiejar
+import logging
 from collections.abc import Callable, Mapping
 
 import httpx
@@ -24,6 +25,9 @@ import httpx
 from gateway.routes.model import Upstream
 from gateway.upstream.h1 import H1Transport
 from gateway.upstream.h1.connection import DEFAULT_MAX_HEADER_SIZE
+from gateway.upstream.tls import tls_source
+
+logger = logging.getLogger("gateway.upstream")
 
 __all__ = [
     "KEEPALIVE_SECONDS",
@@ -71,8 +75,12 @@ def create_client(
     name: str = "",
 ) -> httpx.AsyncClient:
     """The one factory for the gateway's outgoing HTTP clients."""
+    return _client(transport_factory(max_connections, KEEPALIVE_SECONDS, max_header_size, name))
+
+
+def _client(transport: httpx.AsyncBaseTransport) -> httpx.AsyncClient:
     client = httpx.AsyncClient(
-        transport=transport_factory(max_connections, KEEPALIVE_SECONDS, max_header_size, name),
+        transport=transport,
         follow_redirects=False,
         trust_env=False,
         cookies=_NoCookies(),
@@ -82,11 +90,21 @@ def create_client(
 
 
 def create_upstream_client(upstream: Upstream) -> httpx.AsyncClient:
-    return create_client(
+    if upstream.tls is None:
+        return create_client(
+            max_connections=upstream.max_connections,
+            max_header_size=upstream.max_header_size,
+            name=upstream.name,
+        )
+    # `tls:` is the gateway's own transport's (bench/transports compare plain HTTP).
+    transport = H1Transport(
         max_connections=upstream.max_connections,
+        keepalive_expiry=KEEPALIVE_SECONDS,
         max_header_size=upstream.max_header_size,
+        tls=tls_source(upstream.tls),
         name=upstream.name,
     )
+    return _client(transport)
 
 
 class UpstreamClients:
@@ -99,6 +117,12 @@ class UpstreamClients:
     def for_upstreams(self, upstreams: Mapping[str, Upstream]) -> dict[str, httpx.AsyncClient]:
         out = {}
         for name, upstream in upstreams.items():
+            if upstream.tls is not None and not upstream.tls.verify:  # said at every load
+                logger.warning(
+                    "upstream %s: tls verify is off (insecure: true): no certificate is checked",
+                    name,
+                    extra={"upstream": name},
+                )
             client = self._clients.get(upstream)
             if client is None:
                 client = self._clients[upstream] = create_upstream_client(upstream)

@@ -19,6 +19,7 @@ size limits are the library's; this module decides how it is used, and
 from __future__ import annotations
 
 import asyncio
+import logging
 import ssl
 from dataclasses import dataclass
 
@@ -28,9 +29,12 @@ from websockets.exceptions import InvalidHandshake, InvalidStatus, InvalidURI
 from websockets.typing import Subprotocol
 from websockets.uri import parse_uri
 
-from gateway.routes.model import Upstream
+from gateway.routes.model import Upstream, UpstreamTls
 from gateway.types import Failure
+from gateway.upstream.tls import handshake_reason, tls_source
 from gateway.upstream.wsconnection import UpstreamSocket
+
+logger = logging.getLogger("gateway.upstream")
 
 __all__ = ["WRITE_LIMIT", "HandshakeFailed", "open_websocket", "websocket_url"]
 
@@ -59,6 +63,7 @@ async def open_websocket(
     *,
     max_size: int,
     open_timeout: float,
+    tls: UpstreamTls | None = None,
 ) -> UpstreamSocket | HandshakeFailed:
     """The upstream connection, open; or why it could not be opened
     (`open_timeout` bounds the TCP connection and the handshake)."""
@@ -75,11 +80,14 @@ async def open_websocket(
     request = protocol.connect()
     request.headers.update(headers)
     protocol.send_request(request)
-    context = None
-    if uri.secure:
+    context, server_name = None, None
+    if uri.secure and tls is not None:  # the upstream's `tls:`, as its HTTP calls use it
+        source = tls_source(tls)
+        context, server_name = source.context(), source.server_name(uri.host)
+    elif uri.secure:
         if _SSL is None:
             _SSL = httpx.create_ssl_context(trust_env=False)
-        context = _SSL
+        context, server_name = _SSL, uri.host
     loop = asyncio.get_running_loop()
     try:
         async with asyncio.timeout(open_timeout):
@@ -88,7 +96,7 @@ async def open_websocket(
                 uri.host,
                 uri.port,
                 ssl=context,
-                server_hostname=uri.host if context else None,
+                server_hostname=server_name,
             )
             try:
                 await connection.handshake()
@@ -101,6 +109,9 @@ async def open_websocket(
         return HandshakeFailed(Failure.TIMEOUT)
     except InvalidHandshake:
         return HandshakeFailed(Failure.INVALID)
+    except ssl.SSLError as exc:
+        logger.warning("TLS handshake with upstream %s failed: %s", uri.host, handshake_reason(exc))
+        return HandshakeFailed(Failure.CONNECT)
     except OSError:
         return HandshakeFailed(Failure.CONNECT)
     return connection

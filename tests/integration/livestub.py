@@ -198,9 +198,17 @@ async def _disconnected(receive: Any) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--certfile", help="serve TLS (wss://) with this certificate and --keyfile")
+    parser.add_argument("--keyfile")
     args = parser.parse_args()
+    tls = {"ssl_certfile": args.certfile, "ssl_keyfile": args.keyfile} if args.certfile else {}
     uvicorn.run(
-        app, host="127.0.0.1", port=args.port, log_level="warning", ws_max_size=64 * 1024 * 1024
+        app,
+        host="127.0.0.1",
+        port=args.port,
+        log_level="warning",
+        ws_max_size=64 * 1024 * 1024,
+        **tls,
     )
 
 

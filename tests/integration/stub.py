@@ -36,6 +36,7 @@ import asyncio
 import collections
 import gzip
 import re
+import ssl
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import parse_qs
@@ -291,7 +292,15 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--backlog", type=int, default=2048)
+    parser.add_argument("--certfile", help="serve TLS with this certificate (and --keyfile)")
+    parser.add_argument("--keyfile")
+    parser.add_argument("--client-ca", help="require client certificates this CA signed (mTLS)")
     args = parser.parse_args()
+    tls: dict[str, Any] = {}
+    if args.certfile:
+        tls = {"ssl_certfile": args.certfile, "ssl_keyfile": args.keyfile}
+    if args.client_ca:
+        tls |= {"ssl_ca_certs": args.client_ca, "ssl_cert_reqs": ssl.CERT_REQUIRED}
     uvicorn.run(
         app,
         host="127.0.0.1",
@@ -300,6 +309,7 @@ def main() -> None:
         backlog=args.backlog,
         loop="uvloop",
         http="httptools",
+        **tls,
     )
 
 

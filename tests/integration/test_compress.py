@@ -55,6 +55,12 @@ routes:
     path: /plain
     compress: null
     proxy: {{upstream: stub, path: /objects/300}}
+  - name: progressive
+    path: /progressive
+    stream: true
+    backends:
+      - {{upstream: stub, path: /objects/60, key: first}}
+      - {{upstream: stub, path: /delay/1500/late, key: late}}
   - name: post
     path: /post
     methods: [POST]
@@ -250,3 +256,25 @@ def _unchunk(data: bytes) -> bytes:
             return out
         out += rest[:size]
         data = rest[size + 2 :]
+
+
+@pytest.mark.parametrize("accept", ["text/event-stream", "application/x-ndjson"])
+def test_a_progressive_record_arrives_at_once_compressed(gw: Gateway, accept: str) -> None:
+    """Progressive aggregation: the fast backend's record decodes before the
+    slow one (1.5 s) has answered."""
+    with socket.create_connection(("127.0.0.1", gw.process.port), timeout=10) as sock:
+        sock.sendall(
+            b"GET /progressive HTTP/1.1\r\nHost: localhost\r\nAccept: "
+            + accept.encode()
+            + b"\r\nAccept-Encoding: gzip\r\n\r\n"
+        )
+        started = time.monotonic()
+        received, decoded = b"", b""
+        decoder = _StreamDecoder("gzip")
+        while b'"first"' not in decoded:
+            received += sock.recv(65536)
+            head, _, rest = received.partition(b"\r\n\r\n")
+            if rest:
+                assert b"content-encoding: gzip" in head.lower()
+                decoded = decoder(_unchunk(rest))
+        assert time.monotonic() - started < 1.0

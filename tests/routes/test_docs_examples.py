@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -18,6 +19,7 @@ import pytest
 import yaml
 
 from gateway.registry import parse_route_table, routes_schema
+from tests.certs import Authority
 from tests.processes import ROOT
 
 VALIDATOR = jsonschema.Draft202012Validator(routes_schema())
@@ -124,6 +126,21 @@ def complete(fragment: dict[str, Any]) -> dict[str, Any]:
     return document
 
 
+def with_certificates(document: dict[str, Any], directory: Path) -> None:
+    """The files an upstream's `tls:` names, made for the test (where the
+    example says certs/ca.pem, the loader reads a real certificate)."""
+    for upstream in document.get("upstreams", {}).values():
+        tls = upstream.get("tls") if isinstance(upstream, dict) else None
+        if not isinstance(tls, dict) or not {"ca", "cert", "key"} & set(tls):
+            continue
+        authority = Authority(directory / "pki", name="ca")
+        issued = authority.issue("client", client=True)
+        files = {"ca": authority.cert, "cert": issued.cert, "key": issued.key}
+        for key, path in files.items():
+            if key in tls:
+                tls[key] = str(path)
+
+
 def test_the_reference_has_examples() -> None:
     assert len([e for e, _ in EXAMPLES if e.startswith("docs/routes.md")]) >= 8
     assert [e for e, _ in EXAMPLES if e.startswith("README.md")]
@@ -131,7 +148,7 @@ def test_the_reference_has_examples() -> None:
 
 @pytest.mark.parametrize(("line", "text"), EXAMPLES, ids=[where for where, _ in EXAMPLES])
 def test_every_example_validates_and_loads(
-    line: str, text: str, monkeypatch: pytest.MonkeyPatch
+    line: str, text: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     parsed = yaml.safe_load(text)  # every example parses, whatever it is
     if OUTLINE in text:
@@ -143,6 +160,7 @@ def test_every_example_validates_and_loads(
     monkeypatch.setenv("BACKEND_SIGNING_KEY", "0" * 64)
     monkeypatch.syspath_prepend(str(ROOT / "examples" / "hooks"))
     document = complete(without_elisions(parsed))
+    with_certificates(document, tmp_path)
     errors = [e.message for e in VALIDATOR.iter_errors(document)]
     assert errors == [], f"{line}: {errors}"
     parse_route_table(yaml.safe_dump(document), line)

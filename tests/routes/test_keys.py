@@ -26,6 +26,7 @@ from gateway.registry import VOCABULARY, parse_route_table, routes_schema
 from gateway.routes import RoutesFileError
 from gateway.routes.document import document_section
 from gateway.routes.keys import Key, ListOf, MapOf, OneOf, Section, Shape, Value, example_of
+from tests.certs import Authority
 from tests.processes import ROOT
 
 VALIDATOR = jsonschema.Draft202012Validator(routes_schema())
@@ -121,6 +122,22 @@ def nested(shape: Shape, document: dict[str, Any], location: Location, path: str
 
 
 CASES = {case.path: case for case in cases(ROOT_SECTION, base_document(), (), "")}
+
+
+@pytest.fixture(autouse=True)
+def _certificates(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The files `tls:` examples name (certs/ca.pem ...), made for the test,
+    in the directory the documents are read from."""
+    directory = tmp_path_factory.getbasetemp() / "keys-certs"
+    if not (directory / "certs" / "gateway-key.pem").exists():
+        authority = Authority(directory / "certs", name="ca")
+        issued = authority.issue("gateway", client=True)
+        issued.cert.rename(
+            directory / "certs" / "gateway.pem"
+        ) if issued.cert.name != "gateway.pem" else None
+    monkeypatch.chdir(directory)
 
 
 def with_value(case: Case, value: Any) -> dict[str, Any]:

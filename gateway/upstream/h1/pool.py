@@ -40,6 +40,7 @@ from collections import deque
 
 from gateway.observe import metrics
 from gateway.upstream.h1.connection import DEFAULT_MAX_HEADER_SIZE, H1Connection
+from gateway.upstream.tls import TlsSource, handshake_reason
 
 __all__ = ["DNS_TTL", "SETTLE_SECONDS", "Pool", "PoolTimeout"]
 
@@ -68,7 +69,7 @@ class Pool:
         *,
         max_connections: int,
         keepalive: float,
-        ssl_context: ssl.SSLContext | None,
+        ssl_context: ssl.SSLContext | TlsSource | None,
         max_header_size: int = DEFAULT_MAX_HEADER_SIZE,
         name: str = "",
     ) -> None:
@@ -248,15 +249,31 @@ class Pool:
     async def _connect(self) -> H1Connection:
         loop = asyncio.get_running_loop()
         last_error: OSError | None = None
+        context, server_name = None, None
+        if isinstance(self._ssl, TlsSource):
+            context, server_name = self._ssl.context(), self._ssl.server_name(self.host)
+        elif self._ssl is not None:
+            context, server_name = self._ssl, self.host
         for address in await self._addresses():
             try:
                 _, conn = await loop.create_connection(
                     lambda: H1Connection(self.lost, self.distrust, self._max_header_size),
                     address,
                     self.port,
-                    ssl=self._ssl,
-                    server_hostname=self.host if self._ssl is not None else None,
+                    ssl=context,
+                    server_hostname=server_name,
                 )
+            except ssl.SSLError as exc:  # the handshake: say why, once per failed connection
+                logger.warning(
+                    "TLS handshake with upstream %s (%s:%d) failed: %s",
+                    self.name,
+                    self.host,
+                    self.port,
+                    handshake_reason(exc),
+                    extra={"upstream": self.name},
+                )
+                last_error = exc
+                continue
             except OSError as exc:
                 last_error = exc
                 continue

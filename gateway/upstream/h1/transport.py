@@ -15,6 +15,7 @@ from gateway.upstream.h1.connection import (
     UpstreamProtocolError,
 )
 from gateway.upstream.h1.pool import Pool, PoolTimeout
+from gateway.upstream.tls import TlsSource
 
 __all__ = ["H1Transport"]
 
@@ -73,6 +74,7 @@ class H1Transport(httpx.AsyncBaseTransport):
         keepalive_expiry: float,
         max_header_size: int = DEFAULT_MAX_HEADER_SIZE,
         ssl_context: ssl.SSLContext | None = None,
+        tls: TlsSource | None = None,
         name: str = "",
     ) -> None:
         self.name = name  # the upstream's, for metrics and logs
@@ -80,6 +82,7 @@ class H1Transport(httpx.AsyncBaseTransport):
         self._max_header_size = max_header_size
         self._keepalive = keepalive_expiry
         self._ssl = ssl_context
+        self._tls = tls  # an upstream's `tls:`: its current context, re-read on rotation
         self._pools: dict[tuple[bytes, str, int], Pool] = {}
 
     def _pool(self, url: httpx.URL) -> Pool:
@@ -88,9 +91,9 @@ class H1Transport(httpx.AsyncBaseTransport):
         key = (scheme, url.host, port)
         pool = self._pools.get(key)
         if pool is None:
-            context = None
+            context: ssl.SSLContext | TlsSource | None = None
             if scheme == b"https":
-                context = self._ssl or httpx.create_ssl_context(trust_env=False)
+                context = self._tls or self._ssl or httpx.create_ssl_context(trust_env=False)
             elif scheme != b"http":
                 raise httpx.UnsupportedProtocol(f"unsupported scheme {url.scheme!r}")
             pool = self._pools[key] = Pool(
