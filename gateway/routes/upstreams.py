@@ -11,7 +11,7 @@ from gateway.routes.model import CircuitBreaker, Retries, Upstream, UpstreamTls
 from gateway.routes.reader import NAME, NOT_FORWARDABLE, Reader
 from gateway.routes.source import Node
 from gateway.routes.templates import STATIC_PATH
-from gateway.upstream.tls import build_context
+from gateway.routes.tls import build_context
 
 __all__ = ["UPSTREAM", "read_upstream"]
 

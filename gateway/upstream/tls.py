@@ -29,30 +29,13 @@ import ssl
 import time
 from functools import cache
 
-import httpx
-
 from gateway.routes.model import UpstreamTls
+from gateway.routes.tls import build_context
 
-__all__ = ["RECHECK_SECONDS", "TlsSource", "build_context", "handshake_reason", "tls_source"]
+__all__ = ["RECHECK_SECONDS", "TlsSource", "handshake_reason", "tls_source"]
 
 logger = logging.getLogger("gateway.upstream")
 RECHECK_SECONDS = 5.0
-
-
-def build_context(config: UpstreamTls) -> ssl.SSLContext:
-    """The context `config` describes; OSError or ssl.SSLError if its files do not load."""
-    if not config.verify:
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    elif config.ca is not None:
-        context = ssl.create_default_context(cafile=config.ca)
-    else:
-        context = httpx.create_ssl_context(trust_env=False)  # the system's CAs (certifi)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    if config.cert is not None:
-        context.load_cert_chain(config.cert, config.key)
-    return context
 
 
 def _signature(path: str) -> tuple[int, int, int, int] | None:
