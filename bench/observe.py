@@ -26,13 +26,12 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import httpx
 
-from bench.sidebyside import Run, compare
+from bench.sidebyside import Run, compare, load_both
 
 if TYPE_CHECKING:
     from bench.__main__ import Bench, Process
@@ -138,24 +137,12 @@ def _pair(
                         pinned(load_cpu, ["curl", "-sN", url]), stdout=subprocess.DEVNULL
                     )
                 )
-        results: dict[int, WrkResult] = {}
 
-        def load(i: int, length: float) -> None:
+        def load(i: int, length: float) -> WrkResult:
             url = gateways[i].url + "/fast3"
-            results[i] = run_wrk(url, connections=64, seconds=length, cpus=load_cpu)
+            return run_wrk(url, connections=64, seconds=length, cpus=load_cpu)
 
-        measured = []
-        for length in (WARMUP, seconds):
-            before = [g.cpu_seconds() for g in gateways]
-            threads = [threading.Thread(target=load, args=(i, length)) for i in range(2)]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
-            used = [g.cpu_seconds() - b for g, b in zip(gateways, before, strict=True)]
-            measured = [
-                (results[i], used[i] / max(results[i].requests, 1) * 1000) for i in range(2)
-            ]
+        measured = load_both(gateways, load, (WARMUP, seconds))
         dropped = sum(
             _export_errors(admin)
             for key, admin in zip(keys, admins, strict=True)

@@ -25,7 +25,6 @@ import json
 import random
 import statistics
 import sys
-import threading
 import time
 import timeit
 from collections.abc import Callable
@@ -35,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from bench.sidebyside import Run, compare
+from bench.sidebyside import Run, compare, load_both
 
 if TYPE_CHECKING:
     from bench.__main__ import Bench, Process
@@ -256,11 +255,10 @@ def _pair(bench: Bench, routes: Path, loads: tuple[Load, Load], load_cpu: str) -
     try:
         for _ in loads:
             gateways.append(bench.gateway(routes=routes))
-        results: dict[int, WrkResult] = {}
 
-        def load(i: int, length: float) -> None:
+        def load(i: int, length: float) -> WrkResult:
             spec = loads[i]
-            results[i] = run_wrk(
+            return run_wrk(
                 gateways[i].url + spec.path,
                 connections=64,
                 seconds=length,
@@ -269,18 +267,7 @@ def _pair(bench: Bench, routes: Path, loads: tuple[Load, Load], load_cpu: str) -
                 script=spec.script,
             )
 
-        measured: list[Run] = []
-        for length in (WARMUP, SECONDS):
-            before = [g.cpu_seconds() for g in gateways]
-            threads = [threading.Thread(target=load, args=(i, length)) for i in range(2)]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
-            used = [g.cpu_seconds() - b for g, b in zip(gateways, before, strict=True)]
-            measured = [
-                (results[i], used[i] / max(results[i].requests, 1) * 1000) for i in range(2)
-            ]
+        measured = load_both(gateways, load, (WARMUP, SECONDS))
         for i, (result, _) in enumerate(measured):
             if result.errors:
                 raise SystemExit(f"{loads[i].key}: {result.errors} errors: the scenario is broken")

@@ -7,14 +7,16 @@ from __future__ import annotations
 
 import statistics
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from bench.__main__ import Process
     from bench.wrk import WrkResult
 
-__all__ = ["Compared", "Run", "compare"]
+__all__ = ["Compared", "Run", "compare", "load_both"]
 
 type Run = tuple[WrkResult, float]  # wrk's result, CPU seconds per 1,000 requests
 
@@ -54,3 +56,29 @@ def compare(
     median = statistics.median(ratios)
     mine, base = min(kept, key=lambda pair: abs(pair[0][1] / pair[1][1] - median))
     return Compared(ratios, mine, base)
+
+
+def load_both(
+    gateways: Sequence[Process], load: Callable[[int, float], WrkResult], lengths: Sequence[float]
+) -> list[Run]:
+    """Both gateways under load at once (`load(i, seconds)` runs wrk against
+    gateway i), for each of `lengths` in turn (a warm-up, then the
+    measurement): the last round's (result, CPU s per 1k requests) of each."""
+    measured: list[Run] = []
+    for length in lengths:
+        results: dict[int, WrkResult] = {}
+
+        def run(i: int, length: float = length, results: dict[int, WrkResult] = results) -> None:
+            results[i] = load(i, length)
+
+        before = [g.cpu_seconds() for g in gateways]
+        threads = [threading.Thread(target=run, args=(i,)) for i in range(len(gateways))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        used = [g.cpu_seconds() - b for g, b in zip(gateways, before, strict=True)]
+        measured = [
+            (results[i], used[i] / max(results[i].requests, 1) * 1000) for i in range(len(gateways))
+        ]
+    return measured

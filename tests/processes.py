@@ -18,7 +18,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
 
-__all__ = ["PYTHON", "ROOT", "Process", "Stub", "start_process"]
+__all__ = ["PYTHON", "ROOT", "Process", "Stub", "manage", "start_process"]
 
 
 @dataclass
@@ -108,3 +108,15 @@ class Stub:
 
     def count(self, raw_path: str) -> int:
         return int(self.stats()["paths"].get(raw_path, 0))
+
+
+def manage(*args: str) -> subprocess.CompletedProcess[str]:
+    """`python manage.py ARGS` from the repository, as a user runs it."""
+    return subprocess.run(
+        [PYTHON, "manage.py", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )

@@ -6,7 +6,6 @@ gateway serving it validates requests as the document says (SPEC 3.19)."""
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,7 @@ import yaml
 
 from tests.fixtures.openapi_docs import openapi_documents
 from tests.integration.conftest import GatewayFactory
-from tests.processes import PYTHON, ROOT, Stub
+from tests.processes import Stub, manage
 
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -22,17 +21,6 @@ _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 @pytest.fixture(scope="module")
 def docs() -> dict[str, Path]:
     return openapi_documents()
-
-
-def manage(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [PYTHON, "manage.py", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
 
 
 def operations(document: Path) -> int:

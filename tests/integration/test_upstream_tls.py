@@ -7,7 +7,6 @@ time (tests/certs.py)."""
 from __future__ import annotations
 
 import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +17,7 @@ from websockets.asyncio.client import connect
 from tests.certs import Authority, Issued
 from tests.conftest import free_port
 from tests.integration.conftest import Gateway, GatewayFactory
-from tests.processes import PYTHON, ROOT, Process, start_process
+from tests.processes import PYTHON, Process, manage, start_process
 
 
 class Pki:
@@ -202,14 +201,7 @@ def test_bad_tls_settings_are_errors_at_their_line(
         "version: 1\nupstreams:\n  u:\n    url: https://127.0.0.1:1\n"
         f"    tls: {tls}\nroutes:\n  - {{name: r, path: /r, proxy: {{upstream: u, path: /x}}}}\n"
     )
-    done = subprocess.run(
-        [PYTHON, "manage.py", "check_routes", str(routes_file)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = manage("check_routes", str(routes_file))
     out = done.stdout + done.stderr
     assert done.returncode == 1
     assert f"{routes_file}:5:" in out
@@ -223,14 +215,7 @@ def test_tls_on_a_plain_http_upstream_is_an_error(tmp_path: Path) -> None:
         "version: 1\nupstreams:\n  u: {url: 'http://127.0.0.1:1', tls: {verify: true}}\n"
         "routes:\n  - {name: r, path: /r, proxy: {upstream: u, path: /x}}\n"
     )
-    done = subprocess.run(
-        [PYTHON, "manage.py", "check_routes", str(routes_file)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = manage("check_routes", str(routes_file))
     assert done.returncode == 1
     assert "only an https:// upstream speaks TLS" in done.stdout + done.stderr
 

@@ -6,12 +6,11 @@ report and enforce mode, and schema errors at their line."""
 from __future__ import annotations
 
 import json
-import subprocess
 
 import pytest
 
 from tests.integration.conftest import Gateway, GatewayFactory
-from tests.processes import PYTHON, ROOT, Stub
+from tests.processes import Stub, manage
 
 ORDER = {
     "type": "object",
@@ -244,14 +243,7 @@ def test_a_bad_schema_is_a_config_error_at_its_line(
         "version: 1\nroutes:\n  - name: r\n    path: /r\n"
         f"    validate: {validate}\n    static: {{body: 1}}\n"
     )
-    done = subprocess.run(
-        [PYTHON, "manage.py", "check_routes", str(routes)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = manage("check_routes", str(routes))
     assert done.returncode != 0
     assert f"{routes}:5:" in done.stderr + done.stdout
     assert message in done.stderr + done.stdout
