@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections import Counter
 from pathlib import Path
@@ -49,6 +50,13 @@ async def hammer(urls: list[str], headers: dict[str, str] | None = None) -> list
         limits=httpx.Limits(max_connections=len(urls)), timeout=30
     ) as client:
         return await asyncio.gather(*(client.get(url, headers=headers) for url in urls))
+
+
+def store_errors(gw: Gateway) -> float:
+    found = re.search(
+        r"^gateway_ratelimit_store_errors_total (\S+)$", gw.admin_get("/metrics").text, re.M
+    )
+    return float(found[1]) if found else 0.0
 
 
 def statuses(responses: list[httpx.Response]) -> Counter[int]:
@@ -107,8 +115,15 @@ def test_replicas_share_one_bucket_through_redis(
     one = start_gateway(ROUTES, STUB=stub.url, REDIS_URL=shared_redis.url)
     two = start_gateway(ROUTES, STUB=stub.url, REDIS_URL=shared_redis.url)
     assert one.get("/readyz").status_code == 200
+    # Each replica's Redis connections opened first (another route's bucket): on a
+    # loaded 2-core machine, opening 64 at once inside the burst can pass
+    # the 0.5 s Redis timeout, and a timed-out decision fails open.
+    asyncio.run(hammer([one.url + "/per-second", two.url + "/per-second"] * 64))
+    errors_before = [store_errors(g) for g in (one, two)]
     urls = [one.url + "/burst/3", two.url + "/burst/3"] * 100
     responses = asyncio.run(hammer(urls))
+    # Had Redis failed a decision, it would have failed open: say so, not "51".
+    assert [store_errors(g) for g in (one, two)] == errors_before
     assert statuses(responses) == {200: 50, 429: 150}
     assert stub.count("/echo/burst/3") == 50
 
