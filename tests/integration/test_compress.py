@@ -165,7 +165,7 @@ def test_a_cached_aggregate_is_compressed_for_each_client(gw: Gateway) -> None:
     assert second_headers["content-encoding"] == "br"
     assert "content-encoding" not in plain_headers
     assert gzip.decompress(first) == brotli.decompress(second) == plain
-    assert int(first_headers["content-length"]) == len(first)
+    assert "content-length" not in first_headers  # the length changed: the server frames it
 
 
 def test_route_settings_and_null(gw: Gateway) -> None:

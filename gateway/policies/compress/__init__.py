@@ -12,7 +12,7 @@ An answer is compressed when the client's `Accept-Encoding` accepts one of
 `min_size` (or its length is unknown), it is not encoded already, it may
 have a body (not HEAD, 1xx, 204, 206, 304) and no `Cache-Control:
 no-transform` forbids it. Then `Content-Encoding` is set, `Content-Length`
-goes (or is the encoded length of a whole body), a strong `ETag` turns weak;
+goes (the server frames the answer), a strong `ETag` turns weak;
 `Vary: Accept-Encoding` is on every answer whose encoding depended on the
 header. Streamed answers (proxy bodies, SSE, NDJSON, progressive
 aggregation) are encoded chunk by chunk and flushed per chunk. The stage is
@@ -173,7 +173,9 @@ async def _compressed(
     response: HttpResponse = answer  # type: ignore[assignment]
     response.content = encoded
     response["Content-Encoding"] = algorithm
-    response["Content-Length"] = str(len(encoded))
+    # SPEC 3.16 and nginx alike: the length changed, so Content-Length goes
+    # (the server frames the answer itself).
+    del response["Content-Length"]
     if (etag := response.get("ETag")) is not None:
         response["ETag"] = _weak(etag)
     return response
