@@ -248,3 +248,31 @@ def test_a_bad_schema_is_a_config_error_at_its_line(
     assert f"{routes}:5:" in done.stderr + done.stdout
     assert message in done.stderr + done.stdout
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[" * 5000 + b"]" * 5000,  # deeper than the JSON parser goes
+        b'{"sku": "abc", "quantity": 1, "address": ' + b'{"city": ' * 500 + b'"x"' + b"}" * 501,
+        b"\xff\xfe not utf-8",
+        b'{"sku": "abc", "quantity": 1e999}',
+    ],
+)
+def test_hostile_bodies_are_400s_never_500s(gw: Gateway, body: bytes) -> None:
+    answer = gw.request(
+        "POST",
+        "/orders/7",
+        content=body,
+        headers={"Content-Type": "application/json", "X-Tenant": "t1"},
+    )
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["type"] == "urn:gateway:problem:request-invalid"
+    assert len(answer.content) < 20_000  # problems quoted, never the whole body
+
+
+def test_a_hostile_accept_encoding_and_query_are_harmless(gw: Gateway) -> None:
+    query = "&".join(f"tag={i}" for i in range(900))  # under the 1,000-field limit
+    answer = gw.get(f"/search?{query}", headers={"Accept-Encoding": "gzip;q=0.5, " * 500 + "br"})
+    assert answer.status_code == 400  # maxItems: 2
+    assert answer.json()["errors"][0]["pointer"] == "/tag"

@@ -19,6 +19,7 @@ import asyncio
 import math
 import re
 from collections.abc import Iterable
+from itertools import islice
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -84,18 +85,20 @@ def collect(
     schema: CompiledSchema, instance: Any, location: str, errors: list[dict[str, str]]
 ) -> None:
     """Append `instance`'s problems under `schema` to `errors` (up to MAX_ERRORS)."""
-    if len(errors) >= MAX_ERRORS or schema.validator.is_valid(instance):
-        return  # the common case: a yes or no is cheaper than the list of errors
-    for error in schema.validator.iter_errors(instance):
-        errors.append(
+    try:
+        if len(errors) >= MAX_ERRORS or schema.validator.is_valid(instance):
+            return  # the common case: a yes or no is cheaper than the list of errors
+        found = [
             {
                 "location": location,
                 "pointer": json_pointer(error.instance_path),
                 "message": _short(error.message),
             }
-        )
-        if len(errors) >= MAX_ERRORS:
-            return
+            for error in islice(schema.validator.iter_errors(instance), MAX_ERRORS - len(errors))
+        ]
+    except ValueError:  # the validator's recursion limit: a hostile nesting depth
+        found = [{"location": location, "pointer": "", "message": "nested too deeply to check"}]
+    errors += found
 
 
 def _short(message: str) -> str:
