@@ -26,7 +26,7 @@ from gateway.assembly import build_gateway
 from gateway.observe import metrics
 from gateway.observe.live import LIVE
 from gateway.registry import parse_routes_file
-from gateway.routes import RoutesFileError, read_routes_file
+from gateway.routes import RoutesFileError, files_digest, read_routes_file
 from gateway.runtime import Runtime
 
 __all__ = ["POLL_SECONDS", "Reloader", "file_digest"]
@@ -76,7 +76,6 @@ class Reloader:
         seen = (_signature(self.path), *(_signature(Path(f)) for f in files))
         if seen == self._seen:
             return False
-        first = self._seen == "unchecked"
         self._seen = seen
         try:
             data = await asyncio.to_thread(read_routes_file, self.path)
@@ -87,9 +86,10 @@ class Reloader:
             LIVE.refused("unreadable", exc.lines())
             return False
         new = file_digest(data)
-        extra = await asyncio.to_thread(_files_digest, files)
-        if first or self._extra is None:
-            self._extra = extra  # what the serving config was read with, at start-up
+        extra = await asyncio.to_thread(files_digest, files)
+        if self._extra is None:  # what the serving config was read with, at its load
+            gateway = serving.current()
+            self._extra = gateway.table.files_digest if gateway is not None else extra
         if new == self._digest and extra == self._extra:
             if self._differs:  # a refused edit undone: say so, or the dashboard stays red
                 self._differs = False
@@ -103,7 +103,7 @@ class Reloader:
             LIVE.refused("refused", exc.lines())
             return False
         self._digest = new
-        self._extra = await asyncio.to_thread(_files_digest, sorted(table.files))
+        self._extra = table.files_digest
         gateway = build_gateway(table, self.runtime)
         serving.install(gateway)
         self.runtime.retire_unused_clients(table.upstreams)
@@ -126,15 +126,3 @@ class Reloader:
 def _files_of_serving() -> list[str]:
     gateway = serving.current()
     return sorted(gateway.table.files) if gateway is not None else []
-
-
-def _files_digest(files: list[str]) -> bytes:
-    """One digest of the files' bytes (a missing one counts as empty)."""
-    digest = hashlib.sha256()
-    for name in files:
-        digest.update(name.encode() + b"\0")
-        try:
-            digest.update(Path(name).read_bytes())
-        except OSError:
-            digest.update(b"\0missing")
-    return digest.digest()

@@ -8,6 +8,7 @@ the registered one."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from pathlib import Path
 
 from gateway.routes.document import read_document
@@ -20,6 +21,7 @@ from gateway.routes.vocabulary import Vocabulary
 __all__ = [
     "Problem",
     "RoutesFileError",
+    "files_digest",
     "load_route_table",
     "parse_route_table",
     "parse_routes_file",
@@ -58,9 +60,26 @@ def parse_route_table(text: str, vocabulary: Vocabulary, source: str = "routes.y
     table = read_document(reader, root, source, vocabulary)
     if reader.problems or table is None:
         raise RoutesFileError(source, reader.problems or [Problem(1, "invalid routes file")])
+    files = sorted(str(p) for p in reader.files)
     return dataclasses.replace(
-        table, secrets=frozenset(secrets), files=frozenset(str(p) for p in reader.files)
+        table,
+        secrets=frozenset(secrets),
+        files=frozenset(files),
+        files_digest=files_digest(files),  # read right after the loader read them
     )
+
+
+def files_digest(files: list[str]) -> bytes:
+    """One digest of the files' bytes (a missing one counts as such): what
+    live reload compares to see that a schema or certificate changed."""
+    digest = hashlib.sha256()
+    for name in files:
+        digest.update(name.encode() + b"\0")
+        try:
+            digest.update(Path(name).read_bytes())
+        except OSError:
+            digest.update(b"\0missing")
+    return digest.digest()
 
 
 def read_routes_file(path: str | Path) -> bytes:

@@ -268,3 +268,4 @@ class RouteTable:
     secrets: frozenset[str] = frozenset()
     # Other files it was read from (schemas a `$ref` named): reloaded when they change.
     files: frozenset[str] = frozenset()
+    files_digest: bytes = b""  # their bytes' digest, taken as they were read

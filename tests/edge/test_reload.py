@@ -142,3 +142,20 @@ async def test_a_configmap_swap_that_changes_only_a_schema_reloads(
     rules = validate.OPTION.of(gateway.table.routes[0])
     assert rules is not None and rules.body is not None
     assert rules.body.inlined["required"] == ["b"]
+
+
+async def test_a_schema_changed_before_the_first_check_is_not_missed(
+    tmp_path: Path, runtime: Runtime
+) -> None:
+    schema = tmp_path / "order.json"
+    schema.write_text('{"required": ["a"]}')
+    path = tmp_path / "routes.yaml"
+    path.write_text(
+        "version: 1\nroutes:\n  - name: r\n    path: /r\n    methods: [POST]\n"
+        "    validate: {body: {$ref: order.json}}\n    static: {body: 1}\n"
+    )
+    table = parse_routes_file(path.read_bytes(), str(path))  # start-up's load
+    serving.install(build_gateway(table, runtime))
+    schema.write_text('{"required": ["late"]}')  # changed before the reloader's first look
+    reloader = Reloader(path, runtime, file_digest(path.read_bytes()))
+    assert await reloader.check()
