@@ -4,7 +4,6 @@ set per prefix length, matched for IPv4, IPv6 and IPv4-mapped addresses."""
 from __future__ import annotations
 
 import ipaddress
-import time
 
 import pytest
 
@@ -83,24 +82,29 @@ def test_membership_for_both_families(address: str, inside: bool) -> None:
 
 
 def test_ten_thousand_networks_cost_what_ten_do() -> None:
-    """One lookup per prefix length the list uses, whatever its size."""
+    """One set lookup per prefix length the list uses, whatever its size (the
+    time it takes is make bench's: PI). Counted here, not timed: a timed
+    unit test measures the machine's load."""
     few = NetworkSet(ipaddress.ip_network(f"10.{i}.0.0/16") for i in range(10))
     many = NetworkSet(
         ipaddress.ip_network(f"{10 + i // 256}.{i % 256}.0.0/16") for i in range(10_000)
     )
-    address = client_address("203.0.113.9")
-    assert address is not None
+    # Adjacent networks merge (ten /16s: a /13 and a /15), so the lengths
+    # used are at most /0-/16 here: bounded by 17, not by 10,000.
+    assert lookups(few) <= 17 and lookups(many) <= 17
+    mixed = NetworkSet(
+        ipaddress.ip_network(f"{11 + i % 200}.{i % 256}.{i // 256}.0/{16 + i % 17}", strict=False)
+        for i in range(10_000)
+    )
+    assert lookups(mixed) <= 33  # one per prefix length at most, never one per network
+    outside, inside = client_address("203.0.113.9"), client_address("11.0.0.1")
+    assert outside is not None and inside is not None
+    assert outside not in many and inside in many and inside in mixed
 
-    def cost(networks: NetworkSet) -> float:
-        best = float("inf")
-        for _ in range(5):
-            started = time.perf_counter()
-            for _ in range(20_000):
-                _ = address in networks
-            best = min(best, time.perf_counter() - started)
-        return best
 
-    assert cost(many) < 2 * cost(few)
+def lookups(networks: NetworkSet) -> int:
+    """The set lookups a membership test makes: one per folded prefix length."""
+    return len(networks._v4) + len(networks._v6)
 
 
 async def test_the_stage_refuses_with_ip_denied() -> None:
