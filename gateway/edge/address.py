@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
+from gateway.addresses import parse_address
+
 __all__ = ["ClientAddress", "Networks", "make_request_id", "resolve_client"]
 
 type Networks = Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network]
@@ -31,25 +33,9 @@ def make_request_id(incoming: str | None) -> str:
 
 
 @lru_cache(maxsize=4096)
-def _parse_ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    text = text.strip()
-    if text.startswith("[") and "]" in text:  # "[v6]:port"
-        text = text[1 : text.index("]")]
-    elif text.count(":") == 1:  # "v4:port"
-        text = text.partition(":")[0]
-    try:
-        ip = ipaddress.ip_address(text)
-    except ValueError:
-        return None
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        return ip.ipv4_mapped
-    return ip
-
-
-@lru_cache(maxsize=4096)
 def _peer(text: str) -> tuple[ipaddress.IPv4Address | ipaddress.IPv6Address | None, str]:
     """The peer's address and its canonical text (or the text as given)."""
-    ip = _parse_ip(text)
+    ip = parse_address(text)
     return ip, str(ip) if ip is not None else text
 
 
@@ -73,12 +59,12 @@ def resolve_client(peer: str | None, forwarded_for: str | None, trusted: Network
     onward = f"{forwarded_for}, {client}"
     hops = [hop for hop in (h.strip() for h in forwarded_for.split(",")) if hop]
     for hop in reversed(hops):
-        ip = _parse_ip(hop)
+        ip = parse_address(hop)
         if ip is None:
             # Garbage where a trusted proxy should have written an address:
             # believe nothing further left.
             return ClientAddress(client, onward, via_trusted_proxy=True)
         if not _trusted(ip, trusted):
             return ClientAddress(str(ip), onward, via_trusted_proxy=True)
-    first = _parse_ip(hops[0]) if hops else None
+    first = parse_address(hops[0]) if hops else None
     return ClientAddress(str(first) if first else client, onward, via_trusted_proxy=True)

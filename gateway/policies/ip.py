@@ -18,8 +18,8 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from functools import lru_cache
 
+from gateway.addresses import Address, parse_address
 from gateway.envelope import RouteCall
 from gateway.errors import IpDenied
 from gateway.routes.keys import Key, Section, Value
@@ -30,10 +30,9 @@ from gateway.routes.source import Node
 from gateway.routes.vocabulary import Option, RouteContext
 from gateway.stack import Answer, BuildContext, Policy, RouteHandler, RouteStage
 
-__all__ = ["OPTION", "POLICY", "IpRule", "NetworkSet", "client_address"]
+__all__ = ["OPTION", "POLICY", "IpRule", "NetworkSet"]
 
 type Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-type Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 _CIDRS = Value(
     {"type": "array", "items": {"type": "string", "pattern": r"^[0-9A-Fa-f:.]+(/[0-9]{1,3})?$"}},
@@ -130,19 +129,6 @@ def _fold(networks: Iterable[Network], bits: int) -> tuple[tuple[int, frozenset[
     return tuple((shift, frozenset(by_length[shift])) for shift in sorted(by_length, reverse=True))
 
 
-@lru_cache(maxsize=65536)
-def client_address(text: str) -> Address | None:
-    """The client address as an address (IPv4-mapped IPv6 as IPv4), or None
-    when it is not one (the peer was not an IP socket)."""
-    try:
-        address = ipaddress.ip_address(text)
-    except ValueError:
-        return None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    return address
-
-
 # --- the stage -------------------------------------------------------------------
 def ip_stage(route: Route, context: BuildContext) -> RouteStage | None:
     rule = OPTION.of(route)
@@ -153,7 +139,7 @@ def ip_stage(route: Route, context: BuildContext) -> RouteStage | None:
     def stage(inner: RouteHandler) -> RouteHandler:
         async def handler(call: RouteCall) -> Answer:
             client = call.envelope.client
-            address = client_address(client)
+            address = parse_address(client)
             if address is None or address in deny or (allow and address not in allow):
                 raise IpDenied(f"the address {client} is not allowed here")
             return await inner(call)

@@ -3,13 +3,12 @@ file wrote, behind every policy of the route."""
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from tests.integration.conftest import Gateway, GatewayFactory
-from tests.processes import PYTHON, ROOT
+from tests.processes import manage
 
 ROUTES = """
 version: 1
@@ -92,13 +91,7 @@ routes:
     static: {status: 204, body: x}
 """
     )
-    result = subprocess.run(
-        [PYTHON, "manage.py", "check_routes", str(bad)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = manage("check_routes", str(bad))
     assert result.returncode == 1 and "Traceback" not in result.stderr
     lines = (result.stdout + result.stderr).splitlines()
     assert f"{bad}:6: route 'a': static.status: must be at most 599, got 700" in lines

@@ -7,8 +7,9 @@ import ipaddress
 
 import pytest
 
+from gateway.addresses import parse_address
 from gateway.errors import IpDenied
-from gateway.policies.ip import OPTION, NetworkSet, client_address, ip_stage
+from gateway.policies.ip import OPTION, NetworkSet, ip_stage
 from gateway.routes import RoutesFileError
 from tests.calls import context, http_call, ok
 from tests.conftest import table
@@ -77,7 +78,7 @@ def test_membership_for_both_families(address: str, inside: bool) -> None:
         ipaddress.ip_network(n)
         for n in ("10.0.0.0/8", "10.3.0.0/16", "2001:db8::/32", "172.16.0.0/12")
     )
-    found = client_address(address)
+    found = parse_address(address)
     assert found is not None and (found in networks) is inside
 
 
@@ -97,7 +98,7 @@ def test_ten_thousand_networks_cost_what_ten_do() -> None:
         for i in range(10_000)
     )
     assert lookups(mixed) <= 33  # one per prefix length at most, never one per network
-    outside, inside = client_address("203.0.113.9"), client_address("11.0.0.1")
+    outside, inside = parse_address("203.0.113.9"), parse_address("11.0.0.1")
     assert outside is not None and inside is not None
     assert outside not in many and inside in many and inside in mixed
 

@@ -43,6 +43,7 @@ def choose(accept_encoding: str, algorithms: tuple[str, ...]) -> str | None:
     return best
 
 
+@lru_cache(maxsize=1024)
 def type_matches(content_type: str, types: tuple[str, ...]) -> bool:
     """`application/json; charset=utf-8` against `application/json`, `text/*`,
     `application/*+json`."""
