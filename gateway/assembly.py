@@ -51,11 +51,12 @@ class Gateway:
 
 
 def build_gateway(table: RouteTable, runtime: Runtime) -> Gateway:
+    clients = runtime.clients.for_upstreams(table.upstreams)
     context = BuildContext(
         table=table,
         runtime=runtime,
-        clients=runtime.clients.for_upstreams(table.upstreams),
-        guards=runtime.guards_for(table.upstreams),
+        clients=clients,
+        guards=runtime.guards_for(table.upstreams, clients),
         policies=(*POLICIES, *AROUND_KIND),
     )
     routes = table.routes

@@ -14,14 +14,16 @@ from typing import TYPE_CHECKING, Any, cast
 import httpx
 
 from gateway.observe import metrics
-from gateway.routes.model import Upstream
+from gateway.routes.model import Target, Upstream
 from gateway.stores.cache import CacheStore, Coalescer, MemoryCache
 from gateway.stores.limiter import Limiter
 from gateway.stores.limiter_memory import MemoryLimiter
 from gateway.stores.memory_budget import MemoryBudget
-from gateway.upstream.attempts import UpstreamGuard
+from gateway.upstream.attempts import UpstreamGuard, new_target_state
 from gateway.upstream.clients import UpstreamClients, create_client
+from gateway.upstream.health import HealthChecks
 from gateway.upstream.streams import ClientStreams
+from gateway.upstream.targets import TargetState
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -31,6 +33,18 @@ __all__ = ["Runtime"]
 logger = logging.getLogger("gateway")
 # Streamed downloads may outlive a reload by minutes; their client stays open.
 RETIRED_CLIENTS_GRACE = 300.0
+
+
+def _target_key(upstream: Upstream, target: Target) -> tuple[object, ...]:
+    return (
+        upstream.name,
+        upstream.scheme,
+        target.host,
+        target.port,
+        target.name,
+        upstream.circuit_breaker,
+        bool(upstream.targets),  # the breaker's metric label
+    )
 
 
 async def _close_all(clients: list[httpx.AsyncClient]) -> None:
@@ -72,23 +86,53 @@ class Runtime:
         self._kept: dict[Hashable, Any] = {}
         self._own_client: httpx.AsyncClient | None = None
         self._guards: dict[Upstream, UpstreamGuard] = {}
+        self._targets: dict[tuple[object, ...], TargetState] = {}
+        self.health = HealthChecks()  # active checks, started with the serving loop
         self._retired: list[httpx.AsyncClient] = []  # closed RETIRED_CLIENTS_GRACE after a reload
         self._closing: set[asyncio.Future[None]] = set()
 
-    def guards_for(self, upstreams: Mapping[str, Upstream]) -> dict[str, UpstreamGuard]:
-        """Breakers and retry budgets by upstream name; kept across reloads
-        while an upstream's definition is unchanged."""
-        guards = {}
+    def guards_for(
+        self,
+        upstreams: Mapping[str, Upstream],
+        clients: Mapping[str, httpx.AsyncClient] | None = None,
+    ) -> dict[str, UpstreamGuard]:
+        """Targets (breakers, health), retry budgets and stream slots by
+        upstream name. A guard is kept across reloads while its upstream's
+        definition is unchanged; a target's state while its URL, name and
+        breaker are (so a weight change keeps every target's health)."""
+        guards: dict[str, UpstreamGuard] = {}
+        states: dict[tuple[object, ...], TargetState] = {}
         for name, upstream in upstreams.items():
             guard = self._guards.get(upstream)
             if guard is None:
-                guard = self._guards[upstream] = UpstreamGuard.for_upstream(upstream)
+                made = []
+                for target in upstream.instances:
+                    key = _target_key(upstream, target)
+                    state = self._targets.get(key)
+                    if state is None:
+                        state = new_target_state(upstream, target)
+                    state.target = target  # its weight may have changed
+                    states[key] = state
+                    made.append(state)
+                guard = self._guards[upstream] = UpstreamGuard.for_upstream(upstream, made)
+            else:
+                for target, state in zip(upstream.instances, guard.balancer.states, strict=True):
+                    states[_target_key(upstream, target)] = state
             guards[name] = guard
         self._guards = {u: g for u, g in self._guards.items() if g in guards.values()}
+        self._targets = states
+        if clients is not None:
+            self.health.want(
+                {
+                    u: (clients[n], guards[n].balancer.states)
+                    for n, u in upstreams.items()
+                    if u.health_check is not None
+                }
+            )
         return guards
 
     def guard(self, upstream: Upstream) -> UpstreamGuard | None:
-        """The breaker and retry budget an upstream's calls go through now."""
+        """The targets and retry budget an upstream's calls go through now."""
         return self._guards.get(upstream)
 
     def keep[T](self, key: Hashable, make: Callable[[], T]) -> T:
@@ -134,6 +178,7 @@ class Runtime:
             return False
 
     async def aclose(self) -> None:
+        await self.health.stop()
         retired, self._retired = self._retired, []
         await _close_all(retired)
         await self.clients.aclose()

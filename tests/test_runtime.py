@@ -14,10 +14,13 @@ ONE = table(
     routes: []
     """
 )
-TWO = table(  # `a` unchanged, `b` changed, `c` new
+TWO = table(  # `a` unchanged, `b` changed (its pool's size), `c` new
     """
     version: 1
-    upstreams: {a: {url: "http://a"}, b: {url: "http://b", timeout: 3s}, c: {url: "http://c"}}
+    upstreams:
+      a: {url: "http://a"}
+      b: {url: "http://b", timeout: 2s, max_connections: 5}
+      c: {url: "http://c"}
     routes: []
     """
 )
@@ -60,3 +63,27 @@ async def test_what_policies_keep_is_made_once_and_kept() -> None:
     assert await runtime.redis_ready()  # no Redis configured: nothing to wait for
     await runtime.aclose()
     assert client.is_closed
+
+
+WEIGHTS = """
+version: 1
+upstreams:
+  a:
+    targets: [{url: "http://a1", weight: %d}, {url: "http://a2", weight: 1}]
+    timeout: %s
+routes: []
+"""
+
+
+async def test_a_weight_change_keeps_each_targets_state_and_the_pool() -> None:
+    runtime = Runtime(redis_url="", failure_mode="open")
+    before, after = table(WEIGHTS % (1, "2s")), table(WEIGHTS % (9, "3s"))
+    clients = runtime.clients.for_upstreams(before.upstreams)
+    old = runtime.guards_for(before.upstreams, clients)["a"]
+    reclients = runtime.clients.for_upstreams(after.upstreams)
+    new = runtime.guards_for(after.upstreams, reclients)["a"]
+    assert new is not old  # new weights, a new balancer
+    assert new.balancer.states == old.balancer.states  # the same targets' states
+    assert [s.target.weight for s in new.balancer.states] == [9, 1]
+    assert reclients["a"] is clients["a"]  # and their connections
+    await runtime.aclose()

@@ -125,7 +125,12 @@ class AdminApp:
             if gateway is None:
                 await _problem(send, 503, "no routes are loaded")
                 return
-            body = orjson.dumps(config_document(gateway.table), option=orjson.OPT_INDENT_2)
+            targets = {}
+            for name, upstream in gateway.table.upstreams.items():
+                if (guard := gateway.runtime.guard(upstream)) is not None:
+                    targets[name] = [s.describe() for s in guard.balancer.states]
+            document = config_document(gateway.table, targets)
+            body = orjson.dumps(document, option=orjson.OPT_INDENT_2)
             await _answer(send, 200, _JSON, body)
         elif (panel := PANELS.get(path)) is not None:  # what a policy shows: /consumers...
             body = orjson.dumps(panel.document(None), option=orjson.OPT_INDENT_2)

@@ -87,6 +87,7 @@ class GatewayApplication:
             reloader = Reloader(Path(settings.ROUTES_FILE), self.runtime, self.routes_digest)
             self._background.append(asyncio.create_task(reloader.run()))
         self._background.append(asyncio.create_task(self._housekeeping()))
+        self.runtime.health.start()
         if self.admin is not None:
             await self.admin.start()
         gateway = serving.current()

@@ -64,12 +64,22 @@ def _mask_url(match: re.Match[str]) -> str:
     return match["scheme"] + authority + path
 
 
-def config_document(table: RouteTable) -> dict[str, Any]:
+def config_document(
+    table: RouteTable, targets: Mapping[str, list[dict[str, Any]]] | None = None
+) -> dict[str, Any]:
+    """`targets`: each upstream's targets as they are now (state, calls in
+    flight), shown beside its definition."""
     secrets = table.secrets
+    upstreams = {name: _upstream(u, secrets) for name, u in table.upstreams.items()}
+    for name, states in (targets or {}).items():
+        if name in upstreams:
+            upstreams[name]["target_state"] = [
+                {**s, "url": mask_text(str(s["url"]), secrets)} for s in states
+            ]
     return {
         "source": table.source,
         "settings": _plain(table.settings, secrets),
-        "upstreams": {name: _upstream(u, secrets) for name, u in table.upstreams.items()},
+        "upstreams": upstreams,
         **{
             key: {name: _plain(entry, secrets) for name, entry in entries.items()}
             for key, entries in table.sections.items()
@@ -85,6 +95,9 @@ def _upstream(upstream: Upstream, secrets: frozenset[str]) -> dict[str, Any]:
     if any(upstream.host in secret for secret in secrets):  # its URL came from ${...}
         for key in ("scheme", "host", "port", "base_path"):
             out[key] = SECRET
+    for target, shown in zip(upstream.targets, out["targets"], strict=True):
+        if any(target.host in secret for secret in secrets):
+            shown["host"] = shown["port"] = SECRET
     return out
 
 

@@ -50,7 +50,7 @@ from gateway.stack import Panel
 
 if TYPE_CHECKING:
     from gateway.assembly import Gateway
-    from gateway.routes.model import Route
+    from gateway.routes.model import Route, Upstream
 
 __all__ = ["FEED", "Feed", "dashboard_page", "document"]
 
@@ -91,6 +91,11 @@ def _route(name: str, route: Route | None, live: RouteLive, *, history: bool) ->
     return entry
 
 
+def _targets(gateway: Gateway, upstream: Upstream) -> list[dict[str, Any]]:
+    guard = gateway.runtime.guard(upstream)
+    return [s.describe() for s in guard.balancer.states] if guard is not None else []
+
+
 def _upstream(gateway: Gateway, name: str, live: UpstreamLive, *, history: bool) -> dict[str, Any]:
     upstream = gateway.table.upstreams[name]
     circuit = _circuit(gateway, name)
@@ -100,6 +105,7 @@ def _upstream(gateway: Gateway, name: str, live: UpstreamLive, *, history: bool)
         "name": name,
         "url": f"{upstream.scheme}://{upstream.host}:{upstream.port}{upstream.base_path}",
         "circuit": circuit,
+        "targets": _targets(gateway, upstream),
         **numbers,
         "levels": levels,
         "level": card_level(levels, busy=numbers["cps"] > 0),

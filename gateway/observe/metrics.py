@@ -33,6 +33,7 @@ __all__ = [
     "MEMORY_BUDGET_REJECTIONS",
     "MEMORY_BUDGET_USED",
     "MEMORY_BUDGET_WAITING",
+    "MIRROR",
     "RATELIMIT_BUCKETS",
     "RATELIMIT_REJECTED",
     "RATELIMIT_STORE_ERRORS",
@@ -42,15 +43,19 @@ __all__ = [
     "TRACE_EXPORT_ERRORS",
     "UPSTREAM_DISCARDS",
     "UPSTREAM_STREAMS",
+    "UPSTREAM_TARGET_HEALTHY",
+    "UPSTREAM_TARGET_REQUESTS",
     "WEBSOCKET_CONNECTIONS",
     "WEBSOCKET_MESSAGES",
     "hook_timer",
     "observe_backend",
     "observe_hook",
+    "observe_mirror",
     "observe_request",
     "observe_upstream",
     "render",
     "set_enabled",
+    "target_counters",
     "websocket_counters",
 ]
 
@@ -136,6 +141,22 @@ STREAM_REJECTIONS = Counter(
     " max_streams_per_client was reached.",
     ["upstream", "reason"],
 )
+UPSTREAM_TARGET_HEALTHY = Gauge(
+    "gateway_upstream_target_healthy",
+    "1 while the target takes calls; 0 while it is ejected or failing its health checks.",
+    ["upstream", "target"],
+)
+UPSTREAM_TARGET_REQUESTS = Counter(
+    "gateway_upstream_target_requests_total",
+    "Calls (attempts) to one target of an upstream: success, or failure (a connection"
+    " error, a timeout, or a 502/503/504 answer).",
+    ["upstream", "target", "outcome"],
+)
+MIRROR = Counter(
+    "gateway_mirror_total",
+    "Mirrored calls: match, mismatch (compare: true), error, dropped; sent (compare off).",
+    ["route", "result"],
+)
 WEBSOCKET_CONNECTIONS = Gauge(
     "gateway_websocket_connections", "WebSocket pairs being relayed.", ["route"]
 )
@@ -175,6 +196,21 @@ def observe_request(route: str, method: str, status: int, seconds: float) -> Non
 def observe_backend(route: str, backend: str, outcome: str) -> None:
     if _enabled:
         _child(BACKEND_REQUESTS, route, backend, outcome).inc()
+
+
+def target_counters(upstream: str, target: str) -> tuple[Any, Any]:
+    """(successes, failures) of one target, bound once per target."""
+    if not _enabled:
+        return _Nothing(), _Nothing()
+    return (
+        _child(UPSTREAM_TARGET_REQUESTS, upstream, target, "success"),
+        _child(UPSTREAM_TARGET_REQUESTS, upstream, target, "failure"),
+    )
+
+
+def observe_mirror(route: str, result: str) -> None:
+    if _enabled:
+        _child(MIRROR, route, result).inc()
 
 
 def observe_upstream(upstream: str, seconds: float) -> None:

@@ -46,10 +46,12 @@ from gateway.upstream.requests import (
     build_request,
     classify_transport_error,
     reserve_traceparent,
+    retarget,
     send,
     set_traceparent,
 )
 from gateway.upstream.streams import Stream, open_stream, refusal
+from gateway.upstream.targets import Steer, TargetState
 
 __all__ = ["KIND", "ProxyHandler", "ProxyResponse"]
 
@@ -118,13 +120,15 @@ class ProxyHandler:
         self.template = proxy.path
         self.upstream = context.table.upstreams[proxy.upstream]
         self.client = context.clients[proxy.upstream]
-        self.origin = Origin(self.upstream)
+        self.origin = Origin.of(self.upstream)
         self.guard = context.guards[proxy.upstream]
         self.client_streams = context.runtime.client_streams
         self.streams_per_client = context.table.settings.max_streams_per_client
         self.backend_name = proxy.upstream
         self.static_headers = upstream_headers(self.upstream)
         self.dropped = context.not_relayed(route, self.static_headers)
+        if self.upstream.override_header is not None:  # for the gateway only
+            self.dropped = self.dropped | {self.upstream.override_header.encode()}
         # With CORS the gateway owns Access-Control-*: the upstream's are dropped.
         self.drop_cors = cors.OPTION.of(route) is not None
         t = self.upstream.timeout
@@ -170,7 +174,8 @@ class ProxyHandler:
             )
             if error is not None:
                 raise error
-        response = await self._send(outgoing, idempotent, call)
+        steer = self.guard.steer(envelope.client, envelope.identity_key, incoming)
+        response = await self._send(outgoing, idempotent, call, steer)
         hop_back = hop_by_hop_names(response.headers.raw)
         if response.status_code in (204, 304):
             # No body follows whatever a Content-Length says (a 304's describes
@@ -202,15 +207,21 @@ class ProxyHandler:
         return ProxyResponse(response, back, open_ended=stream is not None, stream=stream)
 
     async def _send(
-        self, outgoing: httpx.Request, idempotent: bool, call: RouteCall
+        self, outgoing: httpx.Request, idempotent: bool, call: RouteCall, steer: Steer | None
     ) -> httpx.Response:
-        """Until response headers: `call_guarded` (circuit breaker, retries within
-        the budget), all of it under the route deadline."""
+        """Until response headers: `call_guarded` (the target, its circuit
+        breaker, retries within the budget), all of it under the route deadline."""
         attempts, status = 0, None  # the last answer's status, for the log
+        origin = self.origin
 
-        async def attempt(traceparent: bytes | None) -> httpx.Response | Failure:
-            nonlocal attempts, status
+        async def attempt(
+            traceparent: bytes | None, target: TargetState
+        ) -> httpx.Response | Failure:
+            nonlocal attempts, status, origin
             attempts += 1
+            if target.origin is not origin:
+                origin = target.origin
+                retarget(outgoing, origin)
             if traceparent is not None and slot is not None:
                 set_traceparent(outgoing, slot, traceparent)
             try:
@@ -237,6 +248,7 @@ class ProxyHandler:
                     discard=_discard,
                     trace=trace,
                     traced=traced,
+                    steer=steer,
                 )
         except TimeoutError:
             result = Failure.TIMEOUT

@@ -43,6 +43,7 @@ from gateway.upstream.render import (
     upstream_headers,
 )
 from gateway.upstream.streams import open_stream
+from gateway.upstream.targets import TargetState
 from gateway.upstream.wsconnection import UpstreamSocket
 from gateway.upstream.wsopen import HandshakeFailed, open_websocket, websocket_url
 
@@ -78,6 +79,8 @@ class WebSocketRoute:
         )
         self.static_headers = upstream_headers(self.upstream)
         self.dropped = context.not_relayed(route, self.static_headers) | _HANDSHAKE
+        if self.upstream.override_header is not None:  # for the gateway only
+            self.dropped = self.dropped | {self.upstream.override_header.encode()}
         self.allowed = frozenset(spec.subprotocols) if spec.subprotocols is not None else None
 
     async def __call__(self, call: RouteCall) -> None:
@@ -142,8 +145,9 @@ class WebSocketRoute:
         envelope, match, scope = call.envelope, call.match, call.scope
         values = RenderInput(match.params, match.path_params, {})
         path = self.upstream.base_path + render_path(self.spec.path, values)
-        url = websocket_url(self.upstream, path, scope.get("query_string", b"").decode("latin-1"))
+        query = scope.get("query_string", b"").decode("latin-1")
         incoming = scope["headers"]
+        steer = self.guard.steer(envelope.client, envelope.identity_key, incoming)
         hop, dropped = hop_by_hop_names(incoming), self.dropped
         raw = [(n, v) for n, v in incoming if n not in dropped and n not in hop]
         raw += envelope.gateway_headers()
@@ -157,9 +161,12 @@ class WebSocketRoute:
         timeout = self.upstream.timeout
         attempts, status = 0, None
 
-        async def attempt(traceparent: bytes | None) -> UpstreamSocket | HandshakeFailed:
+        async def attempt(
+            traceparent: bytes | None, target: TargetState
+        ) -> UpstreamSocket | HandshakeFailed:
             nonlocal attempts, status
             attempts += 1
+            url = websocket_url(self.upstream, target.target, path, query)
             sent = headers
             if traceparent is not None:
                 sent = [*headers, ("traceparent", traceparent.decode())]
@@ -185,6 +192,7 @@ class WebSocketRoute:
                     idempotent=True,
                     trace=envelope.trace,
                     traced=self.traced,
+                    steer=steer,
                 )
         except TimeoutError:
             result = HandshakeFailed(Failure.TIMEOUT)

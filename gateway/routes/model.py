@@ -27,6 +27,8 @@ __all__ = [
     "CircuitBreaker",
     "FieldRef",
     "GatewaySettings",
+    "HealthCheck",
+    "Outlier",
     "ParamRef",
     "PathSegment",
     "Proxy",
@@ -34,6 +36,7 @@ __all__ = [
     "Retries",
     "Route",
     "RouteTable",
+    "Target",
     "Template",
     "Upstream",
     "UpstreamTls",
@@ -125,6 +128,37 @@ class UpstreamTls:
         return tuple(f for f in (self.ca, self.cert, self.key) if f is not None)
 
 
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One instance of an upstream (`targets:`, or the one `url:` names)."""
+
+    name: str  # default: host:port
+    host: str
+    port: int
+    weight: int = 1
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Outlier:
+    """Passive ejection (SPEC 3.17), Envoy's consecutive-failure detector."""
+
+    consecutive_failures: int = 5
+    base_ejection: float = 30.0
+    max_ejection: float = 300.0
+    max_ejected_percent: int = 50
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HealthCheck:
+    """Active probes: GET `path` on every target each `interval`."""
+
+    path: str = "/healthz"
+    interval: float = 5.0
+    timeout: float = 1.0
+    unhealthy: int = 3
+    healthy: int = 2
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Upstream:
     name: str
@@ -140,6 +174,25 @@ class Upstream:
     max_streams: int = 50  # long-lived connections (event streams, WebSockets); default half
     max_header_size: int = 64 * 1024  # a larger response header block fails the call
     tls: UpstreamTls | None = None  # https:// only: CA, client certificate, SNI (upstream/tls.py)
+    # Several instances (SPEC 3.17); `host` and `port` are the first one's.
+    # Empty: the one `url:` names.
+    targets: tuple[Target, ...] = ()
+    balance: Literal["least_request", "round_robin"] = "least_request"
+    outlier: Outlier = field(default_factory=Outlier)
+    health_check: HealthCheck | None = None
+    sticky: str | None = None  # "client", "ip" or "header:<lower-case name>"
+    override_header: str | None = None  # lower-case
+
+    @property
+    def instances(self) -> tuple[Target, ...]:
+        if self.targets:
+            return self.targets
+        return (Target(f"{self.host}:{self.port}", self.host, self.port),)
+
+    @property
+    def connection_key(self) -> tuple[object, ...]:
+        """What its HTTP client depends on (kept across reloads while equal)."""
+        return (self.name, self.scheme, self.max_connections, self.max_header_size, self.tls)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -12,6 +12,7 @@ from gateway.routes.reader import NAME, NOT_FORWARDABLE, Reader
 from gateway.routes.source import Node
 from gateway.routes.templates import STATIC_PATH
 from gateway.routes.tls import build_context
+from gateway.routes.traffic import TRAFFIC_KEYS, read_traffic
 
 __all__ = ["UPSTREAM", "read_upstream"]
 
@@ -51,7 +52,6 @@ UPSTREAM = Section(
                 "http://u.example:8080",
                 "ftp://u.example",
             ),
-            required=True,
             wrong=["http://u.example"],
         ),
         Key(name="timeout", value=DURATION),
@@ -62,7 +62,11 @@ UPSTREAM = Section(
         Key(name="max_streams", value=INT),
         Key(name="max_header_size", value=SIZE),
         Key(name="tls", value=TLS, needs={"url": "https://u.example:8443"}),
-    )
+        *TRAFFIC_KEYS,
+    ),
+    # `url:` or `targets:`, not both.
+    extra={"oneOf": [{"required": ["url"]}, {"required": ["targets"]}]},
+    sample={"url": "http://u.example:8080"},
 )
 
 
@@ -71,10 +75,18 @@ def read_upstream(r: Reader, name: str, node: Node) -> Upstream | None:
     if not NAME.fullmatch(name):
         r.error(node, where, "names may use letters, digits, '_', '.', ':' and '-'")
     fields = UPSTREAM.fields(r, node, where)
-    if fields is None or "url" not in fields:
+    if fields is None:
         return None
-    url = r.string(fields["url"], f"{where}: url")
-    parsed = _parse_upstream_url(r, fields["url"], where, url) if url else None
+    if ("url" in fields) == ("targets" in fields):
+        r.error(node, where, "give it a url: or a list of targets: (one of the two)")
+        return None
+    traffic = read_traffic(r, fields, where, _parse_upstream_url)
+    parsed = None
+    if "url" in fields:
+        url = r.string(fields["url"], f"{where}: url")
+        parsed = _parse_upstream_url(r, fields["url"], where, url) if url else None
+    elif traffic is not None:
+        parsed = traffic[1]
     timeout = r.duration(fields["timeout"], f"{where}: timeout") if "timeout" in fields else 5.0
     limits = {
         key: (r.size if key == "max_header_size" else r.integer)(fields[key], f"{where}: {key}")
@@ -93,9 +105,10 @@ def read_upstream(r: Reader, name: str, node: Node) -> Upstream | None:
     tls = None
     if "tls" in fields and parsed is not None:
         tls = _read_tls(r, fields["tls"], f"{where}: tls", parsed[0])
-    if parsed is None or timeout is None:
+    if parsed is None or timeout is None or traffic is None:
         return None
     scheme, host, port, base_path = parsed
+    read = traffic[0]
     max_connections = limits.get("max_connections") or 100
     return Upstream(
         name=name,
@@ -112,6 +125,12 @@ def read_upstream(r: Reader, name: str, node: Node) -> Upstream | None:
         max_streams=limits.get("max_streams") or max(1, max_connections // 2),
         max_header_size=limits.get("max_header_size") or 64 * 1024,
         tls=tls,
+        targets=read.targets,
+        balance=read.balance,
+        outlier=read.outlier,
+        health_check=read.health_check,
+        sticky=read.sticky,
+        override_header=read.override_header,
     )
 
 

@@ -19,15 +19,16 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
 from gateway.observe import metrics
 from gateway.observe.live import LIVE
 from gateway.observe.trace import CallTarget, TraceContext
 from gateway.routes.model import CircuitBreaker as BreakerSpec
-from gateway.routes.model import Retries, Upstream
+from gateway.routes.model import Retries, Target, Upstream
 from gateway.upstream.streams import StreamSlots
+from gateway.upstream.targets import Balancer, Steer, TargetState
 
 __all__ = [
     "CircuitBreaker",
@@ -37,6 +38,7 @@ __all__ = [
     "backoff_delay",
     "call_guarded",
     "is_retryable_status",
+    "new_target_state",
 ]
 
 RETRYABLE_STATUSES = frozenset({502, 503, 504})
@@ -136,23 +138,74 @@ class CircuitBreaker:
 
 @dataclass
 class UpstreamGuard:
-    """Everything that decides whether (and how often) to call one upstream."""
+    """Everything that decides whether (and how often, and where) to call one
+    upstream: its targets (each with its breaker and health), its retry budget
+    and its long-lived stream slots."""
 
     upstream: str
     retries: Retries
-    breaker: CircuitBreaker | None
+    balancer: Balancer
     streams: StreamSlots
     budget: RetryBudget = field(default_factory=RetryBudget)
+    sticky: str | None = None  # "client", "ip" or "header:<name>"
+    override: str | None = None  # the override header's lower-case name
 
     @classmethod
-    def for_upstream(cls, upstream: Upstream) -> UpstreamGuard:
-        breaker = None
-        if upstream.circuit_breaker is not None:
-            breaker = CircuitBreaker(upstream.name, upstream.circuit_breaker)
-            metrics.CIRCUIT_OPEN.labels(upstream.name).set(0)
+    def for_upstream(
+        cls, upstream: Upstream, states: list[TargetState] | None = None
+    ) -> UpstreamGuard:
+        if states is None:
+            states = [new_target_state(upstream, t) for t in upstream.instances]
         streams = StreamSlots(upstream.name, upstream.max_streams)
         metrics.UPSTREAM_STREAMS.labels(upstream.name).set(0)
-        return cls(upstream.name, upstream.retries, breaker, streams)
+        return cls(
+            upstream.name,
+            upstream.retries,
+            Balancer(upstream, states),
+            streams,
+            sticky=upstream.sticky,
+            override=upstream.override_header,
+        )
+
+    @property
+    def breaker(self) -> CircuitBreaker | None:
+        """The breaker of a one-target upstream (the dashboard's circuit)."""
+        only = self.balancer.only
+        return only.breaker if only is not None else None
+
+    def steer(
+        self, client: str, identity: str | None, headers: Iterable[tuple[bytes, bytes]]
+    ) -> Steer | None:
+        """What a request says about its target (None when the upstream has
+        neither `sticky` nor `override_header`). `identity` is None on a route
+        without auth: the override header counts only where auth passed."""
+        sticky, override = self.sticky, self.override
+        if sticky is None and override is None:
+            return None
+        key: bytes | None = None
+        named: str | None = None
+        wanted = sticky[7:].encode() if sticky is not None and sticky[0] == "h" else None
+        name = override.encode() if override is not None and identity is not None else None
+        if wanted is not None or name is not None:
+            for header, value in headers:
+                if header == wanted:
+                    key = value
+                elif header == name:
+                    named = value.decode("latin-1").strip()
+        if sticky == "ip":
+            key = client.encode()
+        elif sticky == "client":
+            key = (identity or client).encode()
+        return Steer(key, named)
+
+
+def new_target_state(upstream: Upstream, target: Target) -> TargetState:
+    breaker = None
+    if upstream.circuit_breaker is not None:
+        label = upstream.name if not upstream.targets else f"{upstream.name}/{target.name}"
+        breaker = CircuitBreaker(label, upstream.circuit_breaker)
+        metrics.CIRCUIT_OPEN.labels(label).set(0)
+    return TargetState(upstream, target, breaker)
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,38 +220,53 @@ class Traced[T]:
 
 async def call_guarded[T](
     guard: UpstreamGuard,
-    attempt: Callable[[bytes | None], Awaitable[T]],
+    attempt: Callable[[bytes | None, TargetState], Awaitable[T]],
     judge: Callable[[T], tuple[bool, bool]],
     *,
     idempotent: bool,
     discard: Callable[[T], Awaitable[None]] | None = None,
     trace: TraceContext | None = None,
     traced: Traced[T] | None = None,
+    steer: Steer | None = None,
 ) -> T | None:
-    """Run `attempt` through `guard`: the circuit breaker decides whether a call
-    may go out; `judge(result)` says whether the upstream failed (for the
-    breaker) and whether the result is worth retrying, which happens for an
-    idempotent request while attempts and the retry budget last, after a
-    jittered back-off (a result given up on is `discard`ed first).
+    """Run `attempt` through `guard`: the balancer picks each attempt's target
+    (`attempt(traceparent, target)` calls it; a retry goes to another target
+    when there is one), the target's circuit breaker decides whether a call may
+    go out (an open one sends the call to another target, if any); `judge(result)`
+    says whether the upstream failed (for the breaker) and whether the result is
+    worth retrying (for retries and the target's passive health), which happens
+    for an idempotent request while attempts and the retry budget last, after
+    a jittered back-off (a result given up on is `discard`ed first).
 
     Under a `trace`, every attempt gets its own span (`traced` says what it
-    goes to): `attempt(traceparent)` sends it as its header; a recorded span
-    (export on, the request sampled) ends with the attempt.
+    goes to): `attempt(traceparent, target)` sends it as its header; a recorded
+    span (export on, the request sampled) ends with the attempt.
 
-    Returns the result that stands, or None when the breaker refused a call.
+    Returns the result that stands, or None when every breaker refused.
     The caller's deadline bounds all of it; a cancelled trial call releases
     the half-open breaker."""
-    breaker = guard.breaker
+    balancer = guard.balancer
     guard.budget.record_request()
     tries = 0
+    tried: set[TargetState] | None = None
     while True:
+        target = balancer.pick(steer, tried)
+        breaker = target.breaker
         trial = False
         if breaker is not None:
             admitted = breaker.admit()
+            refused: set[TargetState] = set()
+            while admitted is None:  # another target whose circuit admits the call
+                refused.add(target)
+                target = balancer.pick(steer, (tried or set()) | refused)
+                if target in refused or target.breaker is None:
+                    admitted = None if target in refused else False
+                    break
+                admitted = target.breaker.admit()
             if admitted is None:
                 LIVE.call(guard.upstream, failed=True)  # refused by the open circuit
                 return None
-            trial = admitted
+            breaker, trial = target.breaker, admitted
         tries += 1
         span, header = None, None
         if trace is not None and traced is not None:
@@ -208,14 +276,17 @@ async def call_guarded[T](
                 span = trace.call(traced.target, tries)
                 header = span.header
         started = time.perf_counter()
+        target.in_flight += 1
         try:
-            result = await attempt(header)
+            result = await attempt(header, target)
         except BaseException:
             if breaker is not None:
                 breaker.release(trial=trial)
             if span is not None:
                 span.end(None, True)
             raise
+        finally:
+            target.in_flight -= 1
         elapsed = time.perf_counter() - started
         metrics.observe_upstream(guard.upstream, elapsed)
         if span is not None:
@@ -223,6 +294,7 @@ async def call_guarded[T](
             span.end(*traced.describe(result))
         failed, retryable = judge(result)
         LIVE.call(guard.upstream, failed, elapsed)
+        balancer.record(target, retryable)
         if breaker is not None:
             breaker.record(success=not failed, trial=trial)
         if not (
@@ -231,4 +303,7 @@ async def call_guarded[T](
             return result
         if discard is not None:
             await discard(result)
+        if tried is None:
+            tried = set()
+        tried.add(target)
         await asyncio.sleep(backoff_delay(guard.retries.backoff, tries))

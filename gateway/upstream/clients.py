@@ -108,11 +108,13 @@ def create_upstream_client(upstream: Upstream) -> httpx.AsyncClient:
 
 
 class UpstreamClients:
-    """The clients of one routes table, by upstream name. A client is reused
-    across reloads while its upstream's definition is unchanged."""
+    """The clients of one routes table, by upstream name. A client (and with it
+    each target's pool: the transport keeps one per host and port) is reused
+    across reloads while what it depends on is unchanged (`connection_key`:
+    not the targets, their weights, the timeout or the retries)."""
 
     def __init__(self) -> None:
-        self._clients: dict[Upstream, httpx.AsyncClient] = {}
+        self._clients: dict[tuple[object, ...], httpx.AsyncClient] = {}
 
     def for_upstreams(self, upstreams: Mapping[str, Upstream]) -> dict[str, httpx.AsyncClient]:
         out = {}
@@ -123,16 +125,17 @@ class UpstreamClients:
                     name,
                     extra={"upstream": name},
                 )
-            client = self._clients.get(upstream)
+            key = upstream.connection_key
+            client = self._clients.get(key)
             if client is None:
-                client = self._clients[upstream] = create_upstream_client(upstream)
+                client = self._clients[key] = create_upstream_client(upstream)
             out[name] = client
         return out
 
     def retire(self, keep: Mapping[str, Upstream]) -> list[httpx.AsyncClient]:
         """Forget the clients of upstreams no longer in `keep` and return them,
         for closing once the requests still using them are done."""
-        wanted = set(keep.values())
+        wanted = {u.connection_key for u in keep.values()}
         retired = [c for u, c in self._clients.items() if u not in wanted]
         self._clients = {u: c for u, c in self._clients.items() if u in wanted}
         return retired

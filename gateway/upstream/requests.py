@@ -36,6 +36,7 @@ __all__ = [
     "classify_transport_error",
     "normalized_headers",
     "reserve_traceparent",
+    "retarget",
     "send",
     "set_traceparent",
 ]
@@ -44,14 +45,19 @@ _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})  # an empty body is sent as 
 
 
 class Origin:
-    """An upstream's scheme, host and port, parsed and validated once."""
+    """A target's scheme, host and port, parsed and validated once."""
 
     __slots__ = ("_reference", "host_header")
 
-    def __init__(self, upstream: Upstream) -> None:
-        parsed = httpx.URL(scheme=upstream.scheme, host=upstream.host, port=upstream.port)
+    def __init__(self, scheme: str, host: str, port: int) -> None:
+        parsed = httpx.URL(scheme=scheme, host=host, port=port)
         self._reference = parsed._uri_reference
         self.host_header = (b"host", parsed.netloc)
+
+    @classmethod
+    def of(cls, upstream: Upstream) -> Origin:
+        """The upstream's first target's."""
+        return cls(upstream.scheme, upstream.host, upstream.port)
 
     def url(self, raw_path: str, query: str = "") -> httpx.URL:
         """`raw_path` and `query` must already be percent-encoded."""
@@ -106,6 +112,16 @@ def build_request(
     request.headers = normalized_headers(raw)
     request.extensions = extensions if extensions is not None else {}
     return request
+
+
+def retarget(request: httpx.Request, origin: Origin) -> None:
+    """Point a request built by `build_request` at another target: its URL's
+    origin and its Host header (the first header) change, nothing else."""
+    ref = request.url._uri_reference
+    url = origin.url(ref.path, ref.query or "")
+    request.url = url
+    name, value = origin.host_header
+    request.headers._list[0] = (name, name, value)
 
 
 def normalized_headers(raw: list[tuple[bytes, bytes]]) -> httpx.Headers:

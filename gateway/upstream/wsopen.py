@@ -29,7 +29,7 @@ from websockets.exceptions import InvalidHandshake, InvalidStatus, InvalidURI
 from websockets.typing import Subprotocol
 from websockets.uri import parse_uri
 
-from gateway.routes.model import Upstream, UpstreamTls
+from gateway.routes.model import Target, Upstream, UpstreamTls
 from gateway.types import Failure
 from gateway.upstream.tls import handshake_reason, tls_source
 from gateway.upstream.wsconnection import UpstreamSocket
@@ -48,12 +48,12 @@ class HandshakeFailed:
     status: int | None = None  # the upstream's answer, when it gave one
 
 
-def websocket_url(upstream: Upstream, raw_path: str, query: str) -> str:
-    """ws:// (wss:// for an https upstream) on the upstream's host and port;
+def websocket_url(upstream: Upstream, target: Target, raw_path: str, query: str) -> str:
+    """ws:// (wss:// for an https upstream) on the target's host and port;
     `raw_path` and `query` already percent-encoded."""
     scheme = "wss" if upstream.scheme == "https" else "ws"
-    host = f"[{upstream.host}]" if ":" in upstream.host else upstream.host
-    return f"{scheme}://{host}:{upstream.port}{raw_path}" + (f"?{query}" if query else "")
+    host = f"[{target.host}]" if ":" in target.host else target.host
+    return f"{scheme}://{host}:{target.port}{raw_path}" + (f"?{query}" if query else "")
 
 
 async def open_websocket(

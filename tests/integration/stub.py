@@ -25,6 +25,9 @@ Behaviour is chosen by path, so one process serves a whole test module:
     /users/{id} ...        demo-ish JSON: {"id", "account_id"}
     /jwks.json             the JWKS last set with POST /_jwks (counts fetches in stats)
     /cors                  answers with its own Access-Control-Allow-Origin: *
+    /healthz               200, or 503 after /_sick?on=1 (active health checks)
+    /_sick?on=1|0          /healthz fails (1) or passes (0)
+    /_down?on=1|0          every other path answers 503 (1), or as usual again (0)
     /_stats                {"paths": {path: count}, "disconnects": n, "active": n}
     /_reset                clears the stats
 """
@@ -47,6 +50,7 @@ import uvicorn
 STATS: dict[str, Any] = {"paths": collections.Counter(), "disconnects": 0, "active": 0}
 JWKS: dict[str, Any] = {"keys": []}
 FLAKY: collections.Counter[str] = collections.Counter()
+SWITCHES = {"sick": False, "down": False}
 
 
 async def _send_filler(send: Any, byte: bytes, total: int, *, end: bytes) -> None:
@@ -104,6 +108,18 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         JWKS.clear()
         JWKS.update(orjson.loads(await _read_body(receive)))
         await _json(send, 200, {})
+        return
+    if path in ("/_sick", "/_down"):
+        SWITCHES[path[2:]] = query.get("on", ["1"])[0] == "1"
+        await _json(send, 200, SWITCHES)
+        return
+    if path == "/healthz":
+        STATS["paths"][path] += 1
+        await _json(send, 503 if SWITCHES["sick"] else 200, {"sick": SWITCHES["sick"]})
+        return
+    if SWITCHES["down"]:
+        STATS["paths"][raw_path] += 1
+        await _json(send, 503, {"error": "down"})
         return
     if path == "/_reset":
         STATS["paths"].clear()

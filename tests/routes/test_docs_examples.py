@@ -87,6 +87,8 @@ def merged(section: Any, extra: Any) -> Any:
         if isinstance(base, dict) and isinstance(entry, dict):
             if any(k in entry for k in KEY_SOURCES):
                 base = {k: v for k, v in base.items() if k not in KEY_SOURCES}
+            if "targets" in entry:  # an upstream has url or targets
+                base = {k: v for k, v in base.items() if k != "url"}
             entry = {**base, **entry}
         out[name] = entry
     return out

@@ -225,7 +225,7 @@ def test_duplicate_route_names() -> None:
         ("{url: 'http://x', max_connections: 0}", "must be at least 1"),
         ("{url: 'http://x', headers: {'Bad Name': v}}", "not a valid header name"),
         ("{url: 'http://x', headers: {X-Forwarded-For: v}}", "this header is set by the gateway"),
-        ("{timeout: 1s}", "missing required key 'url'"),
+        ("{timeout: 1s}", "give it a url: or a list of targets:"),
     ],
 )
 def test_upstream_rules(upstream: str, expected: str) -> None:

@@ -8,7 +8,7 @@ import pytest
 
 from gateway.observe.trace import CallTarget, continue_or_start
 from gateway.routes.model import CircuitBreaker as BreakerSpec
-from gateway.routes.model import Retries
+from gateway.routes.model import Retries, Upstream
 from gateway.upstream.attempts import (
     CircuitBreaker,
     RetryBudget,
@@ -17,7 +17,6 @@ from gateway.upstream.attempts import (
     backoff_delay,
     call_guarded,
 )
-from gateway.upstream.streams import StreamSlots
 
 
 class Clock:
@@ -135,7 +134,7 @@ class Attempts:
         self.discarded: list[tuple[bool, bool]] = []
         self.headers: list[bytes | None] = []
 
-    async def __call__(self, traceparent: bytes | None) -> tuple[bool, bool]:
+    async def __call__(self, traceparent: bytes | None, target: object) -> tuple[bool, bool]:
         self.calls += 1
         self.headers.append(traceparent)
         return self.results.pop(0)
@@ -146,8 +145,16 @@ class Attempts:
 
 def guard(attempts: int, breaker: BreakerSpec | None = None) -> UpstreamGuard:
     spec = Retries(attempts=attempts, backoff=0.001)
-    breaker_ = CircuitBreaker("u", breaker) if breaker else None
-    return UpstreamGuard("u", spec, breaker_, StreamSlots("u", 1))
+    upstream = Upstream(
+        name="u",
+        scheme="http",
+        host="u",
+        port=80,
+        base_path="",
+        retries=spec,
+        circuit_breaker=breaker,
+    )
+    return UpstreamGuard.for_upstream(upstream)
 
 
 def same(result: tuple[bool, bool]) -> tuple[bool, bool]:
@@ -192,7 +199,7 @@ async def test_call_guarded_releases_a_cancelled_trial() -> None:
     assert g.breaker is not None
     g.breaker.record(success=False, trial=False)
 
-    async def hang(traceparent: bytes | None) -> tuple[bool, bool]:
+    async def hang(traceparent: bytes | None, target: object) -> tuple[bool, bool]:
         await asyncio.sleep(10)
         return False, False
 
@@ -232,7 +239,7 @@ async def test_a_cancelled_attempt_ends_its_span_as_failed() -> None:
     trace = continue_or_start(None, None)
     trace.calls = []
 
-    async def hang(traceparent: bytes | None) -> tuple[bool, bool]:
+    async def hang(traceparent: bytes | None, target: object) -> tuple[bool, bool]:
         await asyncio.sleep(10)
         return False, False
 

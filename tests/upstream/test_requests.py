@@ -30,7 +30,7 @@ UPSTREAMS = table(
 )
 def test_urls_equal_httpx_urls(name: str, path: str, query: str) -> None:
     upstream = UPSTREAMS[name]
-    fast = Origin(upstream).url(path, query)
+    fast = Origin.of(upstream).url(path, query)
     raw = (path + ("?" + query if query else "")).encode()
     slow = httpx.URL(scheme=upstream.scheme, host=upstream.host, port=upstream.port, raw_path=raw)
     assert fast == slow
@@ -45,14 +45,14 @@ def test_urls_equal_httpx_urls(name: str, path: str, query: str) -> None:
 
 def test_host_header_is_what_httpx_sends() -> None:
     for upstream in UPSTREAMS.values():
-        origin = Origin(upstream)
+        origin = Origin.of(upstream)
         url = origin.url("/p")
         assert origin.host_header == (b"host", httpx.Request("GET", url).headers["host"].encode())
 
 
 @pytest.mark.parametrize("content", [None, b"", b'{"a": 1}'])
 def test_requests_equal_httpx_requests(content: bytes | None) -> None:
-    origin = Origin(UPSTREAMS["plain"])
+    origin = Origin.of(UPSTREAMS["plain"])
     url = origin.url("/base/users/7", "x=1")
     headers = [
         (b"accept", b"application/json"),
@@ -77,7 +77,7 @@ async def test_streamed_body() -> None:
         yield b"ab"
         yield b"cd"
 
-    origin = Origin(UPSTREAMS["plain"])
+    origin = Origin.of(UPSTREAMS["plain"])
     fast = build_request(
         "PUT", origin.url("/u"), origin.host_header, [], chunks(), content_length=4
     )
@@ -88,7 +88,7 @@ async def test_streamed_body() -> None:
 
 
 async def test_send_goes_through_the_clients_transport_and_respx() -> None:
-    origin = Origin(UPSTREAMS["plain"])
+    origin = Origin.of(UPSTREAMS["plain"])
     async with httpx.AsyncClient() as client:
         with respx.mock(using="httpx") as mock:
             route = mock.get("http://users.svc:8080/base/u").respond(json={"ok": True})

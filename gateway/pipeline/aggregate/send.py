@@ -28,9 +28,11 @@ from gateway.upstream.requests import (
     build_request,
     classify_transport_error,
     reserve_traceparent,
+    retarget,
     send,
     set_traceparent,
 )
+from gateway.upstream.targets import TargetState
 
 __all__ = ["retryable", "send_stage", "upstream_failed"]
 
@@ -66,12 +68,13 @@ def send_stage(
     *,
     max_size: int,
 ) -> Stage:
-    origin, method = Origin(upstream), backend.method
+    first, method = Origin.of(upstream), backend.method
     idempotent = method == "GET"
     traced = Traced(CallTarget(backend.name, upstream.host, upstream.port, method), _describe)
 
     async def stage(exchange: Exchange, next: Next) -> None:
         outcome = exchange.outcome
+        origin = first
         request = build_request(
             method,
             origin.url(exchange.path, exchange.query),
@@ -82,11 +85,17 @@ def send_stage(
             # connecting, the headers and the whole body.
         )
 
-        trace = exchange.fanout.envelope.trace
+        envelope = exchange.fanout.envelope
+        trace = envelope.trace
         slot = None if trace is None else reserve_traceparent(request)
+        steer = guard.steer(envelope.client, envelope.identity_key, exchange.fanout.headers)
 
-        async def attempt(traceparent: bytes | None) -> Outcome:
+        async def attempt(traceparent: bytes | None, target: TargetState) -> Outcome:
+            nonlocal origin
             outcome.attempts += 1
+            if target.origin is not origin:
+                origin = target.origin
+                retarget(request, origin)
             if traceparent is not None and slot is not None:
                 set_traceparent(request, slot, traceparent)
             await _attempt(client, request, exchange, max_size, deadline=upstream.timeout)
@@ -96,7 +105,13 @@ def send_stage(
         try:
             if (
                 await call_guarded(
-                    guard, attempt, _judge, idempotent=idempotent, trace=trace, traced=traced
+                    guard,
+                    attempt,
+                    _judge,
+                    idempotent=idempotent,
+                    trace=trace,
+                    traced=traced,
+                    steer=steer,
                 )
                 is None
             ):

@@ -224,8 +224,28 @@ function upstreamCard(u) {
   head.append(el("span", "name", u.name), circuit);
   circuit.style.marginLeft = "auto";
   const { grid, parts } = metricGrid(UPSTREAM_METRICS);
-  card.append(head, el("div", "path", u.url), grid);
-  return { card, circuit, parts, points: [] };
+  const targets = el("div", "targets");
+  card.append(head, el("div", "path", u.url), grid, targets);
+  return { card, circuit, parts, targets, points: [] };
+}
+
+// An upstream's targets (SPEC 3.17): name, weight, state, calls in flight.
+function renderTargets(holder, targets) {
+  holder.replaceChildren();
+  if (!targets || targets.length < 2) return;
+  for (const t of targets) {
+    const row = el("div", "target");
+    row.dataset.target = t.name;
+    row.dataset.state = t.state;
+    const pill = el("span", "pill " + (t.state === "healthy" ? "ok" : "fail"), t.state);
+    const extra = t.state === "ejected" ? " · back in " + t.ejected_for + " s" : "";
+    row.append(
+      el("span", "name", t.name),
+      el("span", "muted small", "weight " + t.weight + " · " + t.in_flight + " in flight" + extra),
+      pill,
+    );
+    holder.append(row);
+  }
 }
 
 function renderUpstreams(upstreams, full) {
@@ -235,6 +255,7 @@ function renderUpstreams(upstreams, full) {
     view.circuit.className = "pill " + (u.levels.circuit || (u.circuit === "closed" ? "ok" : ""));
     view.circuit.dataset.circuit = u.circuit;
     paintMetrics(view, UPSTREAM_METRICS, u, u.levels);
+    renderTargets(view.targets, u.targets);
     view.card.className = "card " + u.level;
   });
 }
