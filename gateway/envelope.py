@@ -13,7 +13,10 @@ Each part is written by the layer that owns it, once:
   what hooks are shown of the request, what request hooks changed for
   upstreams, and every hook's timing;
 - `Envelope.log`, by the route's kind (gateway/pipeline): what each backend
-  did, whether the answer is complete, a WebSocket pair's counts.
+  did, whether the answer is complete, a WebSocket pair's counts;
+- `Envelope.mirror`, by the mirror policy when it samples the request
+  (gateway/policies/mirror): the kind records each upstream call on it, the
+  policy sends them to the mirror once the answer is decided.
 
 `RouteCall` is a matched request on its way down its route's stack (an HTTP
 request or a WebSocket handshake): the envelope, the match, the request or
@@ -49,6 +52,8 @@ __all__ = [
     "GatewayRequest",
     "HookLog",
     "Hooked",
+    "MirrorCall",
+    "MirrorTap",
     "RelayLog",
     "RouteCall",
     "RouteLog",
@@ -147,6 +152,36 @@ class Hooked:
         return self._request
 
 
+type Primary = tuple[int | None, bytes | None]  # the primary's status and body (None: too large)
+
+
+@dataclass(slots=True, eq=False)
+class MirrorCall:
+    """One upstream call as the primary made it, to be repeated against the
+    mirror upstream: `path` below the upstream's base path, `headers` without
+    Host and Content-Length. `primary` is the primary's (status, body) for
+    comparison: set when known, or a future a proxied body resolves at its end."""
+
+    method: str
+    path: str
+    query: str
+    headers: list[tuple[bytes, bytes]]
+    body: bytes | None
+    primary: (
+        tuple[int | None, bytes | None] | asyncio.Future[tuple[int | None, bytes | None]] | None
+    )
+
+
+@dataclass(slots=True, eq=False)
+class MirrorTap:
+    """A sampled request's calls to mirror (`max_body`: the largest body that
+    goes with them; `compare`: keep the primary's answers)."""
+
+    max_body: int
+    compare: bool
+    calls: list[MirrorCall] = field(default_factory=list)
+
+
 @dataclass(slots=True, eq=False)
 class RouteLog:
     """What the route's kind did, for the access log and metrics."""
@@ -181,6 +216,7 @@ class Envelope:
     # --- the policies and the route, each once
     caller: Caller | None = None  # auth
     hooked: Hooked | None = None  # hooks
+    mirror: MirrorTap | None = None  # mirror: this request's calls are repeated
     log: RouteLog = field(default_factory=RouteLog)  # the route's kind
 
     @property

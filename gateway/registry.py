@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.pipeline import aggregate, hooks, proxy, refusals, static, wsroute
-from gateway.policies import compress, cors, ip, plans, ratelimit, validate
+from gateway.policies import compress, cors, ip, mirror, plans, ratelimit, validate
 from gateway.policies.auth import stage as auth
 from gateway.routes import load_route_table as _load
 from gateway.routes import parse_route_table as _parse_text
@@ -68,6 +68,7 @@ POLICIES: tuple[Policy, ...] = (
 AROUND_KIND: tuple[Policy, ...] = (
     compress.POLICY,  # zstd, br, gzip by Accept-Encoding; streams chunk by chunk
     validate.RESPONSE_POLICY,  # 2xx JSON answers against their schema: counted, or 502
+    mirror.POLICY,  # the kind's calls repeated against another upstream, after the answer
 )
 
 # What the policies show operators: admin listener path -> panel.

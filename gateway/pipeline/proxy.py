@@ -22,12 +22,13 @@ from collections.abc import AsyncIterable, AsyncIterator
 
 import httpx
 
-from gateway.envelope import BackendLog, GatewayRequest, RouteCall
+from gateway.envelope import BackendLog, GatewayRequest, MirrorCall, Primary, RouteCall
 from gateway.errors import GatewayError, backend_error
 from gateway.lifecycle import lifecycle
 from gateway.observe import metrics
 from gateway.observe.trace import CallTarget
 from gateway.policies import cors
+from gateway.policies.mirror.shadow import kept
 from gateway.responses import RelayedResponse
 from gateway.routes.model import Proxy, Route
 from gateway.routes.openapi import Description
@@ -77,8 +78,13 @@ class ProxyResponse(RelayedResponse):
         *,
         open_ended: bool = False,
         stream: Stream | None = None,
+        keep: asyncio.Future[Primary] | None = None,
     ) -> None:
+        """`keep`: resolved with the status and the body once it has been
+        relayed whole (mirror.compare), cancelled if it was not."""
         relay: AsyncIterable[bytes] = upstream.stream  # type: ignore[assignment]
+        if keep is not None:
+            relay = kept(relay, keep, upstream.status_code, upstream.headers.raw)
         self._upstream = upstream
         self._stream = stream  # the long-lived slot it holds (SPEC 3.10), given back at the end
         self._ended = False
@@ -140,7 +146,8 @@ class ProxyHandler:
         request, match, envelope = call.http, call.match, call.envelope
         upstream = self.upstream
         values = RenderInput(match.params, match.path_params, {})
-        path = upstream.base_path + render_path(self.template, values)
+        rendered = render_path(self.template, values)
+        path = upstream.base_path + rendered
         # The client's query string goes on as it came (uvicorn hands it over raw).
         query = request.scope.get("query_string", b"").decode("latin-1")
         url = self.origin.url(path, query)
@@ -153,9 +160,11 @@ class ProxyHandler:
         if (edits := envelope.upstream_edits) is not None:  # request hooks
             headers = edits.apply(headers)
         size = envelope.body_size
+        tap = envelope.mirror  # sampled for mirroring: its body (at most max_body) is read whole
         content: bytes | AsyncIterator[bytes] | None = None
         if size:
-            content = request.read() if size <= CHUNK * 16 else _read_chunks(request)
+            whole = size <= CHUNK * 16 or tap is not None
+            content = request.read() if whole else _read_chunks(request)
         outgoing = build_request(
             request.method or "GET",
             url,
@@ -204,7 +213,16 @@ class ProxyHandler:
                 back.append((b"cache-control", b"no-cache"))
             if b"x-accel-buffering" not in names:
                 back.append((b"x-accel-buffering", b"no"))
-        return ProxyResponse(response, back, open_ended=stream is not None, stream=stream)
+        primary = None
+        if tap is not None:
+            if tap.compare:
+                primary = asyncio.get_running_loop().create_future()
+            body = content if isinstance(content, bytes) else None
+            method = request.method or "GET"
+            tap.calls.append(MirrorCall(method, rendered, query, headers, body, primary))
+        return ProxyResponse(
+            response, back, open_ended=stream is not None, stream=stream, keep=primary
+        )
 
     async def _send(
         self, outgoing: httpx.Request, idempotent: bool, call: RouteCall, steer: Steer | None

@@ -23,6 +23,7 @@ from gateway.routes.keys import (
     Value,
 )
 from gateway.routes.kinds import read_template, read_upstream_ref
+from gateway.routes.mirror import MIRROR_KEY, read_mirror
 from gateway.routes.model import Aggregate, Backend, CacheSpec, FieldRef, ParamRef, Template
 from gateway.routes.reader import NAME as NAME_PATTERN
 from gateway.routes.reader import Reader, did_you_mean
@@ -65,7 +66,8 @@ def _read(r: Reader, fields: Mapping[str, Node], ctx: RouteContext) -> Aggregate
     stream = False
     if "stream" in fields:
         stream = bool(r.boolean(fields["stream"], f"{ctx.where}: stream"))
-    return Aggregate(backends=backends, cache=cache, stream=stream)
+    mirror = read_mirror(r, fields, ctx)
+    return Aggregate(backends=backends, cache=cache, stream=stream, mirror=mirror)
 
 
 def _read_cache(r: Reader, node: Node, where: str) -> CacheSpec | None:
@@ -292,6 +294,7 @@ AGGREGATE = KindReader(
         Key(name="backends", value=ListOf(BACKEND, min_items=1), wrong=[]),
         Key(name="cache", value=CACHE),
         Key(name="stream", value=BOOL),
+        MIRROR_KEY,
     ),
     methods=("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"),
     read=_read,

@@ -28,6 +28,7 @@ __all__ = [
     "FieldRef",
     "GatewaySettings",
     "HealthCheck",
+    "MirrorSpec",
     "Outlier",
     "ParamRef",
     "PathSegment",
@@ -195,6 +196,19 @@ class Upstream:
         return (self.name, self.scheme, self.max_connections, self.max_header_size, self.tls)
 
 
+@dataclass(frozen=True, slots=True)
+class MirrorSpec:
+    """A route's `mirror:` (SPEC 3.17): its calls repeated against another upstream."""
+
+    upstream: str
+    percent: float = 100.0
+    methods: frozenset[str] = frozenset({"GET", "HEAD"})
+    max_in_flight: int = 32
+    max_body_size: int = 1024 * 1024
+    compare: bool = False
+    ignore: tuple[tuple[str, ...], ...] = ()  # dot paths, split
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Backend:
     name: str
@@ -224,6 +238,7 @@ class Aggregate:
     backends: tuple[Backend, ...]
     cache: CacheSpec | None = None
     stream: bool = False  # clients may ask for one record per backend (SSE, NDJSON)
+    mirror: MirrorSpec | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -233,6 +248,7 @@ class Proxy:
     upstream: str
     path: Template
     idle_timeout: float | None = None  # silence allowed between body chunks; None: upstream's
+    mirror: MirrorSpec | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

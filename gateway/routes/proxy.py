@@ -6,6 +6,7 @@ from collections.abc import Mapping
 
 from gateway.routes.keys import DURATION, NAME, STRING, Key, Section
 from gateway.routes.kinds import read_relay_path, read_upstream_ref
+from gateway.routes.mirror import MIRROR_KEY, read_mirror
 from gateway.routes.model import Proxy
 from gateway.routes.reader import Reader
 from gateway.routes.source import Node
@@ -35,14 +36,15 @@ def _read(r: Reader, fields: Mapping[str, Node], ctx: RouteContext) -> Proxy | N
         idle = r.duration(proxy["idle_timeout"], f"{where}.idle_timeout")
         if idle is None:
             return None
-    if upstream is None or template is None:
+    mirror = read_mirror(r, fields, ctx)
+    if upstream is None or template is None or ("mirror" in fields and mirror is None):
         return None
-    return Proxy(upstream=upstream, path=template, idle_timeout=idle)
+    return Proxy(upstream=upstream, path=template, idle_timeout=idle, mirror=mirror)
 
 
 PROXY = KindReader(
     name="proxy",
-    keys=(Key(name="proxy", value=PROXY_SECTION),),
+    keys=(Key(name="proxy", value=PROXY_SECTION), MIRROR_KEY),
     methods=("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"),
     read=_read,
 )

@@ -16,10 +16,12 @@ import time
 
 import httpx
 
+from gateway.envelope import MirrorCall
 from gateway.observe.trace import CallTarget
 from gateway.pipeline.aggregate.decode import OverBudget, TooLarge, Undecodable, read_body
 from gateway.pipeline.aggregate.exchange import Exchange, Next, Stage
 from gateway.pipeline.aggregate.outcome import Outcome
+from gateway.policies.mirror.shadow import KEEP
 from gateway.routes.model import Backend, Upstream
 from gateway.types import Failure
 from gateway.upstream.attempts import Traced, UpstreamGuard, call_guarded, is_retryable_status
@@ -102,6 +104,7 @@ def send_stage(
             return outcome
 
         started = time.perf_counter()
+        tap = envelope.mirror
         try:
             if (
                 await call_guarded(
@@ -118,6 +121,27 @@ def send_stage(
                 outcome.failure, outcome.detail = Failure.CIRCUIT_OPEN, ""
         finally:
             outcome.duration = time.perf_counter() - started
+        if tap is not None:  # mirror: this call, as it was made, and what it got
+            primary = None
+            if tap.compare:
+                payload = exchange.payload
+                kept = bytes(payload) if payload is not None and len(payload) <= KEEP else None
+                primary = (outcome.status, kept)
+            body = (
+                exchange.content
+                if exchange.content is None or len(exchange.content) <= tap.max_body
+                else None
+            )
+            tap.calls.append(
+                MirrorCall(
+                    method,
+                    exchange.path[len(upstream.base_path) :],
+                    exchange.query,
+                    exchange.headers,
+                    body,
+                    primary,
+                )
+            )
         if outcome.ok:
             await next(exchange)
 

@@ -1,0 +1,150 @@
+"""Mirroring and shadow comparison through the real gateway process (SPEC 3.17):
+the mirror gets the calls (with X-Gateway-Mirror: 1) after the client's answer,
+never delays it, drops past max_in_flight, mirrors only listed methods, and
+with compare: true counts matches and mismatches and lists them on /mirror."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+
+import httpx
+import pytest
+
+from tests.integration.conftest import Gateway, GatewayFactory, Stub
+from tests.integration.test_targets import metric, start_stub
+
+ROUTES = """
+version: 1
+upstreams:
+  primary: {url: "${P}"}
+  shadow: {url: "${M}"}
+  slow-shadow: {url: "${M}/delay/1500", timeout: 5s}
+routes:
+  - name: same
+    path: "/same/{rest:path}"
+    methods: [GET, POST, DELETE]
+    proxy: {upstream: primary, path: "/{rest}"}
+    mirror: {upstream: shadow, compare: true, ignore: [headers], methods: [GET, POST]}
+  - name: differs
+    path: "/differs/{rest:path}"
+    proxy: {upstream: primary, path: "/{rest}"}
+    mirror: {upstream: shadow, compare: true}
+  - name: slow
+    path: "/slow/{rest:path}"
+    proxy: {upstream: primary, path: "/{rest}"}
+    mirror: {upstream: slow-shadow, max_in_flight: 2}
+  - name: half
+    path: "/half/{rest:path}"
+    proxy: {upstream: primary, path: "/{rest}"}
+    mirror: {upstream: shadow, percent: 50}
+  - name: merged
+    path: /merged/{id}
+    backends:
+      - {upstream: primary, path: "/users/{id}", key: user}
+      - {upstream: primary, path: "/accounts/{id}", key: account}
+    mirror: {upstream: shadow, compare: true}
+"""
+
+
+@pytest.fixture(scope="module")
+def stubs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Stub]]:
+    directory = tmp_path_factory.mktemp("mirror")
+    started = {name: start_stub(directory) for name in "PM"}
+    yield started
+    for stub in started.values():
+        stub.process.stop()
+
+
+@pytest.fixture(scope="module")
+def gw(start_gateway: GatewayFactory, stubs: dict[str, Stub]) -> Gateway:
+    return start_gateway(ROUTES, P=stubs["P"].url, M=stubs["M"].url)
+
+
+def count(gw: Gateway, route: str, result: str) -> float:
+    try:
+        return metric(gw, "gateway_mirror_total", route=route, result=result)
+    except AssertionError:
+        return 0.0
+
+
+def eventually(check: Callable[[], bool], within: float = 5.0) -> None:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"not within {within} s")
+
+
+def mirrored(stub: Stub, path: str) -> int:
+    return int(stub.stats()["paths"].get(path, 0))
+
+
+def test_the_mirror_gets_the_same_request_and_the_answers_match(
+    gw: Gateway, stubs: dict[str, Stub]
+) -> None:
+    answer = gw.get("/same/echo/a?x=1")
+    assert answer.status_code == 200 and "x-gateway-mirror" not in dict(answer.json()["headers"])
+    eventually(lambda: count(gw, "same", "match") == 1)
+    assert mirrored(stubs["M"], "/echo/a") == 1
+    posted = gw.request("POST", "/same/echo/b", content=b'{"n": 1}')
+    assert posted.status_code == 200
+    eventually(lambda: count(gw, "same", "match") == 2)  # the body went along: same echo
+
+
+def test_a_method_not_listed_is_not_mirrored(gw: Gateway, stubs: dict[str, Stub]) -> None:
+    assert gw.request("DELETE", "/same/echo/deleted").status_code == 200
+    time.sleep(0.3)
+    assert mirrored(stubs["M"], "/echo/deleted") == 0
+
+
+def test_mismatches_are_counted_and_listed_with_the_paths_that_differ(gw: Gateway) -> None:
+    assert gw.get("/differs/echo/d").status_code == 200
+    eventually(lambda: count(gw, "differs", "mismatch") == 1)
+    document = gw.admin_get("/mirror").json()
+    (entry,) = [m for m in document["mismatches"] if m["route"] == "differs"]
+    assert entry["request"] == "GET /echo/d"
+    paths = {d["path"] for d in entry["differences"]}
+    assert "headers.0.1" in paths  # the Host each upstream saw
+    host = next(d for d in entry["differences"] if d["path"] == "headers.0.1")
+    assert host["primary"] != host["mirror"]
+    assert document["rows"] and document["columns"][0] == "at"
+
+
+def test_a_hanging_mirror_never_delays_the_client_and_drops_are_counted(gw: Gateway) -> None:
+    started = time.monotonic()
+    for _ in range(10):
+        assert gw.get("/slow/echo/s").status_code == 200
+    assert time.monotonic() - started < 1.0  # ten answers while the mirror takes 1.5 s each
+    assert count(gw, "slow", "dropped") == 8  # two in flight at a time
+    eventually(lambda: count(gw, "slow", "sent") == 2)
+
+
+def test_percent_mirrors_about_that_share(gw: Gateway, stubs: dict[str, Stub]) -> None:
+    with httpx.Client(base_url=gw.url) as client:
+        for _ in range(200):
+            client.get("/half/users/h")
+    eventually(lambda: count(gw, "half", "sent") > 0)
+    time.sleep(0.3)
+    assert 60 <= mirrored(stubs["M"], "/users/h") <= 140
+
+
+def test_aggregate_routes_mirror_each_backend_call(gw: Gateway, stubs: dict[str, Stub]) -> None:
+    assert gw.get("/merged/7").json()["user"]["id"] == "7"
+    eventually(lambda: count(gw, "merged", "match") == 2)
+    assert mirrored(stubs["M"], "/users/7") == 1 and mirrored(stubs["M"], "/accounts/7") == 1
+
+
+def test_a_mirror_that_answers_an_error_is_a_mismatch(gw: Gateway, stubs: dict[str, Stub]) -> None:
+    httpx.get(stubs["M"].url + "/_down?on=1")
+    try:
+        assert gw.get("/merged/8").status_code == 200  # the client's answer is the primary's
+        eventually(lambda: count(gw, "merged", "mismatch") == 2)
+    finally:
+        httpx.get(stubs["M"].url + "/_down?on=0")
+    document = gw.admin_get("/mirror").json()
+    statuses = [
+        d for m in document["mismatches"] if m["route"] == "merged" for d in m["differences"]
+    ]
+    assert {"path": "(status)", "primary": "200", "mirror": "503"} in statuses
