@@ -28,35 +28,22 @@ import sys
 import time
 import timeit
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from bench.sidebyside import Run, compare, load_both
+from bench.sidebyside import Load, judged_pairs
 
 if TYPE_CHECKING:
     from bench.__main__ import Bench, Process
     from bench.limits import Check
-    from bench.wrk import WrkResult
 
 __all__ = ["run_all"]
 
 WARMUP = 2.0
 CIDRS = 10_000
 C_CPU_US = 383.0  # scenario C's CPU per request on this machine (README, Performance)
-
-
-@dataclass(frozen=True)
-class Load:
-    """One side of a pair: a path on the policies' routes file, its wrk extras."""
-
-    key: str
-    label: str
-    path: str
-    headers: dict[str, str] = field(default_factory=dict)
-    script: str | None = None
 
 
 def run_all(
@@ -66,7 +53,6 @@ def run_all(
     load_cpu: str,
     rounds: int,
 ) -> list[Check]:
-    from bench.__main__ import Row
 
     routes, script = _files(bench)
     checks: list[Check] = []
@@ -106,26 +92,7 @@ def run_all(
                 0.0,  # reported, not judged: compression costs CPU; the size is the target
             )
         )
-    for mine, base, limit in pairs:
-
-        def run_pair(mine_first: bool, mine: Load = mine, base: Load = base) -> tuple[Run, Run]:
-            runs = _pair(bench, routes, (mine, base) if mine_first else (base, mine), load_cpu)
-            return (runs[0], runs[1]) if mine_first else (runs[1], runs[0])
-
-        compared = compare(rounds, (mine.key, base.key), run_pair)
-        for load, (r, c) in ((mine, compared.mine), (base, compared.base)):
-            label = f"{load.label} (beside {base.key if load is mine else mine.key})"
-            bench.add(
-                Row(load.key, label, "gateway", 64, r, c, None, runs=len(compared.ratios)),
-                report=False,
-            )
-        name = f"{mine.key}: CPU per request vs {base.key}"
-        if limit:
-            checks.append(
-                (f"{name}, side by side", compared.note, f"<= {limit}x", compared.median <= limit)
-            )
-        else:
-            checks.append((f"{name} (reported)", compared.note, "reported", True))
+    checks += judged_pairs(bench, routes, pairs, load_cpu, rounds)
     checks += _sizes(bench, routes)
     checks += _quota_decisions(start, free_port)
     return checks
@@ -243,38 +210,6 @@ ORDER_BODY: dict[str, Any] = {
     "shipping": {"street": "12 Engine Street", "city": "Oslo", "country": "NO"},
     "coupon": None,
 }
-
-
-# --- side by side ---------------------------------------------------------------------------
-def _pair(bench: Bench, routes: Path, loads: tuple[Load, Load], load_cpu: str) -> list[Run]:
-    """Two gateways at once, each under its own wrk: (result, CPU s per 1k) each."""
-    from bench.__main__ import SECONDS
-    from bench.wrk import run_wrk
-
-    gateways = []
-    try:
-        for _ in loads:
-            gateways.append(bench.gateway(routes=routes))
-
-        def load(i: int, length: float) -> WrkResult:
-            spec = loads[i]
-            return run_wrk(
-                gateways[i].url + spec.path,
-                connections=64,
-                seconds=length,
-                cpus=load_cpu,
-                headers=spec.headers,
-                script=spec.script,
-            )
-
-        measured = load_both(gateways, load, (WARMUP, SECONDS))
-        for i, (result, _) in enumerate(measured):
-            if result.errors:
-                raise SystemExit(f"{loads[i].key}: {result.errors} errors: the scenario is broken")
-    finally:
-        for gateway in gateways:
-            gateway.stop()
-    return measured
 
 
 # --- sizes, decisions, validators --------------------------------------------------------------

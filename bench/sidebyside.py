@@ -9,14 +9,18 @@ import statistics
 import sys
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from bench.__main__ import Process
+    from bench.__main__ import Bench, Process
+    from bench.limits import Check
     from bench.wrk import WrkResult
 
-__all__ = ["Compared", "Run", "compare", "load_both"]
+__all__ = ["Compared", "Load", "Run", "compare", "judged_pairs", "load_both", "run_pair_once"]
+
+WARMUP = 2.0
 
 type Run = tuple[WrkResult, float]  # wrk's result, CPU seconds per 1,000 requests
 
@@ -82,3 +86,81 @@ def load_both(
             (results[i], used[i] / max(results[i].requests, 1) * 1000) for i in range(len(gateways))
         ]
     return measured
+
+
+@dataclass(frozen=True)
+class Load:
+    """One side of a pair: a path on a routes file, its wrk extras."""
+
+    key: str
+    label: str
+    path: str
+    headers: dict[str, str] = field(default_factory=dict)
+    script: str | None = None
+
+
+def run_pair_once(bench: Bench, routes: Path, loads: tuple[Load, Load], load_cpu: str) -> list[Run]:
+    """Two gateways at once, each under its own wrk: (result, CPU s per 1k) each."""
+    from bench.__main__ import SECONDS
+    from bench.wrk import run_wrk
+
+    gateways = []
+    try:
+        for _ in loads:
+            gateways.append(bench.gateway(routes=routes))
+
+        def load(i: int, length: float) -> WrkResult:
+            spec = loads[i]
+            return run_wrk(
+                gateways[i].url + spec.path,
+                connections=64,
+                seconds=length,
+                cpus=load_cpu,
+                headers=spec.headers,
+                script=spec.script,
+            )
+
+        measured = load_both(gateways, load, (WARMUP, SECONDS))
+        for i, (result, _) in enumerate(measured):
+            if result.errors:
+                raise SystemExit(f"{loads[i].key}: {result.errors} errors: the scenario is broken")
+    finally:
+        for gateway in gateways:
+            gateway.stop()
+    return measured
+
+
+def judged_pairs(
+    bench: Bench,
+    routes: Path,
+    pairs: list[tuple[Load, Load, float]],
+    load_cpu: str,
+    rounds: int,
+) -> list[Check]:
+    """Each (mine, base, limit) side by side for `rounds`: both rows added to
+    the table, and a check of the median CPU ratio (limit 0: reported only)."""
+    from bench.__main__ import Row
+
+    checks: list[Check] = []
+    for mine, base, limit in pairs:
+
+        def run_pair(mine_first: bool, mine: Load = mine, base: Load = base) -> tuple[Run, Run]:
+            order = (mine, base) if mine_first else (base, mine)
+            runs = run_pair_once(bench, routes, order, load_cpu)
+            return (runs[0], runs[1]) if mine_first else (runs[1], runs[0])
+
+        compared = compare(rounds, (mine.key, base.key), run_pair)
+        for load, (r, c) in ((mine, compared.mine), (base, compared.base)):
+            label = f"{load.label} (beside {base.key if load is mine else mine.key})"
+            bench.add(
+                Row(load.key, label, "gateway", 64, r, c, None, runs=len(compared.ratios)),
+                report=False,
+            )
+        name = f"{mine.key}: CPU per request vs {base.key}"
+        if limit:
+            checks.append(
+                (f"{name}, side by side", compared.note, f"<= {limit}x", compared.median <= limit)
+            )
+        else:
+            checks.append((f"{name} (reported)", compared.note, "reported", True))
+    return checks

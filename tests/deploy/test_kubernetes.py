@@ -22,7 +22,7 @@ from tests.deploy.manifests import (
     tool,
 )
 
-TREES = ["k8s/base", "k8s/overlays/production", "k8s/overlays/staging"]
+TREES = ["k8s/base", "k8s/overlays/production", "k8s/overlays/staging", "k8s/overlays/canary"]
 
 
 @pytest.fixture(scope="module", params=TREES)
@@ -202,6 +202,34 @@ def test_the_staging_overlay_serves_routes_of_its_own(tmp_path: Path) -> None:
     assert "replicas" not in find(staging, "Deployment", "gateway")["spec"]
     checked = subprocess.run(
         [sys.executable, "manage.py", "check_routes", "k8s/overlays/staging/routes.yaml"],
+        cwd=ROOT,
+        env={**os.environ, "ACME_API_KEY_SHA256": "0" * 64},
+        capture_output=True,
+        text=True,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_the_canary_overlay_splits_orders_between_two_deployments() -> None:
+    canary = render("k8s/overlays/canary")
+    stable, trial = (
+        find(canary, "Deployment", "orders-stable"),
+        find(canary, "Deployment", "orders-canary"),
+    )
+    assert stable["spec"]["template"]["metadata"]["labels"]["track"] == "stable"
+    assert trial["spec"]["template"]["metadata"]["labels"]["track"] == "canary"
+    for track in ("stable", "canary"):
+        service = find(canary, "Service", f"orders-{track}")
+        assert service["spec"]["selector"] == {"app.kubernetes.io/name": "orders", "track": track}
+    routes = yaml.safe_load(find(canary, "ConfigMap", "gateway-routes")["data"]["routes.yaml"])
+    targets = routes["upstreams"]["orders"]["targets"]
+    assert [t["name"] for t in targets] == ["stable", "canary"]
+    assert [t["url"].split("//")[1].split(".")[0] for t in targets] == [
+        "orders-stable",
+        "orders-canary",
+    ]
+    checked = subprocess.run(
+        [sys.executable, "manage.py", "check_routes", "k8s/overlays/canary/routes.yaml"],
         cwd=ROOT,
         env={**os.environ, "ACME_API_KEY_SHA256": "0" * 64},
         capture_output=True,
