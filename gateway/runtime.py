@@ -7,6 +7,7 @@ lifespan, which closes them at shutdown."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Hashable, Mapping
 from typing import TYPE_CHECKING, Any, cast
@@ -120,6 +121,11 @@ class Runtime:
                     states[_target_key(upstream, target)] = state
             guards[name] = guard
         self._guards = {u: g for u, g in self._guards.items() if g in guards.values()}
+        shown = {(s.upstream, s.name) for s in states.values()}
+        for gone in self._targets.values():  # no stale healthy series for a removed target
+            if (gone.upstream, gone.name) not in shown:
+                with contextlib.suppress(KeyError):
+                    metrics.UPSTREAM_TARGET_HEALTHY.remove(gone.upstream, gone.name)
         self._targets = states
         if clients is not None:
             self.health.want(

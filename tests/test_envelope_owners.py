@@ -12,6 +12,7 @@ from tests.processes import ROOT
 OWNERS = {
     "caller": ("gateway.policies.auth",),
     "hooked": ("gateway.pipeline.hooks",),
+    "mirror": ("gateway.policies.mirror",),  # the kinds only append to its calls
     "log": ("gateway.pipeline",),  # and its fields: the route's kind
     "live": ("gateway.edge", "gateway.observe.accesslog"),  # counted, then logged
 }

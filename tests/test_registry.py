@@ -38,7 +38,8 @@ ORDER = ("cors", "ip", "auth", "plan", "rate_limit", "quota", "refusals", "valid
 
 def test_the_order_is_the_contracts() -> None:
     assert [p.name for p in POLICIES] == list(ORDER)
-    assert [p.name for p in registry.AROUND_KIND] == ["compress", "validate-response"]
+    # compress outermost; mirror innermost: it fires once the kind has answered
+    assert [p.name for p in registry.AROUND_KIND] == ["compress", "validate-response", "mirror"]
     assert [k.name for k in registry.KINDS] == ["aggregate", "proxy", "websocket", "static"]
     assert kind_of(SOCKET).handshakes and not kind_of(FULL).handshakes
 

@@ -3,6 +3,7 @@ whatever policies keep, across reloads."""
 
 from __future__ import annotations
 
+from gateway.observe import metrics
 from gateway.runtime import Runtime
 from gateway.stores.limiter_memory import MemoryLimiter
 from tests.conftest import table
@@ -68,7 +69,7 @@ async def test_what_policies_keep_is_made_once_and_kept() -> None:
 WEIGHTS = """
 version: 1
 upstreams:
-  a:
+  w:
     targets: [{url: "http://a1", weight: %d}, {url: "http://a2", weight: 1}]
     timeout: %s
 routes: []
@@ -79,11 +80,20 @@ async def test_a_weight_change_keeps_each_targets_state_and_the_pool() -> None:
     runtime = Runtime(redis_url="", failure_mode="open")
     before, after = table(WEIGHTS % (1, "2s")), table(WEIGHTS % (9, "3s"))
     clients = runtime.clients.for_upstreams(before.upstreams)
-    old = runtime.guards_for(before.upstreams, clients)["a"]
+    old = runtime.guards_for(before.upstreams, clients)["w"]
     reclients = runtime.clients.for_upstreams(after.upstreams)
-    new = runtime.guards_for(after.upstreams, reclients)["a"]
+    new = runtime.guards_for(after.upstreams, reclients)["w"]
     assert new is not old  # new weights, a new balancer
     assert new.balancer.states == old.balancer.states  # the same targets' states
     assert [s.target.weight for s in new.balancer.states] == [9, 1]
-    assert reclients["a"] is clients["a"]  # and their connections
+    assert reclients["w"] is clients["w"]  # and their connections
+    fewer = table(WEIGHTS.replace(', {url: "http://a2", weight: 1}', "") % (1, "2s"))
+    runtime.guards_for(fewer.upstreams)
+    series = {
+        s.labels["target"]
+        for m in metrics.UPSTREAM_TARGET_HEALTHY.collect()
+        for s in m.samples
+        if s.labels["upstream"] == "w"
+    }
+    assert series == {"a1:80"}  # the removed target's series is gone
     await runtime.aclose()

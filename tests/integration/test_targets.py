@@ -65,6 +65,10 @@ routes:
     auth: keys
     proxy: {upstream: canary, path: "/{rest}"}
   - {name: canary-public, path: "/public/{rest:path}", proxy: {upstream: canary, path: "/{rest}"}}
+  - name: canary-merged
+    path: /merged
+    auth: keys
+    backends: [{upstream: canary, path: /echo/m, key: seen, forward_headers: [X-Canary]}]
   - name: sticky
     path: /sticky
     backends: [{upstream: sticky, path: /echo/s, key: seen, allow: [headers]}]
@@ -104,6 +108,11 @@ def headers_of(echo: dict[str, Any]) -> dict[str, str]:
 def port_of(response: httpx.Response) -> int:
     assert response.status_code == 200, response.text
     return int(headers_of(response.json())["host"].rsplit(":", 1)[1])
+
+
+def name_of_echo(stubs: dict[str, Stub], echo: dict[str, Any]) -> str:
+    port = int(headers_of(echo)["host"].rsplit(":", 1)[1])
+    return next(name for name, stub in stubs.items() if stub.process.port == port)
 
 
 def names(stubs: dict[str, Stub]) -> Callable[[httpx.Response], str]:
@@ -220,6 +229,9 @@ def test_the_override_header_names_a_target_where_auth_passed(
     assert {name(r) for r in canary} == {"B"}
     assert "x-canary" not in headers_of(canary[0].json())  # for the gateway only
     assert gw.get("/canary/echo/c", headers={"X-Canary": "canary"}).status_code == 401
+    merged = gw.get("/merged", headers={**key, "X-Canary": "canary"}).json()["seen"]
+    assert name_of_echo(stubs, merged) == "B"  # an aggregate backend steered too
+    assert "x-canary" not in headers_of(merged)  # even where forward_headers names it
     public = [gw.get("/public/echo/c", headers={"X-Canary": "canary"}) for _ in range(10)]
     assert {name(r) for r in public} == {"A"}  # no auth on the route: the header is ignored
     assert "x-canary" not in headers_of(public[0].json())

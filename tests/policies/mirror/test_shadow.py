@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+from collections import deque
 from collections.abc import AsyncIterator
 
 import httpx
@@ -66,7 +67,7 @@ def test_sampling_follows_methods_body_size_and_percent() -> None:
 
 
 def test_mismatches_never_show_a_known_secret(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(shadow, "RECENT", shadow.deque(maxlen=50))
+    monkeypatch.setattr(shadow, "RECENT", deque(maxlen=50))
     m = mirror(MirrorSpec(upstream="m", compare=True), frozenset({"s3cret-token-value"}))
     call = MirrorCall("GET", "/users/s3cret-token-value", "key=k", [], None, None)
     m._keep(
