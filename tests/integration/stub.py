@@ -11,6 +11,7 @@ Behaviour is chosen by path, so one process serves a whole test module:
     /text                  a non-JSON body
     /big/{bytes}           streams that many bytes (1 MiB chunks), as application/octet-stream
     /bigjson/{bytes}       a JSON string of about that many bytes
+    /huge/...              a JSON string of 10 MB, whatever follows /huge
     /objects/{n}           a JSON list of n small objects (parsing costs far more than the bytes)
     /bigchunked/{bytes}    that many bytes of JSON whitespace, chunked (no Content-Length)
     /dribble/{n}/{ms}      n chunks, one every ms milliseconds (a valid JSON list)
@@ -168,6 +169,10 @@ async def _route(
         await _json(
             send, int(m.group(1)), {"error": "as requested", "secret": "upstream-internal-detail"}
         )
+    elif path.startswith("/huge/"):
+        await _start(send, 200, [(b"content-type", b"application/json")])
+        await send({"type": "http.response.body", "body": b'"', "more_body": True})
+        await _send_filler(send, b"x", 10_000_000, end=b'"')
     elif path == "/json":
         content = query.get("body", ["{}"])[0].encode()
         await _start(

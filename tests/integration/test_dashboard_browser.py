@@ -33,6 +33,12 @@ upstreams:
     url: "http://127.0.0.1:${DEAD}"
     timeout: 1s
     circuit_breaker: {failures: 3, cooldown: 30s}
+  catalog:
+    targets: [{url: "${STUB}", name: live}, {url: "http://127.0.0.1:${DEAD}", name: gone}]
+    balance: round_robin   # live, gone, live, gone: two failures in four calls
+    outlier: {consecutive_failures: 2, base_ejection: 5m}
+    retries: {attempts: 2, backoff: 10ms}
+    timeout: 1s
 routes:
   - name: user-dashboard
     path: /api/users/{user_id}/dashboard
@@ -53,6 +59,10 @@ routes:
     path: /api/profile/{user_id}
     validate: {response: {schema: {required: [email]}}}   # the stub's users have none
     backends: [{upstream: users, path: "/users/{user_id}"}]
+  - name: catalog
+    path: /api/catalog
+    backends: [{upstream: catalog, path: /echo/catalog, key: items}]
+    mirror: {upstream: users, compare: true}   # the echo differs: the mirror's headers
 """
 TOKEN = "dashboard-test-token"
 SHOTS = ROOT / "build" / "screenshots"
@@ -136,7 +146,7 @@ def test_the_page_asks_for_the_token_once_then_shows_every_route(
     upstreams = browser.evaluate(
         "[...document.querySelectorAll('[data-upstream]')].map(e => e.dataset.upstream)"
     )
-    assert sorted(upstreams) == ["billing", "orders", "users"]
+    assert sorted(upstreams) == ["billing", "catalog", "orders", "users"]
     # Once given, the token is kept: a reload of the page goes straight to the board.
     browser.open(gw.admin_url + "/")
     browser.wait_for("document.getElementById('state').dataset.state === 'live'")
@@ -252,6 +262,24 @@ def test_policies_show_their_tables(board: Browser, gw: Gateway) -> None:
     )
     assert cells[1] == "profile" and cells[3] == "report"
     assert '(root): "email" is a required property' in cells[4]
+
+
+def test_an_upstreams_targets_show_their_state(board: Browser, gw: Gateway) -> None:
+    for _ in range(4):  # the dead target fails twice: ejected (and each call retried)
+        assert gw.get("/api/catalog").status_code == 200
+    row = 'document.querySelector(\'[data-upstream="catalog"] [data-target="gone"]\')'
+    board.wait_for(f"!!{row} && {row}.dataset.state === 'ejected'")
+    assert "back in" in board.evaluate(f"{row}.textContent")
+    live = 'document.querySelector(\'[data-upstream="catalog"] [data-target="live"]\')'
+    assert board.evaluate(f"{live}.dataset.state") == "healthy"
+    assert board.evaluate(f"{live}.textContent").startswith("liveweight 1")
+    panel = "document.querySelector('[data-panel=\"/mirror\"]')"
+    board.wait_for(f"!!{panel} && {panel}.querySelectorAll('tbody tr').length > 0")
+    cells = board.evaluate(
+        f"[...{panel}.querySelector('tbody tr').children].map(c => c.textContent)"
+    )
+    assert cells[1] == "catalog" and cells[2] == "GET /echo/catalog"
+    assert "headers." in cells[3]
 
 
 def test_it_fits_the_screen_at_1280x800_and_on_a_phone(board: Browser) -> None:
