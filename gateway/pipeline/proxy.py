@@ -43,7 +43,6 @@ from gateway.upstream.render import (
     upstream_headers,
 )
 from gateway.upstream.requests import (
-    Origin,
     build_request,
     classify_transport_error,
     reserve_traceparent,
@@ -126,8 +125,9 @@ class ProxyHandler:
         self.template = proxy.path
         self.upstream = context.table.upstreams[proxy.upstream]
         self.client = context.clients[proxy.upstream]
-        self.origin = Origin.of(self.upstream)
         self.guard = context.guards[proxy.upstream]
+        # Requests are built for the first target; an attempt elsewhere retargets.
+        self.origin = self.guard.balancer.states[0].origin
         self.client_streams = context.runtime.client_streams
         self.streams_per_client = context.table.settings.max_streams_per_client
         self.backend_name = proxy.upstream

@@ -26,7 +26,6 @@ from gateway.routes.model import Backend, Upstream
 from gateway.types import Failure
 from gateway.upstream.attempts import Traced, UpstreamGuard, call_guarded, is_retryable_status
 from gateway.upstream.requests import (
-    Origin,
     build_request,
     classify_transport_error,
     reserve_traceparent,
@@ -70,7 +69,8 @@ def send_stage(
     *,
     max_size: int,
 ) -> Stage:
-    first, method = Origin.of(upstream), backend.method
+    # Built for the first target; an attempt elsewhere retargets.
+    first, method = guard.balancer.states[0].origin, backend.method
     idempotent = method == "GET"
     traced = Traced(CallTarget(backend.name, upstream.host, upstream.port, method), _describe)
 
