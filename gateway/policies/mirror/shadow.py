@@ -12,7 +12,8 @@ has been relayed, at most WAIT_FOR_PRIMARY) and compares the two (diff.py).
 
 `gateway_mirror_total{route,result}`: `match`, `mismatch` (compare on),
 `sent` (compare off), `error` (no answer from the mirror, or no whole
-primary to compare with) and `dropped`. The last 50 mismatches, across
+primary to compare with) and `dropped`. A draining process (SIGTERM) starts
+no more mirrored calls and cancels those running. The last 50 mismatches, across
 routes, are kept for `GET /mirror` and the dashboard, with every value the
 gateway knows as a secret masked.
 """
@@ -24,7 +25,7 @@ import logging
 import random
 import time
 from collections import deque
-from collections.abc import AsyncIterable, AsyncIterator, Collection
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -33,6 +34,7 @@ import httpx
 import orjson
 
 from gateway.envelope import MirrorCall, MirrorTap, Primary
+from gateway.lifecycle import lifecycle
 from gateway.observe import metrics
 from gateway.observe.configview import SECRET, mask_text
 from gateway.policies.mirror.diff import Difference, compare, shown
@@ -80,7 +82,7 @@ class Mirror:
         self.route, self.spec, self.upstream = route, spec, upstream
         self.client, self.guard, self.secrets = client, guard, secrets
         self.in_flight = 0
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: dict[asyncio.Task[None], Callable[[], None]] = {}  # and how to end each
         self._share = spec.percent / 100.0
 
     def samples(self, method: str, body_size: int) -> bool:
@@ -96,17 +98,19 @@ class Mirror:
     def fire(self, tap: MirrorTap, request_id: str) -> None:
         """Send the recorded calls, each on its own task (or drop it)."""
         for call in tap.calls:
-            if self.in_flight >= self.spec.max_in_flight:
+            if self.in_flight >= self.spec.max_in_flight or lifecycle.draining:
                 metrics.observe_mirror(self.route, "dropped")
                 _forget(call)
                 continue
             self.in_flight += 1
             task = asyncio.ensure_future(self._run(call, request_id))
-            self._tasks.add(task)
+            end = _ender(task)
+            self._tasks[task] = end
+            lifecycle.open_ended.add(end)  # SIGTERM: mirrored calls end first
             task.add_done_callback(self._done)
 
     def _done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
+        lifecycle.open_ended.discard(self._tasks.pop(task))
         self.in_flight -= 1
 
     async def _run(self, call: MirrorCall, request_id: str) -> None:
@@ -241,6 +245,13 @@ async def _primary(call: MirrorCall) -> tuple[int | None, bytes | None] | None:
         return await asyncio.wait_for(asyncio.shield(primary), WAIT_FOR_PRIMARY)
     except (TimeoutError, asyncio.CancelledError):
         return None
+
+
+def _ender(task: asyncio.Task[None]) -> Callable[[], None]:
+    def end() -> None:
+        task.cancel()
+
+    return end
 
 
 def _forget(call: MirrorCall) -> None:

@@ -83,3 +83,31 @@ def test_mismatches_never_show_a_known_secret(monkeypatch: pytest.MonkeyPatch) -
     assert "s3cret-token-value" not in text and "Bearer" not in text and "key=k" not in text
     (entry,) = document["mismatches"]
     assert entry["request"] == "GET /users/***" and entry["request_id"] == "req-1"
+
+
+async def test_a_draining_process_starts_no_mirrored_call_and_ends_those_running(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from gateway.lifecycle import Lifecycle
+
+    draining = Lifecycle()
+    monkeypatch.setattr(shadow, "lifecycle", draining)
+    m = mirror(MirrorSpec(upstream="m"))
+    started = asyncio.Event()
+
+    async def hang(call: MirrorCall) -> None:
+        started.set()
+        await asyncio.sleep(60)
+
+    monkeypatch.setattr(m, "_send", hang)
+    tap = m.tap()
+    tap.calls.append(MirrorCall("GET", "/x", "", [], None, None))
+    m.fire(tap, "r-1")
+    await started.wait()
+    assert m.in_flight == 1 and len(draining.open_ended) == 1
+    draining.drain()  # SIGTERM
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert m.in_flight == 0
+    m.fire(tap, "r-2")  # while draining: dropped, not started
+    assert m.in_flight == 0
