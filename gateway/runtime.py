@@ -124,6 +124,7 @@ class Runtime:
         shown = {(s.upstream, s.name) for s in states.values()}
         for gone in self._targets.values():  # no stale healthy series for a removed target
             if (gone.upstream, gone.name) not in shown:
+                metrics.UPSTREAM_TARGET_REQUESTS.forget(gone.upstream, gone.name)
                 with contextlib.suppress(KeyError):
                     metrics.UPSTREAM_TARGET_HEALTHY.remove(gone.upstream, gone.name)
         self._targets = states

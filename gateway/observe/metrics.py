@@ -20,7 +20,7 @@ from prometheus_client import (
     disable_created_metrics,
     generate_latest,
 )
-from prometheus_client.core import HistogramMetricFamily
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 from prometheus_client.utils import floatToGoString as _untyped_go_float
 
 __all__ = [
@@ -55,7 +55,6 @@ __all__ = [
     "observe_upstream",
     "render",
     "set_enabled",
-    "target_counters",
     "websocket_counters",
 ]
 
@@ -146,12 +145,6 @@ UPSTREAM_TARGET_HEALTHY = Gauge(
     "1 while the target takes calls; 0 while it is ejected or failing its health checks.",
     ["upstream", "target"],
 )
-UPSTREAM_TARGET_REQUESTS = Counter(
-    "gateway_upstream_target_requests_total",
-    "Calls (attempts) to one target of an upstream: success, or failure (a connection"
-    " error, a timeout, or a 502/503/504 answer).",
-    ["upstream", "target", "outcome"],
-)
 MIRROR = Counter(
     "gateway_mirror_total",
     "Mirrored calls: match, mismatch (compare: true), error, dropped; sent (compare off).",
@@ -196,16 +189,6 @@ def observe_request(route: str, method: str, status: int, seconds: float) -> Non
 def observe_backend(route: str, backend: str, outcome: str) -> None:
     if _enabled:
         _child(BACKEND_REQUESTS, route, backend, outcome).inc()
-
-
-def target_counters(upstream: str, target: str) -> tuple[Any, Any]:
-    """(successes, failures) of one target, bound once per target."""
-    if not _enabled:
-        return _Nothing(), _Nothing()
-    return (
-        _child(UPSTREAM_TARGET_REQUESTS, upstream, target, "success"),
-        _child(UPSTREAM_TARGET_REQUESTS, upstream, target, "failure"),
-    )
 
 
 def observe_mirror(route: str, result: str) -> None:
@@ -284,6 +267,39 @@ class _HookDurations:
 
 HOOK_DURATIONS = _HookDurations()
 REGISTRY.register(HOOK_DURATIONS)
+
+
+class _TargetRequests:
+    """gateway_upstream_target_requests_total{upstream,target,outcome}, kept
+    as plain counts: one addition per attempt (up to one per backend call of
+    every request), where a prometheus_client Counter takes a lock."""
+
+    def __init__(self) -> None:
+        self.series: dict[tuple[str, str], list[int]] = {}
+
+    def counts(self, upstream: str, target: str) -> list[int]:
+        """[successes, failures] of one target, the same list for its lifetime."""
+        return self.series.setdefault((upstream, target), [0, 0])
+
+    def forget(self, upstream: str, target: str) -> None:
+        self.series.pop((upstream, target), None)
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily(
+            "gateway_upstream_target_requests",
+            "Calls (attempts) to one target of an upstream: success, or failure (a"
+            " connection error, a timeout, or a 502/503/504 answer).",
+            labels=["upstream", "target", "outcome"],
+        )
+        if _enabled:
+            for (upstream, target), (ok, failed) in sorted(self.series.items()):
+                family.add_metric([upstream, target, "success"], ok)
+                family.add_metric([upstream, target, "failure"], failed)
+        yield family
+
+
+UPSTREAM_TARGET_REQUESTS = _TargetRequests()
+REGISTRY.register(UPSTREAM_TARGET_REQUESTS)
 
 
 def observe_hook(hook: str, seconds: float) -> None:

@@ -99,7 +99,8 @@ class TargetState:
         self.check_streak = 0  # consecutive checks against the verdict
         self.current = 0  # smooth round robin's running weight
         self.salt = hashlib.blake2b(target.name.encode(), digest_size=16).digest()
-        self.outcomes = metrics.target_counters(upstream.name, target.name)
+        # [successes, failures]: gateway_upstream_target_requests_total
+        self.outcomes = metrics.UPSTREAM_TARGET_REQUESTS.counts(upstream.name, target.name)
         self.healthy_gauge: Any = metrics.UPSTREAM_TARGET_HEALTHY.labels(upstream.name, self.name)
         self.healthy_gauge.set(1)
 
@@ -271,12 +272,11 @@ class Balancer:
     def record(self, state: TargetState, failed: bool) -> None:
         """An attempt's result: a failure is a connection error, a timeout or a
         502/503/504 answer."""
-        successes, failures = state.outcomes
         if not failed:
-            successes.inc()
+            state.outcomes[0] += 1
             state.failures = 0
             return
-        failures.inc()
+        state.outcomes[1] += 1
         state.failures += 1
         if state.failures < self.outlier.consecutive_failures or state.ejected:
             return
