@@ -172,20 +172,24 @@ def test_checks_catch_broken_redis_wiring(base: list[Doc]) -> None:
 
 
 def test_cluster_routes_file_passes_check_routes() -> None:
-    env = {**os.environ, "ACME_API_KEY_SHA256": "0" * 64}
-    result = subprocess.run(
-        [sys.executable, "manage.py", "check_routes", "k8s/base/routes.yaml"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert_routes_check("k8s/base/routes.yaml")
 
 
 def test_configmap_holds_the_cluster_routes_file(base: list[Doc]) -> None:
     data = find(base, "ConfigMap", "gateway-routes")["data"]["routes.yaml"]
     assert data == (ROOT / "k8s/base/routes.yaml").read_text()
+
+
+def assert_routes_check(path: str) -> None:
+    """`manage.py check_routes` accepts the file (its ${...} given)."""
+    checked = subprocess.run(
+        [sys.executable, "manage.py", "check_routes", path],
+        cwd=ROOT,
+        env={**os.environ, "ACME_API_KEY_SHA256": "0" * 64},
+        capture_output=True,
+        text=True,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
 def test_the_staging_overlay_serves_routes_of_its_own(tmp_path: Path) -> None:
@@ -200,14 +204,7 @@ def test_the_staging_overlay_serves_routes_of_its_own(tmp_path: Path) -> None:
         "orders-raw" in routes and "orders-raw" not in (ROOT / "k8s/base/routes.yaml").read_text()
     )
     assert "replicas" not in find(staging, "Deployment", "gateway")["spec"]
-    checked = subprocess.run(
-        [sys.executable, "manage.py", "check_routes", "k8s/overlays/staging/routes.yaml"],
-        cwd=ROOT,
-        env={**os.environ, "ACME_API_KEY_SHA256": "0" * 64},
-        capture_output=True,
-        text=True,
-    )
-    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert_routes_check("k8s/overlays/staging/routes.yaml")
 
 
 def test_the_canary_overlay_splits_orders_between_two_deployments() -> None:
@@ -228,11 +225,4 @@ def test_the_canary_overlay_splits_orders_between_two_deployments() -> None:
         "orders-stable",
         "orders-canary",
     ]
-    checked = subprocess.run(
-        [sys.executable, "manage.py", "check_routes", "k8s/overlays/canary/routes.yaml"],
-        cwd=ROOT,
-        env={**os.environ, "ACME_API_KEY_SHA256": "0" * 64},
-        capture_output=True,
-        text=True,
-    )
-    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert_routes_check("k8s/overlays/canary/routes.yaml")

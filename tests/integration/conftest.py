@@ -27,6 +27,7 @@ __all__ = [
     "Stub",
     "free_port",
     "start_process",
+    "stubs_named",
 ]
 
 GATEWAY_ARGS = ["--loop", "uvloop", "--http", "httptools", "--no-access-log", "--no-server-header"]
@@ -65,6 +66,24 @@ class Gateway:
 
 
 type GatewayFactory = Callable[..., Gateway]
+
+
+def stubs_named(tmp_path_factory: pytest.TempPathFactory, names: str) -> Iterator[dict[str, Stub]]:
+    """A stub upstream process (tests/integration/stub.py) per letter of
+    `names`, each on a port of its own, stopped when the generator ends: for
+    tests that need upstreams they can tell apart, kill or make fail."""
+    directory = tmp_path_factory.mktemp("stubs")
+    started: dict[str, Stub] = {}
+    try:
+        for name in names:
+            port = free_port()
+            command = [PYTHON, "-m", "tests.integration.stub", "--port", str(port)]
+            log = directory / f"stub-{name}.log"
+            started[name] = Stub(start_process(command, port, log, ready_path="/_stats"))
+        yield started
+    finally:
+        for stub in started.values():
+            stub.process.stop()
 
 
 def gateway_command(port: int) -> list[str]:

@@ -11,8 +11,8 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 
-from tests.integration.conftest import Gateway, GatewayFactory, Stub
-from tests.integration.test_targets import metric, start_stub
+from tests.integration.conftest import Gateway, GatewayFactory, Stub, stubs_named
+from tests.integration.test_targets import metric
 
 ROUTES = """
 version: 1
@@ -54,11 +54,7 @@ routes:
 
 @pytest.fixture(scope="module")
 def stubs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Stub]]:
-    directory = tmp_path_factory.mktemp("mirror")
-    started = {name: start_stub(directory) for name in "PM"}
-    yield started
-    for stub in started.values():
-        stub.process.stop()
+    yield from stubs_named(tmp_path_factory, "PM")
 
 
 @pytest.fixture(scope="module")

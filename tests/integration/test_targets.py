@@ -9,20 +9,12 @@ import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.integration.conftest import (
-    PYTHON,
-    Gateway,
-    GatewayFactory,
-    Stub,
-    free_port,
-    start_process,
-)
+from tests.integration.conftest import Gateway, GatewayFactory, Stub, free_port, stubs_named
 
 ROUTES = """
 version: 1
@@ -75,24 +67,9 @@ routes:
 """
 
 
-def start_stub(directory: Path) -> Stub:
-    port = free_port()
-    process = start_process(
-        [PYTHON, "-m", "tests.integration.stub", "--port", str(port)],
-        port,
-        directory / f"stub-{port}.log",
-        ready_path="/_stats",
-    )
-    return Stub(process)
-
-
 @pytest.fixture(scope="module")
 def stubs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Stub]]:
-    directory = tmp_path_factory.mktemp("targets")
-    started = {name: start_stub(directory) for name in "ABCDE"}
-    yield started
-    for stub in started.values():
-        stub.process.stop()
+    yield from stubs_named(tmp_path_factory, "ABCDE")
 
 
 @pytest.fixture(scope="module")
