@@ -184,7 +184,9 @@ class UpstreamGuard:
             return None
         key: bytes | None = None
         named: str | None = None
-        wanted = sticky[7:].encode() if sticky is not None and sticky[0] == "h" else None
+        wanted = None
+        if sticky is not None and sticky.startswith("header:"):
+            wanted = sticky.removeprefix("header:").encode()
         name = override.encode() if override is not None and identity is not None else None
         if wanted is not None or name is not None:
             for header, value in headers:
@@ -254,19 +256,12 @@ async def call_guarded[T](
         breaker = target.breaker
         trial = False
         if breaker is not None:
-            admitted = breaker.admit()
-            refused: set[TargetState] = set()
-            while admitted is None:  # another target whose circuit admits the call
-                refused.add(target)
-                target = balancer.pick(steer, (tried or set()) | refused)
-                if target in refused or target.breaker is None:
-                    admitted = None if target in refused else False
-                    break
-                admitted = target.breaker.admit()
-            if admitted is None:
-                LIVE.call(guard.upstream, failed=True)  # refused by the open circuit
+            chosen = _admitted(balancer, target, steer, tried)
+            if chosen is None:
+                LIVE.call(guard.upstream, failed=True)  # refused by every open circuit
                 return None
-            breaker, trial = target.breaker, admitted
+            target, trial = chosen
+            breaker = target.breaker
         tries += 1
         span, header = None, None
         if trace is not None and traced is not None:
@@ -307,3 +302,20 @@ async def call_guarded[T](
             tried = set()
         tried.add(target)
         await asyncio.sleep(backoff_delay(guard.retries.backoff, tries))
+
+
+def _admitted(
+    balancer: Balancer, target: TargetState, steer: Steer | None, tried: set[TargetState] | None
+) -> tuple[TargetState, bool] | None:
+    """`target`, or another one, whose circuit admits a call now, and whether
+    the call is its half-open trial; None when no circuit does."""
+    refused: set[TargetState] = set()
+    while True:
+        assert target.breaker is not None  # every target of an upstream has one, or none does
+        admitted = target.breaker.admit()
+        if admitted is not None:
+            return target, admitted
+        refused.add(target)
+        target = balancer.pick(steer, (tried or set()) | refused)
+        if target in refused:  # nothing else left to ask
+            return None

@@ -250,3 +250,34 @@ async def test_a_cancelled_attempt_ends_its_span_as_failed() -> None:
         async with asyncio.timeout(0.01):
             await call_guarded(guard(1), hang, same, idempotent=True, trace=trace, traced=traced)
     assert [(c[5], c[6]) for c in trace.calls] == [(None, True)]
+
+
+async def test_an_open_circuit_sends_calls_to_another_target_and_all_open_refuse() -> None:
+    from gateway.routes.model import Target
+
+    upstream = Upstream(
+        name="two",
+        scheme="http",
+        host="a",
+        port=80,
+        base_path="",
+        targets=(Target("a", "a", 80), Target("b", "b", 80)),
+        circuit_breaker=BreakerSpec(failures=1, cooldown=60),
+        balance="round_robin",
+    )
+    g = UpstreamGuard.for_upstream(upstream)
+    a, b = g.balancer.states
+    assert a.breaker is not None and b.breaker is not None
+    a.breaker.record(success=False, trial=False)  # a's circuit opens
+    seen: list[str] = []
+
+    async def attempt(traceparent: bytes | None, target: object) -> tuple[bool, bool]:
+        seen.append(target.name)  # type: ignore[attr-defined]
+        return False, False
+
+    for _ in range(4):
+        assert await call_guarded(g, attempt, same, idempotent=True) == (False, False)
+    assert seen == ["b"] * 4
+    b.breaker.record(success=False, trial=False)
+    assert await call_guarded(g, attempt, same, idempotent=True) is None  # both open
+    assert len(seen) == 4
