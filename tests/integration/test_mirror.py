@@ -39,6 +39,10 @@ routes:
     path: "/huge/{rest:path}"
     proxy: {upstream: primary, path: "/{rest}"}
     mirror: {upstream: huge-shadow, compare: true}
+  - name: large
+    path: "/large/{rest:path}"
+    proxy: {upstream: primary, path: "/{rest}"}
+    mirror: {upstream: shadow, compare: true}
   - name: half
     path: "/half/{rest:path}"
     proxy: {upstream: primary, path: "/{rest}"}
@@ -158,3 +162,9 @@ def test_a_mirror_answering_10_mb_changes_nothing_for_the_client(gw: Gateway) ->
     assert time.monotonic() - started < 0.5
     # Read to 1 MiB, then closed: too large to compare, so compared by status.
     eventually(lambda: count(gw, "huge", "match") == 1)
+
+
+def test_large_answers_are_compared_too(gw: Gateway) -> None:
+    """Two 300 KB answers: compared off the loop, and equal."""
+    assert len(gw.get("/large/bigjson/300000").content) > 300_000
+    eventually(lambda: count(gw, "large", "match") == 1)

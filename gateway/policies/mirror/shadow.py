@@ -48,6 +48,7 @@ logger = logging.getLogger("gateway.mirror")
 
 KEEP = 1024 * 1024  # bytes of an answer kept for comparison; a larger one: status only
 WAIT_FOR_PRIMARY = 60.0
+OFF_LOOP = 256 * 1024  # answers larger than this (both together) are compared on a worker thread
 RECENT_SIZE = 50
 _SENSITIVE = frozenset(
     {"authorization", "cookie", "set-cookie", "password", "secret", "token", "x-api-key"}
@@ -127,7 +128,11 @@ class Mirror:
             if primary is None:
                 metrics.observe_mirror(self.route, "error")
                 return
-            differences = compare(primary, answer, self.spec.ignore)
+            sizes = sum(len(body) for _, body in (primary, answer) if body is not None)
+            if sizes > OFF_LOOP:  # parsing a MiB or two: not on the loop every request shares
+                differences = await asyncio.to_thread(compare, primary, answer, self.spec.ignore)
+            else:
+                differences = compare(primary, answer, self.spec.ignore)
             metrics.observe_mirror(self.route, "mismatch" if differences else "match")
             if differences:
                 self._keep(call, request_id, differences)
