@@ -1,5 +1,6 @@
 """Active health checks (`health_check:`, SPEC 3.17): every `interval`, a GET
-of `path` (below the upstream's base path) to each target, through the
+of `path` (from the target's root, whatever the upstream's base path: where
+health endpoints live) to each target, through the
 upstream's own client (its pool, its `tls:`). A 2xx answer within `timeout`
 passes; `unhealthy` failures in a row take the target out of the balancer,
 `healthy` passes in a row bring it back (TargetState.checked).
@@ -48,7 +49,7 @@ async def probe(
 async def _check_forever(
     upstream: Upstream, check: HealthCheck, client: httpx.AsyncClient, states: list[TargetState]
 ) -> None:
-    path = upstream.base_path + check.path
+    path = check.path  # from the target's root: /healthz, not under the API's base path
     await asyncio.sleep(random.random() * min(check.interval, 1.0))  # noqa: S311 (spread)
     while True:
         results = await asyncio.gather(

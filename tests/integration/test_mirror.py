@@ -152,7 +152,7 @@ def test_a_mirror_that_answers_an_error_is_a_mismatch(gw: Gateway, stubs: dict[s
     statuses = [
         d for m in document["mismatches"] if m["route"] == "merged" for d in m["differences"]
     ]
-    assert {"path": "(status)", "primary": "200", "mirror": "503"} in statuses
+    assert {"path": "(status)", "primary": 200, "mirror": 503} in statuses
 
 
 def test_a_mirror_answering_10_mb_changes_nothing_for_the_client(gw: Gateway) -> None:

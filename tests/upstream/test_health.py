@@ -86,7 +86,7 @@ async def test_checks_run_with_the_loop_and_take_a_failing_target_out(server: Se
             break
         await asyncio.sleep(0.02)
     assert states[0].checks_ok and not states[1].checks_ok
-    assert set(server.paths) == {"/api/healthz"}
+    assert set(server.paths) == {"/healthz"}  # from the root, not under the base path
     checks.want({})  # a reload without checks: the task stops
     await asyncio.sleep(0.05)
     seen = len(server.paths)

@@ -50,6 +50,7 @@ KEEP = 1024 * 1024  # bytes of an answer kept for comparison; a larger one: stat
 WAIT_FOR_PRIMARY = 60.0
 OFF_LOOP = 256 * 1024  # answers larger than this (both together) are compared on a worker thread
 RECENT_SIZE = 50
+SHOWN = 500  # characters of a value /mirror keeps
 _SENSITIVE = frozenset(
     {"authorization", "cookie", "set-cookie", "password", "secret", "token", "x-api-key"}
 )
@@ -62,7 +63,7 @@ class Mismatch:
     method: str
     path: str
     request_id: str
-    differences: tuple[tuple[str, str, str], ...]  # path, primary, mirror (as JSON text)
+    differences: tuple[tuple[str, Any, Any], ...]  # path, primary's value, mirror's (masked)
 
 
 RECENT: deque[Mismatch] = deque(maxlen=RECENT_SIZE)
@@ -188,18 +189,27 @@ class Mirror:
                 path=mask_text(call.path, self.secrets),  # never the query: it may hold keys
                 request_id=request_id,
                 differences=tuple(
-                    (path, self._masked(path, a), self._masked(path, b))
+                    (path, _bounded(self._masked(path, a)), _bounded(self._masked(path, b)))
                     for path, a, b in differences
                 ),
             )
         )
 
-    def _masked(self, path: str, value: Any) -> str:
+    def _masked(self, path: str, value: Any) -> Any:
+        """The value as JSON, with every string masked (secrets, URLs'
+        userinfo and query) and credential-like fields as ***."""
         if path.rsplit(".", 1)[-1].lower() in _SENSITIVE:
             return SECRET
         value = shown(value)
-        text = value if isinstance(value, str) else orjson.dumps(value).decode()
-        return mask_text(text, self.secrets)
+        if isinstance(value, str):
+            return mask_text(value, self.secrets)
+        if isinstance(value, dict):
+            return {
+                mask_text(str(k), self.secrets): self._masked(str(k), v) for k, v in value.items()
+            }
+        if isinstance(value, list):
+            return [self._masked(path, v) for v in value]
+        return value
 
 
 async def kept(
@@ -265,6 +275,20 @@ def _forget(call: MirrorCall) -> None:
         call.primary.cancel()
 
 
+def _bounded(value: Any) -> Any:
+    """A value kept for /mirror: as it is, or (past SHOWN characters of JSON)
+    its JSON text cut short, so that 50 mismatches stay small."""
+    if isinstance(value, int | float | bool) or value is None:
+        return value
+    text = orjson.dumps(value).decode()
+    return value if len(text) <= SHOWN else text[: SHOWN - 3] + "..."
+
+
+def _text(value: Any, limit: int = 80) -> str:
+    text = orjson.dumps(value).decode()
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _when(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds")
 
@@ -291,7 +315,7 @@ def mirror_document(limit: int | None = None) -> dict[str, Any]:
                 _when(m.at),
                 m.route,
                 f"{m.method} {m.path}",
-                "; ".join(f"{p}: {a} ≠ {b}" for p, a, b in m.differences[:3]),
+                "; ".join(f"{p}: {_text(a)} ≠ {_text(b)}" for p, a, b in m.differences[:3]),
                 m.request_id,
             ]
             for m in newest

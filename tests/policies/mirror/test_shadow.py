@@ -76,6 +76,7 @@ def test_mismatches_never_show_a_known_secret(monkeypatch: pytest.MonkeyPatch) -
         [
             ("user.note", "has s3cret-token-value inside", "other"),
             ("headers.authorization", "Bearer abc", "Bearer def"),
+            ("items", ["x" * 1000], {"n": 1}),
         ],
     )
     document = mirror_document()
@@ -83,6 +84,9 @@ def test_mismatches_never_show_a_known_secret(monkeypatch: pytest.MonkeyPatch) -
     assert "s3cret-token-value" not in text and "Bearer" not in text and "key=k" not in text
     (entry,) = document["mismatches"]
     assert entry["request"] == "GET /users/***" and entry["request_id"] == "req-1"
+    items = entry["differences"][2]
+    assert items["mirror"] == {"n": 1}  # values stay JSON
+    assert isinstance(items["primary"], str) and len(items["primary"]) == 500  # cut short
 
 
 async def test_a_draining_process_starts_no_mirrored_call_and_ends_those_running(
