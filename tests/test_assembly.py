@@ -49,9 +49,10 @@ def test_without_websocket_routes_uvicorn_is_told_a_small_size() -> None:
 def test_what_relaying_routes_never_pass_on() -> None:
     built = context(ROUTES)
     agg, chat, _ = ROUTES.routes
-    assert built.owned_headers == {b"x-client"}
+    assert built.owned_headers == {b"x-client", b"x-gateway-mirror"}
     assert built.consumed(agg) == {b"x-key"} and built.consumed(chat) == frozenset()
     dropped = built.not_relayed(agg, ((b"x-static", b"s"),))
     assert {b"x-key", b"x-client", b"x-static", b"host", b"x-forwarded-for"} <= dropped
+    assert b"x-gateway-mirror" in dropped  # the gateway's, on every route
     assert b"cookie" not in dropped  # settings.forward_headers names it
     assert built.once("k", lambda: 1) == 1 and built.once("k", lambda: 2) == 1

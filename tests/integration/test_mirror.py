@@ -98,6 +98,12 @@ def test_the_mirror_gets_the_same_request_and_the_answers_match(
     eventually(lambda: count(gw, "same", "match") == 2)  # the body went along: same echo
 
 
+def test_a_clients_own_mirror_header_never_reaches_an_upstream(gw: Gateway) -> None:
+    forged = gw.get("/same/echo/forged", headers={"X-Gateway-Mirror": "1"})
+    assert "x-gateway-mirror" not in dict(forged.json()["headers"])  # the primary's
+    eventually(lambda: count(gw, "same", "match") == 3)  # and the mirror's echo matched it
+
+
 def test_a_method_not_listed_is_not_mirrored(gw: Gateway, stubs: dict[str, Stub]) -> None:
     assert gw.request("DELETE", "/same/echo/deleted").status_code == 200
     time.sleep(0.3)

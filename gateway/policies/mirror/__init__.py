@@ -62,10 +62,17 @@ def _summary(route: Route) -> str | None:
     return f"mirror: {share} to {spec.upstream}" + (" (compared)" if spec.compare else "")
 
 
+def _owned(context: BuildContext) -> tuple[bytes, ...]:
+    """X-Gateway-Mirror is the gateway's: a client's copy never reaches an
+    upstream, which could take a real request for a shadow one."""
+    return (b"x-gateway-mirror",)
+
+
 POLICY = Policy(
     name="mirror",
     stage=mirror_stage,
     summary=_summary,
+    owned_headers=_owned,
     panels=(
         Panel(
             path="/mirror",

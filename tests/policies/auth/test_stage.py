@@ -124,4 +124,5 @@ def test_what_auth_tells_the_route_kinds_and_the_edge() -> None:
     assert consumed_headers(PUBLIC, CONTEXT) == ()
     assert query_credentials(EITHER, CONTEXT) == {"key": "keys"}
     assert set(secret_params(CONTEXT)) == {"key"}
-    assert CONTEXT.owned_headers == {b"x-client", b"x-sub"}  # through the registry
+    # through the registry, beside the mirror's X-Gateway-Mirror
+    assert CONTEXT.owned_headers == {b"x-client", b"x-sub", b"x-gateway-mirror"}
