@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from gateway.policies import compress, ip, plans, validate
 from gateway.registry import load_route_table
+from gateway.routes.model import Proxy
 from tests.processes import ROOT
 
 EXAMPLE = ROOT / "examples" / "routes" / "policies.yaml"
@@ -29,3 +30,23 @@ def test_the_policies_example_loads_with_every_policy_where_it_says() -> None:
     assert reports is not None and reports.algorithms == ("gzip",)
     default = compress.OPTION.of(routes["order"])
     assert default is not None and default.algorithms == ("zstd", "gzip")  # settings.compress
+
+
+def test_the_traffic_example_loads_with_targets_a_canary_and_a_mirror() -> None:
+    table = load_route_table(ROOT / "examples" / "routes" / "traffic.yaml")
+    catalog = table.upstreams["catalog"]
+    assert [(t.name, t.weight) for t in catalog.targets] == [
+        ("catalog-1", 10),
+        ("catalog-2", 10),
+        ("canary", 1),
+    ]
+    assert catalog.sticky == "header:x-user" and catalog.override_header == "x-canary"
+    assert catalog.outlier.consecutive_failures == 3 and catalog.outlier.max_ejection == 300
+    assert catalog.health_check is not None and catalog.health_check.healthy == 2
+    routes = {route.name: route for route in table.routes}
+    products = routes["products"].kind
+    assert isinstance(products, Proxy) and products.mirror is not None
+    assert products.mirror.compare and products.mirror.ignore == (
+        ("generated_at",),
+        ("items", "updated_at"),
+    )
