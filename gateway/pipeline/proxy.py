@@ -183,7 +183,35 @@ class ProxyHandler:
             )
             if error is not None:
                 raise error
+        primary: asyncio.Future[Primary] | None = None
+        if tap is not None:  # mirrored, even when the primary fails (compared: no answer)
+            if tap.compare:
+                primary = asyncio.get_running_loop().create_future()
+            body = content if isinstance(content, bytes) else None
+            method = request.method or "GET"
+            tap.calls.append(MirrorCall(method, rendered, query, headers, body, primary))
         steer = self.guard.steer(envelope.client, envelope.identity_key, incoming)
+        try:
+            return await self._answer(call, outgoing, idempotent, steer, client, primary)
+        except BaseException as exc:
+            if primary is not None and not primary.done():
+                if isinstance(exc, GatewayError):
+                    primary.set_result((None, None))  # compared: the primary had no answer
+                else:
+                    primary.cancel()  # cancelled: nothing to compare with
+            raise
+
+    async def _answer(
+        self,
+        call: RouteCall,
+        outgoing: httpx.Request,
+        idempotent: bool,
+        steer: Steer | None,
+        client: str,
+        primary: asyncio.Future[Primary] | None,
+    ) -> ProxyResponse:
+        """The upstream's answer, as the client gets it (`primary`: kept as it
+        is relayed, for a mirror's comparison)."""
         response = await self._send(outgoing, idempotent, call, steer)
         hop_back = hop_by_hop_names(response.headers.raw)
         if response.status_code in (204, 304):
@@ -213,13 +241,6 @@ class ProxyHandler:
                 back.append((b"cache-control", b"no-cache"))
             if b"x-accel-buffering" not in names:
                 back.append((b"x-accel-buffering", b"no"))
-        primary = None
-        if tap is not None:
-            if tap.compare:
-                primary = asyncio.get_running_loop().create_future()
-            body = content if isinstance(content, bytes) else None
-            method = request.method or "GET"
-            tap.calls.append(MirrorCall(method, rendered, query, headers, body, primary))
         return ProxyResponse(
             response, back, open_ended=stream is not None, stream=stream, keep=primary
         )

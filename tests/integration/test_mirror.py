@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 
-from tests.integration.conftest import Gateway, GatewayFactory, Stub, stubs_named
+from tests.integration.conftest import Gateway, GatewayFactory, Stub, free_port, stubs_named
 from tests.integration.test_targets import metric
 
 ROUTES = """
@@ -21,6 +21,7 @@ upstreams:
   shadow: {url: "${M}"}
   slow-shadow: {url: "${M}/delay/1500", timeout: 5s}
   huge-shadow: {url: "${M}/huge", timeout: 10s}
+  dead: {url: "http://127.0.0.1:${DEAD}", timeout: 1s}
 routes:
   - name: same
     path: "/same/{rest:path}"
@@ -43,6 +44,10 @@ routes:
     path: "/large/{rest:path}"
     proxy: {upstream: primary, path: "/{rest}"}
     mirror: {upstream: shadow, compare: true}
+  - name: failing
+    path: "/failing/{rest:path}"
+    proxy: {upstream: dead, path: "/{rest}"}
+    mirror: {upstream: shadow, compare: true}
   - name: half
     path: "/half/{rest:path}"
     proxy: {upstream: primary, path: "/{rest}"}
@@ -63,7 +68,7 @@ def stubs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Stub]]
 
 @pytest.fixture(scope="module")
 def gw(start_gateway: GatewayFactory, stubs: dict[str, Stub]) -> Gateway:
-    return start_gateway(ROUTES, P=stubs["P"].url, M=stubs["M"].url)
+    return start_gateway(ROUTES, P=stubs["P"].url, M=stubs["M"].url, DEAD=str(free_port()))
 
 
 def count(gw: Gateway, route: str, result: str) -> float:
@@ -174,3 +179,10 @@ def test_large_answers_are_compared_too(gw: Gateway) -> None:
     """Two 300 KB answers: compared off the loop, and equal."""
     assert len(gw.get("/large/bigjson/300000").content) > 300_000
     eventually(lambda: count(gw, "large", "match") == 1)
+
+
+def test_a_primary_that_failed_is_still_mirrored_and_compared(gw: Gateway) -> None:
+    assert gw.get("/failing/users/9").status_code == 502  # the client's answer: the primary's
+    eventually(lambda: count(gw, "failing", "mismatch") == 1)
+    (entry,) = [m for m in gw.admin_get("/mirror").json()["mismatches"] if m["route"] == "failing"]
+    assert {"path": "(status)", "primary": None, "mirror": 200} in entry["differences"]
