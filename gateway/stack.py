@@ -168,8 +168,19 @@ class BuildContext:
     ) -> frozenset[bytes]:
         """Client headers a relaying route (proxy, websocket) never passes on:
         what the gateway sets, forged identities, the upstream's own static
-        headers and (unless settings.forward_headers names them) cookies and
-        the credentials the route's policies consumed."""
+        headers, what the gateway reads for its upstream (`read_for`), and
+        (unless settings.forward_headers names them) cookies and the
+        credentials the route's policies consumed."""
         named = {h.encode() for h in self.table.settings.forward_headers}
         optional = ({b"cookie"} | self.consumed(route)) - named
-        return frozenset(OWNED_REQUEST | self.owned_headers | optional | {n for n, _ in static})
+        upstream = getattr(route.kind, "upstream", None)  # proxy and websocket kinds name one
+        read = self.read_for(upstream) if isinstance(upstream, str) else frozenset()
+        return frozenset(
+            OWNED_REQUEST | self.owned_headers | optional | read | {n for n, _ in static}
+        )
+
+    def read_for(self, upstream: str) -> frozenset[bytes]:
+        """Client headers the gateway reads for calls to `upstream` and never
+        passes on, whatever a forward_headers list says: its override header."""
+        override = self.table.upstreams[upstream].override_header
+        return frozenset({override.encode()}) if override is not None else frozenset()

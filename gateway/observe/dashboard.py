@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +44,7 @@ from gateway.observe.live import (
     UpstreamLive,
     merged_percentiles,
 )
+from gateway.observe.logs import utc_timestamp
 from gateway.registry import PANELS, route_summary
 from gateway.stack import Panel
 
@@ -55,10 +55,6 @@ if TYPE_CHECKING:
 __all__ = ["FEED", "Feed", "dashboard_page", "document"]
 
 _BEHIND = 5  # updates a stream may lag before it is cut off
-
-
-def _when(timestamp: float) -> str:
-    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds")
 
 
 def _circuit(gateway: Gateway, name: str) -> str:
@@ -149,15 +145,21 @@ def document(*, history: bool) -> dict[str, Any]:
     gateway = serving.current()
     config = LIVE.config
     doc: dict[str, Any] = {
-        "time": _when(LIVE.second),
+        "time": utc_timestamp(LIVE.second, "seconds"),
         "config": {
             "file": config.file,
             "digest": config.digest,
-            "loaded_at": _when(config.loaded_at) if config.loaded_at else None,
+            "loaded_at": utc_timestamp(config.loaded_at, "seconds") if config.loaded_at else None,
             "routes": config.routes,
         },
-        "reloads": [{**event, "at": _when(event["at"])} for event in reversed(LIVE.reloads)],
-        "errors": [{**error, "at": _when(error["at"])} for error in reversed(LIVE.errors.values())],
+        "reloads": [
+            {**event, "at": utc_timestamp(event["at"], "seconds")}
+            for event in reversed(LIVE.reloads)
+        ],
+        "errors": [
+            {**error, "at": utc_timestamp(error["at"], "seconds")}
+            for error in reversed(LIVE.errors.values())
+        ],
         "draining": lifecycle.draining,
         "routes": [],
         "upstreams": [],

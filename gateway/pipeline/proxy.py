@@ -133,8 +133,6 @@ class ProxyHandler:
         self.backend_name = proxy.upstream
         self.static_headers = upstream_headers(self.upstream)
         self.dropped = context.not_relayed(route, self.static_headers)
-        if self.upstream.override_header is not None:  # for the gateway only
-            self.dropped = self.dropped | {self.upstream.override_header.encode()}
         # With CORS the gateway owns Access-Control-*: the upstream's are dropped.
         self.drop_cors = cors.OPTION.of(route) is not None
         t = self.upstream.timeout

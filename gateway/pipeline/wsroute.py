@@ -79,8 +79,6 @@ class WebSocketRoute:
         )
         self.static_headers = upstream_headers(self.upstream)
         self.dropped = context.not_relayed(route, self.static_headers) | _HANDSHAKE
-        if self.upstream.override_header is not None:  # for the gateway only
-            self.dropped = self.dropped | {self.upstream.override_header.encode()}
         self.allowed = frozenset(spec.subprotocols) if spec.subprotocols is not None else None
 
     async def __call__(self, call: RouteCall) -> None:

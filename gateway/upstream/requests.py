@@ -27,7 +27,6 @@ from collections.abc import AsyncIterator
 import httpx
 from httpx._urlparse import ParseResult
 
-from gateway.routes.model import Upstream
 from gateway.types import Failure
 
 __all__ = [
@@ -53,11 +52,6 @@ class Origin:
         parsed = httpx.URL(scheme=scheme, host=host, port=port)
         self._reference = parsed._uri_reference
         self.host_header = (b"host", parsed.netloc)
-
-    @classmethod
-    def of(cls, upstream: Upstream) -> Origin:
-        """The upstream's first target's."""
-        return cls(upstream.scheme, upstream.host, upstream.port)
 
     def url(self, raw_path: str, query: str = "") -> httpx.URL:
         """`raw_path` and `query` must already be percent-encoded."""

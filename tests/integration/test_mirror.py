@@ -6,13 +6,13 @@ with compare: true counts matches and mismatches and lists them on /mirror."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from tests.integration.conftest import Gateway, GatewayFactory, Stub, free_port, stubs_named
-from tests.integration.test_targets import metric
+from tests.integration.test_targets import eventually, metric
 
 ROUTES = """
 version: 1
@@ -44,6 +44,11 @@ routes:
     path: "/large/{rest:path}"
     proxy: {upstream: primary, path: "/{rest}"}
     mirror: {upstream: shadow, compare: true}
+  - name: small-bodies
+    path: "/small/{rest:path}"
+    methods: [POST]
+    proxy: {upstream: primary, path: "/{rest}"}
+    mirror: {upstream: shadow, methods: [POST], max_body_size: 16B}
   - name: failing
     path: "/failing/{rest:path}"
     proxy: {upstream: dead, path: "/{rest}"}
@@ -76,15 +81,6 @@ def count(gw: Gateway, route: str, result: str) -> float:
         return metric(gw, "gateway_mirror_total", route=route, result=result)
     except AssertionError:
         return 0.0
-
-
-def eventually(check: Callable[[], bool], within: float = 5.0) -> None:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"not within {within} s")
 
 
 def mirrored(stub: Stub, path: str) -> int:
@@ -186,3 +182,12 @@ def test_a_primary_that_failed_is_still_mirrored_and_compared(gw: Gateway) -> No
     eventually(lambda: count(gw, "failing", "mismatch") == 1)
     (entry,) = [m for m in gw.admin_get("/mirror").json()["mismatches"] if m["route"] == "failing"]
     assert {"path": "(status)", "primary": None, "mirror": 200} in entry["differences"]
+
+
+def test_a_body_past_max_body_size_is_not_mirrored(gw: Gateway, stubs: dict[str, Stub]) -> None:
+    assert gw.request("POST", "/small/echo/short", content=b"0123456789").status_code == 200
+    assert gw.request("POST", "/small/echo/long", content=b"x" * 17).status_code == 200
+    eventually(lambda: mirrored(stubs["M"], "/echo/short") == 1)
+    time.sleep(0.3)
+    assert mirrored(stubs["M"], "/echo/long") == 0
+    assert count(gw, "small-bodies", "sent") == 1

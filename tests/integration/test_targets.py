@@ -238,3 +238,49 @@ def test_the_dashboard_lists_targets_and_their_state(gw: Gateway) -> None:
     targets = {t["name"]: t for t in upstream(document, "weighted")["targets"]}
     assert targets["a"]["weight"] == 3 and targets["a"]["state"] == "healthy"
     assert re.fullmatch(r"http://127\.0\.0\.1:\d+", targets["b"]["url"])
+
+
+RELOADED = """
+version: 1
+upstreams:
+  sticky:
+    targets: [{url: "${A}", name: a, weight: 1}, {url: "${B}", name: b, weight: %d}]
+    sticky: header:X-User
+  ejecting:
+    targets: [{url: "http://127.0.0.1:${DEAD}", name: dead, weight: %d}, {url: "${A}", name: a}]
+    outlier: {consecutive_failures: 2, base_ejection: 5m}
+    retries: {attempts: 2, backoff: 10ms}
+    balance: round_robin
+routes:
+  - {name: sticky, path: "/sticky/{rest:path}", proxy: {upstream: sticky, path: "/{rest}"}}
+  - {name: ejecting, path: "/ejecting/{rest:path}", proxy: {upstream: ejecting, path: "/{rest}"}}
+"""
+
+
+def test_a_weight_change_by_reload_moves_only_the_clients_it_must_and_keeps_health(
+    start_gateway: GatewayFactory, stubs: dict[str, Stub]
+) -> None:
+    urls = {"A": stubs["A"].url, "B": stubs["B"].url, "DEAD": str(free_port())}
+    gw = start_gateway(RELOADED % (1, 1), RELOAD="true", **urls)
+    name = names(stubs)
+    users = [f"user-{i}" for i in range(200)]
+
+    def placed() -> dict[str, str]:
+        return {u: name(gw.get("/sticky/echo/s", headers={"X-User": u})) for u in users}
+
+    before = placed()
+    for _ in range(4):  # round robin: dead, a, dead, a: two failures eject it
+        assert gw.get("/ejecting/echo/e").status_code == 200
+
+    def states() -> dict[str, dict[str, dict[str, Any]]]:
+        upstreams = gw.admin_get("/config").json()["upstreams"]
+        return {n: {t["name"]: t for t in upstreams[n]["target_state"]} for n in upstreams}
+
+    assert states()["ejecting"]["dead"]["state"] == "ejected"
+    gw.routes_file.write_text(RELOADED % (3, 2))
+    eventually(lambda: states()["sticky"]["b"]["weight"] == 3)
+    assert states()["ejecting"]["dead"]["state"] == "ejected"  # health kept across the reload
+    after = placed()
+    moved = [u for u in users if before[u] != after[u]]
+    assert all(before[u] == "A" and after[u] == "B" for u in moved)  # only towards b
+    assert 0.12 < len(moved) / len(users) < 0.38  # a quarter must move (1:1 to 1:3)

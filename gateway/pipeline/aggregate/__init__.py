@@ -106,12 +106,11 @@ def build_backend(
 
 def forwarded(backend: Backend, context: BuildContext) -> frozenset[bytes]:
     """The client headers this backend receives: the allow-lists, minus what
-    the gateway owns (identity headers, Accept-Encoding, the upstream's
-    override header)."""
+    the gateway owns (identity headers, Accept-Encoding) or reads for the
+    backend's upstream (its override header)."""
     names = (*context.table.settings.forward_headers, *backend.forward_headers)
     allowed = frozenset(h.encode() for h in names) - _NOT_FORWARDED - context.owned_headers
-    override = context.table.upstreams[backend.upstream].override_header
-    return allowed - {override.encode()} if override is not None else allowed
+    return allowed - context.read_for(backend.upstream)
 
 
 # --- the OpenAPI description ------------------------------------------------------

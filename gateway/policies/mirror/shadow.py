@@ -27,7 +27,6 @@ import time
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Collection
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -37,6 +36,7 @@ from gateway.envelope import MirrorCall, MirrorTap, Primary
 from gateway.lifecycle import lifecycle
 from gateway.observe import metrics
 from gateway.observe.configview import SECRET, mask_text
+from gateway.observe.logs import utc_timestamp
 from gateway.policies.mirror.diff import Difference, compare, shown
 from gateway.routes.model import MirrorSpec, Upstream
 from gateway.upstream.attempts import UpstreamGuard, is_retryable_status
@@ -289,17 +289,13 @@ def _text(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _when(timestamp: float) -> str:
-    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds")
-
-
 def mirror_document(limit: int | None = None) -> dict[str, Any]:
     """`GET /mirror` and the dashboard's panel: the last mismatches, newest first."""
     newest = list(reversed(RECENT))[:limit]
     return {
         "mismatches": [
             {
-                "at": _when(m.at),
+                "at": utc_timestamp(m.at, "seconds"),
                 "route": m.route,
                 "request": f"{m.method} {m.path}",
                 "request_id": m.request_id,
@@ -312,7 +308,7 @@ def mirror_document(limit: int | None = None) -> dict[str, Any]:
         "columns": ["at", "route", "request", "differences", "request id"],
         "rows": [
             [
-                _when(m.at),
+                utc_timestamp(m.at, "seconds"),
                 m.route,
                 f"{m.method} {m.path}",
                 "; ".join(f"{p}: {_text(a)} ≠ {_text(b)}" for p, a, b in m.differences[:3]),
