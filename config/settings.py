@@ -93,6 +93,9 @@ CLIENT_BODY_TIMEOUT = read_duration("CLIENT_BODY_TIMEOUT", 20.0)
 # A client that takes nothing of its answer for this long is cut off, and what
 # the answer held (memory budget, an upstream connection) is given back.
 CLIENT_SEND_TIMEOUT = read_duration("CLIENT_SEND_TIMEOUT", 30.0)
+# HTTP/2 on the client port beside HTTP/1.1 (gateway/edge/h2server.py): h2c
+# with prior knowledge, and `h2` by ALPN when uvicorn serves TLS.
+HTTP2 = read_bool("HTTP2", False)
 # Request header names holding "_" are dropped before anything reads them
 # (gateway/edge/intake.py): upstreams that fold "_" into "-" would take
 # `X_Client_Id` for the identity header the gateway sets.

@@ -8,8 +8,10 @@ the layers that send answers (the HTTP handler, the WebSocket relay):
 - `cut_connection(send)`: end a connection mid-answer without uvicorn
   reporting an application that returned without finishing.
 
-Both read uvicorn's internals: the object whose bound method `send` is (the
-HTTP request cycle, or the WebSocket protocol), its `transport`, `flow`
+An HTTP/2 stream (gateway/edge/h2stream.py) answers both itself
+(`may_block()`, `cut()`). Otherwise both read uvicorn's internals: the
+object whose bound method `send` is (the HTTP request cycle, or the
+WebSocket protocol), its `transport`, `flow`
 (`write_paused`), `writable` and `disconnected`. uvicorn is pinned in
 pyproject.toml, and tests/test_asgi.py fails on a version that moved them;
 with another server both answer safely (every send is timed, nothing is cut
@@ -32,6 +34,8 @@ def may_block(send: Any) -> bool:
     """Could `send` wait for the client (uvicorn waits while the socket's
     buffer is over its high-water mark)? True when it cannot tell."""
     server = getattr(send, "__self__", None)
+    if server is not None and hasattr(server, "cut"):  # an HTTP/2 stream
+        return bool(server.may_block())
     flow = getattr(server, "flow", None)  # HTTP
     if flow is not None:
         return bool(flow.write_paused)
@@ -51,6 +55,9 @@ def cut_connection(send: Any, *, flush: bool) -> bool:
     server is not one the gateway knows how to cut (it then closes the
     connection itself, and says so in its log)."""
     cycle: Any = getattr(send, "__self__", None)
+    if hasattr(cycle, "cut"):  # an HTTP/2 stream: reset it, or GOAWAY its connection
+        cycle.cut(flush=flush)
+        return True
     transport = getattr(cycle, "transport", None)
     if transport is None or not hasattr(cycle, "disconnected"):
         return False

@@ -94,7 +94,7 @@ def build_application() -> object:
 
     server = running_config()
     if server is not None:
-        if (reason := unguarded_protocol(server)) is not None:
+        if not settings.HTTP2 and (reason := unguarded_protocol(server)) is not None:
             _fail([f"gateway: not starting: {reason}"])
         quiet_server(server)
     try:
@@ -120,6 +120,17 @@ def build_application() -> object:
         max_line=settings.MAX_REQUEST_LINE,
         max_headers=settings.MAX_REQUEST_HEADERS,
     )
+    if settings.HTTP2 and server is not None:
+        from gateway.edge.autoprotocol import serve_http2
+
+        serve_http2(
+            server,
+            limits=(
+                settings.CLIENT_HEADER_TIMEOUT,
+                settings.MAX_REQUEST_LINE,
+                settings.MAX_REQUEST_HEADERS,
+            ),
+        )
     limit_websocket_messages(_websocket_max_size)
     exporter = None
     if settings.TRACE_EXPORT:  # the SDK is imported only then

@@ -88,7 +88,7 @@ def unguarded_protocol(config: Any) -> str | None:
     return (
         f"uvicorn's {name} (--http {config.http}) cannot enforce MAX_REQUEST_LINE,"
         " MAX_REQUEST_HEADERS and CLIENT_HEADER_TIMEOUT; start with --http httptools"
-        " (or without --http)"
+        " (or without --http); for HTTP/2 set HTTP2=on"
     )
 
 

@@ -1,0 +1,32 @@
+"""Frame budgets of one HTTP/2 connection (gateway/edge/h2limits.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.edge import h2limits
+from gateway.edge.h2limits import BUDGETS, Budget, FrameBudgets
+
+
+def test_a_burst_then_refusal() -> None:
+    budget = Budget(3, 0.0)
+    assert [budget.spend() for _ in range(5)] == [True, True, True, False, False]
+
+
+def test_the_budget_refills_with_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    now = [100.0]
+    monkeypatch.setattr(h2limits.time, "monotonic", lambda: now[0])
+    budget = Budget(2, 10.0)
+    assert budget.spend() and budget.spend() and not budget.spend()
+    now[0] += 0.15  # one token back (and half of another)
+    assert budget.spend() and not budget.spend()
+    now[0] += 60  # never more than the burst
+    assert sum(budget.spend() for _ in range(10)) == 2
+
+
+def test_each_kind_has_its_own_budget() -> None:
+    budgets = FrameBudgets()
+    ping, _ = BUDGETS["ping"]
+    assert all(budgets.spend("ping") for _ in range(int(ping)))
+    assert not budgets.spend("ping")
+    assert budgets.spend("settings")
