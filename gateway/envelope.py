@@ -189,6 +189,7 @@ class RouteLog:
     backends: list[BackendLog] = field(default_factory=list)
     completed: bool | None = None  # aggregate routes: did every backend answer
     websocket: RelayLog | None = None  # websocket routes: the relayed pair, once it ended
+    grpc_status: int | None = None  # grpc routes: the status the call ended with
 
 
 @dataclass(slots=True, eq=False, kw_only=True)

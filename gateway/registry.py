@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gateway.pipeline import aggregate, hooks, proxy, refusals, static, wsroute
+from gateway.pipeline import aggregate, grpc, hooks, proxy, refusals, static, wsroute
 from gateway.policies import compress, cors, ip, mirror, plans, ratelimit, validate
 from gateway.policies.auth import stage as auth
 from gateway.routes import load_route_table as _load
@@ -48,7 +48,7 @@ __all__ = [
 ]
 
 # The route kinds: the innermost handler of each route.
-KINDS: tuple[Kind, ...] = (aggregate.KIND, proxy.KIND, wsroute.KIND, static.KIND)
+KINDS: tuple[Kind, ...] = (aggregate.KIND, proxy.KIND, wsroute.KIND, static.KIND, grpc.KIND)
 
 # The stages before a route's kind, in the order they run (each route has
 # those it uses). HTTP requests and WebSocket handshakes run the same ones.
@@ -101,10 +101,14 @@ def build_route_handler(route: Route, context: BuildContext) -> RouteHandler:
                    -> accept -> relay
         static     cors -> ... -> request hooks -> compress -> validate.response
                    -> the answer the routes file wrote
+        grpc       [refusals as gRPC statuses] -> cors -> ... -> request hooks
+                   -> guarded HTTP/2 call -> the answer relayed, trailers last
     """
-    inner = kind_of(route).build(route, context)
+    kind = kind_of(route)
+    inner = kind.build(route, context)
     inner = compose(inner, *(policy.stage(route, context) for policy in AROUND_KIND))
-    return compose(inner, *(policy.stage(route, context) for policy in POLICIES))
+    handler = compose(inner, *(policy.stage(route, context) for policy in POLICIES))
+    return handler if kind.answer_errors is None else kind.answer_errors(handler)
 
 
 # --- the routes file, bound to the registered vocabulary ---------------------------

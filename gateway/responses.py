@@ -63,7 +63,10 @@ def json_response(answer: Answer) -> HttpResponse:
 
 class RelayedResponse(StreamingHttpResponse):
     """`relay` is sent part by part; `streaming_content` yields the same bytes
-    for anything else that reads the response."""
+    for anything else that reads the response. With `sends_trailers`, the
+    handler sends `trailers` after the body (HTTP/2 only: gRPC)."""
+
+    sends_trailers = False
 
     def __init__(
         self, status: int, raw_headers: list[tuple[bytes, bytes]], relay: AsyncIterable[bytes]
@@ -72,6 +75,8 @@ class RelayedResponse(StreamingHttpResponse):
         del self.headers["Content-Type"]  # Django's default; the real one is in raw_headers
         self.raw_headers = raw_headers
         self.relay = relay
+        if not hasattr(self, "trailers"):  # a subclass may have set them first
+            self.trailers: list[tuple[bytes, bytes]] = []
 
     @staticmethod
     async def _parts(relay: AsyncIterable[bytes]) -> AsyncIterator[bytes]:

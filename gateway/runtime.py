@@ -185,7 +185,12 @@ class Runtime:
             return False
 
     async def aclose(self) -> None:
+        from gateway.upstream.h2client import H2Client
+
         await self.health.stop()
+        for kept in list(self._kept.values()):
+            if isinstance(kept, H2Client):  # grpc routes' HTTP/2 connections
+                await kept.aclose()
         retired, self._retired = self._retired, []
         await _close_all(retired)
         await self.clients.aclose()

@@ -98,6 +98,8 @@ class Kind:
     handshakes: bool = False  # takes WebSocket handshakes
     operations: bool = True  # OpenAPI: HTTP operations (False: listed beside them)
     max_message_size: Callable[[Route], int] | None = None  # WebSocket messages
+    # Wraps the route's whole stack: its refusals answered the kind's way (gRPC).
+    answer_errors: Callable[[RouteHandler], RouteHandler] | None = None
 
     @property
     def name(self) -> str:

@@ -222,17 +222,26 @@ class GatewayHandler(ASGIHandler):
 
     async def send_response(self, response: HttpResponseBase, send: Send) -> None:
         headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.items()]
+        trailers = False
         if isinstance(response, RelayedResponse):
             headers.extend(response.raw_headers)
-        await send(
-            {"type": "http.response.start", "status": response.status_code, "headers": headers}
-        )
+            trailers = response.sends_trailers
+        head: dict[str, Any] = {
+            "type": "http.response.start",
+            "status": response.status_code,
+            "headers": headers,
+        }
+        if trailers:
+            head["trailers"] = True
+        await send(head)
         put = self._put
         if isinstance(response, RelayedResponse):  # a relayed body, as it comes
             async for part in response.relay:
                 if part:
                     await put(send, {"type": "http.response.body", "body": part, "more_body": True})
             await put(send, {"type": "http.response.body", "body": b"", "more_body": False})
+            if trailers:  # gRPC's status: known once the body has ended
+                await put(send, {"type": "http.response.trailers", "headers": response.trailers})
         elif response.streaming:
             parts = cast(AsyncGenerator[bytes], aiter(cast(StreamingHttpResponse, response)))
             async with aclosing(parts):

@@ -8,7 +8,8 @@ route, method, path (with the query string, credential parameters shown as
 name, status, duration_ms, attempts and outcome; `cut` when the answer was
 cut off (send_timeout, idle_timeout, upstream_failed); a WebSocket pair's line
 (status 101, when it ends) adds `websocket`: messages from the client and from
-the upstream, the close code and which side closed.
+the upstream, the close code and which side closed; a gRPC call's line adds
+`grpc_status`, the status it ended with (HTTP says 200 either way).
 LOG_FORMAT=text: the same on one human-readable line.
 
 Lines are buffered and written at most FLUSH_SECONDS later (or once
@@ -113,6 +114,8 @@ class AccessLog:
         }
         if (cut := _cut(envelope)) is not None:
             entry["cut"] = cut
+        if (code := envelope.log.grpc_status) is not None:
+            entry["grpc_status"] = code
         if envelope.hook_log:
             entry["hooks"] = [
                 {"name": h.name, "stage": h.stage, "duration_ms": round(h.duration * 1000, 3)}
@@ -148,6 +151,8 @@ class AccessLog:
         )
         if (cut := _cut(envelope)) is not None:
             done += f" cut={cut}"
+        if (code := envelope.log.grpc_status) is not None:
+            done += f" grpc_status={code}"
         if (ws := envelope.log.websocket) is not None:
             done += (
                 f" messages={ws.to_upstream}/{ws.to_client} close={ws.close_code}"

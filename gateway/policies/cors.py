@@ -10,7 +10,9 @@ serve the method it announces, when that route has CORS: this stage, first
 in that route's stack, answers it. A WebSocket handshake is not subject to
 the browser's CORS checks: with CORS configured, the gateway refuses a
 browser's disallowed Origin itself (403); clients that send no Origin (not
-browsers) are not asked.
+browsers) are not asked. On `grpc` routes (gRPC-Web from browsers) the
+headers a gRPC-Web client sends are always allowed, and grpc-status,
+grpc-message and grpc-status-details-bin always exposed.
 """
 
 from __future__ import annotations
@@ -130,6 +132,10 @@ OPTION = Option[CorsPolicy](
 
 
 # --- the stage -------------------------------------------------------------------
+# On `grpc` routes, added to what the route lists (SPEC 3.18).
+GRPC_WEB_REQUEST = ("Content-Type", "X-Grpc-Web", "X-User-Agent", "Grpc-Timeout")
+GRPC_WEB_ANSWER = ("Grpc-Status", "Grpc-Message", "Grpc-Status-Details-Bin")
+
 @dataclass(frozen=True, slots=True)
 class RouteCors:
     origins: frozenset[str]
@@ -142,20 +148,28 @@ class RouteCors:
         return self.any_origin or origin in self.origins
 
 
+def _with(listed: tuple[str, ...], more: tuple[str, ...]) -> tuple[str, ...]:
+    have = {name.lower() for name in listed}
+    return listed + tuple(name for name in more if name.lower() not in have)
+
+
 def build_cors(route: Route, policy: CorsPolicy) -> RouteCors:
     methods = policy.allow_methods or tuple(sorted(route.methods))
+    allow, expose = policy.allow_headers, policy.expose_headers
+    if route.kind_name == "grpc":  # what a gRPC-Web client sends and must read
+        allow, expose = _with(allow, GRPC_WEB_REQUEST), _with(expose, GRPC_WEB_ANSWER)
     preflight = [
         ("Access-Control-Allow-Methods", ", ".join(methods)),
         ("Access-Control-Max-Age", str(int(policy.max_age))),
     ]
-    if policy.allow_headers:
-        preflight.append(("Access-Control-Allow-Headers", ", ".join(policy.allow_headers)))
+    if allow:
+        preflight.append(("Access-Control-Allow-Headers", ", ".join(allow)))
     return RouteCors(
         origins=frozenset(policy.allow_origins),
         any_origin=policy.any_origin,
         credentials=policy.allow_credentials and not policy.any_origin,
         preflight=tuple(preflight),
-        expose=", ".join(policy.expose_headers) or None,
+        expose=", ".join(expose) or None,
     )
 
 

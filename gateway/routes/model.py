@@ -27,6 +27,7 @@ __all__ = [
     "CircuitBreaker",
     "FieldRef",
     "GatewaySettings",
+    "Grpc",
     "HealthCheck",
     "MirrorSpec",
     "Outlier",
@@ -249,6 +250,15 @@ class Proxy:
     path: Template
     idle_timeout: float | None = None  # silence allowed between body chunks; None: upstream's
     mirror: MirrorSpec | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Grpc:
+    """`grpc:`: the calls of one gRPC service relayed to an upstream over
+    HTTP/2 (gRPC-Web translated), messages and trailers unchanged."""
+
+    upstream: str
+    service: str  # package.Service
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

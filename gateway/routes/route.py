@@ -56,7 +56,7 @@ def route_sections(vocabulary: Vocabulary) -> tuple[tuple[str, Section], ...]:
     return tuple(
         (
             kind.name,
-            ROUTE.plus(
+            _common(kind).plus(
                 Key(name="hooks", value=hooks_section(kind.hook_stages)),
                 *policy_keys,
                 replace(kind.keys[0], required=True),
@@ -65,6 +65,13 @@ def route_sections(vocabulary: Vocabulary) -> tuple[tuple[str, Section], ...]:
         )
         for kind in vocabulary.kinds
     )
+
+
+def _common(kind: KindReader) -> Section:
+    """ROUTE, with `path` optional for a kind that gives a default one."""
+    if kind.default_path is None:
+        return ROUTE
+    return Section(tuple(replace(k, required=False) if k.name == "path" else k for k in ROUTE.keys))
 
 
 def read_route(
@@ -83,7 +90,8 @@ def read_route(
         *(key for option in vocabulary.options for key in option.names),
         *(key.name for kind in vocabulary.kinds for key in kind.keys),
     )
-    fields = r.mapping(node, where, allowed=allowed, required=ROUTE.required)
+    required = [key for key in ROUTE.required if key != "path"]  # a kind may give a default
+    fields = r.mapping(node, where, allowed=allowed, required=required)
     if fields is None:
         return None
     name = r.string(fields["name"], f"{where}: name") if "name" in fields else None
@@ -95,7 +103,13 @@ def read_route(
     kind = _which_kind(r, node, fields, where, vocabulary.kinds)
     if kind is None:
         return None
-    path, segments, params = _read_path(r, fields, where)
+    default = None
+    if "path" not in fields:
+        if kind.default_path is None:
+            r.error(node, where, "missing required key 'path'")
+        else:
+            default = kind.default_path(fields)
+    path, segments, params = _read_path(r, fields, where, default)
     methods = _read_methods(r, fields, where, kind)
     timeout = settings.timeout
     if "timeout" in fields:
@@ -177,10 +191,13 @@ def _which_kind(
 
 
 def _read_path(
-    r: Reader, fields: dict[str, Node], where: str
+    r: Reader, fields: dict[str, Node], where: str, default: str | None = None
 ) -> tuple[str | None, tuple, frozenset[str] | None]:  # type: ignore[type-arg]
     if "path" not in fields:
-        return None, (), None
+        if default is None:
+            return None, (), None
+        segments, _ = parse_route_path(default)  # made by the kind: valid
+        return default, segments, frozenset(s.param for s in segments if s.param)
     path = r.string(fields["path"], f"{where}: path")
     if path is None:
         return None, (), None

@@ -65,6 +65,8 @@ class KindReader:
     read: Callable[[Reader, Mapping[str, Node], RouteContext], object | None]
     hook_stages: tuple[str, ...] = ("request",)
     default_methods: frozenset[str] = frozenset({"GET", "HEAD"})
+    # The route's path when it has none (its kind's fields given); None: `path` is required.
+    default_path: Callable[[Mapping[str, Node]], str | None] | None = None
 
     @property
     def key(self) -> str:
