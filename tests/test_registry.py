@@ -40,7 +40,7 @@ def test_the_order_is_the_contracts() -> None:
     assert [p.name for p in POLICIES] == list(ORDER)
     # compress outermost; mirror innermost: it fires once the kind has answered
     assert [p.name for p in registry.AROUND_KIND] == ["compress", "validate-response", "mirror"]
-    assert [k.name for k in registry.KINDS] == ["aggregate", "proxy", "websocket", "static"]
+    assert [k.name for k in registry.KINDS] == ["aggregate", "proxy", "websocket", "static", "grpc"]
     assert kind_of(SOCKET).handshakes and not kind_of(FULL).handshakes
 
 
@@ -112,7 +112,7 @@ def test_the_vocabulary_is_every_registered_option_and_kind() -> None:
         "validate",
         "compress",
     ]
-    assert [k.key for k in VOCABULARY.kinds] == ["backends", "proxy", "websocket", "static"]
+    assert [k.key for k in VOCABULARY.kinds] == ["backends", "proxy", "websocket", "static", "grpc"]
     assert [o.name for o in VOCABULARY.settings_options] == ["cors", "ip", "validate", "compress"]
     assert [o.name for o in VOCABULARY.settings_only] == ["plans"]  # settings.default_plan
     assert [s.key for s in VOCABULARY.top_sections] == ["auth", "plans"]

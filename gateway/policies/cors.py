@@ -136,6 +136,7 @@ OPTION = Option[CorsPolicy](
 GRPC_WEB_REQUEST = ("Content-Type", "X-Grpc-Web", "X-User-Agent", "Grpc-Timeout")
 GRPC_WEB_ANSWER = ("Grpc-Status", "Grpc-Message", "Grpc-Status-Details-Bin")
 
+
 @dataclass(frozen=True, slots=True)
 class RouteCors:
     origins: frozenset[str]

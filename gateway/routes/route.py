@@ -68,10 +68,17 @@ def route_sections(vocabulary: Vocabulary) -> tuple[tuple[str, Section], ...]:
 
 
 def _common(kind: KindReader) -> Section:
-    """ROUTE, with `path` optional for a kind that gives a default one."""
-    if kind.default_path is None:
-        return ROUTE
-    return Section(tuple(replace(k, required=False) if k.name == "path" else k for k in ROUTE.keys))
+    """ROUTE as a kind has it: `path` optional when the kind gives a default
+    one, `methods` those the kind serves."""
+    keys = []
+    for key in ROUTE.keys:
+        if key.name == "path" and kind.default_path is not None:
+            key = replace(key, required=False)
+        elif key.name == "methods" and set(kind.methods) != set(_METHODS):
+            schema = {"type": "array", "items": {"enum": list(kind.methods)}}
+            key = replace(key, value=Value(schema, [kind.methods[0]], ["FETCH"]))
+        keys.append(key)
+    return Section(tuple(keys))
 
 
 def read_route(

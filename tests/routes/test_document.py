@@ -88,11 +88,11 @@ def test_defaults_and_typed_values() -> None:
     [
         (
             "- {name: a, path: /a}\n",
-            "r.yaml:6: route 'a': needs exactly one of 'backends', 'proxy', 'websocket' or 'static'",
+            "r.yaml:6: route 'a': needs exactly one of 'backends', 'proxy', 'websocket', 'static' or 'grpc'",
         ),
         (
             "- {name: a, path: /a, backends: [{upstream: u, path: /x}], proxy: {upstream: u, path: /x}}\n",
-            "r.yaml:6: route 'a': needs exactly one of 'backends', 'proxy', 'websocket' or 'static'",
+            "r.yaml:6: route 'a': needs exactly one of 'backends', 'proxy', 'websocket', 'static' or 'grpc'",
         ),
         (
             "- {name: a, path: /a, backends: [{upstream: w, path: /x}]}\n",
@@ -378,7 +378,7 @@ def test_websocket_stream_and_idle_timeout_are_read_with_their_defaults() -> Non
         (
             "- {name: a, path: /a, websocket: {upstream: u, path: /ws},"
             " backends: [{upstream: u, path: /x}]}\n",
-            "r.yaml:8: route 'a': needs exactly one of 'backends', 'proxy', 'websocket' or 'static'",
+            "r.yaml:8: route 'a': needs exactly one of 'backends', 'proxy', 'websocket', 'static' or 'grpc'",
         ),
     ],
 )
