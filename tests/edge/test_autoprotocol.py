@@ -26,7 +26,7 @@ def test_a_loaded_tls_context_offers_h2_by_alpn(tmp_path: Path) -> None:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(issued.cert, issued.key)
     offered: list[list[str]] = []
-    context.set_alpn_protocols = offered.append  # type: ignore[method-assign]
+    context.set_alpn_protocols = offered.append  # type: ignore[method-assign,assignment]
     config = SimpleNamespace(ssl=context, http="auto", http2=False, http_protocol_class=None)
     serve_http2(config, limits=(10.0, 8192, 65536))
     assert config.http_protocol_class is AutoProtocol

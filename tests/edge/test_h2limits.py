@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
-from gateway.edge import h2limits
 from gateway.edge.h2limits import BUDGETS, Budget, FrameBudgets
 
 
@@ -15,7 +16,7 @@ def test_a_burst_then_refusal() -> None:
 
 def test_the_budget_refills_with_time(monkeypatch: pytest.MonkeyPatch) -> None:
     now = [100.0]
-    monkeypatch.setattr(h2limits.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(time, "monotonic", lambda: now[0])
     budget = Budget(2, 10.0)
     assert budget.spend() and budget.spend() and not budget.spend()
     now[0] += 0.15  # one token back (and half of another)
