@@ -36,13 +36,14 @@ run: $(VENV)/.runtime
 	@trap 'kill $$demo 2>/dev/null; wait $$demo 2>/dev/null' EXIT INT TERM; \
 	$(PY) -m gateway.demo --host 127.0.0.1 --port-base $(DEMO_PORT_BASE) & demo=$$!; \
 	sleep 1; kill -0 $$demo 2>/dev/null || exit 1; \
-	echo "demo upstreams on 127.0.0.1:$(DEMO_PORT_BASE)-$$(($(DEMO_PORT_BASE)+3)); gateway on http://$(HOST):$(PORT)"; \
+	echo "demo upstreams on 127.0.0.1:$(DEMO_PORT_BASE)-$$(($(DEMO_PORT_BASE)+4)); gateway on http://$(HOST):$(PORT) (HTTP/1.1 and HTTP/2)"; \
 	echo "try: curl -s http://$(HOST):$(PORT)/api/users/1/dashboard"; \
 	echo "     curl -sN -H 'Accept: text/event-stream' http://$(HOST):$(PORT)/api/users/1/overview"; \
 	echo "     $(PY) -m websockets ws://$(HOST):$(PORT)/ws/echo"; \
 	echo "dashboard: http://127.0.0.1:9901/  (admin listener: /metrics, /config, /events)"; \
 	USERS_URL=http://127.0.0.1:$(DEMO_PORT_BASE) ORDERS_URL=http://127.0.0.1:$$(($(DEMO_PORT_BASE)+1)) \
 	BILLING_URL=http://127.0.0.1:$$(($(DEMO_PORT_BASE)+2)) LIVE_URL=http://127.0.0.1:$$(($(DEMO_PORT_BASE)+3)) \
+	GREETER_URL=http://127.0.0.1:$$(($(DEMO_PORT_BASE)+4)) HTTP2=$${HTTP2:-on} \
 	LOG_FORMAT=$${LOG_FORMAT:-text} $(VENV)/bin/uvicorn config.asgi:application --host $(HOST) --port $(PORT) $(UVICORN_FLAGS)
 
 lint: install

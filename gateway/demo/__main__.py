@@ -1,6 +1,6 @@
 """`python -m gateway.demo [--host H] [--port-base P]`: run the demo upstreams
-(users on P, orders on P+1, billing on P+2, live on P+3) in one process until
-Ctrl-C."""
+(users on P, orders on P+1, billing on P+2, live on P+3, and the gRPC greeter
+on P+4, over h2c) in one process until Ctrl-C."""
 
 from __future__ import annotations
 
@@ -12,9 +12,11 @@ import sys
 
 import uvicorn
 
+from gateway.demo.greeter import greeter
 from gateway.demo.services import billing, live, orders, users
+from gateway.edge.autoprotocol import AutoProtocol
 
-APPS = (users, orders, billing, live)
+APPS = (users, orders, billing, live, greeter)
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -35,7 +37,13 @@ def bind(host: str, port: int) -> socket.socket:
 async def serve(sockets: list[socket.socket]) -> None:
     servers = [
         uvicorn.Server(
-            uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=2)
+            uvicorn.Config(
+                app,
+                log_level="warning",
+                lifespan="off",
+                timeout_graceful_shutdown=2,
+                http=AutoProtocol if app is greeter else "auto",  # gRPC: HTTP/2
+            )
         )
         for app in APPS
     ]

@@ -9,6 +9,8 @@ import re
 import socket
 import statistics
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -40,24 +42,34 @@ def consecutive_free_ports(count: int) -> int:
     raise RuntimeError(f"no {count} consecutive free ports")
 
 
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    base = consecutive_free_ports(4)
-    log = tmp_path_factory.mktemp("demo") / "demo.log"
-    process: Process = start_process(
-        [PYTHON, "-m", "gateway.demo", "--port-base", str(base)], base, log, ready_path="/users/1"
+# What `make run` sets for routes.yaml: the demo services, one port each.
+DEMO_URLS = ("USERS_URL", "ORDERS_URL", "BILLING_URL", "LIVE_URL", "GREETER_URL")
+
+
+def start_demo(directory: Path) -> tuple[Process, dict[str, str]]:
+    """The demo upstreams as `make run` starts them, and the environment
+    the gateway gets (HTTP2 on, as `make run` has it)."""
+    base = consecutive_free_ports(len(DEMO_URLS))
+    process = start_process(
+        [PYTHON, "-m", "gateway.demo", "--port-base", str(base)],
+        base,
+        directory / "demo.log",
+        ready_path="/users/1",
     )
-    yield base
+    env = {name: f"http://127.0.0.1:{base + i}" for i, name in enumerate(DEMO_URLS)}
+    return process, {**env, "HTTP2": "on"}
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    process, env = start_demo(tmp_path_factory.mktemp("demo"))
+    yield env
     process.stop()
 
 
 @pytest.fixture(scope="module")
-def gw(start_gateway: GatewayFactory, demo: int) -> Gateway:
-    urls = {
-        name: f"http://127.0.0.1:{demo + i}"
-        for i, name in enumerate(("USERS_URL", "ORDERS_URL", "BILLING_URL", "LIVE_URL"))
-    }
-    return start_gateway((ROOT / "routes.yaml").read_text(), **urls)
+def gw(start_gateway: GatewayFactory, demo: dict[str, str]) -> Gateway:
+    return start_gateway((ROOT / "routes.yaml").read_text(), **demo)
 
 
 def readme_output_after(command: str) -> str:
@@ -137,13 +149,11 @@ def paired_p50(first: str, second: str, count: int = 60) -> tuple[float, float]:
     return statistics.median(times[0]), statistics.median(times[1])
 
 
-def test_the_gateway_adds_little_to_a_demo_upstream(gw: Gateway, demo: int) -> None:
+def test_the_gateway_adds_little_to_a_demo_upstream(gw: Gateway, demo: dict[str, str]) -> None:
     """Back to back on one connection, through the gateway and straight to
     the demo upstream: within 3 ms of each other at the median. (The demo's
     sockets once lacked TCP_NODELAY: every call then took ~43 ms.)"""
-    direct, proxied = paired_p50(
-        f"http://127.0.0.1:{demo + 2}/v2/books/42", gw.url + "/catalog/books/42"
-    )
+    direct, proxied = paired_p50(demo["BILLING_URL"] + "/v2/books/42", gw.url + "/catalog/books/42")
     assert direct < 0.01, f"direct p50 {direct * 1000:.1f} ms"
     assert proxied - direct < 0.003, f"{proxied * 1000:.1f} ms vs {direct * 1000:.1f} ms direct"
 
@@ -162,3 +172,27 @@ def test_the_ticks_stream_and_the_echo_websocket(gw: Gateway) -> None:
             return text, await ws.recv()
 
     assert asyncio.run(echo()) == ("hello", b"\x00\x01")
+
+
+def test_the_demo_greeter_over_grpc(gw: Gateway) -> None:
+    """The README's Python line, and a server stream."""
+    import grpc
+
+    with grpc.insecure_channel(f"127.0.0.1:{gw.process.port}") as channel:
+        hello = channel.unary_unary("/demo.v1.Greeter/SayHello")(b"\n\x03Ada", timeout=5)
+        countdown = channel.unary_stream("/demo.v1.Greeter/Countdown")(b"\x08\x03", timeout=5)
+        assert hello == b"\n\x0bHello, Ada!"
+        assert list(countdown) == [b"\n\x013", b"\n\x012", b"\n\x011"]
+        with pytest.raises(grpc.RpcError) as missing:
+            channel.unary_unary("/demo.v1.Greeter/Nope")(b"", timeout=5)
+        assert missing.value.code() == grpc.StatusCode.UNIMPLEMENTED
+
+
+def test_the_demo_greeter_over_grpc_web(gw: Gateway) -> None:
+    reply = gw.client.post(
+        "/demo.v1.Greeter/SayHello",
+        content=b"\x00\x00\x00\x00\x05\x0a\x03Ada",
+        headers={"content-type": "application/grpc-web+proto"},
+    )
+    assert reply.content.startswith(b"\x00\x00\x00\x00\x0d\n\x0bHello, Ada!\x80")
+    assert reply.content.endswith(b"grpc-status: 0\r\n")

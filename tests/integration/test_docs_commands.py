@@ -26,8 +26,8 @@ from pathlib import Path
 import pytest
 
 from tests.integration.conftest import Gateway, GatewayFactory
-from tests.integration.test_demo import consecutive_free_ports
-from tests.processes import PYTHON, ROOT, start_process
+from tests.integration.test_demo import start_demo
+from tests.processes import PYTHON, ROOT
 
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 SHELLS = [shell for shell in ("bash", "zsh") if shutil.which(shell)]
@@ -142,16 +142,8 @@ def port_8000_free() -> bool:
 def demo_gateway(
     start_gateway: GatewayFactory, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Gateway]:
-    base = consecutive_free_ports(4)
-    log = tmp_path_factory.mktemp("demo") / "demo.log"
-    demo = start_process(
-        [PYTHON, "-m", "gateway.demo", "--port-base", str(base)], base, log, ready_path="/users/1"
-    )
-    urls = {
-        name: f"http://127.0.0.1:{base + i}"
-        for i, name in enumerate(("USERS_URL", "ORDERS_URL", "BILLING_URL", "LIVE_URL"))
-    }
-    gateway = start_gateway((ROOT / "routes.yaml").read_text(), **urls)
+    demo, env = start_demo(tmp_path_factory.mktemp("demo"))
+    gateway = start_gateway((ROOT / "routes.yaml").read_text(), **env)
     yield gateway
     demo.stop()
 

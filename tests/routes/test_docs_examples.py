@@ -113,7 +113,10 @@ def complete(fragment: dict[str, Any]) -> dict[str, Any]:
         for key, value in fragment.items():
             document[key] = merged(document.get(key), value)
         for route in document["routes"]:
-            if not {"backends", "proxy", "websocket", "static", "grpc"} & set(route) or route.get("backends") == []:
+            if (
+                not {"backends", "proxy", "websocket", "static", "grpc"} & set(route)
+                or route.get("backends") == []
+            ):
                 route["backends"] = [{"upstream": "users", "path": "/"}]
         return document
     text = yaml.safe_dump(fragment)
