@@ -55,7 +55,8 @@ class AccessLog:
         duration = time.perf_counter() - started
         trace = envelope.trace
         if trace is not None and trace.recording and path not in PROBES:  # OpenTelemetry export
-            trace.finish(method, envelope.route, path, envelope.client, status)
+            grpc_status = envelope.log.grpc_status
+            trace.finish(method, envelope.route, path, envelope.client, status, grpc_status)
         if envelope.query:  # credentials in it shown as ***
             path = f"{path}?{redact(envelope.query, envelope.secret_params)}"
         if not path.isascii():  # whatever a server hands over must become a log line

@@ -34,6 +34,9 @@ _DOUBLE = struct.Struct("<d").pack
 _HTTP_METHODS = frozenset(
     {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE"}
 )
+# gRPC statuses that are a server's failure (OpenTelemetry's gRPC conventions):
+# UNKNOWN, DEADLINE_EXCEEDED, UNIMPLEMENTED, INTERNAL, UNAVAILABLE, DATA_LOSS.
+_GRPC_SERVER_ERRORS = frozenset({2, 4, 12, 13, 14, 15})
 _CACHE_LIMIT = 4096  # fixed parts kept (routes x methods, backends x methods)
 
 type Value = str | bool | int | float | Sequence[str | bool | int | float]
@@ -137,7 +140,13 @@ class SpanEncoder:
             _attribute("client.address", r.client),
             self._statuses.get(r.status) or _status_code(r.status),
         )
-        if r.status >= 500:  # a SERVER span's 4xx is the client's doing
+        failed = r.status >= 500  # a SERVER span's 4xx is the client's doing
+        if route is not None and route.kind_name == "grpc":
+            body.append(_attribute("rpc.method", r.path.rsplit("/", 1)[-1]))
+            if r.grpc_status is not None:
+                body.append(_attribute("rpc.grpc.status_code", r.grpc_status))
+                failed = r.grpc_status in _GRPC_SERVER_ERRORS
+        if failed:
             body.append(_ERROR)
         return _field(2, b"".join(body))
 
@@ -179,6 +188,9 @@ def _server_fixed(method: str, route: Route | None) -> bytes:
     if route is not None:
         name = f"{method} {route.path}"
         attributes += _attribute("http.route", route.path) + _attribute("gateway.route", route.name)
+        service = getattr(route.kind, "service", None)
+        if route.kind_name == "grpc" and isinstance(service, str):
+            attributes += _attribute("rpc.system", "grpc") + _attribute("rpc.service", service)
     return _field(5, name.encode()) + bytes((6 << 3, _KIND_SERVER)) + attributes
 
 
@@ -191,4 +203,9 @@ def _client_fixed(target: CallTarget) -> bytes:
         + _attribute("server.port", target.port)
         + _attribute("http.request.method", method)
         + _attribute("gateway.backend", target.backend)
+        + (
+            _attribute("rpc.system", "grpc") + _attribute("rpc.service", target.rpc_service)
+            if target.rpc_service is not None
+            else b""
+        )
     )

@@ -67,6 +67,7 @@ class CallTarget:
     host: str  # server.address
     port: int  # server.port
     method: str  # http.request.method
+    rpc_service: str | None = None  # a grpc route's calls: rpc.system grpc, rpc.service
 
 
 # One CLIENT span: span id, start and end (Unix ns), target, attempt number,
@@ -90,6 +91,7 @@ class ServerRecord:
     client: str
     status: int
     calls: list[CallRecord]
+    grpc_status: int | None = None  # a grpc route's call: rpc.grpc.status_code
 
 
 class SpanSink(Protocol):
@@ -174,7 +176,15 @@ class TraceContext:
         """What every call passes on besides its own traceparent."""
         return [] if self.tracestate is None else [(b"tracestate", self.tracestate)]
 
-    def finish(self, method: str, route: Route | None, path: str, client: str, status: int) -> None:
+    def finish(
+        self,
+        method: str,
+        route: Route | None,
+        path: str,
+        client: str,
+        status: int,
+        grpc_status: int | None = None,
+    ) -> None:
         """The request is over (its access-log line is being written): a
         recorded request goes to the sink."""
         calls, sink = self.calls, _sink
@@ -195,6 +205,7 @@ class TraceContext:
                 client,
                 status,
                 calls,
+                grpc_status,
             )
         )
 

@@ -131,3 +131,32 @@ def test_text_that_is_not_utf8_still_encodes() -> None:
     (span,) = decode(data).resource_spans[0].scope_spans[0].spans
     paths = [a.value.string_value for a in span.attributes if a.key == "url.path"]
     assert paths == ["/caf?"]
+
+
+GRPC_ROUTES = """
+version: 1
+upstreams:
+  users: {url: "http://users.internal:50051"}
+routes:
+  - name: users-rpc
+    grpc: {upstream: users, service: users.v1.Users}
+"""
+
+
+def test_grpc_calls_carry_the_rpc_conventions() -> None:
+    route = parse_routes_file(GRPC_ROUTES.encode(), "routes.yaml").routes[0]
+    target = CallTarget("users", "users.internal", 50051, "POST", "users.v1.Users")
+    call = ("1" * 16, 1_700_000_000_001_000_000, 1_700_000_000_002_000_000, target, 1, 200, False)
+    records = [
+        record(route, method="POST", path="/users.v1.Users/GetUser", calls=[call], grpc_status=5),
+        record(route, method="POST", path="/users.v1.Users/GetUser", calls=[], grpc_status=14),
+    ]
+    data, _ = SpanEncoder({}, "gateway").encode(records)
+    server, client, failed = decode(data).resource_spans[0].scope_spans[0].spans
+    attributes = {a.key: value(a.value) for a in server.attributes}
+    assert attributes["rpc.system"] == "grpc" and attributes["rpc.service"] == "users.v1.Users"
+    assert attributes["rpc.method"] == "GetUser" and attributes["rpc.grpc.status_code"] == 5
+    assert server.status.code == 0  # NOT_FOUND is the client's doing
+    assert failed.status.code == 2  # UNAVAILABLE is the server's
+    outgoing = {a.key: value(a.value) for a in client.attributes}
+    assert outgoing["rpc.system"] == "grpc" and outgoing["rpc.service"] == "users.v1.Users"

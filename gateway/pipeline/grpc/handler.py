@@ -103,7 +103,7 @@ class GrpcHandler:
         self.dropped = context.not_relayed(route, self.static_headers) | _NOT_RELAYED
         self.scheme = upstream.scheme.encode()
         self.traced = Traced(
-            CallTarget(kind.upstream, upstream.host, upstream.port, "POST"), _describe
+            CallTarget(kind.upstream, upstream.host, upstream.port, "POST", kind.service), _describe
         )
 
     async def __call__(self, call: RouteCall) -> GrpcResponse:
