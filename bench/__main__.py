@@ -25,6 +25,9 @@ beside the reference peers, in one table with every target marked met or missed.
        quota decisions with 1,000,000 consumers (bench/policies.py)
   UT10 UM UK  upstream traffic: 10 targets vs 1, mirroring 100%, a target killed
        under load (bench/traffic.py)
+  H1* H2* Z* H2M H2X GU  HTTP/2 and gRPC: CPU per request over HTTP/2 beside
+       HTTP/1.1, zttp vs httptools, 100 streams on a connection, attacks beside a
+       paced client, the gRPC relay vs calling the upstream directly (bench/http2.py)
 
 The gateway (and each peer) runs on CPU 0; wrk, the stubs and the C10k client on
 CPU 1 (when taskset exists). Every scenario gets a fresh process. Gateway CPU
@@ -32,7 +35,7 @@ per 1,000 requests comes from /proc/PID/stat. The scenarios that the ratio
 targets compare run interleaved, BENCH_ROUNDS times (default 3), and report
 their median run: on a shared machine the CPU's speed drifts by tens of
 percent within minutes. BENCH_SECONDS sets each measurement (default 6, after
-a 2 s warm-up); BENCH_C10K sets E's size. BENCH_ONLY=throughput|limits|isolation|longlived|observe|policies|traffic
+a 2 s warm-up); BENCH_C10K sets E's size. BENCH_ONLY=throughput|limits|isolation|longlived|observe|policies|traffic|http2
 runs one group of scenarios; BENCH_SCENARIOS=C,CH only those of the throughput
 group. BENCH_AGAINST=<git ref> pairs every compared gateway scenario with the
 same on that ref's gateway, and BENCH_TREE=<dir> benches another checkout
@@ -56,7 +59,7 @@ from pathlib import Path
 
 import httpx
 
-from bench import isolation, limits, longlived, observe, paired, policies, traffic
+from bench import http2, isolation, limits, longlived, observe, paired, policies, traffic
 from bench.c10k import raise_fd_limit, run_c10k
 from bench.peers.nginx import nginx_command
 from bench.wrk import WrkResult, require_wrk, run_wrk
@@ -489,7 +492,10 @@ def main() -> None:
         if only in ("", "traffic"):
             sys.stderr.write("upstream traffic (UT10 UM UK)\n")
             bench.checks += traffic.run_all(bench, start, free_port, LOAD_CPU, ROUNDS)
-        if only in ("limits", "isolation", "longlived", "observe", "policies", "traffic"):
+        if only in ("", "http2"):
+            sys.stderr.write("HTTP/2 and gRPC (H1 H2 Z H2M H2X GU)\n")
+            bench.checks += http2.run_all(bench, start, free_port, LOAD_CPU, ROUNDS)
+        if only in ("limits", "isolation", "longlived", "observe", "policies", "traffic", "http2"):
             return
         for path, conns, name in (
             ("/users/1", 64, "direct to upstream"),

@@ -52,6 +52,7 @@ class RawH2:
         self.next_id = 1
         self.server_settings: dict[int, int] = {}
         self.buffer = b""
+        self.broken = False
         self.credit = credit
         if preface:
             self.write(PREFACE + SettingsFrame(0, settings=settings or {}).serialize())
@@ -67,9 +68,11 @@ class RawH2:
 
     # --- writing --------------------------------------------------------------
     def write(self, data: bytes) -> bool:
+        """False (and `broken` set) once the server has closed the connection."""
         try:
             self.sock.sendall(data)
         except OSError:
+            self.broken = True
             return False
         return True
 
