@@ -52,6 +52,7 @@ from gateway.edge.address import make_request_id
 from gateway.edge.h2limits import FrameBudgets
 from gateway.edge.h2stream import H2Stream
 from gateway.errors import problem_body
+from gateway.h2encode import FlatEncoder
 from gateway.types import Scope
 
 __all__ = ["MAX_STREAMS", "H2Protocol"]
@@ -108,13 +109,25 @@ class H2Protocol(asyncio.Protocol):
         self.app_state = app_state
         self.root_path: str = config.root_path
         self.transport: asyncio.Transport = None  # type: ignore[assignment]
-        self.conn = _Connection(h2.config.H2Configuration(client_side=False, header_encoding=None))
+        self.conn = _Connection(
+            h2.config.H2Configuration(
+                client_side=False,
+                header_encoding=None,
+                # Answers are the gateway's: h2stream.py lower-cases names and
+                # drops connection and pseudo headers; values were checked
+                # where they came from. Requests are checked.
+                validate_outbound_headers=False,
+                normalize_outbound_headers=False,
+            )
+        )
+        self.conn.encoder = FlatEncoder()  # type: ignore[assignment]
         self.streams: dict[int, H2Stream] = {}
         self.budgets = FrameBudgets()
         self.write_paused = False
         self._writable = asyncio.Event()
         self._writable.set()
         self.closing = False
+        self._flush_soon = False
         self._idle: asyncio.TimerHandle | None = None
         self.server: Any = None
         self.client: Any = None
@@ -186,12 +199,22 @@ class H2Protocol(asyncio.Protocol):
             return
         self.closing = True
         self.conn.close_connection(last_stream_id=self.conn.highest_inbound_stream_id)
-        self.flush()
+        self.write_out()
         if not self.streams:
             self.transport.close()
 
     # --- for the streams ------------------------------------------------------
     def flush(self) -> None:
+        """Write what h2 has queued, once this turn of the event loop is over:
+        an answer's head, body and trailers, and the other streams' frames
+        of the same turn, go out in one write (one system call)."""
+        if not self._flush_soon:
+            self._flush_soon = True
+            self.loop.call_soon(self.write_out)
+
+    def write_out(self) -> None:
+        """Write what h2 has queued, now (before a close)."""
+        self._flush_soon = False
         data = self.conn.data_to_send()
         if data and not self.transport.is_closing():
             self.transport.write(data)
@@ -219,7 +242,7 @@ class H2Protocol(asyncio.Protocol):
         logger.info("HTTP/2 client %s cut off: %s", self._peer(), why)
         self.closing = True
         self.conn.close_connection(_CALM, last_stream_id=self.conn.highest_inbound_stream_id)
-        self.flush()
+        self.write_out()
         for stream in self.streams.values():
             stream.gone()
         self.transport.abort()
@@ -237,6 +260,7 @@ class H2Protocol(asyncio.Protocol):
         if self.transport.is_closing() or self.streams:
             return
         if self.closing:
+            self.write_out()
             self.transport.close()
         else:
             self._arm(self.config.timeout_keep_alive)
@@ -279,13 +303,14 @@ class H2Protocol(asyncio.Protocol):
         elif isinstance(event, h2.events.ConnectionTerminated):
             self.closing = True
             if not self.streams:
+                self.write_out()
                 self.transport.close()
 
     def _spend(self, kind: str, what: str) -> None:
         if not self.budgets.spend(kind) and not self.transport.is_closing():
             logger.warning("HTTP/2 client %s sent too many %s: GOAWAY", self._peer(), what)
             self.conn.close_connection(_CALM, last_stream_id=self.conn.highest_inbound_stream_id)
-            self.flush()
+            self.write_out()
             for stream in self.streams.values():
                 stream.gone()
             self.transport.close()
@@ -299,7 +324,7 @@ class H2Protocol(asyncio.Protocol):
 
     def _fail(self, why: str) -> None:
         logger.info("HTTP/2 client %s: %s: GOAWAY", self._peer(), why)
-        self.flush()  # h2 has queued its GOAWAY
+        self.write_out()  # h2 has queued its GOAWAY
         for stream in self.streams.values():
             stream.gone()
         self.transport.close()
@@ -420,7 +445,7 @@ class H2Protocol(asyncio.Protocol):
         if not self.streams and not self.transport.is_closing():
             self.closing = True
             self.conn.close_connection(last_stream_id=self.conn.highest_inbound_stream_id)
-            self.flush()
+            self.write_out()
             self.transport.close()
 
     def _peer(self) -> str:

@@ -6,9 +6,10 @@ received, and gives the bytes' flow-control credit back only then, so a
 client can have at most one window (64 KiB) of body waiting per stream.
 
 `send` writes as far as the client's flow-control windows allow and waits
-for credit past that. The gateway's handler gives each wait
-CLIENT_SEND_TIMEOUT (`may_block()` is always true here): a client that never
-opens its window is cut off: `cut()` ends its connection with GOAWAY.
+for credit past that. The gateway's handler gives each send that could wait
+(`may_block()`: the socket is full, or the window is under a piece)
+CLIENT_SEND_TIMEOUT: a client that never opens its window is cut off, and
+`cut()` ends its connection with GOAWAY.
 Trailers (`http.response.trailers`) end the stream as a HEADERS frame.
 """
 
@@ -29,6 +30,7 @@ __all__ = ["CONNECTION_HEADERS", "H2Stream"]
 
 logger = logging.getLogger("gateway")
 
+_PIECE = 1024 * 1024  # the largest piece the handler sends at once (edge/handler.py)
 # RFC 9113 8.2.2: connection-specific fields are malformed in HTTP/2.
 CONNECTION_HEADERS = frozenset(
     {b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade"}
@@ -91,7 +93,14 @@ class H2Stream:
 
     # --- what the gateway reads of the server (gateway/asgi.py) ---------------
     def may_block(self) -> bool:
-        return True
+        """Could a send wait: the socket full, or a window too small for a
+        piece of an answer (the handler sends at most 1 MiB at once)."""
+        if self.protocol.write_paused:
+            return True
+        try:
+            return self.protocol.conn.local_flow_control_window(self.stream_id) < _PIECE
+        except h2.exceptions.StreamClosedError:
+            return False
 
     def cut(self, *, flush: bool) -> None:
         """End the answer unfinished. An answer that failed while it was sent
@@ -135,7 +144,11 @@ class H2Stream:
             headers = [(b":status", str(status).encode())]
             for name, value in message.get("headers", ()):
                 name = bytes(name).lower()
-                if name in CONNECTION_HEADERS or (name == b"te" and value.lower() != b"trailers"):
+                if (
+                    name in CONNECTION_HEADERS
+                    or name[:1] == b":"
+                    or (name == b"te" and value.lower() != b"trailers")
+                ):
                     continue
                 headers.append((name, bytes(value)))
             self._call(self.protocol.conn.send_headers, self.stream_id, headers)
