@@ -10,6 +10,7 @@ or were closed under it.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import threading
 import time
@@ -18,6 +19,7 @@ from collections.abc import Callable
 from tests.h2raw import Closed, RawH2
 
 INITIAL_WINDOW_SIZE = 0x4
+TARGET = os.environ.get("H2ATTACK_PATH", "/proxy/delay/1000/users/1")
 
 
 def _loop(client: RawH2, send: Callable[[], bool]) -> None:
@@ -27,7 +29,7 @@ def _loop(client: RawH2, send: Callable[[], bool]) -> None:
 
 def rapid_reset(client: RawH2) -> None:
     def send() -> bool:
-        return client.reset(client.request("/proxy/delay/1000/users/1"))
+        return client.reset(client.request(TARGET))
 
     _loop(client, send)
 
@@ -46,7 +48,7 @@ def settings(client: RawH2) -> None:
 
 def refused(client: RawH2) -> None:
     def send() -> bool:
-        client.request("/proxy/delay/5000/users/1")
+        client.request(TARGET)
         return not client.broken
 
     _loop(client, send)
@@ -82,9 +84,9 @@ def main() -> None:
     port, attack, seconds = int(sys.argv[1]), sys.argv[2], float(sys.argv[3])
     outcome = {"connections": 0, "goaway": 0, "closed": 0}
     deadline = time.monotonic() + seconds
-    if attack == "zero-window":  # 50 connections at a time, each holding its window shut
+    if attack == "zero-window":  # 10 connections at a time, each holding its window shut
         while time.monotonic() < deadline:
-            clients = [zero_window(port) for _ in range(50)]
+            clients = [zero_window(port) for _ in range(10)]
             outcome["connections"] += len(clients)
             readers = [threading.Thread(target=_drain, args=(c, outcome)) for c in clients]
             for reader in readers:

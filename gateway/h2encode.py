@@ -49,7 +49,9 @@ class FlatEncoder:
         self.header_table_size = 0  # what the peer allows: nothing here uses it
 
     def encode(
-        self, headers: Iterable[tuple[bytes, bytes] | tuple[bytes, bytes, bool]], huffman: bool = True
+        self,
+        headers: Iterable[tuple[bytes, bytes] | tuple[bytes, bytes, bool]],
+        huffman: bool = True,
     ) -> bytes:
         return b"".join([_field(header[0], header[1]) for header in headers])
 

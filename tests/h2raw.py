@@ -41,10 +41,14 @@ class RawH2:
         context: ssl.SSLContext | None = None,
         preface: bool = True,
         credit: bool = True,
+        source: str | None = None,
     ) -> None:
         """`credit`: give back flow-control credit for every DATA frame read
-        (a client that reads); off, the windows stay as the server spent them."""
-        sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        (a client that reads); off, the windows stay as the server spent them.
+        `source`: the address to connect from (127.0.0.N: an attacker of its
+        own, whose cut-off does not touch other tests' connections)."""
+        address = (source, 0) if source else None
+        sock = socket.create_connection(("127.0.0.1", port), timeout=10, source_address=address)
         self.sock = context.wrap_socket(sock, server_hostname="localhost") if context else sock
         self.encoder = Encoder()
         self.decoder = Decoder()

@@ -8,8 +8,10 @@ Each new connection is handed to one of two protocols:
 
 HTTP/1.1 keeps uvicorn's httptools protocol with the gateway's limits
 (gateway/edge/protocol.py), so it is served exactly as with HTTP2=off;
-HTTP/2 goes to gateway/edge/h2server.py. A client that sends nothing, or
-only part of the preface, is closed after CLIENT_HEADER_TIMEOUT.
+HTTP/2 goes to gateway/edge/h2server.py, unless the address was cut off for
+an attack moments ago (gateway/edge/h2limits.py, PENALTY): then it gets a
+GOAWAY at once. A client that sends nothing, or only part of the preface, is
+closed after CLIENT_HEADER_TIMEOUT.
 """
 
 from __future__ import annotations
@@ -18,13 +20,22 @@ import asyncio
 import ssl
 from typing import Any, ClassVar
 
+from hyperframe.frame import GoAwayFrame, SettingsFrame
 from uvicorn.protocols.utils import is_ssl
 
+from gateway.edge.h2limits import PENALTY
 from gateway.edge.h2server import H2Protocol
 
 __all__ = ["PREFACE", "AutoProtocol", "serve_http2"]
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+# An empty SETTINGS (the server's preface), then GOAWAY ENHANCE_YOUR_CALM.
+REFUSED = SettingsFrame(0).serialize() + GoAwayFrame(0, error_code=0xB).serialize()
+
+
+def _address(transport: asyncio.BaseTransport) -> str:
+    peer = transport.get_extra_info("peername")
+    return str(peer[0]) if peer else ""
 
 
 class AutoProtocol(asyncio.Protocol):
@@ -71,6 +82,10 @@ class AutoProtocol(asyncio.Protocol):
         from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
         assert self.transport is not None
+        if http2 and PENALTY.holds(_address(self.transport)):
+            self.transport.write(REFUSED)  # cut off recently: nothing is made for it
+            self.transport.close()
+            return
         protocol: asyncio.Protocol = (H2Protocol if http2 else HttpToolsProtocol)(**self._args)
         self.transport.set_protocol(protocol)
         protocol.connection_made(self.transport)

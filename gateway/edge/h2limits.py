@@ -12,19 +12,40 @@ x/net/http2 do, so it costs other clients nothing.
 CONTINUATION floods are h2's to stop (at most 64 frames per header block,
 then a connection error), and an oversized header list is refused by the
 HPACK decoder (gateway/edge/h2server.py sets its limit).
+
+An attacker cut off reconnects and starts again with fresh budgets, so its
+address goes in the `PENALTY` box: for PENALTY_SECONDS its new HTTP/2
+connections get a GOAWAY before anything else is made for them
+(gateway/edge/autoprotocol.py), twice as long each time it is cut off again
+within a minute, up to MAX_PENALTY_SECONDS. Clients behind the same address
+(a NAT, a layer-4 load balancer that hides client addresses) share the
+penalty, which is why it starts short; HTTP/1.1 connections and HTTP/2
+connections already open are not touched.
 """
 
 from __future__ import annotations
 
 import time
 
-__all__ = ["BUDGETS", "Budget", "FrameBudgets"]
+__all__ = [
+    "BUDGETS",
+    "MAX_PENALTY_SECONDS",
+    "PENALTY",
+    "PENALTY_SECONDS",
+    "Budget",
+    "FrameBudgets",
+    "PenaltyBox",
+]
+
+PENALTY_SECONDS = 2.0
+MAX_PENALTY_SECONDS = 60.0
+_STRIKES_FORGOTTEN = 60.0  # seconds after a penalty ends
 
 # kind: (burst, refill per second). A browser or gRPC client cancels a few
 # streams when a page changes or a call is abandoned; a rapid-reset attack
 # resets thousands a second.
 BUDGETS: dict[str, tuple[float, float]] = {
-    "reset": (200.0, 100.0),  # streams the client reset before their answer ended
+    "reset": (100.0, 50.0),  # streams the client reset before their answer ended
     "refused": (100.0, 50.0),  # streams opened past MAX_CONCURRENT_STREAMS
     "ping": (50.0, 10.0),
     "settings": (50.0, 10.0),
@@ -67,3 +88,31 @@ class FrameBudgets:
         if budget is None:
             budget = self._budgets[kind] = Budget(*BUDGETS[kind])
         return budget.spend()
+
+
+class PenaltyBox:
+    """Addresses whose HTTP/2 connections are refused until a time, with how
+    many times in a row they were cut off; at most `size` of them (the
+    oldest go first)."""
+
+    def __init__(self, size: int = 10_000) -> None:
+        self._until: dict[str, tuple[float, int]] = {}
+        self._size = size
+
+    def add(self, address: str) -> float:
+        """Cut off (again): the penalty's length in seconds."""
+        now = time.monotonic()
+        until, strikes = self._until.pop(address, (0.0, 0))
+        strikes = strikes + 1 if now - until < _STRIKES_FORGOTTEN else 1
+        seconds = min(PENALTY_SECONDS * float(2 ** (strikes - 1)), MAX_PENALTY_SECONDS)
+        if len(self._until) >= self._size:
+            del self._until[next(iter(self._until))]
+        self._until[address] = (now + seconds, strikes)
+        return seconds
+
+    def holds(self, address: str) -> bool:
+        until = self._until.get(address)
+        return until is not None and until[0] > time.monotonic()
+
+
+PENALTY = PenaltyBox()

@@ -20,14 +20,20 @@ keeps SPEC 3.10's limits on HTTP/2 as edge/protocol.py does on HTTP/1.1:
   not keep it open;
 - resets, refused streams, PING, SETTINGS, PRIORITY, empty DATA and unknown
   frames spend budgets (gateway/edge/h2limits.py): past one, GOAWAY
-  ENHANCE_YOUR_CALM. CONTINUATION floods end at h2's 64-frame backlog;
+  ENHANCE_YOUR_CALM. CONTINUATION floods end at h2's 64-frame backlog.
+  Either way the address's new HTTP/2 connections are refused for a while
+  (h2limits.PENALTY);
+- the requests of a read start START_BATCH per turn of the event loop, so
+  100 streams opened at once take turns with other clients, and a stream
+  reset before its turn never starts;
 - request bodies are flow-controlled: credit goes back to the client as the
   application reads (gateway/edge/h2stream.py), and reads from the socket
   stop while the client does not read what the gateway writes (PING acks
   included), so a client that floods without reading holds nothing.
 
 Every frame the client gets wrong ends its connection with GOAWAY and one
-log line, never a traceback.
+log line, never a traceback; so does a flow-control window held shut past
+CLIENT_SEND_TIMEOUT (without the penalty: a slow reader is not an attack).
 """
 
 from __future__ import annotations
@@ -49,7 +55,7 @@ from hyperframe.frame import HeadersFrame, RstStreamFrame
 from uvicorn.protocols.utils import get_local_addr, get_remote_addr, is_ssl
 
 from gateway.edge.address import make_request_id
-from gateway.edge.h2limits import FrameBudgets
+from gateway.edge.h2limits import PENALTY, FrameBudgets
 from gateway.edge.h2stream import H2Stream
 from gateway.errors import problem_body
 from gateway.h2encode import FlatEncoder
@@ -59,6 +65,8 @@ __all__ = ["MAX_STREAMS", "H2Protocol"]
 
 logger = logging.getLogger("gateway")
 MAX_STREAMS = 100
+START_BATCH = 8  # requests a connection starts per turn of the event loop
+READ_PIECE = 4096  # bytes of a read handed to h2 at once (data_received)
 DECODED_HEADERS_CAP = 1024 * 1024  # past this, the HPACK decoder ends the connection
 _CALM = h2.errors.ErrorCodes.ENHANCE_YOUR_CALM
 
@@ -128,6 +136,8 @@ class H2Protocol(asyncio.Protocol):
         self._writable.set()
         self.closing = False
         self._flush_soon = False
+        self._starting: list[H2Stream] = []  # requests not started yet, in order
+        self._start_soon = False
         self._idle: asyncio.TimerHandle | None = None
         self.server: Any = None
         self.client: Any = None
@@ -158,8 +168,7 @@ class H2Protocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.server_state.connections.discard(self)
         self._disarm()
-        for stream in self.streams.values():
-            stream.gone()
+        self._abandon_all()
         self.streams.clear()
         self.write_paused = False
         self._writable.set()
@@ -181,16 +190,41 @@ class H2Protocol(asyncio.Protocol):
             self.transport.resume_reading()
 
     def data_received(self, data: bytes) -> None:
-        try:
-            events = self.conn.receive_data(data)
-        except h2.exceptions.ProtocolError as exc:
-            self._fail(f"invalid HTTP/2 from the client: {exc}")
-            return
-        for event in events:
-            self._handle(event)
-            if self.transport.is_closing():
+        """h2 is fed READ_PIECE bytes at a time, and the budgets judged after
+        each: one 64 KiB read can hold a thousand streams opened and reset,
+        and h2 would decode every one before the first was counted."""
+        view = memoryview(data)
+        for start in range(0, len(view), READ_PIECE):
+            try:
+                events = self.conn.receive_data(view[start : start + READ_PIECE])
+            except h2.exceptions.ProtocolError as exc:
+                self._fail(f"invalid HTTP/2 from the client: {exc}")
                 return
+            for event in events:
+                self._handle(event)
+                if self.transport.is_closing():
+                    return
+        if self._starting and not self._start_soon:
+            self._start_soon = True
+            self.loop.call_soon(self._start_some)
         self.flush()
+
+    def _start_some(self) -> None:
+        """Start the requests that arrived, START_BATCH per turn of the event
+        loop: a connection that opens 100 streams at once takes turns with
+        every other client instead of holding the loop for all of them, and a
+        stream reset before its turn (rapid reset sends both at once) costs
+        nothing."""
+        self._start_soon = False
+        batch, self._starting = self._starting[:START_BATCH], self._starting[START_BATCH:]
+        for stream in batch:
+            if not stream.disconnected:
+                task = self.loop.create_task(self._run(stream))
+                self.server_state.tasks.add(task)
+                task.add_done_callback(self.server_state.tasks.discard)
+        if self._starting and not self.transport.is_closing():
+            self._start_soon = True
+            self.loop.call_soon(self._start_some)
 
     # --- uvicorn's server ------------------------------------------------------
     def shutdown(self) -> None:
@@ -243,8 +277,7 @@ class H2Protocol(asyncio.Protocol):
         self.closing = True
         self.conn.close_connection(_CALM, last_stream_id=self.conn.highest_inbound_stream_id)
         self.write_out()
-        for stream in self.streams.values():
-            stream.gone()
+        self._abandon_all()
         self.transport.abort()
 
     def finished(self, stream: H2Stream) -> None:
@@ -308,12 +341,35 @@ class H2Protocol(asyncio.Protocol):
 
     def _spend(self, kind: str, what: str) -> None:
         if not self.budgets.spend(kind) and not self.transport.is_closing():
-            logger.warning("HTTP/2 client %s sent too many %s: GOAWAY", self._peer(), what)
+            penalty = PENALTY.add(str(self.client[0])) if self.client else 0.0
+            logger.warning(
+                "HTTP/2 client %s sent too many %s: GOAWAY, and its new HTTP/2"
+                " connections refused for %g s",
+                self._peer(),
+                what,
+                penalty,
+            )
             self.conn.close_connection(_CALM, last_stream_id=self.conn.highest_inbound_stream_id)
             self.write_out()
-            for stream in self.streams.values():
-                stream.gone()
+            self._abandon_all()
             self.transport.close()
+
+    def _abandon_all(self) -> None:
+        """The connection is over: each stream's request is cancelled,
+        START_BATCH per turn of the event loop (cancelling 100 requests at
+        once holds the loop as long as starting them would)."""
+        streams = list(self.streams.values())
+        for stream in self._starting:  # not started yet: never will be
+            stream.gone()
+        self._starting.clear()
+
+        def some(rest: list[H2Stream]) -> None:
+            for stream in rest[:START_BATCH]:
+                stream.gone()
+            if len(rest) > START_BATCH:
+                self.loop.call_soon(some, rest[START_BATCH:])
+
+        some(streams)
 
     def _credit(self, stream_id: int) -> None:
         if stream_id == 0:
@@ -323,10 +379,15 @@ class H2Protocol(asyncio.Protocol):
             credited.window.set()
 
     def _fail(self, why: str) -> None:
-        logger.info("HTTP/2 client %s: %s: GOAWAY", self._peer(), why)
+        penalty = PENALTY.add(str(self.client[0])) if self.client else 0.0
+        logger.info(
+            "HTTP/2 client %s: %s: GOAWAY, and its new HTTP/2 connections refused for %g s",
+            self._peer(),
+            why,
+            penalty,
+        )
         self.write_out()  # h2 has queued its GOAWAY
-        for stream in self.streams.values():
-            stream.gone()
+        self._abandon_all()
         self.transport.close()
 
     # --- requests ---------------------------------------------------------------
@@ -340,9 +401,7 @@ class H2Protocol(asyncio.Protocol):
         else:
             stream = H2Stream(self, stream_id, scope, ended=ended)
             self.streams[stream_id] = stream
-            task = self.loop.create_task(self._run(stream))
-            self.server_state.tasks.add(task)
-            task.add_done_callback(self.server_state.tasks.discard)
+            self._starting.append(stream)
         if not self.streams and not self.closing:
             self._arm(self.config.timeout_keep_alive)
 

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from gateway.edge.h2limits import BUDGETS, Budget, FrameBudgets
+from gateway.edge.h2limits import BUDGETS, Budget, FrameBudgets, PenaltyBox
 
 
 def test_a_burst_then_refusal() -> None:
@@ -31,3 +31,19 @@ def test_each_kind_has_its_own_budget() -> None:
     assert all(budgets.spend("ping") for _ in range(int(ping)))
     assert not budgets.spend("ping")
     assert budgets.spend("settings")
+
+
+def test_penalties_grow_for_repeat_offenders(monkeypatch: pytest.MonkeyPatch) -> None:
+    now = [1000.0]
+    monkeypatch.setattr(time, "monotonic", lambda: now[0])
+    box = PenaltyBox(size=2)
+    assert box.add("10.0.0.1") == 2.0 and box.holds("10.0.0.1")
+    now[0] += 2.5
+    assert not box.holds("10.0.0.1")
+    assert box.add("10.0.0.1") == 4.0  # again within a minute: twice as long
+    assert [box.add("10.0.0.1") for _ in range(6)][-1] == 60.0  # capped
+    now[0] += 200
+    assert box.add("10.0.0.1") == 2.0  # forgotten
+    box.add("10.0.0.2")
+    box.add("10.0.0.3")  # the box is full: the oldest goes
+    assert not box.holds("10.0.0.1") and box.holds("10.0.0.3")

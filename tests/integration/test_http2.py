@@ -215,8 +215,33 @@ class Bystander:
         return statistics.quantiles(self.times, n=100)[98]
 
 
+ATTACKERS = iter(range(10, 250))  # each attack from an address of its own: 127.0.0.N
+
+
+def attacker_address() -> str:
+    return f"127.0.0.{next(ATTACKERS)}"
+
+
+def penalty_lapsed(gw: Gateway, source: str, timeout: float = 10.0) -> float:
+    """Seconds until a new HTTP/2 connection from `source` is served again
+    (an attacker's address is refused for a while after it is cut off)."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        with RawH2(port_of(gw), source=source) as probe:
+            stream_id = probe.request("/p/echo/probe")
+            try:
+                if probe.answers({stream_id}, timeout=5) == {stream_id: 200}:
+                    return time.monotonic() - started
+            except Closed:
+                pass
+        time.sleep(0.2)
+    raise AssertionError("new HTTP/2 connections stay refused")
+
+
 def attacked(gw: Gateway, attack: object) -> tuple[GoAwayFrame | None, Bystander]:
-    client = RawH2(port_of(gw))
+    """`attack` from an address of its own, beside a client requesting all
+    along from another."""
+    client = RawH2(port_of(gw), source=attacker_address())
     with Bystander(gw.url) as bystander:
         time.sleep(0.3)
         attack(client)  # type: ignore[operator]
@@ -238,6 +263,26 @@ def test_rapid_reset_is_cut_off(gw: Gateway) -> None:
 
     goaway, _ = attacked(gw, rapid_reset)
     assert goaway is not None and goaway.error_code == ENHANCE_YOUR_CALM
+
+
+def test_an_attackers_address_is_refused_for_a_while(gw: Gateway) -> None:
+    source = attacker_address()
+    with RawH2(port_of(gw)) as other:  # opened before: not touched
+        with RawH2(port_of(gw), source=source) as client:
+            for _ in range(1000):
+                if not client.ping():
+                    break
+            first = client.goaway()
+        assert first is not None and first.error_code == ENHANCE_YOUR_CALM
+        with RawH2(port_of(gw), source=source) as again:  # refused before anything else
+            again.request("/p/echo/refused")
+            refused = again.goaway()
+        assert refused is not None and refused.error_code == ENHANCE_YOUR_CALM
+        stream_id = other.request("/p/echo/other")
+        assert other.answers({stream_id}) == {stream_id: 200}
+    with httpx.Client(transport=httpx.HTTPTransport(local_address=source)) as http1:
+        assert http1.get(gw.url + "/p/echo/http1").status_code == 200  # HTTP/1.1 is not touched
+    assert 1.0 < penalty_lapsed(gw, source) < 6.0
 
 
 def test_continuation_flood_is_cut_off(gw: Gateway) -> None:
@@ -266,7 +311,9 @@ def test_refused_stream_flood_is_cut_off(gw: Gateway) -> None:
 
 
 def test_a_window_held_shut_is_cut_off(gw: Gateway) -> None:
-    client = RawH2(port_of(gw), settings={INITIAL_WINDOW_SIZE: 0}, credit=False)
+    client = RawH2(
+        port_of(gw), settings={INITIAL_WINDOW_SIZE: 0}, credit=False, source=attacker_address()
+    )
     stream_id = client.request("/p/big/500000")
     started = time.monotonic()
     frames = []
