@@ -17,7 +17,7 @@ from functools import lru_cache
 
 from gateway.addresses import parse_address
 
-__all__ = ["ClientAddress", "Networks", "make_request_id", "resolve_client"]
+__all__ = ["ClientAddress", "Networks", "is_trusted_proxy", "make_request_id", "resolve_client"]
 
 type Networks = Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network]
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._\-]{1,128}")
@@ -41,6 +41,10 @@ def _peer(text: str) -> tuple[ipaddress.IPv4Address | ipaddress.IPv6Address | No
 
 def _trusted(ip: ipaddress.IPv4Address | ipaddress.IPv6Address | None, networks: Networks) -> bool:
     return ip is not None and any(ip in net for net in networks)
+
+
+def is_trusted_proxy(peer: str, networks: Networks) -> bool:
+    return _trusted(_peer(peer)[0], networks)
 
 
 @dataclass(frozen=True, slots=True)

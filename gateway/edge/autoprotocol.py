@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 from hyperframe.frame import GoAwayFrame, SettingsFrame
 from uvicorn.protocols.utils import is_ssl
 
+from gateway.edge.address import Networks
 from gateway.edge.h2limits import PENALTY
 from gateway.edge.h2server import H2Protocol
 
@@ -93,13 +94,14 @@ class AutoProtocol(asyncio.Protocol):
             protocol.data_received(data)
 
 
-def serve_http2(config: Any, *, limits: tuple[float, int, int]) -> None:
+def serve_http2(config: Any, *, limits: tuple[float, int, int], trusted: Networks = ()) -> None:
     """Make the uvicorn `config` serve with AutoProtocol, whether it has
     loaded already (uvicorn imports the app inside `load()`) or will
     (`uvicorn.run` imports it once before): both the class it would resolve
     and the one it resolved are replaced, and ALPN offers `h2` on a TLS
     context it has made."""
     H2Protocol.limits = limits
+    H2Protocol.trusted = trusted
     config.http = AutoProtocol
     config.http2 = False  # uvicorn's own switch would choose its zttp protocols
     config.http_protocol_class = AutoProtocol

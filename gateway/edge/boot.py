@@ -130,6 +130,7 @@ def build_application() -> object:
                 settings.MAX_REQUEST_LINE,
                 settings.MAX_REQUEST_HEADERS,
             ),
+            trusted=settings.TRUSTED_PROXIES,
         )
     limit_websocket_messages(_websocket_max_size)
     exporter = None

@@ -20,7 +20,8 @@ connections get a GOAWAY before anything else is made for them
 within a minute, up to MAX_PENALTY_SECONDS. Clients behind the same address
 (a NAT, a layer-4 load balancer that hides client addresses) share the
 penalty, which is why it starts short; HTTP/1.1 connections and HTTP/2
-connections already open are not touched.
+connections already open are not touched, and a peer in TRUSTED_PROXIES (an
+ingress relaying many clients' streams) is never penalised.
 """
 
 from __future__ import annotations

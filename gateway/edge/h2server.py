@@ -54,7 +54,7 @@ from h2.stream import StreamClosedBy
 from hyperframe.frame import HeadersFrame, RstStreamFrame
 from uvicorn.protocols.utils import get_local_addr, get_remote_addr, is_ssl
 
-from gateway.edge.address import make_request_id
+from gateway.edge.address import Networks, is_trusted_proxy, make_request_id
 from gateway.edge.h2limits import PENALTY, FrameBudgets
 from gateway.edge.h2stream import H2Stream
 from gateway.errors import problem_body
@@ -102,6 +102,7 @@ class _Connection(h2.connection.H2Connection):
 class H2Protocol(asyncio.Protocol):
     # (CLIENT_HEADER_TIMEOUT, MAX_REQUEST_LINE, MAX_REQUEST_HEADERS): set at boot
     limits: ClassVar[tuple[float, int, int]] = (10.0, 8192, 65536)
+    trusted: ClassVar[Networks] = ()  # TRUSTED_PROXIES: never penalised (_penalize)
 
     def __init__(
         self,
@@ -341,7 +342,7 @@ class H2Protocol(asyncio.Protocol):
 
     def _spend(self, kind: str, what: str) -> None:
         if not self.budgets.spend(kind) and not self.transport.is_closing():
-            penalty = PENALTY.add(str(self.client[0])) if self.client else 0.0
+            penalty = self._penalize()
             logger.warning(
                 "HTTP/2 client %s sent too many %s: GOAWAY, and its new HTTP/2"
                 " connections refused for %g s",
@@ -353,6 +354,14 @@ class H2Protocol(asyncio.Protocol):
             self.write_out()
             self._abandon_all()
             self.transport.close()
+
+    def _penalize(self) -> float:
+        """The address's new HTTP/2 connections refused for a while (seconds),
+        unless it is a trusted proxy: an ingress relays many clients' streams
+        on its connections, and refusing it would refuse all of them."""
+        if not self.client or is_trusted_proxy(str(self.client[0]), self.trusted):
+            return 0.0
+        return PENALTY.add(str(self.client[0]))
 
     def _abandon_all(self) -> None:
         """The connection is over: each stream's request is cancelled,
@@ -379,7 +388,7 @@ class H2Protocol(asyncio.Protocol):
             credited.window.set()
 
     def _fail(self, why: str) -> None:
-        penalty = PENALTY.add(str(self.client[0])) if self.client else 0.0
+        penalty = self._penalize()
         logger.info(
             "HTTP/2 client %s: %s: GOAWAY, and its new HTTP/2 connections refused for %g s",
             self._peer(),

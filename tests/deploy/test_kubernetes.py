@@ -22,7 +22,13 @@ from tests.deploy.manifests import (
     tool,
 )
 
-TREES = ["k8s/base", "k8s/overlays/production", "k8s/overlays/staging", "k8s/overlays/canary"]
+TREES = [
+    "k8s/base",
+    "k8s/overlays/production",
+    "k8s/overlays/staging",
+    "k8s/overlays/canary",
+    "k8s/overlays/grpc",
+]
 
 
 @pytest.fixture(scope="module", params=TREES)
@@ -226,3 +232,19 @@ def test_the_canary_overlay_splits_orders_between_two_deployments() -> None:
         "orders-canary",
     ]
     assert_routes_check("k8s/overlays/canary/routes.yaml")
+
+
+def test_the_grpc_overlay_serves_http2_behind_a_grpc_ingress() -> None:
+    grpc = render("k8s/overlays/grpc")
+    container = find(grpc, "Deployment", "gateway")["spec"]["template"]["spec"]["containers"][0]
+    assert {"name": "HTTP2", "value": "on"} in container["env"]
+    port = find(grpc, "Service", "gateway")["spec"]["ports"][0]
+    assert port["name"] == "http" and port["appProtocol"] == "kubernetes.io/h2c"
+    ingress = find(grpc, "Ingress", "gateway-grpc")
+    assert (
+        ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/backend-protocol"] == "GRPC"
+    )
+    assert ingress["spec"]["tls"][0]["hosts"] == ["grpc.example.com"]
+    routes = yaml.safe_load(find(grpc, "ConfigMap", "gateway-routes")["data"]["routes.yaml"])
+    assert routes["routes"][0]["grpc"] == {"upstream": "users-grpc", "service": "users.v1.Users"}
+    assert_routes_check("k8s/overlays/grpc/routes.yaml")

@@ -394,3 +394,21 @@ def test_without_http2_the_preface_is_not_served(start_gateway: GatewayFactory, 
     with RawH2(port_of(gw)) as client, pytest.raises(Closed):
         client.until(lambda f: False, timeout=5)
     assert gw.get("/joined/1").status_code == 200
+
+
+def test_a_trusted_proxy_is_cut_off_but_never_refused(
+    start_gateway: GatewayFactory, stub: Stub
+) -> None:
+    """An ingress relays many clients on its connections: refusing its address
+    would refuse all of them."""
+    gw = start_gateway(
+        ROUTES, STUB=stub.url, HTTP2="on", TRUSTED_PROXIES="127.0.0.0/8", ADMIN_ADDR="off"
+    )
+    source = attacker_address()
+    with RawH2(port_of(gw), source=source) as client:
+        for _ in range(1000):
+            if not client.ping():
+                break
+        goaway = client.goaway()
+    assert goaway is not None and goaway.error_code == ENHANCE_YOUR_CALM
+    assert penalty_lapsed(gw, source) < 0.5  # served at once
