@@ -57,6 +57,7 @@ from uvicorn.protocols.utils import get_local_addr, get_remote_addr, is_ssl
 from gateway.edge.address import Networks, is_trusted_proxy, make_request_id
 from gateway.edge.h2limits import PENALTY, FrameBudgets
 from gateway.edge.h2stream import H2Stream
+from gateway.edge.protocol import LINGER_SECONDS
 from gateway.errors import problem_body
 from gateway.h2encode import FlatEncoder
 from gateway.types import Scope
@@ -290,7 +291,11 @@ class H2Protocol(asyncio.Protocol):
             self.acknowledge(stream.stream_id, stream.unacked)
             stream.unacked = 0
         if stream.more_body and stream.complete:
-            self.reset(stream.stream_id, h2.errors.ErrorCodes.NO_ERROR)  # stop sending it
+            # Answered before the whole body came (a 413): what still comes is
+            # read and dropped for LINGER_SECONDS, so a client that sends the
+            # whole body before it reads (most do) still gets its answer; then
+            # RST_STREAM NO_ERROR asks it to stop (RFC 9113 8.1).
+            self.loop.call_later(LINGER_SECONDS, self._stop_body, stream.stream_id)
         if self.transport.is_closing() or self.streams:
             return
         if self.closing:
@@ -298,6 +303,11 @@ class H2Protocol(asyncio.Protocol):
             self.transport.close()
         else:
             self._arm(self.config.timeout_keep_alive)
+
+    def _stop_body(self, stream_id: int) -> None:
+        h2_stream = self.conn.streams.get(stream_id)
+        if h2_stream is not None and h2_stream.open and not self.transport.is_closing():
+            self.reset(stream_id, h2.errors.ErrorCodes.NO_ERROR)
 
     # --- frames ---------------------------------------------------------------
     def _handle(self, event: Any) -> None:
@@ -495,7 +505,7 @@ class H2Protocol(asyncio.Protocol):
             self.reset(stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
             return
         if self.conn.streams.get(stream_id) is not None and self.conn.streams[stream_id].open:
-            self.reset(stream_id, h2.errors.ErrorCodes.NO_ERROR)  # the body is not wanted
+            self.loop.call_later(LINGER_SECONDS, self._stop_body, stream_id)  # as finished()
         self.flush()
 
     # --- timers -----------------------------------------------------------------

@@ -49,6 +49,9 @@ routes:
     path: /limited
     rate_limit: {limit: 2, window: 1h}
     backends: [{upstream: stub, path: /echo/limited, key: r, allow: [method]}]
+  - name: socket
+    path: /ws
+    websocket: {upstream: stub, path: /ws}
   - name: joined
     path: /joined/{n}
     backends:
@@ -121,6 +124,27 @@ def test_head_and_cookies(h2: httpx.Client) -> None:
     cookies = h2.get("/p/echo/c", headers=[("cookie", "a=1"), ("cookie", "b=2")])
     sent = {k.lower(): v for k, v in cookies.json()["headers"]}
     assert sent["cookie"] == "a=1; b=2"
+
+
+def test_streams_compression_and_body_limits_over_http2(h2: httpx.Client) -> None:
+    with h2.stream("GET", "/p/sse/3/100") as events:
+        assert events.headers["content-type"].startswith("text/event-stream")
+        arrived = []
+        for line in events.iter_lines():
+            if line.startswith("data:"):
+                arrived.append(time.monotonic())
+    assert len(arrived) == 3 and arrived[-1] - arrived[0] > 0.15  # relayed as they came
+    document = '{"text": "' + "compressible " * 300 + '"}'
+    squeezed = h2.get("/p/json", params={"body": document}, headers={"Accept-Encoding": "gzip"})
+    assert squeezed.headers["content-encoding"] == "gzip" and squeezed.text == document
+    too_big = h2.post("/p/echo/big", content=b"x" * (5 * 1024 * 1024))
+    assert too_big.status_code == 413
+    assert too_big.headers["content-type"] == "application/problem+json"
+
+
+def test_websocket_routes_stay_http1(h2: httpx.Client) -> None:
+    refused = h2.get("/ws")
+    assert refused.status_code == 426  # HTTP/2 has no Upgrade header: the answer drops it
 
 
 def test_access_log_names_http2(gw: Gateway, h2: httpx.Client) -> None:
