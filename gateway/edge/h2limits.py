@@ -46,8 +46,8 @@ _STRIKES_FORGOTTEN = 60.0  # seconds after a penalty ends
 # streams when a page changes or a call is abandoned; a rapid-reset attack
 # resets thousands a second.
 BUDGETS: dict[str, tuple[float, float]] = {
-    "reset": (100.0, 50.0),  # streams the client reset before their answer ended
-    "refused": (100.0, 50.0),  # streams opened past MAX_CONCURRENT_STREAMS
+    "reset": (50.0, 25.0),  # streams the client reset before their answer ended
+    "refused": (50.0, 25.0),  # streams opened past MAX_CONCURRENT_STREAMS
     "ping": (50.0, 10.0),
     "settings": (50.0, 10.0),
     "other": (200.0, 100.0),  # PRIORITY, unknown frame types, empty DATA
