@@ -43,6 +43,7 @@ def test_the_sample_routes_file_is_valid() -> None:
         ("ticks", "Proxy"),
         ("echo", "WebSocket"),
         ("old-dashboard", "Static"),
+        ("greeter", "Grpc"),
     ]
 
 
