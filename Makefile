@@ -7,7 +7,7 @@ PORT ?= 8000
 DEMO_PORT_BASE ?= 9001
 UVICORN_FLAGS := --loop uvloop --http httptools --no-access-log --no-server-header --timeout-graceful-shutdown 9
 
-.PHONY: help install run test lint typecheck pytest bench lock clean browser
+.PHONY: bench-tools help install run test lint typecheck pytest bench lock clean browser
 
 help:
 	@echo "make run     create .venv, install, start the gateway on routes.yaml with demo upstreams"
@@ -72,8 +72,22 @@ browser:
 
 test: lint typecheck pytest
 
-bench: install
+bench: install bench-tools
 	$(PY) -m bench
+
+# make bench drives the load with wrk (HTTP/1.1) and h2load (HTTP/2, Debian's
+# nghttp2-client): installed here when missing (as root, or with sudo that asks
+# no password); otherwise the bench says which is missing.
+bench-tools:
+	@missing=; command -v wrk >/dev/null 2>&1 || missing="wrk"; \
+	command -v h2load >/dev/null 2>&1 || missing="$$missing nghttp2-client"; \
+	[ -z "$$missing" ] && exit 0; \
+	if [ "$$(id -u)" = 0 ]; then sudo=; elif sudo -n true 2>/dev/null; then sudo="sudo -n"; \
+	else echo "missing:$$missing (apt-get install$$missing)"; exit 0; fi; \
+	echo "installing$$missing (apt-get) for make bench"; \
+	$$sudo apt-get install -y -q $$missing >/dev/null 2>&1 || \
+	{ $$sudo apt-get update -q >/dev/null && $$sudo apt-get install -y -q $$missing >/dev/null; } || \
+	echo "could not install$$missing"
 
 # Re-pin every dependency (needs network): runtime first, then dev on top.
 lock:
