@@ -237,7 +237,7 @@ class H2Protocol(asyncio.Protocol):
         self.conn.close_connection(last_stream_id=self.conn.highest_inbound_stream_id)
         self.write_out()
         if not self.streams:
-            self.transport.close()
+            self._close()
 
     # --- for the streams ------------------------------------------------------
     def flush(self) -> None:
@@ -300,7 +300,7 @@ class H2Protocol(asyncio.Protocol):
             return
         if self.closing:
             self.write_out()
-            self.transport.close()
+            self._close()
         else:
             self._arm(self.config.timeout_keep_alive)
 
@@ -348,7 +348,7 @@ class H2Protocol(asyncio.Protocol):
             self.closing = True
             if not self.streams:
                 self.write_out()
-                self.transport.close()
+                self._close()
 
     def _spend(self, kind: str, what: str) -> None:
         if not self.budgets.spend(kind) and not self.transport.is_closing():
@@ -363,6 +363,14 @@ class H2Protocol(asyncio.Protocol):
             self.conn.close_connection(_CALM, last_stream_id=self.conn.highest_inbound_stream_id)
             self.write_out()
             self._abandon_all()
+            self._close()
+
+    def _close(self) -> None:
+        """Close once what is written has gone; at once (a reset) when the
+        client reads nothing: a close would wait for it forever."""
+        if self.write_paused:
+            self.transport.abort()
+        else:
             self.transport.close()
 
     def _penalize(self) -> float:
@@ -407,7 +415,7 @@ class H2Protocol(asyncio.Protocol):
         )
         self.write_out()  # h2 has queued its GOAWAY
         self._abandon_all()
-        self.transport.close()
+        self._close()
 
     # --- requests ---------------------------------------------------------------
     def _request(self, stream_id: int, headers: list[tuple[bytes, bytes]], *, ended: bool) -> None:
@@ -524,7 +532,7 @@ class H2Protocol(asyncio.Protocol):
             self.closing = True
             self.conn.close_connection(last_stream_id=self.conn.highest_inbound_stream_id)
             self.write_out()
-            self.transport.close()
+            self._close()
 
     def _peer(self) -> str:
         return f"{self.client[0]}:{self.client[1]}" if self.client else "(unknown)"

@@ -330,9 +330,11 @@ class H2Client:
         max_header_size: int,
         context: Any = None,
         server_name: str | None = None,
+        connect_timeout: float = 5.0,
     ) -> None:
         """`context`: None for h2c, else a callable giving the current SSL
         context (a rotated certificate is used for new connections)."""
+        self.connect_timeout = connect_timeout
         self.max_connections = max_connections
         self.max_header_size = max_header_size
         self._context = context
@@ -373,9 +375,12 @@ class H2Client:
         connection = _Connection(origin, self.max_header_size)
         context = self._context() if self._context is not None else None
         try:
-            await connection.open(host, port, context, self._server_name or host)
+            async with asyncio.timeout(self.connect_timeout):
+                await connection.open(host, port, context, self._server_name or host)
         except H2Failure:
             raise
+        except TimeoutError:
+            raise H2Failure(f"cannot connect to {host}:{port}: timed out", connect=True) from None
         except (OSError, ssl.SSLError) as exc:
             raise H2Failure(f"cannot connect to {host}:{port}: {exc}", connect=True) from exc
         self._pools.setdefault((host, port), []).append(connection)

@@ -84,6 +84,7 @@ def h2_client(upstream: object) -> H2Client:
         max_header_size=upstream.max_header_size,
         context=context,
         server_name=server_name,
+        connect_timeout=upstream.timeout,
     )
 
 
