@@ -4,7 +4,9 @@ and reconnecting each time it is cut off (bench/http2.py, H2X).
     python -m bench.h2attack PORT ATTACK SECONDS
 
 Prints one JSON line: connections opened, and how many ended with a GOAWAY
-or were closed under it.
+or were closed under it. The streams it opens ask for H2ATTACK_PATH (default
+a proxied call that answers after a second: each stream costs the gateway an
+upstream call until it is reset).
 """
 
 from __future__ import annotations

@@ -137,6 +137,7 @@ class H2Protocol(asyncio.Protocol):
         self._writable = asyncio.Event()
         self._writable.set()
         self.closing = False
+        self._lost = False
         self._flush_soon = False
         self._starting: list[H2Stream] = []  # requests not started yet, in order
         self._start_soon = False
@@ -168,6 +169,7 @@ class H2Protocol(asyncio.Protocol):
         self._arm(header_timeout)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._lost = True
         self.server_state.connections.discard(self)
         self._disarm()
         self._abandon_all()
@@ -274,13 +276,13 @@ class H2Protocol(asyncio.Protocol):
 
     def cut(self, why: str) -> None:
         """End the connection now: GOAWAY, then close without waiting for
-        what the client will not read."""
+        what the client will not read (`_close`)."""
         logger.info("HTTP/2 client %s cut off: %s", self._peer(), why)
         self.closing = True
         self.conn.close_connection(_CALM, last_stream_id=self.conn.highest_inbound_stream_id)
         self.write_out()
         self._abandon_all()
-        self.transport.abort()
+        self._close()
 
     def finished(self, stream: H2Stream) -> None:
         """A stream's answer ended (sent in full, reset or abandoned)."""
@@ -366,12 +368,18 @@ class H2Protocol(asyncio.Protocol):
             self._close()
 
     def _close(self) -> None:
-        """Close once what is written has gone; at once (a reset) when the
-        client reads nothing: a close would wait for it forever."""
+        """Close once what is written (a GOAWAY) has gone; at once (a reset)
+        when the client reads nothing, or LINGER_SECONDS later if it still
+        has not read it: a close would wait for it forever."""
         if self.write_paused:
             self.transport.abort()
-        else:
-            self.transport.close()
+            return
+        self.transport.close()
+        self.loop.call_later(LINGER_SECONDS, self._abort_if_open)
+
+    def _abort_if_open(self) -> None:
+        if not self._lost:
+            self.transport.abort()
 
     def _penalize(self) -> float:
         """The address's new HTTP/2 connections refused for a while (seconds),
