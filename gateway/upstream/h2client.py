@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import logging
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import h2.config
@@ -33,9 +33,11 @@ import h2.exceptions
 import h2.settings
 
 from gateway.h2encode import FlatEncoder
+from gateway.routes.model import Upstream
 from gateway.upstream.requests import Origin
+from gateway.upstream.tls import TlsSource
 
-__all__ = ["H2Call", "H2Client", "H2Failure"]
+__all__ = ["H2Call", "H2Client", "H2Failure", "upstream_client"]
 
 logger = logging.getLogger("gateway.upstream")
 _READ = 65536
@@ -391,3 +393,33 @@ class H2Client:
         for pool in pools:
             for connection in pool:
                 await connection.aclose()
+
+
+def upstream_client(upstream: Upstream) -> H2Client:
+    """The HTTP/2 client of a gRPC upstream. Over TLS its contexts come from a
+    `TlsSource` of its own (rotated certificates picked up for new
+    connections), with ALPN `h2`: the HTTP/1.1 client's context must not
+    offer it."""
+    context: Callable[[], ssl.SSLContext] | None = None
+    if upstream.scheme == "https":
+        source = TlsSource(upstream.tls) if upstream.tls is not None else None
+        default: list[ssl.SSLContext] = []
+
+        def current() -> ssl.SSLContext:
+            if source is not None:
+                made = source.context()
+            else:
+                if not default:
+                    default.append(ssl.create_default_context())
+                made = default[0]
+            made.set_alpn_protocols(["h2"])
+            return made
+
+        context = current
+    return H2Client(
+        max_connections=upstream.max_connections,
+        max_header_size=upstream.max_header_size,
+        context=context,
+        server_name=upstream.tls.server_name if upstream.tls is not None else None,
+        connect_timeout=upstream.timeout,
+    )

@@ -41,12 +41,11 @@ from gateway.routes.model import Grpc, Route
 from gateway.stack import BuildContext
 from gateway.types import Failure
 from gateway.upstream.attempts import Traced, call_guarded
-from gateway.upstream.h2client import H2Call, H2Client, H2Failure
+from gateway.upstream.h2client import H2Call, H2Client, H2Failure, upstream_client
 from gateway.upstream.render import hop_by_hop_names, upstream_headers
 from gateway.upstream.targets import TargetState
-from gateway.upstream.tls import TlsSource
 
-__all__ = ["GrpcHandler", "h2_client"]
+__all__ = ["GrpcHandler"]
 
 # Set by the gateway for the upstream (or meaningless past it).
 _NOT_RELAYED = frozenset(
@@ -54,38 +53,6 @@ _NOT_RELAYED = frozenset(
 )
 # Never passed back from the upstream's head.
 _NOT_RETURNED = frozenset({b"content-length", b"x-request-id", b"date", b"server"})
-
-
-def h2_client(upstream: object) -> H2Client:
-    """The HTTP/2 client of an upstream (kept across reloads by connection_key)."""
-    from gateway.routes.model import Upstream
-
-    assert isinstance(upstream, Upstream)
-    context = None
-    if upstream.scheme == "https":
-        import ssl
-
-        source = TlsSource(upstream.tls) if upstream.tls is not None else None
-        default: list[ssl.SSLContext] = []
-
-        def context() -> ssl.SSLContext:
-            if source is not None:
-                current = source.context()
-            else:
-                if not default:
-                    default.append(ssl.create_default_context())
-                current = default[0]
-            current.set_alpn_protocols(["h2"])
-            return current
-
-    server_name = upstream.tls.server_name if upstream.tls is not None else None
-    return H2Client(
-        max_connections=upstream.max_connections,
-        max_header_size=upstream.max_header_size,
-        context=context,
-        server_name=server_name,
-        connect_timeout=upstream.timeout,
-    )
 
 
 class GrpcHandler:
@@ -98,7 +65,7 @@ class GrpcHandler:
         self.upstream = upstream = context.table.upstreams[kind.upstream]
         self.guard = context.guards[kind.upstream]
         self.client: H2Client = context.runtime.keep(
-            ("h2", upstream.connection_key), lambda: h2_client(upstream)
+            ("h2", upstream.connection_key), lambda: upstream_client(upstream)
         )
         self.static_headers = [(n.lower(), v) for n, v in upstream_headers(upstream)]
         self.dropped = context.not_relayed(route, self.static_headers) | _NOT_RELAYED
