@@ -38,6 +38,7 @@ from django.core.handlers.asgi import ASGIRequest
 from gateway.router import Match
 
 if TYPE_CHECKING:
+    from gateway.bodypump import BodyPump
     from gateway.errors import GatewayError
     from gateway.hooks import Request as HookRequest
     from gateway.observe.trace import TraceContext
@@ -209,6 +210,7 @@ class Envelope:
     # --- the edge: the body, as it was read; how the answer went
     body_size: int = 0
     refused: GatewayError | None = None  # too many query fields; a body: 413, 408
+    body_pump: BodyPump | None = None  # the body as it comes (a kind that streams it)
     cut: str | None = None  # the answer was cut off: send_timeout, idle_timeout, upstream_failed
     live: bool = False  # counted in flight on the dashboard (observe/live.py) until logged
     # Given back once the answer has been sent, however it ended (a share of

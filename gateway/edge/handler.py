@@ -28,11 +28,12 @@ checks the Django methods and signals it relies on.
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 import time
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
-from typing import Any, cast
+from typing import IO, Any, cast
 
 from django.conf import settings
 from django.core import signals
@@ -44,6 +45,7 @@ from django.urls import set_script_prefix
 
 from gateway import serving
 from gateway.asgi import cut_connection, may_block
+from gateway.bodypump import BodyPump
 from gateway.edge.body import read_body
 from gateway.edge.intake import drop_underscore_headers, open_envelope, too_many_query_fields
 from gateway.edge.middleware import EdgeRequest
@@ -113,7 +115,14 @@ class GatewayHandler(ASGIHandler):
             limit = route.max_body_size
         elif gateway is not None:
             limit = gateway.settings.max_body_size
-        body = await read_body(scope, receive, envelope, limit, self.body_grace)
+        pump = None
+        streams = getattr(route.kind, "streams_request", None) if route is not None else None
+        body: IO[bytes] | None
+        if streams is not None and envelope.refused is None and streams(scope):
+            pump = envelope.body_pump = BodyPump(receive, limit)  # the route reads it
+            body = io.BytesIO()
+        else:
+            body = await read_body(scope, receive, envelope, limit, self.body_grace)
         if body is None:  # the client went away before sending its whole body
             if envelope.live:
                 LIVE.end(envelope.route_name, CLIENT_CLOSED, 0.0, counted=False)
@@ -125,7 +134,13 @@ class GatewayHandler(ASGIHandler):
             await self._undecodable(envelope, scope, send, started)
             return
         request.envelope, request.gateway = envelope, gateway
-        await self._respond(request, receive, send, started)
+        if pump is None:
+            await self._respond(request, receive, send, started)
+            return
+        try:  # the pump reads the body: the watch only hears of a disconnect
+            await self._respond(request, pump.watch, send, started)
+        finally:
+            pump.stop()
 
     async def _undecodable(
         self, envelope: Envelope, scope: Scope, send: Send, started: float

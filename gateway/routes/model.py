@@ -260,6 +260,20 @@ class Grpc:
     upstream: str
     service: str  # package.Service
 
+    @staticmethod
+    def streams_request(scope: Mapping[str, Any]) -> bool:
+        """Native gRPC over HTTP/2: the body goes to the route as it comes
+        (client-streaming and bidirectional calls); gRPC-Web is read whole."""
+        if scope.get("http_version") != "2":
+            return False
+        for name, value in scope["headers"]:
+            if name == b"content-type":
+                media = bytes(value).split(b";", 1)[0].strip().lower()
+                return media.startswith(b"application/grpc") and not media.startswith(
+                    b"application/grpc-web"
+                )
+        return False
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class WebSocket:

@@ -69,10 +69,16 @@ class H2Call:
         self.window = asyncio.Event()
         self.ended = False  # the answer ended (trailers, or END_STREAM)
         self.failure: H2Failure | None = None
+        self.sender: asyncio.Task[None] | None = None  # sends a streamed request body
+        self.refusal: Exception | None = None  # why the caller gave up on it
 
     async def send(self, body: bytes, *, end: bool) -> None:
         """Send (more of) the request's body, within the flow-control windows."""
         await self._connection.send(self, body, end=end)
+
+    async def finish(self) -> None:
+        """End the request (its body sent in parts, the last already gone)."""
+        await self._connection.send(self, b"", end=True)
 
     async def head(self) -> None:
         """Wait for the answer's head (`status`, `headers`)."""
@@ -91,9 +97,18 @@ class H2Call:
             yield data
 
     async def aclose(self) -> None:
+        if self.sender is not None:
+            self.sender.cancel()
         if not self.ended:
             self._connection.reset(self.stream_id)
         self._connection.forget(self.stream_id)
+
+    def give_up(self, why: Exception) -> None:
+        """The caller ends the call (`refusal` says why): the stream is reset
+        and whoever waits on the answer gets H2Failure."""
+        self.refusal = why
+        self._connection.reset(self.stream_id)
+        self.fail(H2Failure(str(why)))
 
     # --- from the connection ------------------------------------------------------
     def answered(self, status: int, headers: list[tuple[bytes, bytes]], *, ended: bool) -> None:

@@ -8,6 +8,7 @@ service `test.v1.Echo`.
     Count     server streaming: the message names how many answers
     Sum       client streaming: the messages joined with "+"
     Chat      bidirectional: each message echoed as it comes
+    Total     bidirectional: after each message, the sum of the numbers so far
 
 python -m tests.integration.grpcstub --port N [--cert F --key F]
 """
@@ -69,6 +70,13 @@ def chat(requests: Iterator[bytes], context: Any) -> Iterator[bytes]:
         yield b"echo:" + message
 
 
+def running_total(requests: Iterator[bytes], context: Any) -> Iterator[bytes]:
+    total = 0
+    for message in requests:
+        total += int(message)
+        yield str(total).encode()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
@@ -85,6 +93,7 @@ def main() -> None:
             "Count": grpc.unary_stream_rpc_method_handler(count),
             "Sum": grpc.stream_unary_rpc_method_handler(total),
             "Chat": grpc.stream_stream_rpc_method_handler(chat),
+            "Total": grpc.stream_stream_rpc_method_handler(running_total),
         },
     )
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=32))

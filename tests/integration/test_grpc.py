@@ -174,6 +174,35 @@ def test_server_client_and_bidirectional_streams(channel: grpc.Channel) -> None:
     assert list(chat) == [b"echo:1", b"echo:2", b"echo:3"]
 
 
+def test_a_bidirectional_call_in_lockstep(channel: grpc.Channel) -> None:
+    """The client sends its next message only after the answer to the last:
+    both directions stay open through the gateway."""
+    import queue
+
+    outgoing: queue.Queue[bytes | None] = queue.Queue()
+
+    def requests() -> Iterator[bytes]:
+        while (message := outgoing.get(timeout=5)) is not None:
+            yield message
+
+    answers = channel.stream_stream("/test.v1.Echo/Total")(requests(), timeout=10)
+    totals = []
+    for n in (1, 2, 3, 4):
+        outgoing.put(str(n).encode())
+        totals.append(next(answers))  # waits for this message's answer
+    outgoing.put(None)
+    assert totals == [b"1", b"3", b"6", b"10"]
+    assert list(answers) == []
+
+
+def test_a_streamed_request_past_max_body_size(channel: grpc.Channel) -> None:
+    parts = (b"x" * 300_000 for _ in range(5))  # /hooked: 1 MiB by default
+    call = channel.stream_unary("/hooked.Echo/Sum")
+    with pytest.raises(grpc.RpcError) as raised:
+        call(parts, timeout=10)
+    assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
 def test_upstream_statuses_pass_through(channel: grpc.Channel) -> None:
     error = failure(channel, "/test.v1.Echo/Fail", b"5")
     assert error.code() == grpc.StatusCode.NOT_FOUND

@@ -6,11 +6,11 @@ HTTP/2 (gateway/upstream/h2client.py), its messages and metadata unchanged.
   them (a trailers-only answer becomes a head, then its trailers);
 - gRPC-Web (gateway/pipeline/grpc/web.py): translated both ways.
 
-The request is read whole before the call (it is bounded by the route's
-`max_body_size`), so unary and server-streaming calls, client-streaming
-calls, and bidirectional calls whose client sends everything before it
-reads work; a bidirectional call that waits for an answer before sending
-more does not.
+Native gRPC requests (HTTP/2) are sent on as they come (the edge's
+BodyPump, gateway/bodypump.py): client-streaming and bidirectional calls
+keep the request open while answers flow back, each side as fast as the
+other reads. Past `max_body_size` in all, the call ends RESOURCE_EXHAUSTED.
+gRPC-Web requests (no full duplex in browsers) are read whole first.
 
 The call's deadline is the route's `timeout`, or the client's
 `grpc-timeout` when it is shorter; the upstream gets the time left as its
@@ -24,8 +24,15 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 
+from gateway.bodypump import BodyPump
 from gateway.envelope import BackendLog, RouteCall
-from gateway.errors import BadRequest, GatewayError, UnsupportedMediaType, backend_error
+from gateway.errors import (
+    BadRequest,
+    GatewayError,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    backend_error,
+)
 from gateway.observe import metrics
 from gateway.observe.trace import CallTarget
 from gateway.pipeline.grpc import status as grpc
@@ -87,7 +94,8 @@ class GrpcHandler:
                 )
             if scope.get("http_version") != "2":
                 raise BadRequest("gRPC needs HTTP/2 (browsers: gRPC-Web)")
-        body = request.read()
+        pump = envelope.body_pump  # native gRPC over HTTP/2: the body as it comes
+        body = request.read() if pump is None else b""
         if web == "text":
             try:
                 body = decode_text(body)
@@ -130,13 +138,21 @@ class GrpcHandler:
                 head.append((b"traceparent", traceparent))
             try:
                 h2call = await self.client.call(
-                    target.origin, target.target.host, target.target.port, head, end=not body
+                    target.origin,
+                    target.target.host,
+                    target.target.port,
+                    head,
+                    end=not body and pump is None,
                 )
                 current.append(h2call)
-                if body:
+                if pump is not None:  # sent as it comes, while the answer flows back
+                    h2call.sender = asyncio.create_task(_send_parts(h2call, pump))
+                elif body:
                     await h2call.send(body, end=True)
                 await h2call.head()
             except H2Failure:
+                if isinstance(refusal := current[-1].refusal if current else None, GatewayError):
+                    raise refusal from None
                 return Failure.CONNECT
             return h2call
 
@@ -223,7 +239,10 @@ class GrpcHandler:
         except TimeoutError:
             response.trailers = grpc.status_trailers(grpc.DEADLINE_EXCEEDED, "deadline exceeded")
         except H2Failure as exc:
-            response.trailers = grpc.status_trailers(grpc.UNAVAILABLE, str(exc))
+            code = grpc.UNAVAILABLE
+            if isinstance(refusal := h2call.refusal, GatewayError):  # the request's own fault
+                code = grpc.code_for_gateway(refusal.status)
+            response.trailers = grpc.status_trailers(code, str(exc))
         finally:
             await h2call.aclose()
         response.envelope.log.grpc_status = status_of(response.trailers)
@@ -244,6 +263,19 @@ class GrpcHandler:
         call.envelope.log.backends.append(
             BackendLog(self.backend, status, time.perf_counter() - started, attempts, outcome)
         )
+
+
+async def _send_parts(h2call: H2Call, pump: BodyPump) -> None:
+    """A streamed request body, part by part, then the end of the request;
+    past max_body_size the call is given up (RESOURCE_EXHAUSTED)."""
+    try:
+        async for part in pump.parts():
+            await h2call.send(part, end=False)
+        await h2call.finish()
+    except PayloadTooLarge as exc:
+        h2call.give_up(exc)
+    except H2Failure:
+        return  # the call failed: its answer says so
 
 
 class UpstreamNotGrpc(GatewayError):
