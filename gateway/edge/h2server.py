@@ -235,9 +235,7 @@ class H2Protocol(asyncio.Protocol):
         """Graceful: GOAWAY now, close once the streams in flight have ended."""
         if self.closing:
             return
-        self.closing = True
-        self.conn.close_connection(last_stream_id=self.conn.highest_inbound_stream_id)
-        self.write_out()
+        self._goaway()
         if not self.streams:
             self._close()
 
@@ -278,11 +276,8 @@ class H2Protocol(asyncio.Protocol):
         """End the connection now: GOAWAY, then close without waiting for
         what the client will not read (`_close`)."""
         logger.info("HTTP/2 client %s cut off: %s", self._peer(), why)
-        self.closing = True
-        self.conn.close_connection(_CALM, last_stream_id=self.conn.highest_inbound_stream_id)
-        self.write_out()
-        self._abandon_all()
-        self._close()
+        self._goaway(_CALM)
+        self._end()
 
     def finished(self, stream: H2Stream) -> None:
         """A stream's answer ended (sent in full, reset or abandoned)."""
@@ -362,10 +357,19 @@ class H2Protocol(asyncio.Protocol):
                 what,
                 penalty,
             )
-            self.conn.close_connection(_CALM, last_stream_id=self.conn.highest_inbound_stream_id)
-            self.write_out()
-            self._abandon_all()
-            self._close()
+            self._goaway(_CALM)
+            self._end()
+
+    def _goaway(self, code: int = h2.errors.ErrorCodes.NO_ERROR) -> None:
+        """GOAWAY now: no new stream from here on."""
+        self.closing = True
+        self.conn.close_connection(code, last_stream_id=self.conn.highest_inbound_stream_id)
+        self.write_out()
+
+    def _end(self) -> None:
+        """The connection is over now: its requests abandoned, it closed."""
+        self._abandon_all()
+        self._close()
 
     def _close(self) -> None:
         """Close once what is written (a GOAWAY) has gone; at once (a reset)
@@ -421,9 +425,9 @@ class H2Protocol(asyncio.Protocol):
             why,
             penalty,
         )
+        self.closing = True
         self.write_out()  # h2 has queued its GOAWAY
-        self._abandon_all()
-        self._close()
+        self._end()
 
     # --- requests ---------------------------------------------------------------
     def _request(self, stream_id: int, headers: list[tuple[bytes, bytes]], *, ended: bool) -> None:
@@ -537,9 +541,7 @@ class H2Protocol(asyncio.Protocol):
     def _idle_out(self) -> None:
         self._idle = None
         if not self.streams and not self.transport.is_closing():
-            self.closing = True
-            self.conn.close_connection(last_stream_id=self.conn.highest_inbound_stream_id)
-            self.write_out()
+            self._goaway()
             self._close()
 
     def _peer(self) -> str:

@@ -132,9 +132,6 @@ OPTION = Option[CorsPolicy](
 
 
 # --- the stage -------------------------------------------------------------------
-# On `grpc` routes, added to what the route lists (SPEC 3.18).
-GRPC_WEB_REQUEST = ("Content-Type", "X-Grpc-Web", "X-User-Agent", "Grpc-Timeout")
-GRPC_WEB_ANSWER = ("Grpc-Status", "Grpc-Message", "Grpc-Status-Details-Bin")
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,9 +153,9 @@ def _with(listed: tuple[str, ...], more: tuple[str, ...]) -> tuple[str, ...]:
 
 def build_cors(route: Route, policy: CorsPolicy) -> RouteCors:
     methods = policy.allow_methods or tuple(sorted(route.methods))
-    allow, expose = policy.allow_headers, policy.expose_headers
-    if route.kind_name == "grpc":  # what a gRPC-Web client sends and must read
-        allow, expose = _with(allow, GRPC_WEB_REQUEST), _with(expose, GRPC_WEB_ANSWER)
+    # A kind may need headers whatever the route lists (grpc: gRPC-Web's).
+    allow = _with(policy.allow_headers, getattr(route.kind, "cors_allow", ()))
+    expose = _with(policy.expose_headers, getattr(route.kind, "cors_expose", ()))
     preflight = [
         ("Access-Control-Allow-Methods", ", ".join(methods)),
         ("Access-Control-Max-Age", str(int(policy.max_age))),

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 __all__ = [
     "Aggregate",
@@ -43,6 +43,7 @@ __all__ = [
     "Upstream",
     "UpstreamTls",
     "WebSocket",
+    "native_grpc",
 ]
 
 
@@ -252,27 +253,47 @@ class Proxy:
     mirror: MirrorSpec | None = None
 
 
+def native_grpc(scope: Mapping[str, Any]) -> bool:
+    """A gRPC request over HTTP/2 (not gRPC-Web): its body streams, its
+    answer ends with HTTP/2 trailers."""
+    if scope.get("http_version") != "2":
+        return False
+    for name, value in scope["headers"]:
+        if name == b"content-type":
+            media = bytes(value).split(b";", 1)[0].strip().lower()
+            return media.startswith(b"application/grpc") and not media.startswith(
+                b"application/grpc-web"
+            )
+    return False
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Grpc:
     """`grpc:`: the calls of one gRPC service relayed to an upstream over
-    HTTP/2 (gRPC-Web translated), messages and trailers unchanged."""
+    HTTP/2 (gRPC-Web translated), messages and trailers unchanged.
+
+    The class attributes are what the edge and the shared policies read of a
+    route's kind (each with a default for kinds that do not say): the body
+    handed over as it comes (`streams_request`, gateway/edge/handler.py), no
+    compression (gRPC compresses its own messages), and the headers CORS
+    always allows and exposes for gRPC-Web."""
 
     upstream: str
     service: str  # package.Service
 
-    @staticmethod
-    def streams_request(scope: Mapping[str, Any]) -> bool:
-        """Native gRPC over HTTP/2: the body goes to the route as it comes
-        (client-streaming and bidirectional calls); gRPC-Web is read whole."""
-        if scope.get("http_version") != "2":
-            return False
-        for name, value in scope["headers"]:
-            if name == b"content-type":
-                media = bytes(value).split(b";", 1)[0].strip().lower()
-                return media.startswith(b"application/grpc") and not media.startswith(
-                    b"application/grpc-web"
-                )
-        return False
+    streams_request: ClassVar[Callable[[Mapping[str, Any]], bool]] = staticmethod(native_grpc)
+    compressible: ClassVar[bool] = False
+    cors_allow: ClassVar[tuple[str, ...]] = (
+        "Content-Type",
+        "X-Grpc-Web",
+        "X-User-Agent",
+        "Grpc-Timeout",
+    )
+    cors_expose: ClassVar[tuple[str, ...]] = (
+        "Grpc-Status",
+        "Grpc-Message",
+        "Grpc-Status-Details-Bin",
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -34,7 +34,6 @@ import h2.settings
 
 from gateway.h2encode import FlatEncoder
 from gateway.routes.model import Upstream
-from gateway.upstream.requests import Origin
 from gateway.upstream.tls import TlsSource
 
 __all__ = ["H2Call", "H2Client", "H2Failure", "upstream_client"]
@@ -141,8 +140,7 @@ class H2Call:
 
 
 class _Connection:
-    def __init__(self, origin: Origin, max_header_size: int) -> None:
-        self.origin = origin
+    def __init__(self, max_header_size: int) -> None:
         self.conn = h2.connection.H2Connection(
             h2.config.H2Configuration(
                 client_side=True,
@@ -169,7 +167,6 @@ class _Connection:
         self.usable = True
         self._flush_soon = False
         self._reader: asyncio.Task[None] | None = None
-        self._settled = asyncio.Event()  # the server's SETTINGS arrived
 
     async def open(self, host: str, port: int, context: ssl.SSLContext | None, name: str) -> None:
         reader, self.writer = await asyncio.open_connection(
@@ -306,7 +303,6 @@ class _Connection:
                 if call is not None:
                     call.window.set()
         elif isinstance(event, h2.events.RemoteSettingsChanged):
-            self._settled.set()
             for call in self.calls.values():
                 call.window.set()
         elif isinstance(event, h2.events.ConnectionTerminated):
@@ -360,10 +356,10 @@ class H2Client:
         self._opening: dict[tuple[str, int], asyncio.Future[_Connection]] = {}
 
     async def call(
-        self, origin: Origin, host: str, port: int, headers: list[tuple[bytes, bytes]], *, end: bool
+        self, host: str, port: int, headers: list[tuple[bytes, bytes]], *, end: bool
     ) -> H2Call:
         """Open a stream on a connection to `host:port` and send `headers`."""
-        connection = await self._connection(origin, host, port)
+        connection = await self._connection(host, port)
         try:
             return connection.start(headers, end=end)
         except h2.exceptions.ProtocolError as exc:  # the connection is closing
@@ -372,7 +368,7 @@ class H2Client:
                 f"the upstream connection cannot take a stream: {exc}", refused=True
             ) from exc
 
-    async def _connection(self, origin: Origin, host: str, port: int) -> _Connection:
+    async def _connection(self, host: str, port: int) -> _Connection:
         key = (host, port)
         pool = self._pools.setdefault(key, [])
         pool[:] = [c for c in pool if c.usable or c.calls]
@@ -383,13 +379,13 @@ class H2Client:
             raise H2Failure(f"every connection to {host}:{port} is full", refused=True)
         opening = self._opening.get(key)
         if opening is None:
-            opening = asyncio.ensure_future(self._open(origin, host, port))
+            opening = asyncio.ensure_future(self._open(host, port))
             self._opening[key] = opening
             opening.add_done_callback(lambda _: self._opening.pop(key, None))
         return await asyncio.shield(opening)
 
-    async def _open(self, origin: Origin, host: str, port: int) -> _Connection:
-        connection = _Connection(origin, self.max_header_size)
+    async def _open(self, host: str, port: int) -> _Connection:
+        connection = _Connection(self.max_header_size)
         context = self._context() if self._context is not None else None
         try:
             async with asyncio.timeout(self.connect_timeout):

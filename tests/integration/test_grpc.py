@@ -20,6 +20,7 @@ import pytest
 
 from tests.certs import Authority
 from tests.integration.conftest import Gateway, GatewayFactory, free_port, start_process
+from tests.integration.otlpstub import Collector
 from tests.processes import PYTHON, Process
 
 ROUTES = """
@@ -31,11 +32,19 @@ upstreams:
     timeout: 3s
     tls: {ca: ca/test-ca.pem}
   down: {url: "http://127.0.0.1:${DOWN_PORT}", timeout: 1s}
+  tripped:
+    url: "http://127.0.0.1:${DOWN_PORT}"
+    timeout: 1s
+    circuit_breaker: {failures: 2, cooldown: 1m}
+plans:
+  tiny:
+    quota: {limit: 1, period: day}
+    routes: [metered]
 auth:
   keys:
     type: api_key
     identity_header: X-Client-Id
-    keys: [{id: alice, key: alice-key}]
+    keys: [{id: alice, key: alice-key}, {id: bob, key: bob-key, plan: tiny}]
 routes:
   - name: echo
     grpc: {upstream: echo, service: test.v1.Echo}
@@ -63,6 +72,12 @@ routes:
     grpc: {upstream: echo, service: test.v1.Echo}
   - name: gone
     grpc: {upstream: down, service: down.Service}
+  - name: breaker
+    grpc: {upstream: tripped, service: tripped.Service}
+  - name: metered
+    path: /metered.Echo/{method}
+    auth: keys
+    grpc: {upstream: echo, service: test.v1.Echo}
   - name: secure
     path: /secure.Echo/{method}
     grpc: {upstream: secure, service: test.v1.Echo}
@@ -87,13 +102,22 @@ def grpc_stub(directory: Path, cert: Path | None = None, key: Path | None = None
 
 
 @pytest.fixture(scope="module")
+def plain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Process]:
+    process = grpc_stub(tmp_path_factory.mktemp("grpc-plain"))
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="module")
 def gw(
-    start_gateway: GatewayFactory, tmp_path_factory: pytest.TempPathFactory, dead_port: int
+    start_gateway: GatewayFactory,
+    tmp_path_factory: pytest.TempPathFactory,
+    dead_port: int,
+    plain: Process,
 ) -> Iterator[Gateway]:
     directory = tmp_path_factory.mktemp("grpc")
     authority = Authority(directory / "ca")
     issued = authority.issue("localhost")
-    plain = grpc_stub(directory)
     secure = grpc_stub(directory, issued.cert, issued.key)
     hooks = directory / "hooks"
     hooks.mkdir()
@@ -110,7 +134,6 @@ def gw(
         )
         yield gateway
     finally:
-        plain.stop()
         secure.stop()
 
 
@@ -270,6 +293,25 @@ def test_an_upstream_down_is_unavailable(channel: grpc.Channel) -> None:
     assert error.code() == grpc.StatusCode.UNAVAILABLE
 
 
+def test_an_open_circuit_is_unavailable(channel: grpc.Channel) -> None:
+    for _ in range(2):  # two connection failures open it
+        assert failure(channel, "/tripped.Service/X").code() == grpc.StatusCode.UNAVAILABLE
+    opened = failure(channel, "/tripped.Service/X")
+    assert opened.code() == grpc.StatusCode.UNAVAILABLE
+    assert "circuit open" in opened.details()
+
+
+def test_a_plans_quota_is_resource_exhausted(channel: grpc.Channel) -> None:
+    key = [("x-api-key", "bob-key")]
+    _, call = unary(channel, "/metered.Echo/Echo", b"", metadata=key)
+    assert dict(call.initial_metadata())["x-quota-remaining"] == "0"
+    spent = failure(channel, "/metered.Echo/Echo", metadata=key)
+    assert spent.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert dict(spent.trailing_metadata() or ()).get("retry-after") or dict(
+        spent.initial_metadata() or ()
+    ).get("retry-after")
+
+
 def test_unknown_service_is_unimplemented(channel: grpc.Channel) -> None:
     assert failure(channel, "/nope.Service/X").code() == grpc.StatusCode.UNIMPLEMENTED
 
@@ -386,6 +428,41 @@ def test_metrics_count_the_calls(gw: Gateway, channel: grpc.Channel) -> None:
     unary(channel, "/test.v1.Echo/Echo", b"")
     metrics = httpx.get(gw.admin_url + "/metrics").text
     assert 'route="echo"' in metrics
+
+
+def test_spans_follow_the_grpc_conventions(start_gateway: GatewayFactory, plain: Process) -> None:
+    routes = """
+version: 1
+upstreams:
+  echo: {url: "http://127.0.0.1:${GRPC_PORT}", timeout: 3s}
+routes:
+  - {name: echo, grpc: {upstream: echo, service: test.v1.Echo}}
+"""
+    collector = Collector()
+    try:
+        exporting = start_gateway(
+            routes,
+            HTTP2="on",
+            GRPC_PORT=str(plain.port),
+            OTEL_EXPORTER_OTLP_ENDPOINT=collector.endpoint,
+            OTEL_BSP_SCHEDULE_DELAY="100",
+            ADMIN_ADDR="off",
+        )
+        trace_id = "7" * 32
+        with grpc.insecure_channel(f"127.0.0.1:{exporting.process.port}") as channel:
+            traced = [("traceparent", f"00-{trace_id}-{'8' * 16}-01")]
+            with pytest.raises(grpc.RpcError):
+                unary(channel, "/test.v1.Echo/Fail", b"14", metadata=traced)
+        server, client = sorted(collector.trace(trace_id, 2), key=lambda s: s.kind)
+    finally:
+        collector.close()
+    assert server.attributes["rpc.system"] == "grpc"
+    assert server.attributes["rpc.service"] == "test.v1.Echo"
+    assert server.attributes["rpc.method"] == "Fail"
+    assert server.attributes["rpc.grpc.status_code"] == 14
+    assert server.status == 2  # UNAVAILABLE is the server's failure
+    assert client.attributes["rpc.service"] == "test.v1.Echo"
+    assert client.parent_id == server.span_id
 
 
 def test_no_traceback(gw: Gateway) -> None:

@@ -138,7 +138,6 @@ class GrpcHandler:
                 head.append((b"traceparent", traceparent))
             try:
                 h2call = await self.client.call(
-                    target.origin,
                     target.target.host,
                     target.target.port,
                     head,

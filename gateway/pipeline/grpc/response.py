@@ -15,6 +15,7 @@ from gateway.errors import GatewayError
 from gateway.pipeline.grpc import status as grpc
 from gateway.pipeline.grpc.web import web_mode
 from gateway.responses import RelayedResponse
+from gateway.routes.model import native_grpc
 from gateway.stack import RouteHandler
 from gateway.upstream.h2client import H2Call
 
@@ -69,11 +70,7 @@ def refusal(error: GatewayError, call: RouteCall) -> GrpcResponse:
     asked = next((v for n, v in scope["headers"] if n == b"content-type"), b"")
     extra = [(n.lower().encode("latin-1"), v.encode("latin-1")) for n, v in error.headers.items()]
     call.envelope.log.grpc_status = code
-    native = (
-        web_mode(asked) is None
-        and scope.get("http_version") == "2"
-        and "http.response.trailers" in scope.get("extensions", {})
-    )
+    native = native_grpc(scope) and "http.response.trailers" in scope.get("extensions", {})
     if native:
         head = [(b"content-type", b"application/grpc"), *extra]
         return GrpcResponse(head, _nothing, envelope=call.envelope, native=True, trailers=trailers)

@@ -130,7 +130,7 @@ OPTION = Option[Compression](
 # --- the stage ---------------------------------------------------------------------
 def compress_stage(route: Route, context: BuildContext) -> RouteStage | None:
     rule = OPTION.of(route)
-    if rule is None or route.kind_name == "grpc":  # gRPC compresses its own messages
+    if rule is None or not getattr(route.kind, "compressible", True):  # grpc: its own
         return None
 
     def stage(inner: RouteHandler) -> RouteHandler:
